@@ -1,0 +1,181 @@
+"""Choosing the concurrency backend: detection, switching, the registry.
+
+The active backend is chosen when greenpools is imported: the
+``GREENPOOLS_BACKEND`` environment variable if set, otherwise gevent when
+gevent has monkey-patched the standard library, eventlet when eventlet
+has, otherwise threading.  ``use_backend()`` switches explicitly.  While
+the choice is automatic, a later ``gevent.monkey.patch_all()`` switches
+to gevent through gevent's patch events, and every blocking wait checks
+the patch state again, so pools made before patching never freeze a hub.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from .base import Backend, Waiter
+
+__all__ = [
+    "BACKEND_NAMES",
+    "Backend",
+    "BackendUnavailable",
+    "Waiter",
+    "current",
+    "detect",
+    "get_backend",
+    "on_switch",
+    "use_backend",
+]
+
+BACKEND_NAMES = ("threading", "gevent", "eventlet")
+ENV_VAR = "GREENPOOLS_BACKEND"
+
+
+class BackendUnavailable(ImportError):
+    """The library behind a backend is not installed."""
+
+
+def detect() -> str:
+    """Name of the backend that matches the process's monkey patching.
+
+    Never imports gevent or eventlet: a library that is not imported yet
+    cannot have patched anything.
+    """
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None and monkey.is_module_patched("threading"):
+        return "gevent"
+    patcher = sys.modules.get("eventlet.patcher")
+    if patcher is not None and patcher.is_monkey_patched("thread"):
+        return "eventlet"
+    return "threading"
+
+
+def load(name: str) -> Backend:
+    """The backend called ``name``, importing its library."""
+    if name not in BACKEND_NAMES:
+        raise ValueError(
+            f"backend must be one of {', '.join(map(repr, (*BACKEND_NAMES, 'auto')))}, "
+            f"got {name!r}"
+        )
+    try:
+        module = importlib.import_module(f"{__name__}.{name}")
+    except ImportError as exc:
+        raise BackendUnavailable(
+            f"the {name} backend needs the {name} library: "
+            f"pip install 'greenpools[{name}]' ({exc})"
+        ) from exc
+    backend: Backend = module.backend
+    return backend
+
+
+class _State:
+    """The active backend and whether it follows the patch state."""
+
+    __slots__ = ("automatic", "backend")
+
+    def __init__(self) -> None:
+        self.backend: Backend
+        self.automatic = True
+
+
+_state = _State()
+_switch_listeners: list[Callable[[Backend], None]] = []
+
+
+def _activate(backend: Backend) -> Backend:
+    previous = getattr(_state, "backend", None)
+    _state.backend = backend
+    if previous is not None and previous is not backend:
+        for listener in list(_switch_listeners):
+            listener(backend)
+    return backend
+
+
+def on_switch(listener: Callable[[Backend], None]) -> None:
+    """Call ``listener(new_backend)`` after every backend switch."""
+    _switch_listeners.append(listener)
+
+
+def use_backend(name: str) -> Backend:
+    """Switch every pool, existing and future, to the backend ``name``.
+
+    ``"auto"`` detects it again from the monkey patching and keeps
+    following it.  Raises ``ValueError`` for an unknown name and
+    :class:`BackendUnavailable` (an ``ImportError``) when the library is
+    not installed.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str, got {name!r}")
+    if name == "auto":
+        backend = load(detect())
+        _state.automatic = True
+    else:
+        backend = load(name)
+        _state.automatic = False
+    return _activate(backend)
+
+
+def get_backend() -> Backend:
+    """The active backend."""
+    return _state.backend
+
+
+def current() -> Backend:
+    """The backend a wait starting now must use.
+
+    While the choice is automatic, detect again (two dictionary look-ups)
+    so that patching done after the pool was made is always followed.
+    """
+    state = _state
+    if state.automatic:
+        name = detect()
+        if name != state.backend.name:
+            _activate(load(name))
+    return state.backend
+
+
+def on_gevent_patch_all(event: Any = None) -> None:
+    """gevent's ``did_patch_all`` hook: follow the patching if automatic."""
+    if _state.automatic:
+        _activate(load(detect()))
+
+
+def _subscribe_to_gevent() -> None:
+    # Only when gevent is already imported: importing it here would slow
+    # down and change every threaded program.  The entry point in setup.cfg
+    # covers a gevent imported later.
+    if "gevent" not in sys.modules:
+        return
+    try:
+        import zope.event
+        from gevent.events import IGeventDidPatchAllEvent
+    except ImportError:  # pragma: no cover - gevent always ships both
+        return
+
+    def subscriber(event: Any) -> None:
+        if IGeventDidPatchAllEvent.providedBy(event):
+            on_gevent_patch_all(event)
+
+    if subscriber not in zope.event.subscribers:
+        zope.event.subscribers.append(subscriber)
+
+
+def _initial() -> Backend:
+    requested = os.environ.get(ENV_VAR, "").strip()
+    if requested and requested != "auto":
+        if requested not in BACKEND_NAMES:
+            raise ValueError(
+                f"{ENV_VAR} must be one of {', '.join((*BACKEND_NAMES, 'auto'))}, "
+                f"got {requested!r}"
+            )
+        _state.automatic = False
+        return load(requested)
+    return load(detect())
+
+
+_state.backend = _initial()
+_subscribe_to_gevent()

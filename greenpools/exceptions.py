@@ -1,0 +1,54 @@
+"""Exceptions raised by the pools.
+
+Each is also an instance of the kombu class that kombu raises in the same
+situation, so ``except kombu.exceptions.LimitExceeded`` (or
+``ConnectionLimitExceeded``, ``RuntimeError`` for a closed pool) keeps
+working after switching to greenpools.
+"""
+
+from __future__ import annotations
+
+from kombu.exceptions import LimitExceeded as KombuLimitExceeded
+
+__all__ = ["LimitExceeded", "PoolClosed", "PoolError", "PoolTimeout", "TooManyRequests"]
+
+
+class PoolError(Exception):
+    """Base class of every greenpools error."""
+
+
+class LimitExceeded(PoolError, KombuLimitExceeded):
+    """Every resource is in use and the caller would not wait."""
+
+
+class PoolTimeout(LimitExceeded):
+    """A blocking acquire waited its whole timeout for a resource."""
+
+
+class TooManyRequests(LimitExceeded):
+    """``max_waiting`` callers are already queued for this pool."""
+
+
+class PoolClosed(PoolError, RuntimeError):
+    """The pool was closed; it hands out nothing more."""
+
+
+_specialised: dict[tuple[type[LimitExceeded], type[BaseException]], type[LimitExceeded]] = {}
+
+
+def specialise(error: type[LimitExceeded], kombu_class: type[BaseException]) -> type[LimitExceeded]:
+    """``error`` made also an instance of a pool's own kombu ``LimitExceeded``.
+
+    kombu's connection pool raises ``ConnectionLimitExceeded`` and its
+    channel pool ``ChannelLimitExceeded``; a greenpools ``PoolTimeout`` from
+    those pools must be caught by the same clauses.
+    """
+    if issubclass(error, kombu_class):
+        return error
+    key = (error, kombu_class)
+    if key not in _specialised:
+        made: type[LimitExceeded] = type(
+            error.__name__, (error, kombu_class), {"__module__": error.__module__}
+        )
+        _specialised[key] = made
+    return _specialised[key]

@@ -1,0 +1,140 @@
+"""Background upkeep of one pool: min_size, max_idle, max_lifetime, leaks.
+
+One small task per pool that asked for any of these (a plain kombu-style
+pool starts none).  It holds only a weak reference to its pool, so an
+abandoned pool is collected and its task ends; it also ends when the pool
+closes, after a fork (the child restarts it lazily) and when the backend
+switches (the pool starts a new one on the new backend).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import weakref
+from typing import TYPE_CHECKING, Any
+
+from . import forking
+
+if TYPE_CHECKING:
+    from .backends import Backend
+    from .resource import Resource, Slot
+
+logger = logging.getLogger("greenpools")
+
+#: Longest sleep between two rounds, and the first reconnection delay.
+MAX_INTERVAL = 1.0
+
+
+class Upkeep:
+    """The upkeep task of one pool."""
+
+    def __init__(self, pool: Resource[Any], backend: Backend) -> None:
+        self._pool = weakref.ref(pool)
+        self._backend = backend
+        self._pid = forking.pid
+        self._stopped = False
+        self._failing_since: float | None = None
+        self._retry_at = 0.0
+        self._delay = MAX_INTERVAL
+
+    @classmethod
+    def start(cls, pool: Resource[Any], backend: Backend) -> Upkeep:
+        upkeep = cls(pool, backend)
+        backend.spawn(upkeep.run)
+        return upkeep
+
+    def stop(self) -> None:
+        self._stopped = True
+
+    def _live_pool(self) -> Resource[Any] | None:
+        pool = self._pool()
+        if (
+            pool is None or self._stopped or pool._closed or pool._upkeep is not self
+            or forking.pid != self._pid
+        ):
+            return None
+        return pool
+
+    def run(self) -> None:
+        while True:
+            pool = self._live_pool()
+            if pool is None:
+                return
+            try:
+                self.tend(pool)
+            except Exception:
+                logger.exception("greenpools: upkeep of pool %r failed", pool.name)
+            interval = interval_for(pool)
+            del pool  # sleep without keeping the pool alive
+            self._backend.sleep(interval)
+
+    def tend(self, pool: Resource[Any]) -> None:
+        now = self._backend.monotonic()
+        pool._warn_leaks(now)
+        self._retire_idle(pool, now)
+        self._fill(pool, now)
+
+    @staticmethod
+    def _retire_idle(pool: Resource[Any], now: float) -> None:
+        """Close idle resources past their lifetime, or idle too long."""
+        doomed: list[Slot] = []
+        with pool._mutex:
+            keep: list[Slot] = []
+            spare = len(pool._idle) - pool.min_size  # idle ones max_idle may close
+            for slot in pool._idle:  # the coldest first
+                if now >= slot.expires:
+                    doomed.append(slot)
+                elif (
+                    pool.max_idle is not None and spare > 0
+                    and now - slot.idle_since >= pool.max_idle
+                ):
+                    doomed.append(slot)
+                    spare -= 1
+                else:
+                    keep.append(slot)
+            if doomed:
+                pool._idle = keep
+                for _ in doomed:
+                    pool._free_capacity_locked()
+        if doomed:
+            pool._close_slots(doomed, ignore_errors=True)
+
+    def _fill(self, pool: Resource[Any], now: float) -> None:
+        """Create idle resources up to min_size, backing off on failure."""
+        if now < self._retry_at:
+            return
+        while pool._size < pool.min_size and not pool._closed:
+            try:
+                if not pool._create_idle():
+                    return
+            except Exception:
+                self._failed(pool, now)
+                return
+            self._failing_since = None
+            self._delay = MAX_INTERVAL
+
+    def _failed(self, pool: Resource[Any], now: float) -> None:
+        logger.warning("greenpools: pool %r could not reach min_size", pool.name, exc_info=True)
+        if self._failing_since is None:
+            self._failing_since = now
+        self._retry_at = now + self._delay * (0.9 + 0.2 * random.random())
+        self._delay = min(self._delay * 2, 60.0)
+        limit = pool.reconnect_timeout
+        if limit is not None and now - self._failing_since >= limit:
+            self._failing_since = None
+            self._delay = MAX_INTERVAL
+            if pool.reconnect_failed is not None:
+                try:
+                    pool.reconnect_failed(pool)
+                except Exception:
+                    logger.exception("greenpools: reconnect_failed of %r raised", pool.name)
+
+
+def interval_for(pool: Resource[Any]) -> float:
+    """How long to sleep between rounds: often enough for the tightest option."""
+    interval = MAX_INTERVAL
+    for option in (pool.max_idle, pool.max_lifetime, pool.leak_timeout):
+        if option is not None:
+            interval = min(interval, option / 4)
+    return max(interval, 0.01)

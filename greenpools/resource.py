@@ -1,0 +1,1016 @@
+"""The pool algorithm: an idle stack, a FIFO queue of waiters, a limit.
+
+Written once for every backend.  The shape:
+
+- ``_idle`` is a stack of :class:`Slot` (one per resource, made when the
+  resource is created): acquire pops the most recently released, warm one.
+- ``_out`` maps ``id(resource)`` to its slot while the resource is lent,
+  so any object can be pooled (nothing is set on it, it need not be
+  hashable) and a double or foreign release is caught.
+- ``_size`` counts every resource that exists or is being created; it
+  never exceeds ``limit``.
+- A caller that must wait appends a :class:`WaitingClient` to
+  ``_waiting``.  Whoever frees something (a release, a discard, a failed
+  creation, a resize) hands it *directly* to the oldest client: either
+  the resource itself or the permission to create one.  Nobody takes an
+  idle resource while someone is queued, so grants follow request order.
+  A client that stops waiting (timeout, exception) removes itself under
+  the lock; if a grant reached it first it passes the grant on.
+
+Locking.  Everything that changes ``_size``, ``_waiting`` or the
+generation happens under ``_mutex``, a native lock that is never held
+across anything that can block or yield (creating, closing, checking and
+preparing resources all happen outside it); so one kind of lock serves
+threads, gevent and eventlet alike (see :mod:`greenpools.backends.base`).
+
+The uncontended path takes no lock at all: it only moves a slot between
+``_idle`` and ``_out`` with ``list.pop``/``list.append``/``dict.pop``,
+each atomic under the GIL.  Two orderings make that safe against the
+locked paths: a releaser appends to ``_idle`` *then* looks at
+``_waiting``, while a new waiter appends to ``_waiting`` *then* looks at
+``_idle`` (under the lock), so one of them always sees the other and
+hands the resource over; and ``_idle``/``_out`` are only ever mutated in
+place, never replaced, so no lock-free step writes into a stale list.
+Resources popped or pushed across a close or reset are caught by their
+slot's ``generation``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import random
+import time
+import traceback
+import warnings
+import weakref
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+from . import backends, forking, lifecycle
+from .backends.base import native_lock
+from .exceptions import LimitExceeded, PoolClosed, PoolTimeout, TooManyRequests, specialise
+from .stats import Counters
+
+__all__ = ["Lease", "Pool", "Resource"]
+
+T = TypeVar("T")
+logger = logging.getLogger("greenpools")
+
+_INF = float("inf")
+_monotonic = time.monotonic  # every backend's clock (Backend.monotonic)
+
+#: A caller waiting with no timeout logs a warning this often, so that a
+#: pool exhausted for good (say, nested acquires) is never a silent hang.
+STALL_WARNING_INTERVAL = 30.0
+
+# WaitingClient states
+_WAITING, _GRANTED, _MAY_CREATE, _REFUSED = 0, 1, 2, 3
+
+_pool_names = itertools.count(1)
+
+
+class Slot:
+    """Book-keeping for one pooled resource, made once when it is created."""
+
+    __slots__ = (
+        "created",
+        "expires",
+        "generation",
+        "holder",
+        "idle_since",
+        "leak_warned",
+        "lent_at",
+        "pid",
+        "resource",
+        "stack",
+    )
+
+    def __init__(self, resource: Any, now: float, expires: float, generation: int) -> None:
+        self.resource = resource
+        self.created = now
+        self.expires = expires
+        self.lent_at = now
+        self.idle_since = now
+        self.generation = generation
+        self.pid = forking.pid
+        self.holder: Any = None
+        self.stack: list[traceback.FrameSummary] | None = None
+        self.leak_warned = False
+
+
+class WaitingClient:
+    """One caller queued for a resource; whoever frees one fills it in."""
+
+    __slots__ = ("slot", "state", "waiter")
+
+    def __init__(self, waiter: backends.Waiter) -> None:
+        self.waiter = waiter
+        self.state = _WAITING
+        self.slot: Slot | None = None
+
+
+def check_limit(name: str, value: Any, *, allow_none: bool = True) -> int:
+    """``value`` as a non-negative int (``None`` as 0), or a clear error."""
+    if value is None and allow_none:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be a non-negative int or None, got {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+    return value
+
+
+def check_seconds(name: str, value: Any) -> float | None:
+    """``value`` as a non-negative float or ``None``, or a clear error."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds or None, got {value!r}")
+    if not value >= 0:  # also refuses NaN
+        raise ValueError(f"{name} must be a non-negative number of seconds, got {value!r}")
+    return float(value)
+
+
+def _check_callable(name: str, value: Any) -> Any:
+    if value is not None and not callable(value):
+        raise TypeError(f"{name} must be callable or None, got {value!r}")
+    return value
+
+
+class Resource(Counters, Generic[T]):
+    """A pool of resources, compatible with ``kombu.resource.Resource``.
+
+    Subclasses implement ``new()``; the other hooks are optional:
+    ``prepare(r)`` (runs on every hand-out and returns the object handed
+    out), ``release_resource(r)`` (runs on every return),
+    ``close_resource(r)`` (default: ``r.close()`` if it has one),
+    ``collect_resource(r)`` (a fast close used by ``force_close_all``;
+    default: ``close_resource``), ``forget_resource(r)`` (drop a resource
+    inherited across ``fork()``) and ``setup()`` (runs once at the end of
+    ``__init__``).
+
+    ``limit`` of ``None`` or 0 means unlimited.  The keyword options have
+    psycopg_pool's meanings and are fixed at construction; all are off by
+    default, so a plain kombu-style pool pays for none of them.
+    ``track_usage`` (implied by ``leak_timeout``) times every lease for
+    the ``usage_ms`` statistic.
+    """
+
+    #: Raised, specialised, when no resource is free and the caller would
+    #: not wait; kombu subclasses override it (``ConnectionLimitExceeded``).
+    LimitExceeded: type[Exception] = LimitExceeded
+
+    #: Errors that, raised inside ``with pool.acquired()``, mean the
+    #: resource is broken: it is replaced instead of returned.
+    connection_errors: tuple[type[BaseException], ...] = ()
+
+    #: Drop (never use, never protocol-close) inherited resources in a
+    #: forked child.
+    close_after_fork = True
+
+    def __init__(
+        self,
+        limit: int | None = None,
+        preload: int | None = None,
+        close_after_fork: bool | None = None,
+        *,
+        min_size: int = 0,
+        max_idle: float | None = None,
+        max_lifetime: float | None = None,
+        timeout: float | None = None,
+        max_waiting: int = 0,
+        check: Callable[[T], object] | None = None,
+        reset: Callable[[T], object] | None = None,
+        configure: Callable[[T], object] | None = None,
+        reconnect_timeout: float | None = None,
+        reconnect_failed: Callable[[Resource[T]], object] | None = None,
+        leak_timeout: float | None = None,
+        track_usage: bool = False,
+        name: str | None = None,
+        connection_errors: tuple[type[BaseException], ...] | None = None,
+    ) -> None:
+        self._limit = check_limit("limit", limit)
+        self.preload = check_limit("preload", preload)
+        self.min_size = check_limit("min_size", min_size, allow_none=False)
+        if self._limit and self.preload > self._limit:
+            raise ValueError(f"preload must not exceed limit {self._limit}, got {preload!r}")
+        if self._limit and self.min_size > self._limit:
+            raise ValueError(f"min_size must not exceed limit {self._limit}, got {min_size!r}")
+        self.max_idle = check_seconds("max_idle", max_idle)
+        self.max_lifetime = check_seconds("max_lifetime", max_lifetime)
+        self.timeout = check_seconds("timeout", timeout)
+        self.max_waiting = check_limit("max_waiting", max_waiting, allow_none=False)
+        self.check = _check_callable("check", check)
+        self.reset = _check_callable("reset", reset)
+        self.configure = _check_callable("configure", configure)
+        self.reconnect_timeout = check_seconds("reconnect_timeout", reconnect_timeout)
+        self.reconnect_failed = _check_callable("reconnect_failed", reconnect_failed)
+        self.leak_timeout = check_seconds("leak_timeout", leak_timeout)
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a str or None, got {name!r}")
+        self.name = name or f"pool-{next(_pool_names)}"
+        if connection_errors is not None:
+            self.connection_errors = tuple(connection_errors)
+        if close_after_fork is not None:
+            self.close_after_fork = bool(close_after_fork)
+
+        cls = type(self)
+        # Hooks left at their defaults cost nothing on the hot path.
+        self._prepare_hook = None if cls.prepare is Resource.prepare else self.prepare
+        self._release_hook = (
+            None if cls.release_resource is Resource.release_resource else self.release_resource
+        )
+        self._track_lending = bool(track_usage) or self.leak_timeout is not None
+        self._plain_acquire = (
+            self.check is None and self._prepare_hook is None and not self._track_lending
+        )
+        self._plain_release = (
+            self._release_hook is None and self.reset is None and not self._track_lending
+            and self.max_lifetime is None and self.max_idle is None
+        )
+        self._limit_exceeded = specialise(LimitExceeded, cls.LimitExceeded)
+        self._pool_timeout = specialise(PoolTimeout, cls.LimitExceeded)
+        self._too_many_requests = specialise(TooManyRequests, cls.LimitExceeded)
+
+        self._mutex = native_lock()
+        self._idle: list[Slot] = []
+        self._out: dict[int, Slot] = {}
+        self._retired: dict[int, Slot] = {}  # lent when force-closed or forked
+        self._waiting: deque[WaitingClient] = deque()
+        self._pending_close: list[Slot] = []  # filled under the lock, closed outside it
+        self._size = 0
+        self._excess = 0  # resources to close, not keep, when next returned
+        self._generation = 0
+        self._closed = False
+        self._requests = itertools.count()
+        self._reset_counters()
+        self._backend = backends.current()
+        self._upkeep: lifecycle.Upkeep | None = None
+        forking.track(self)
+        _live_pools.add(self)
+
+        self.setup()
+        for _ in range(self.preload):
+            if not self._create_idle():
+                break
+        if self._wants_upkeep():
+            self._start_upkeep()
+
+    # -- hooks ------------------------------------------------------------
+
+    def new(self) -> T:
+        """Create a resource (subclasses must implement this)."""
+        raise NotImplementedError("subclass responsibility: Resource.new()")
+
+    def setup(self) -> None:
+        """Called at the end of ``__init__``; does nothing by default."""
+
+    def prepare(self, resource: T) -> T:
+        """Called on every hand-out; returns the object handed out."""
+        return resource
+
+    def release_resource(self, resource: T) -> None:
+        """Called on every return to the pool."""
+
+    def close_resource(self, resource: T) -> None:
+        """Close a resource for good (default: its ``close()``, if any)."""
+        close = getattr(resource, "close", None)
+        if callable(close):
+            close()
+
+    def collect_resource(self, resource: T) -> None:
+        """Close a resource quickly, from ``force_close_all``."""
+        self.close_resource(resource)
+
+    def forget_resource(self, resource: T) -> None:
+        """Drop a resource inherited across ``fork()`` without closing it.
+
+        The parent still uses it, so nothing may be sent on it; subclasses
+        that hold file descriptors close the child's copies here.  Runs in
+        the child's at-fork callback: it must not block or yield.
+        """
+
+    # -- properties -------------------------------------------------------
+
+    @property
+    def limit(self) -> int:
+        return self._limit
+
+    @limit.setter
+    def limit(self, limit: int | None) -> None:
+        self.resize(limit)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} {self.name!r} limit={self._limit} size={self._size} "
+            f"idle={len(self._idle)} waiting={len(self._waiting)}"
+            f"{' closed' if self._closed else ''}>"
+        )
+
+    # -- acquire ----------------------------------------------------------
+
+    def acquire(self, block: bool = False, timeout: float | None = None) -> T:
+        """Take a resource out of the pool.
+
+        Reuses the most recently released idle resource, else creates one
+        while under ``limit``.  Otherwise, with ``block`` false, raises
+        ``LimitExceeded``; with ``block`` true, queues first come, first
+        served for up to ``timeout`` seconds (default: the pool's
+        ``timeout`` option; ``None``: forever) and then raises
+        :class:`PoolTimeout`.
+        """
+        next(self._requests)
+        if self._plain_acquire and not self._waiting:
+            try:
+                slot = self._idle.pop()
+            except IndexError:
+                pass
+            else:
+                if slot.generation == self._generation:
+                    resource = slot.resource
+                    self._out[id(resource)] = slot
+                    return resource  # type: ignore[no-any-return]
+                self._discard_stale(slot)
+        return self._acquire_slow(block, timeout)
+
+    def _acquire_slow(self, block: bool, timeout: float | None) -> T:
+        if timeout is None:
+            timeout = self.timeout
+        elif block:
+            timeout = check_seconds("timeout", timeout)
+        deadline = None if timeout is None else _monotonic() + timeout
+        if self._upkeep is None and self._wants_upkeep():
+            self._start_upkeep()
+        while True:
+            slot = self._take_or_queue(block, timeout)
+            try:
+                return self._hand_out(slot)
+            except _DiscardedOnCheck:
+                if deadline is not None:
+                    timeout = max(0.0, deadline - _monotonic())
+
+    def _take_or_queue(self, block: bool, timeout: float | None) -> Slot:
+        """A slot lent to the caller, waiting for one if allowed."""
+        with self._mutex:
+            if self._closed:
+                self._n_request_errors += 1
+                raise PoolClosed(f"acquire on closed pool {self.name!r}")
+            if not self._waiting:
+                slot = self._pop_idle_locked()
+                if slot is not None:
+                    return self._lend_locked(slot)
+            limit = self._limit
+            if not limit or self._size < limit:
+                self._size += 1
+                client = None
+            else:
+                if not block:
+                    self._n_request_errors += 1
+                    raise self._limit_exceeded(
+                        f"pool {self.name!r}: all {limit} resources are in use"
+                    )
+                if self.max_waiting and len(self._waiting) >= self.max_waiting:
+                    self._n_request_errors += 1
+                    raise self._too_many_requests(
+                        f"pool {self.name!r}: {self.max_waiting} requests are already waiting"
+                    )
+                if timeout is not None and timeout <= 0:
+                    self._n_request_errors += 1
+                    raise self._pool_timeout(f"pool {self.name!r}: no resource is free")
+                client = WaitingClient(backends.current().waiter())
+                self._waiting.append(client)
+                self._n_queued += 1
+                # A lock-free release may have pushed a slot since we looked.
+                self._rebalance_locked()
+        if client is None:
+            return self._create_lent()
+        return self._wait(client, timeout)
+
+    def _wait(self, client: WaitingClient, timeout: float | None) -> Slot:
+        started = _monotonic()
+        try:
+            if timeout is not None:
+                client.waiter.wait(timeout)
+            else:
+                while not client.waiter.wait(STALL_WARNING_INTERVAL):
+                    logger.warning(
+                        "greenpools: waited %.0fs so far for pool %r (%d of %d in use); "
+                        "is a task holding one while waiting for another?",
+                        _monotonic() - started, self.name, len(self._out), self._limit,
+                    )
+        except BaseException:
+            self._abandon(client)
+            raise
+        with self._mutex:
+            self._wait_s += _monotonic() - started
+            state = client.state
+            if state == _WAITING:
+                # Timed out, and nothing reached us before we took the lock.
+                self._waiting.remove(client)
+                self._n_request_errors += 1
+                raise self._pool_timeout(
+                    f"pool {self.name!r}: no resource became free within {timeout} seconds"
+                )
+            client.state = _REFUSED
+        if state == _GRANTED:
+            assert client.slot is not None
+            return client.slot
+        if state == _MAY_CREATE:
+            return self._create_lent()
+        raise PoolClosed(f"pool {self.name!r} was closed while waiting")
+
+    def _abandon(self, client: WaitingClient) -> None:
+        """The waiting task was interrupted: pass on whatever reached it."""
+        with self._mutex:
+            state = client.state
+            client.state = _REFUSED
+            if state == _WAITING:
+                self._waiting.remove(client)
+            elif state == _GRANTED:
+                slot = client.slot
+                assert slot is not None
+                del self._out[id(slot.resource)]
+                self._return_locked(slot)
+            elif state == _MAY_CREATE:
+                self._free_capacity_locked()
+        self._close_pending()
+
+    def _pop_idle_locked(self) -> Slot | None:
+        """The warmest usable idle slot; stale ones met on the way are closed."""
+        idle = self._idle
+        while True:
+            try:
+                slot = idle.pop()
+            except IndexError:
+                return None
+            if slot.generation == self._generation and (
+                slot.expires == _INF or _monotonic() < slot.expires
+            ):
+                return slot
+            self._pending_close.append(slot)
+            self._free_capacity_locked()
+
+    def _lend_locked(self, slot: Slot) -> Slot:
+        self._out[id(slot.resource)] = slot
+        return slot
+
+    def _hand_out(self, slot: Slot) -> T:
+        """Run the hand-out hooks on a lent slot; return what the caller gets."""
+        self._close_pending()
+        resource = slot.resource
+        if self._plain_acquire:
+            return resource  # type: ignore[no-any-return]
+        try:
+            if self.check is not None:
+                try:
+                    self.check(resource)
+                except Exception:
+                    logger.warning("greenpools: pool %r discards a resource that failed its "
+                                   "check", self.name, exc_info=True)
+                    self._discard_lent(slot)
+                    raise _DiscardedOnCheck from None
+            if self._track_lending:
+                slot.lent_at = _monotonic()
+                slot.holder = self._backend.current_task()
+                slot.leak_warned = False
+                if self.leak_timeout is not None:
+                    slot.stack = traceback.extract_stack()[:-3]
+            if self._prepare_hook is not None:
+                prepared = self._prepare_hook(resource)
+                if prepared is not resource:
+                    with self._mutex:
+                        del self._out[id(resource)]
+                        slot.resource = prepared
+                        self._out[id(prepared)] = slot
+                    resource = prepared
+        except _DiscardedOnCheck:
+            raise
+        except BaseException:
+            self._give_back(slot)
+            raise
+        return resource  # type: ignore[no-any-return]
+
+    # -- creating ---------------------------------------------------------
+
+    def _new_slot(self) -> Slot:
+        """Create a resource for a unit of capacity already counted in _size."""
+        started = _monotonic()
+        try:
+            resource = self.new()
+            if self.configure is not None:
+                try:
+                    self.configure(resource)
+                except BaseException:
+                    self._close_quietly(resource)
+                    raise
+        except BaseException:
+            with self._mutex:
+                self._n_connection_errors += 1
+                self._free_capacity_locked()
+            raise
+        now = _monotonic()
+        expires = _INF
+        if self.max_lifetime is not None:
+            # Up to 10% shorter, so that resources made together expire apart.
+            expires = now + self.max_lifetime * (1.0 - 0.1 * random.random())
+        with self._mutex:
+            self._n_connections += 1
+            self._connect_s += now - started
+            return Slot(resource, now, expires, self._generation)
+
+    def _create_lent(self) -> Slot:
+        slot = self._new_slot()
+        with self._mutex:
+            if not self._closed:
+                return self._lend_locked(slot)
+            self._size -= 1
+        self._close_quietly(slot.resource)
+        raise PoolClosed(f"pool {self.name!r} was closed while creating a resource")
+
+    def _create_idle(self) -> bool:
+        """Add one idle resource if below the limit; False if there was no room."""
+        with self._mutex:
+            if self._closed or (self._limit and self._size >= self._limit):
+                return False
+            self._size += 1
+        slot = self._new_slot()
+        with self._mutex:
+            self._return_locked(slot)
+        self._close_pending()
+        return True
+
+    # -- release ----------------------------------------------------------
+
+    def release(self, resource: T) -> None:
+        """Return a resource acquired from this pool.
+
+        Raises ``ValueError`` (and changes nothing) when ``resource`` is
+        not currently lent by this pool: released twice, or never acquired.
+        """
+        slot = self._out.pop(id(resource), None)
+        if slot is None:
+            self._release_unknown(resource)
+            return
+        if (
+            self._plain_release and not self._waiting and not self._excess
+            and slot.generation == self._generation
+        ):
+            self._idle.append(slot)
+            # Ordered after the append: see the module docstring.
+            if self._waiting or slot.generation != self._generation:
+                self._rebalance()
+            return
+        self._release_slow(slot)
+
+    def _release_unknown(self, resource: T) -> None:
+        with self._mutex:
+            retired = self._retired.pop(id(resource), None)
+        if retired is not None and retired.resource is resource:
+            return  # force-closed or inherited across fork: already dealt with
+        raise ValueError(
+            f"resource {resource!r} is not checked out of pool {self.name!r}: "
+            f"released twice, or never acquired from it"
+        )
+
+    def _release_slow(self, slot: Slot) -> None:
+        resource = slot.resource
+        now = _monotonic()
+        if self._track_lending:
+            self._usage_s += now - slot.lent_at
+        try:
+            if self._release_hook is not None:
+                self._release_hook(resource)
+            if self.reset is not None:
+                self.reset(resource)
+        except Exception:
+            logger.warning("greenpools: pool %r discards a resource whose reset failed",
+                           self.name, exc_info=True)
+            with self._mutex:
+                self._n_returns_bad += 1
+                self._pending_close.append(slot)
+                self._drop_capacity_locked()
+        else:
+            with self._mutex:
+                self._return_locked(slot)
+        self._close_pending()
+
+    def _give_back(self, slot: Slot) -> None:
+        """Put a lent slot back untouched (a hand-out hook failed)."""
+        with self._mutex:
+            if self._out.pop(id(slot.resource), None) is slot:
+                self._return_locked(slot)
+        self._close_pending()
+
+    def _rebalance(self) -> None:
+        with self._mutex:
+            self._rebalance_locked()
+        self._close_pending()
+
+    def _rebalance_locked(self) -> None:
+        """Hand idle slots to waiters; retire stale idle slots."""
+        waiting = self._waiting
+        while waiting:
+            slot = self._pop_idle_locked()
+            if slot is None:
+                break
+            self._grant_locked(slot)
+        generation = self._generation
+        for slot in [s for s in self._idle if s.generation != generation]:
+            try:
+                self._idle.remove(slot)
+            except ValueError:  # taken by a lock-free acquire meanwhile
+                continue
+            self._pending_close.append(slot)
+            self._free_capacity_locked()
+
+    def _grant_locked(self, slot: Slot) -> None:
+        client = self._waiting.popleft()
+        client.slot = slot
+        client.state = _GRANTED
+        self._lend_locked(slot)
+        client.waiter.wake()
+
+    def _return_locked(self, slot: Slot) -> None:
+        """Route a slot that is neither idle nor lent: to a waiter, idle, or closing."""
+        now = _monotonic()
+        if (
+            self._closed or self._excess or slot.generation != self._generation
+            or now >= slot.expires
+        ):
+            self._pending_close.append(slot)
+            self._drop_capacity_locked()
+        elif self._waiting:
+            self._grant_locked(slot)
+        else:
+            slot.idle_since = now
+            self._idle.append(slot)
+
+    def _drop_capacity_locked(self) -> None:
+        """A resource is going away: count it against a shrink, or pass it on."""
+        if self._excess:
+            self._excess -= 1
+            self._size -= 1
+        else:
+            self._free_capacity_locked()
+
+    def _free_capacity_locked(self) -> None:
+        """A resource stopped existing: let the oldest waiter create one."""
+        waiting = self._waiting
+        if waiting and not self._closed and (not self._limit or self._size <= self._limit):
+            client = waiting.popleft()
+            client.state = _MAY_CREATE
+            client.waiter.wake()
+        else:
+            self._size -= 1
+
+    def _wake_creators_locked(self) -> None:
+        """Capacity appeared (grown limit, dropped resources): hand it out."""
+        waiting = self._waiting
+        while waiting and (not self._limit or self._size < self._limit):
+            self._size += 1
+            client = waiting.popleft()
+            client.state = _MAY_CREATE
+            client.waiter.wake()
+
+    # -- discarding and closing ------------------------------------------
+
+    def _close_pending(self) -> None:
+        """Close the slots queued by code that held the lock."""
+        if not self._pending_close:
+            return
+        with self._mutex:
+            slots = self._pending_close[:]
+            del self._pending_close[:]
+        self._close_slots(slots, ignore_errors=True)
+
+    def _close_slots(self, slots: list[Slot], ignore_errors: bool, collect: bool = False) -> None:
+        first_error: Exception | None = None
+        for slot in slots:
+            try:
+                if slot.pid != forking.pid:
+                    self.forget_resource(slot.resource)
+                elif collect:
+                    self.collect_resource(slot.resource)
+                else:
+                    self.close_resource(slot.resource)
+            except Exception as exc:
+                if first_error is None:
+                    first_error = exc
+                logger.debug("greenpools: pool %r failed to close %r", self.name,
+                             slot.resource, exc_info=True)
+        if first_error is not None and not ignore_errors:
+            raise first_error
+
+    def _close_quietly(self, resource: Any) -> None:
+        try:
+            self.close_resource(resource)
+        except Exception:
+            logger.debug("greenpools: pool %r failed to close %r", self.name, resource,
+                         exc_info=True)
+
+    def _discard_stale(self, slot: Slot) -> None:
+        """A lock-free acquire popped a slot retired by a close or reset."""
+        with self._mutex:
+            self._pending_close.append(slot)
+            self._free_capacity_locked()
+        self._close_pending()
+
+    def _discard_lent(self, slot: Slot) -> None:
+        with self._mutex:
+            if self._out.pop(id(slot.resource), None) is not slot:
+                return
+            self._n_connections_lost += 1
+            self._pending_close.append(slot)
+            self._drop_capacity_locked()
+        self._close_pending()
+
+    def replace(self, resource: T) -> None:
+        """Close a broken lent resource instead of returning it.
+
+        Its place goes to the oldest waiter (who creates a fresh one) or
+        back to the pool's free capacity.
+        """
+        slot = self._out.get(id(resource))
+        if slot is None:
+            with self._mutex:
+                retired = self._retired.pop(id(resource), None)
+            if retired is not None:
+                return
+            raise ValueError(
+                f"resource {resource!r} is not checked out of pool {self.name!r}: "
+                f"it cannot be replaced"
+            )
+        if self._track_lending:
+            self._usage_s += _monotonic() - slot.lent_at
+        self._discard_lent(slot)
+
+    def force_close_all(self, close_pool: bool = True) -> None:
+        """Close every resource, idle and lent alike, each exactly once.
+
+        A lent resource released afterwards is dropped silently.  With
+        ``close_pool`` false the pool stays usable and makes new ones.
+        """
+        with self._mutex:
+            if self._closed:
+                return
+            self._generation += 1
+            slots = self._take_idle_locked()
+            out = self._out
+            for key in list(out):
+                slot = out.pop(key, None)
+                if slot is not None:
+                    self._retired[key] = slot
+                    slots.append(slot)
+            self._size -= len(slots)
+            if close_pool:
+                self._close_locked()
+            else:
+                self._wake_creators_locked()
+        self._close_slots(slots, ignore_errors=True, collect=True)
+
+    def close(self) -> None:
+        """Close the pool: idle resources now, lent ones when returned.
+
+        Waiting and future callers get :class:`PoolClosed`.  A pool is also
+        a context manager that closes it on exit.
+        """
+        with self._mutex:
+            if self._closed:
+                return
+            self._generation += 1
+            slots = self._take_idle_locked()
+            self._size -= len(slots)
+            self._close_locked()
+        self._close_slots(slots, ignore_errors=True)
+
+    def _take_idle_locked(self) -> list[Slot]:
+        idle = self._idle
+        taken = []
+        while idle:
+            try:
+                taken.append(idle.pop())
+            except IndexError:
+                break
+        return taken
+
+    def _close_locked(self) -> None:
+        self._closed = True
+        waiting = self._waiting
+        while waiting:
+            client = waiting.popleft()
+            client.state = _REFUSED
+            client.waiter.wake()
+        _live_pools.discard(self)
+
+    def __enter__(self) -> Resource[T]:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- resizing ---------------------------------------------------------
+
+    def resize(
+        self, limit: int | None, force: bool = False, ignore_errors: bool = False,
+        reset: bool = False,
+    ) -> None:
+        """Change ``limit`` at any time, growing or shrinking.
+
+        Shrinking closes idle resources over the new limit now (the least
+        recently used first) and lent ones as they come back.  ``reset``
+        (or ``force``) also retires every existing resource: idle ones
+        close now, lent ones on return.  Closing errors propagate unless
+        ``ignore_errors``; the new limit is in force either way.
+        """
+        new_limit = check_limit("limit", limit)
+        if self.min_size and new_limit and new_limit < self.min_size:
+            raise ValueError(f"limit must not be below min_size {self.min_size}, got {limit!r}")
+        with self._mutex:
+            self._limit = new_limit
+            to_close: list[Slot] = []
+            if reset or force:
+                self._generation += 1
+                to_close = self._take_idle_locked()
+                self._size -= len(to_close)
+            excess = self._size - new_limit if new_limit else 0
+            while excess > 0:
+                try:
+                    to_close.append(self._idle.pop(0))  # the coldest first
+                except IndexError:
+                    break
+                self._size -= 1
+                excess -= 1
+            self._excess = max(0, excess)
+            self._wake_creators_locked()
+        self._close_slots(to_close, ignore_errors=ignore_errors)
+
+    # -- context manager for any pool --------------------------------------
+
+    def acquired(self, block: bool = True, timeout: float | None = None) -> Lease[T]:
+        """``with pool.acquired() as r:`` returns ``r`` on exit, or replaces
+        it when the block raised one of ``connection_errors``."""
+        return Lease(self, block, timeout)
+
+    def _end_lease(self, resource: T, broken: bool) -> None:
+        if id(resource) not in self._out:
+            with self._mutex:
+                self._retired.pop(id(resource), None)
+            return  # released (or force-closed) inside the block already
+        if broken:
+            self.replace(resource)
+        else:
+            self.release(resource)
+
+    # -- statistics -------------------------------------------------------
+
+    def get_stats(self) -> dict[str, int]:
+        """Gauges and counters under psycopg_pool's key names."""
+        return self._stats(reset=False)
+
+    def pop_stats(self) -> dict[str, int]:
+        """Like :meth:`get_stats`, then zero the counters."""
+        return self._stats(reset=True)
+
+    def _stats(self, reset: bool) -> dict[str, int]:
+        with self._mutex:
+            requests = int(self._requests.__reduce__()[1][0])  # type: ignore[index]
+            if reset:
+                self._requests = itertools.count()
+            stats: dict[str, int] = {
+                "pool_min": self.min_size,
+                "pool_max": self._limit,
+                "pool_size": self._size,
+                "pool_available": len(self._idle),
+                "requests_waiting": len(self._waiting),
+                "requests_num": requests,
+            }
+            stats.update(self._read_counters(reset))
+        return stats
+
+    # -- upkeep, fork and backend switches ---------------------------------
+
+    def _wants_upkeep(self) -> bool:
+        return not self._closed and bool(
+            self.min_size or self.max_idle is not None or self.max_lifetime is not None
+            or self.leak_timeout is not None
+        )
+
+    def _start_upkeep(self) -> None:
+        self._upkeep = lifecycle.Upkeep.start(self, self._backend)
+
+    def _after_fork_in_child(self) -> None:
+        # Never blocks or yields: see greenpools.forking.  The child is single
+        # threaded here, so the lists may be replaced.
+        self._mutex = native_lock()
+        inherited = self._idle + list(self._out.values()) + self._pending_close
+        self._retired.update(self._out)
+        self._idle, self._out, self._pending_close = [], {}, []
+        self._waiting = deque()  # the tasks that waited exist only in the parent
+        self._size = self._excess = 0
+        self._generation += 1
+        self._upkeep = None  # restarted lazily by the next acquire
+        if self.close_after_fork:
+            for slot in inherited:
+                try:
+                    self.forget_resource(slot.resource)
+                except Exception:  # pragma: no cover - must not kill the child
+                    pass
+
+    def _on_backend_switch(self, backend: backends.Backend) -> None:
+        self._backend = backend
+        if self._upkeep is not None:
+            self._upkeep.stop()
+            self._upkeep = None
+
+    # -- leak detection (called by the upkeep task) ----------------------------
+
+    def _warn_leaks(self, now: float) -> None:
+        leak_timeout = self.leak_timeout
+        if leak_timeout is None:
+            return
+        with self._mutex:
+            overdue = [s for s in self._out.values()
+                       if not s.leak_warned and now - s.lent_at > leak_timeout]
+            for slot in overdue:
+                slot.leak_warned = True
+        for slot in overdue:
+            stack = "".join(traceback.format_list(slot.stack or []))
+            warnings.warn(
+                f"pool {self.name!r}: {slot.resource!r} held for more than {leak_timeout}s "
+                f"by {slot.holder!r}; acquired at:\n{stack}",
+                ResourceWarning, stacklevel=1,
+            )
+
+
+class _DiscardedOnCheck(Exception):
+    """Internal: the check hook refused a resource; acquire another."""
+
+
+class Lease(Generic[T]):
+    """The context manager returned by :meth:`Resource.acquired`."""
+
+    __slots__ = ("_block", "_pool", "_resource", "_timeout")
+
+    def __init__(self, pool: Resource[T], block: bool, timeout: float | None) -> None:
+        self._pool = pool
+        self._block = block
+        self._timeout = timeout
+
+    def __enter__(self) -> T:
+        self._resource = self._pool.acquire(self._block, self._timeout)
+        return self._resource
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        pool = self._pool
+        broken = exc is not None and isinstance(exc, pool.connection_errors)
+        pool._end_lease(self._resource, broken)
+
+
+class Pool(Resource[T]):
+    """A pool of anything, built from callables.
+
+    ``create()`` makes a resource; ``close(r)`` disposes of one (default:
+    ``r.close()`` if it has one).  Takes every keyword option of
+    :class:`Resource`.
+    """
+
+    def __init__(
+        self,
+        create: Callable[[], T],
+        limit: int | None = None,
+        *,
+        close: Callable[[T], object] | None = None,
+        preload: int | None = None,
+        **options: Any,
+    ) -> None:
+        if not callable(create):
+            raise TypeError(f"create must be callable, got {create!r}")
+        self._create = create
+        self._close = _check_callable("close", close)
+        super().__init__(limit, preload, **options)
+
+    def new(self) -> T:
+        return self._create()
+
+    def close_resource(self, resource: T) -> None:
+        if self._close is not None:
+            self._close(resource)
+        else:
+            super().close_resource(resource)
+
+
+_live_pools: weakref.WeakSet[Resource[Any]] = weakref.WeakSet()
+
+
+def _switch_all(backend: backends.Backend) -> None:
+    for pool in list(_live_pools):
+        pool._on_backend_switch(backend)
+
+
+backends.on_switch(_switch_all)
