@@ -563,7 +563,7 @@ class Resource(Counters, Generic[T]):
         ):
             self._idle.append(slot)
             # Ordered after the append: see the module docstring.
-            if self._waiting or slot.generation != self._generation:
+            if self._waiting or self._excess or slot.generation != self._generation:
                 self._rebalance()
             return
         self._release_slow(slot)
@@ -613,13 +613,20 @@ class Resource(Counters, Generic[T]):
         self._close_pending()
 
     def _rebalance_locked(self) -> None:
-        """Hand idle slots to waiters; retire stale idle slots."""
+        """Hand idle slots to waiters; retire stale and excess idle slots."""
         waiting = self._waiting
         while waiting:
             slot = self._pop_idle_locked()
             if slot is None:
                 break
             self._grant_locked(slot)
+        while self._excess:  # a shrink raced with a lock-free release
+            try:
+                self._pending_close.append(self._idle.pop(0))
+            except IndexError:
+                break
+            self._excess -= 1
+            self._size -= 1
         generation = self._generation
         for slot in [s for s in self._idle if s.generation != generation]:
             try:
