@@ -23,16 +23,14 @@ across anything that can block or yield (creating, closing, checking and
 preparing resources all happen outside it); so one kind of lock serves
 threads, gevent and eventlet alike (see :mod:`greenpools.backends.base`).
 
-The uncontended path takes no lock at all: it only moves a slot between
-``_idle`` and ``_out`` with ``list.pop``/``list.append``/``dict.pop``,
-each atomic under the GIL.  Two orderings make that safe against the
-locked paths: a releaser appends to ``_idle`` *then* looks at
-``_waiting``, while a new waiter appends to ``_waiting`` *then* looks at
-``_idle`` (under the lock), so one of them always sees the other and
-hands the resource over; and ``_idle``/``_out`` are only ever mutated in
-place, never replaced, so no lock-free step writes into a stale list.
-Resources popped or pushed across a close or reset are caught by their
-slot's ``generation``.
+The uncontended acquire and release take no lock at all: they live in
+:mod:`greenpools._fastpath` (C when built) and only move a slot between
+``_idle`` and ``_out``, and only while ``_quiet`` says that nothing else
+is going on.  Every locked path that queues a waiter, shrinks or closes
+clears ``_quiet`` first (``_settle_locked`` sets it back), and ``_idle``
+and ``_out`` are only mutated in place, never replaced, so no lock-free
+step writes into a stale list.  Resources popped or pushed across a close
+or reset are caught by their slot's ``generation``.
 """
 
 from __future__ import annotations
@@ -49,11 +47,12 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from . import backends, forking, lifecycle
+from ._fastpath import FastPath, Slot
 from .backends.base import native_lock
 from .exceptions import LimitExceeded, PoolClosed, PoolTimeout, TooManyRequests, specialise
 from .stats import Counters
 
-__all__ = ["Lease", "Pool", "Resource"]
+__all__ = ["Lease", "Pool", "Resource", "Slot"]
 
 T = TypeVar("T")
 logger = logging.getLogger("greenpools")
@@ -69,35 +68,6 @@ STALL_WARNING_INTERVAL = 30.0
 _WAITING, _GRANTED, _MAY_CREATE, _REFUSED = 0, 1, 2, 3
 
 _pool_names = itertools.count(1)
-
-
-class Slot:
-    """Book-keeping for one pooled resource, made once when it is created."""
-
-    __slots__ = (
-        "created",
-        "expires",
-        "generation",
-        "holder",
-        "idle_since",
-        "leak_warned",
-        "lent_at",
-        "pid",
-        "resource",
-        "stack",
-    )
-
-    def __init__(self, resource: Any, now: float, expires: float, generation: int) -> None:
-        self.resource = resource
-        self.created = now
-        self.expires = expires
-        self.lent_at = now
-        self.idle_since = now
-        self.generation = generation
-        self.pid = forking.pid
-        self.holder: Any = None
-        self.stack: list[traceback.FrameSummary] | None = None
-        self.leak_warned = False
 
 
 class WaitingClient:
@@ -139,7 +109,7 @@ def _check_callable(name: str, value: Any) -> Any:
     return value
 
 
-class Resource(Counters, Generic[T]):
+class Resource(FastPath, Counters, Generic[T]):
     """A pool of resources, compatible with ``kombu.resource.Resource``.
 
     Subclasses implement ``new()``; the other hooks are optional:
@@ -226,7 +196,7 @@ class Resource(Counters, Generic[T]):
         self._plain_acquire = (
             self.check is None and self._prepare_hook is None and not self._track_lending
         )
-        self._plain_release = (
+        self._plain = self._plain_acquire and (
             self._release_hook is None and self.reset is None and not self._track_lending
             and self.max_lifetime is None and self.max_idle is None
         )
@@ -244,7 +214,8 @@ class Resource(Counters, Generic[T]):
         self._excess = 0  # resources to close, not keep, when next returned
         self._generation = 0
         self._closed = False
-        self._requests = itertools.count()
+        self._n_requests = 0
+        self._quiet = self._plain
         self._reset_counters()
         self._backend = backends.current()
         self._upkeep: lifecycle.Upkeep | None = None
@@ -315,30 +286,6 @@ class Resource(Counters, Generic[T]):
 
     # -- acquire ----------------------------------------------------------
 
-    def acquire(self, block: bool = False, timeout: float | None = None) -> T:
-        """Take a resource out of the pool.
-
-        Reuses the most recently released idle resource, else creates one
-        while under ``limit``.  Otherwise, with ``block`` false, raises
-        ``LimitExceeded``; with ``block`` true, queues first come, first
-        served for up to ``timeout`` seconds (default: the pool's
-        ``timeout`` option; ``None``: forever) and then raises
-        :class:`PoolTimeout`.
-        """
-        next(self._requests)
-        if self._plain_acquire and not self._waiting:
-            try:
-                slot = self._idle.pop()
-            except IndexError:
-                pass
-            else:
-                if slot.generation == self._generation:
-                    resource = slot.resource
-                    self._out[id(resource)] = slot
-                    return resource  # type: ignore[no-any-return]
-                self._discard_stale(slot)
-        return self._acquire_slow(block, timeout)
-
     def _acquire_slow(self, block: bool, timeout: float | None) -> T:
         if timeout is None:
             timeout = self.timeout
@@ -385,6 +332,7 @@ class Resource(Counters, Generic[T]):
                     raise self._pool_timeout(f"pool {self.name!r}: no resource is free")
                 client = WaitingClient(backends.current().waiter())
                 self._waiting.append(client)
+                self._quiet = False
                 self._n_queued += 1
                 # A lock-free release may have pushed a slot since we looked.
                 self._rebalance_locked()
@@ -413,6 +361,7 @@ class Resource(Counters, Generic[T]):
             if state == _WAITING:
                 # Timed out, and nothing reached us before we took the lock.
                 self._waiting.remove(client)
+                self._settle_locked()
                 self._n_request_errors += 1
                 raise self._pool_timeout(
                     f"pool {self.name!r}: no resource became free within {timeout} seconds"
@@ -439,6 +388,7 @@ class Resource(Counters, Generic[T]):
                 self._return_locked(slot)
             elif state == _MAY_CREATE:
                 self._free_capacity_locked()
+            self._settle_locked()
         self._close_pending()
 
     def _pop_idle_locked(self) -> Slot | None:
@@ -522,7 +472,7 @@ class Resource(Counters, Generic[T]):
         with self._mutex:
             self._n_connections += 1
             self._connect_s += now - started
-            return Slot(resource, now, expires, self._generation)
+            return Slot(resource, now, expires, self._generation, forking.pid)
 
     def _create_lent(self) -> Slot:
         slot = self._new_slot()
@@ -546,27 +496,6 @@ class Resource(Counters, Generic[T]):
         return True
 
     # -- release ----------------------------------------------------------
-
-    def release(self, resource: T) -> None:
-        """Return a resource acquired from this pool.
-
-        Raises ``ValueError`` (and changes nothing) when ``resource`` is
-        not currently lent by this pool: released twice, or never acquired.
-        """
-        slot = self._out.pop(id(resource), None)
-        if slot is None:
-            self._release_unknown(resource)
-            return
-        if (
-            self._plain_release and not self._waiting and not self._excess
-            and slot.generation == self._generation
-        ):
-            self._idle.append(slot)
-            # Ordered after the append: see the module docstring.
-            if self._waiting or self._excess or slot.generation != self._generation:
-                self._rebalance()
-            return
-        self._release_slow(slot)
 
     def _release_unknown(self, resource: T) -> None:
         with self._mutex:
@@ -627,6 +556,7 @@ class Resource(Counters, Generic[T]):
                 break
             self._excess -= 1
             self._size -= 1
+        self._settle_locked()
         generation = self._generation
         for slot in [s for s in self._idle if s.generation != generation]:
             try:
@@ -642,6 +572,13 @@ class Resource(Counters, Generic[T]):
         client.state = _GRANTED
         self._lend_locked(slot)
         client.waiter.wake()
+        self._settle_locked()
+
+    def _settle_locked(self) -> None:
+        """Let the lock-free fast path run again if nothing else is going on."""
+        self._quiet = (
+            self._plain and not self._waiting and not self._excess and not self._closed
+        )
 
     def _return_locked(self, slot: Slot) -> None:
         """Route a slot that is neither idle nor lent: to a waiter, idle, or closing."""
@@ -663,6 +600,7 @@ class Resource(Counters, Generic[T]):
         if self._excess:
             self._excess -= 1
             self._size -= 1
+            self._settle_locked()
         else:
             self._free_capacity_locked()
 
@@ -673,6 +611,7 @@ class Resource(Counters, Generic[T]):
             client = waiting.popleft()
             client.state = _MAY_CREATE
             client.waiter.wake()
+            self._settle_locked()
         else:
             self._size -= 1
 
@@ -684,6 +623,7 @@ class Resource(Counters, Generic[T]):
             client = waiting.popleft()
             client.state = _MAY_CREATE
             client.waiter.wake()
+        self._settle_locked()
 
     # -- discarding and closing ------------------------------------------
 
@@ -808,6 +748,7 @@ class Resource(Counters, Generic[T]):
 
     def _close_locked(self) -> None:
         self._closed = True
+        self._quiet = False
         waiting = self._waiting
         while waiting:
             client = waiting.popleft()
@@ -854,7 +795,7 @@ class Resource(Counters, Generic[T]):
                 self._size -= 1
                 excess -= 1
             self._excess = max(0, excess)
-            self._wake_creators_locked()
+            self._wake_creators_locked()  # also settles _quiet
         self._close_slots(to_close, ignore_errors=ignore_errors)
 
     # -- context manager for any pool --------------------------------------
@@ -886,9 +827,9 @@ class Resource(Counters, Generic[T]):
 
     def _stats(self, reset: bool) -> dict[str, int]:
         with self._mutex:
-            requests = int(self._requests.__reduce__()[1][0])  # type: ignore[index]
+            requests = self._n_requests
             if reset:
-                self._requests = itertools.count()
+                self._n_requests = 0
             stats: dict[str, int] = {
                 "pool_min": self.min_size,
                 "pool_max": self._limit,
@@ -921,6 +862,7 @@ class Resource(Counters, Generic[T]):
         self._waiting = deque()  # the tasks that waited exist only in the parent
         self._size = self._excess = 0
         self._generation += 1
+        self._settle_locked()
         self._upkeep = None  # restarted lazily by the next acquire
         if self.close_after_fork:
             for slot in inherited:
