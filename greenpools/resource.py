@@ -229,6 +229,11 @@ class Resource(FastPath, Counters, Generic[T]):
         if self._wants_upkeep():
             self._start_upkeep()
 
+    if TYPE_CHECKING:  # implemented by FastPath (greenpools._fastpath)
+
+        def acquire(self, block: bool = False, timeout: float | None = None) -> T: ...
+        def release(self, resource: T) -> None: ...
+
     # -- hooks ------------------------------------------------------------
 
     def new(self) -> T:
