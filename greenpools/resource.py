@@ -44,7 +44,7 @@ import warnings
 import weakref
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import backends, forking, lifecycle
 from ._fastpath import FastPath, Slot
