@@ -1,0 +1,87 @@
+"""Quick start: many green threads publish through greenpools' pools, then consume.
+
+    python examples/quickstart.py
+    python examples/quickstart.py --broker amqp://guest:guest@127.0.0.1:5672//
+
+Runs on gevent when it is installed (patched on the first lines, as every
+gevent program does), on plain threads otherwise, and on kombu's
+in-memory transport unless given a broker URL.  `python -m greenpools
+demo` is the fuller version of this script.
+"""
+
+try:
+    from gevent import monkey
+except ImportError:  # no gevent: the threads below are OS threads
+    pass
+else:
+    monkey.patch_all()
+
+import argparse
+import sys
+import threading
+
+from kombu import Connection, Consumer, Exchange, Queue
+
+import greenpools
+from greenpools.pools import connections, producers, set_limit
+
+TASKS = 50
+MESSAGES_PER_TASK = 10
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--broker", default="memory://", help="kombu broker URL")
+    args = parser.parse_args()
+
+    # At most 5 connections, and 5 producers, per broker; kombu's default is 10.
+    set_limit(5)
+    # polling_interval only matters to the in-memory transport, which polls.
+    connection = Connection(args.broker, transport_options={"polling_interval": 0.01})
+    exchange = Exchange("greenpools-quickstart", type="direct", durable=False)
+    queue = Queue("greenpools-quickstart", exchange, routing_key="quickstart", durable=False)
+
+    # A pooled connection: declare the exchange, the queue and the binding.
+    with connections[connection].acquire(block=True) as conn:
+        queue(conn.default_channel).declare()
+        queue(conn.default_channel).purge()
+
+    def publish(task: int) -> None:
+        for seq in range(MESSAGES_PER_TASK):
+            # Waits (cooperatively under gevent) while all 5 producers are busy.
+            with producers[connection].acquire(block=True, timeout=30) as producer:
+                producer.publish(
+                    {"task": task, "seq": seq}, exchange=exchange, routing_key="quickstart"
+                )
+
+    publishers = [threading.Thread(target=publish, args=(task,)) for task in range(TASKS)]
+    for thread in publishers:
+        thread.start()
+    for thread in publishers:
+        thread.join()
+
+    received = []
+
+    def on_message(body: dict[str, int], message: object) -> None:
+        received.append(body)
+        message.ack()  # type: ignore[attr-defined]
+
+    expected = TASKS * MESSAGES_PER_TASK
+    with connections[connection].acquire(block=True) as conn:
+        with Consumer(conn, queues=[queue], callbacks=[on_message], accept=["json"]):
+            try:
+                while len(received) < expected:
+                    conn.drain_events(timeout=5)
+            except TimeoutError:
+                pass  # nothing more arrived: report what did
+
+    print(f"backend:   {greenpools.get_backend().name}")
+    print(f"broker:    {args.broker}")
+    print(f"published: {expected} messages from {TASKS} tasks")
+    print(f"consumed:  {len(received)}")
+    print(f"connection pool: {connections[connection].get_stats()}")
+    return 0 if len(received) == expected else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""The command line: ``python -m greenpools doctor|demo|bench``.
+
+``doctor`` says what greenpools sees in this environment, ``demo`` runs
+the demo (:mod:`greenpools.demo`), ``bench`` the short benchmark
+(:mod:`greenpools.bench`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import os
+import platform
+import sys
+from collections.abc import Callable, Sequence
+
+import greenpools
+
+from . import backends
+
+GEVENT_ENTRY_POINT_GROUP = "gevent.plugins.monkey.did_patch_all"
+GEVENT_ENTRY_POINT_VALUE = "greenpools.backends:on_gevent_patch_all"
+
+USAGE = """\
+usage: python -m greenpools COMMAND [options]
+
+commands:
+  doctor [--broker URL]   versions, the active backend and why, the gevent hook,
+                          and whether the broker answers
+  demo [options]          publish and consume through the pools from many tasks
+                          (python -m greenpools demo --help)
+  bench [options]         a short benchmark against kombu's pools
+"""
+
+
+def distribution_version(name: str) -> str:
+    """Installed version of ``name``, without importing it."""
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def backend_reason() -> str:
+    """Why the active backend is the active one."""
+    requested = os.environ.get(backends.ENV_VAR, "").strip()
+    if requested and requested != "auto":
+        return f"{backends.ENV_VAR}={requested} in the environment"
+    detected = backends.detect()
+    if detected == "gevent":
+        return "gevent has monkey-patched the standard library"
+    if detected == "eventlet":
+        return "eventlet has monkey-patched the standard library"
+    return (
+        "nothing is monkey-patched in this process; patching with gevent or "
+        "eventlet (even after import) switches the backend"
+    )
+
+
+def gevent_entry_point() -> tuple[bool, str]:
+    """Whether greenpools' ``did_patch_all`` entry point is registered for gevent."""
+    found = importlib.metadata.entry_points(group=GEVENT_ENTRY_POINT_GROUP)
+    for entry_point in found:
+        if entry_point.value == GEVENT_ENTRY_POINT_VALUE:
+            try:
+                entry_point.load()
+            except Exception as exc:
+                return False, f"registered but does not load: {exc}"
+            return True, f"registered ({entry_point.group} -> {entry_point.value})"
+    return False, (
+        "NOT registered: reinstall greenpools (pip install -e .) so that gevent's "
+        "patch_all() after import switches the backend"
+    )
+
+
+def broker_answers(url: str, timeout: float) -> tuple[bool, str]:
+    """Whether the broker at ``url`` accepts a connection."""
+    from kombu.connection import Connection
+
+    connection = Connection(url, connect_timeout=timeout)
+    try:
+        connection.ensure_connection(max_retries=1, timeout=timeout)
+    except Exception as exc:
+        return False, f"does not answer: {type(exc).__name__}: {exc}"
+    else:
+        return True, f"answers ({connection.transport_cls} transport)"
+    finally:
+        connection.release()
+
+
+def doctor(argv: Sequence[str]) -> int:
+    """Print what greenpools sees; exit 1 if something needs fixing."""
+    parser = argparse.ArgumentParser(
+        prog="python -m greenpools doctor",
+        description="Versions, the active backend and why, the gevent hook, the broker.",
+    )
+    parser.add_argument("--broker", help="kombu broker URL to try, e.g. amqp://guest:guest@127.0.0.1:5672//")
+    parser.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the broker")
+    args = parser.parse_args(argv)
+
+    healthy = True
+    rows = [
+        ("python", f"{platform.python_version()} ({sys.executable})"),
+        ("greenpools", f"{greenpools.__version__} ({os.path.dirname(greenpools.__file__)})"),
+    ]
+    rows += [
+        (name, distribution_version(name))
+        for name in ("kombu", "amqp", "gevent", "eventlet", "greenlet")
+    ]
+    rows.append(("backend", f"{backends.get_backend().name}: {backend_reason()}"))
+    registered, about_hook = gevent_entry_point()
+    healthy = healthy and registered
+    rows.append(("gevent hook", about_hook))
+    if args.broker:
+        answers, about_broker = broker_answers(args.broker, args.timeout)
+        healthy = healthy and answers
+        rows.append(("broker", f"{args.broker} {about_broker}"))
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        print(f"{label:<{width}}  {value}")
+    return 0 if healthy else 1
+
+
+def bench(argv: Sequence[str]) -> int:
+    """Run ``greenpools.bench.main(argv)`` if the benchmark module is installed."""
+    try:
+        from greenpools import bench as bench_module  # type: ignore[attr-defined,unused-ignore]
+    except ModuleNotFoundError as exc:
+        if exc.name != "greenpools.bench":
+            raise
+        print(
+            "greenpools bench: the benchmark module (greenpools.bench) is not part of this "
+            "installation yet; see benchmarks/ in the repository",
+            file=sys.stderr,
+        )
+        return 2
+    return int(bench_module.main(list(argv)) or 0)
+
+
+def demo(argv: Sequence[str]) -> int:
+    """Run the demo (:func:`greenpools.demo.main`)."""
+    from . import demo as demo_module
+
+    return demo_module.main(argv)
+
+
+COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
+    "doctor": doctor,
+    "demo": demo,
+    "bench": bench,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Dispatch to a command; each parses its own options."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(USAGE, end="")
+        return 0 if args else 2
+    if args[0] in ("-V", "--version"):
+        print(f"greenpools {greenpools.__version__}")
+        return 0
+    command = COMMANDS.get(args[0])
+    if command is None:
+        print(f"unknown command {args[0]!r}\n\n{USAGE}", end="", file=sys.stderr)
+        return 2
+    return command(args[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
