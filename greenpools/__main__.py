@@ -8,6 +8,7 @@ the demo (:mod:`greenpools.demo`), ``bench`` the short benchmark
 from __future__ import annotations
 
 import argparse
+import importlib
 import importlib.metadata
 import os
 import platform
@@ -81,9 +82,9 @@ def broker_answers(url: str, timeout: float) -> tuple[bool, str]:
     try:
         connection.ensure_connection(max_retries=1, timeout=timeout)
     except Exception as exc:
-        return False, f"does not answer: {type(exc).__name__}: {exc}"
+        return False, f"{connection.as_uri()} does not answer: {type(exc).__name__}: {exc}"
     else:
-        return True, f"answers ({connection.transport_cls} transport)"
+        return True, f"{connection.as_uri()} answers ({connection.transport_cls} transport)"
     finally:
         connection.release()
 
@@ -114,7 +115,7 @@ def doctor(argv: Sequence[str]) -> int:
     if args.broker:
         answers, about_broker = broker_answers(args.broker, args.timeout)
         healthy = healthy and answers
-        rows.append(("broker", f"{args.broker} {about_broker}"))
+        rows.append(("broker", about_broker))
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
         print(f"{label:<{width}}  {value}")
@@ -124,7 +125,7 @@ def doctor(argv: Sequence[str]) -> int:
 def bench(argv: Sequence[str]) -> int:
     """Run ``greenpools.bench.main(argv)`` if the benchmark module is installed."""
     try:
-        from greenpools import bench as bench_module  # type: ignore[attr-defined,unused-ignore]
+        bench_module = importlib.import_module("greenpools.bench")
     except ModuleNotFoundError as exc:
         if exc.name != "greenpools.bench":
             raise
