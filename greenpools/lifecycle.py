@@ -138,3 +138,38 @@ def interval_for(pool: Resource[Any]) -> float:
         if option is not None:
             interval = min(interval, option / 4)
     return max(interval, 0.01)
+
+
+class StallWatch:
+    """One task per process that warns about callers waiting forever.
+
+    A pool whose every resource is held by the very task now waiting for
+    one (nested acquires, py-amqp #267) would otherwise hang in silence.
+    Pools join on their first wait without a timeout; the task runs on the
+    backend active at that moment and is restarted after a fork or switch.
+    """
+
+    #: A caller waiting this long without a timeout is reported, once.
+    after = 30.0
+
+    def __init__(self) -> None:
+        self._pools: weakref.WeakSet[Resource[Any]] = weakref.WeakSet()
+        self._running: tuple[int, Backend] | None = None
+
+    def watch(self, pool: Resource[Any]) -> None:
+        self._pools.add(pool)
+        running = (forking.pid, pool._backend)
+        if self._running != running:
+            self._running = running
+            pool._backend.spawn(self._run, running)
+
+    def _run(self, running: tuple[int, Backend]) -> None:
+        backend = running[1]
+        while self._running == running and forking.pid == running[0]:
+            backend.sleep(min(self.after / 4, MAX_INTERVAL * 5))
+            now = backend.monotonic()
+            for pool in list(self._pools):
+                pool._warn_stalled(now, self.after)
+
+
+stall_watch = StallWatch()

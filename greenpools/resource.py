@@ -60,9 +60,6 @@ logger = logging.getLogger("greenpools")
 _INF = float("inf")
 _monotonic = time.monotonic  # every backend's clock (Backend.monotonic)
 
-#: A caller waiting with no timeout logs a warning this often, so that a
-#: pool exhausted for good (say, nested acquires) is never a silent hang.
-STALL_WARNING_INTERVAL = 30.0
 
 # WaitingClient states
 _WAITING, _GRANTED, _MAY_CREATE, _REFUSED = 0, 1, 2, 3
@@ -73,12 +70,14 @@ _pool_names = itertools.count(1)
 class WaitingClient:
     """One caller queued for a resource; whoever frees one fills it in."""
 
-    __slots__ = ("slot", "state", "waiter")
+    __slots__ = ("since", "slot", "stall_warned", "state", "waiter")
 
-    def __init__(self, waiter: backends.Waiter) -> None:
+    def __init__(self, waiter: backends.Waiter, since: float) -> None:
         self.waiter = waiter
+        self.since = since
         self.state = _WAITING
         self.slot: Slot | None = None
+        self.stall_warned = False
 
 
 def check_limit(name: str, value: Any, *, allow_none: bool = True) -> int:
@@ -335,7 +334,7 @@ class Resource(FastPath, Counters, Generic[T]):
                 if timeout is not None and timeout <= 0:
                     self._n_request_errors += 1
                     raise self._pool_timeout(f"pool {self.name!r}: no resource is free")
-                client = WaitingClient(backends.current().waiter())
+                client = WaitingClient(backends.current().waiter(), _monotonic())
                 self._waiting.append(client)
                 self._quiet = False
                 self._n_queued += 1
@@ -346,22 +345,15 @@ class Resource(FastPath, Counters, Generic[T]):
         return self._wait(client, timeout)
 
     def _wait(self, client: WaitingClient, timeout: float | None) -> Slot:
-        started = _monotonic()
+        if timeout is None:
+            lifecycle.stall_watch.watch(self)
         try:
-            if timeout is not None:
-                client.waiter.wait(timeout)
-            else:
-                while not client.waiter.wait(STALL_WARNING_INTERVAL):
-                    logger.warning(
-                        "greenpools: waited %.0fs so far for pool %r (%d of %d in use); "
-                        "is a task holding one while waiting for another?",
-                        _monotonic() - started, self.name, len(self._out), self._limit,
-                    )
+            client.waiter.wait(timeout)
         except BaseException:
             self._abandon(client)
             raise
         with self._mutex:
-            self._wait_s += _monotonic() - started
+            self._wait_s += _monotonic() - client.since
             state = client.state
             if state == _WAITING:
                 # Timed out, and nothing reached us before we took the lock.
@@ -882,7 +874,21 @@ class Resource(FastPath, Counters, Generic[T]):
             self._upkeep.stop()
             self._upkeep = None
 
-    # -- leak detection (called by the upkeep task) ----------------------------
+    # -- warnings (called by background tasks) ---------------------------------
+
+    def _warn_stalled(self, now: float, after: float) -> None:
+        """Log once for each caller that has waited forever for ``after`` seconds."""
+        with self._mutex:
+            stalled = [c for c in self._waiting if not c.stall_warned and now - c.since >= after]
+            for client in stalled:
+                client.stall_warned = True
+            lent = len(self._out)
+        for client in stalled:
+            logger.warning(
+                "greenpools: a caller has waited %.0fs for pool %r (%d of %d in use, "
+                "no timeout); is a task holding one while it waits for another?",
+                now - client.since, self.name, lent, self._limit,
+            )
 
     def _warn_leaks(self, now: float) -> None:
         leak_timeout = self.leak_timeout

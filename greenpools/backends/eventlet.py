@@ -1,6 +1,6 @@
 """Backend for eventlet green threads.
 
-The waiter parks the calling green thread on eventlet's hub directly.  A
+A blocking wait parks only the calling green thread on eventlet's hub.  A
 wake from another native thread (``eventlet.tpool``, a real thread) cannot
 touch that hub, so it rings a per-hub doorbell: a pipe the hub watches,
 which runs the wake-up in the hub's own thread.
@@ -18,7 +18,8 @@ from eventlet import hubs
 from eventlet.patcher import original
 from greenlet import getcurrent
 
-from .base import Backend, Task, Waiter, native_thread_ident
+from ._green import HubWaiter
+from .base import Backend, Task, Waiter
 
 _real_os = original("os")
 
@@ -64,62 +65,31 @@ def _doorbell(hub: Any) -> _Doorbell:
     return bell
 
 
-class EventletWaiter(Waiter):
-    """Parks one green thread on its hub until woken or timed out.
+class EventletWaiter(HubWaiter):
+    __slots__ = ()
 
-    ``wait`` publishes its greenlet before it reads ``_woken`` and ``wake``
-    sets ``_woken`` before it reads the greenlet, so a wake from another
-    native thread is never missed; ``_resume`` runs in the hub's thread and
-    switches only into a greenlet that is still parked here.
-    """
+    _get_hub = staticmethod(hubs.get_hub)
 
-    __slots__ = ("_bell", "_greenlet", "_hub", "_thread", "_woken")
-
-    def __init__(self) -> None:
-        self._woken = False
-        self._greenlet: Any = None
-        self._hub: Any = None
-        self._bell: _Doorbell | None = None
-        self._thread = 0
-
-    def wait(self, timeout: float | None) -> bool:
-        if self._woken:
-            return True
-        if timeout is not None and timeout <= 0:
-            return False
-        hub = self._hub = hubs.get_hub()
+    @staticmethod
+    def _prepare_hub(hub: Any) -> None:
         # Made here, in the hub's thread: hub.add is not thread-safe.
-        self._bell = _doorbell(hub)
-        self._thread = native_thread_ident()
-        self._greenlet = getcurrent()
-        if self._woken:
-            self._greenlet = None
-            return True
-        timer = None
-        if timeout is not None:
-            timer = hub.schedule_call_global(timeout, self._resume, False)
-        try:
-            return bool(hub.switch())
-        finally:
-            self._greenlet = None
-            if timer is not None:
-                timer.cancel()
+        _doorbell(hub)
 
-    def _resume(self, woken: bool) -> None:
-        greenlet = self._greenlet
-        if greenlet is not None:
-            self._greenlet = None
-            greenlet.switch(woken)
+    @staticmethod
+    def _call_soon(hub: Any, func: Callable[[bool], None]) -> None:
+        hub.schedule_call_global(0, func, True)
 
-    def wake(self) -> None:
-        self._woken = True
-        if self._greenlet is None:
-            return
-        if native_thread_ident() == self._thread:
-            self._hub.schedule_call_global(0, self._resume, True)
-        else:
-            assert self._bell is not None
-            self._bell.call(self._resume, True)
+    @staticmethod
+    def _call_soon_threadsafe(hub: Any, func: Callable[[bool], None]) -> None:
+        _doorbell(hub).call(func, True)
+
+    @staticmethod
+    def _call_later(hub: Any, seconds: float, func: Callable[[bool], None]) -> Any:
+        return hub.schedule_call_global(seconds, func, False)
+
+    @staticmethod
+    def _cancel(handle: Any) -> None:
+        handle.cancel()
 
 
 class EventletBackend(Backend):

@@ -1,8 +1,8 @@
 """Backend for gevent greenlets.
 
-Waiting uses :class:`gevent.event.Event`, which parks only the calling
-greenlet whether or not the standard library is monkey-patched, and which
-gevent allows to be set from another native thread.
+A blocking wait parks only the calling greenlet on gevent's hub, whether
+or not the standard library is monkey-patched; a wake from another native
+thread goes through the hub loop's thread-safe callback.
 """
 
 from __future__ import annotations
@@ -11,27 +11,41 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 import gevent
-from gevent.event import Event
 from greenlet import getcurrent
 
+from ._green import HubWaiter
 from .base import Backend, Task, Waiter
 
 
-class GeventWaiter(Waiter):
-    __slots__ = ("_event",)
+class GeventWaiter(HubWaiter):
+    __slots__ = ()
 
-    def __init__(self) -> None:
-        self._event = Event()
+    _get_hub = staticmethod(gevent.get_hub)
 
-    def wait(self, timeout: float | None) -> bool:
-        return bool(self._event.wait(timeout))
+    @staticmethod
+    def _call_soon(hub: Any, func: Callable[[bool], None]) -> None:
+        hub.loop.run_callback(func, True)
 
-    def wake(self) -> None:
-        self._event.set()
+    @staticmethod
+    def _call_soon_threadsafe(hub: Any, func: Callable[[bool], None]) -> None:
+        hub.loop.run_callback_threadsafe(func, True)
+
+    @staticmethod
+    def _call_later(hub: Any, seconds: float, func: Callable[[bool], None]) -> Any:
+        timer = hub.loop.timer(seconds)
+        timer.start(func, False)
+        return timer
+
+    @staticmethod
+    def _cancel(handle: Any) -> None:
+        handle.close()
 
 
 class GeventBackend(Backend):
     name = "gevent"
+
+    #: A builtin, not a method: the pool calls it on hot paths.
+    current_task: Callable[[], Hashable] = staticmethod(getcurrent)  # type: ignore[assignment]
 
     def waiter(self) -> Waiter:
         return GeventWaiter()
@@ -42,9 +56,6 @@ class GeventBackend(Backend):
     def spawn(self, func: Callable[..., Any], *args: Any) -> Task:
         task: Task = gevent.spawn(func, *args)
         return task
-
-    #: A builtin, not a method: the pool calls it on every acquire.
-    current_task: Callable[[], Hashable] = staticmethod(getcurrent)  # type: ignore[assignment]
 
 
 backend = GeventBackend()
