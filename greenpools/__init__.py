@@ -6,9 +6,15 @@ eventlet), with psycopg_pool's lifecycle options and fork safety.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .backends import Backend, BackendUnavailable, get_backend, use_backend
 from .exceptions import LimitExceeded, PoolClosed, PoolError, PoolTimeout, TooManyRequests
 from .resource import Lease, Pool, Resource
+
+if TYPE_CHECKING:
+    from .kombu_patch import install, uninstall
+    from .pools import connections, producers
 
 __version__ = "0.1.0"
 
@@ -23,6 +29,27 @@ __all__ = [
     "PoolTimeout",
     "Resource",
     "TooManyRequests",
+    "connections",
     "get_backend",
+    "install",
+    "producers",
+    "uninstall",
     "use_backend",
 ]
+
+# The kombu layer loads on first use: importing greenpools stays cheap.
+_LAZY = {
+    "connections": "pools",
+    "producers": "pools",
+    "install": "kombu_patch",
+    "uninstall": "kombu_patch",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"{__name__}.{module_name}"), name)

@@ -1,0 +1,682 @@
+"""kombu's pools (``kombu.pools``) on greenpools' pool algorithm.
+
+A drop-in for ``kombu.pools``: the same classes, groups and functions,
+built on :class:`greenpools.Resource`, so every wait yields on the active
+backend, waiters are served in order, limits can shrink, and a forked
+child starts afresh without touching the parent's sockets.
+
+What the pools hand out are real kombu objects: a ``kombu.Connection``
+subclass, a ``kombu.Producer`` subclass, a transport channel.  Their
+``release()`` is bound once, when the object is created, and returns the
+object to its pool exactly once: a second release is a ``ValueError``.
+Leaving a ``with pool.acquire() as obj:`` block releases it, unless the
+block raised one of the connection's ``connection_errors`` or
+``channel_errors``: then the connection is closed and replaced, so a
+broken connection never goes back to the pool (celery #9259).
+
+A limit of 0 (or ``None``) on a connection or channel pool means what it
+means in kombu: no pooling, every release closes.
+"""
+
+# kombu's functions are mostly untyped.
+# mypy: disallow-untyped-calls=False
+
+from __future__ import annotations
+
+import functools
+import itertools
+import time
+import weakref
+from collections.abc import Iterator
+from typing import Any, TypeVar
+
+from kombu.connection import Connection
+from kombu.connection import PooledConnection as _KombuPooledConnection
+from kombu.exceptions import ChannelLimitExceeded, ConnectionLimitExceeded
+from kombu.messaging import Producer as _KombuProducer
+from kombu.pools import use_global_limit
+from kombu.utils.collections import EqualityDict, eqhash
+from kombu.utils.functional import ChannelPromise
+
+from . import backends, forking
+from ._kombu_fork import forget_connection
+from .backends.base import native_lock
+from .resource import Resource, check_limit
+
+__all__ = [
+    "ChannelPool",
+    "ConnectionPool",
+    "Connections",
+    "PoolGroup",
+    "PooledConnection",
+    "PooledProducer",
+    "ProducerPool",
+    "Producers",
+    "connections",
+    "get_limit",
+    "producers",
+    "register_group",
+    "reset",
+    "set_limit",
+    "use_default_limit",
+    "use_global_limit",
+]
+
+T = TypeVar("T")
+
+#: Passed as a group's ``limit``: the group's pools follow :func:`set_limit`.
+#: The very object kombu uses, so either module's marker works with either.
+use_default_limit = use_global_limit
+
+_DEFAULT_LIMIT = 10  # kombu's real default (its docs say 200: kombu #1313)
+
+
+def _as_connection(connection: Any) -> Any:
+    """A ``kombu.Connection`` from a connection or a URL string."""
+    if isinstance(connection, str):
+        return Connection(connection)
+    if not isinstance(connection, Connection):
+        raise TypeError(
+            f"connection must be a kombu.Connection or a URL string, got {connection!r}"
+        )
+    return connection
+
+
+def _is_connection_error(connection: Any, exc: BaseException) -> bool:
+    """Whether ``exc`` means ``connection`` (or its channel) is broken."""
+    try:
+        errors = tuple(connection.connection_errors) + tuple(connection.channel_errors)
+    except Exception:  # the transport cannot even say: do not trust it
+        return True
+    return isinstance(exc, errors)
+
+
+# -- pools of connections and channels ----------------------------------------
+
+
+class _KombuResource(Resource[T]):
+    """What the connection and channel pools share: kombu's limit-0 meaning.
+
+    kombu does not pool at all when the limit is 0 or ``None``: each
+    acquire makes a resource and each release closes it (Celery's
+    ``broker_pool_limit=None`` relies on it).  Here that is one instance
+    attribute: ``release`` closes instead of returning, so the pooled fast
+    path is untouched.
+    """
+
+    def __init__(self, limit: int | None, preload: int | None, **options: Any) -> None:
+        self._set_pooling(bool(limit))
+        super().__init__(limit, preload, **options)
+
+    def _set_pooling(self, pooled: bool) -> None:
+        if pooled:
+            self.__dict__.pop("release", None)
+        else:
+            self.release = self._release_unpooled  # type: ignore[method-assign]
+
+    def _release_unpooled(self, resource: T) -> None:
+        try:
+            self.replace(resource)  # closes it and frees its place
+        except ValueError:
+            raise ValueError(
+                f"resource {resource!r} is not checked out of pool {self.name!r}: "
+                f"released twice, or never acquired from it"
+            ) from None
+
+    def resize(
+        self, limit: int | None, force: bool = False, ignore_errors: bool = False,
+        reset: bool = False,
+    ) -> None:
+        """Change the limit (see :meth:`greenpools.Resource.resize`).
+
+        Going to 0 stops pooling: every existing resource is retired.
+        """
+        new_limit = check_limit("limit", limit)
+        if not new_limit and self._limit:
+            reset = True
+        try:
+            super().resize(new_limit, force, ignore_errors, reset)
+        finally:
+            self._set_pooling(bool(self._limit))
+
+
+class PooledConnection(_KombuPooledConnection):  # type: ignore[misc]
+    """A ``kombu.Connection`` that belongs to a :class:`ConnectionPool`.
+
+    ``release()`` returns it to the pool; ``close()`` really closes it.
+    As a context manager it releases on exit, or replaces itself when the
+    block raised one of its connection or channel errors.
+    """
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc is not None and _is_connection_error(self, exc):
+            self._pool.replace(self)
+        else:
+            self.release()
+
+
+class ConnectionPool(_KombuResource[PooledConnection]):
+    """A pool of connections made like ``connection`` (a URL works too).
+
+    ``ConnectionPool(connection, limit=None, preload=None, **options)``
+    with the options of :class:`greenpools.Resource` (``timeout``,
+    ``max_waiting``, ``min_size``, ``max_idle``, ...).  Raises
+    ``kombu.exceptions.ConnectionLimitExceeded`` (also a greenpools
+    ``LimitExceeded``) when no connection is free and the caller would not
+    wait.
+    """
+
+    LimitExceeded = ConnectionLimitExceeded
+    close_after_fork = True
+
+    #: The class of the pooled connections.
+    Connection: type[PooledConnection] = PooledConnection
+
+    def __init__(
+        self, connection: Any, limit: int | None = None, preload: int | None = None,
+        **options: Any,
+    ) -> None:
+        self.connection = _as_connection(connection)
+        super().__init__(limit, preload, **options)
+
+    def new(self) -> PooledConnection:
+        conn = self.Connection(self, **dict(self.connection._info(resolve=False)))
+        # Bound once for the connection's life, never per acquire.
+        conn.release = functools.partial(self.release, conn)  # type: ignore[method-assign]
+        return conn
+
+    def close_resource(self, resource: PooledConnection) -> None:
+        resource._close()
+
+    def collect_resource(self, resource: PooledConnection, socket_timeout: float = 0.1) -> None:
+        resource.collect(socket_timeout)
+
+    def forget_resource(self, resource: PooledConnection) -> None:
+        forget_connection(resource)
+
+    @property  # type: ignore[override]
+    def connection_errors(self) -> tuple[type[BaseException], ...]:
+        """The template connection's connection and channel errors."""
+        errors = self.__dict__.get("_connection_errors")
+        if errors is None:
+            conn = self.connection
+            errors = tuple(conn.connection_errors) + tuple(conn.channel_errors)
+            self.__dict__["_connection_errors"] = errors
+        return errors  # type: ignore[no-any-return]
+
+    @connection_errors.setter
+    def connection_errors(self, errors: tuple[type[BaseException], ...]) -> None:
+        self.__dict__["_connection_errors"] = tuple(errors)
+
+    def acquire_channel(self, block: bool = False) -> _ChannelLease:
+        """``with pool.acquire_channel() as (connection, channel):`` as in kombu."""
+        return _ChannelLease(self, block)
+
+
+class _ChannelLease:
+    __slots__ = ("_block", "_conn", "_pool")
+
+    def __init__(self, pool: ConnectionPool, block: bool) -> None:
+        self._pool = pool
+        self._block = block
+
+    def __enter__(self) -> tuple[PooledConnection, Any]:
+        conn = self._conn = self._pool.acquire(block=self._block)
+        try:
+            return conn, conn.default_channel
+        except BaseException as exc:
+            conn.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self._conn.__exit__(exc_type, exc, tb)
+
+
+_pooled_channel_classes: dict[type, type] = {}
+
+
+def _pooled_channel_class(cls: type) -> type:
+    """``cls`` with ``__exit__`` returning the channel to its pool.
+
+    A transport channel closes itself on ``__exit__``; a pooled one must go
+    back instead (or be replaced after a connection error).
+    """
+    pooled = _pooled_channel_classes.get(cls)
+    if pooled is None:
+        pooled = type(cls.__name__, (_PooledChannelMixin, cls), {"__module__": cls.__module__})
+        _pooled_channel_classes[cls] = pooled
+    return pooled
+
+
+class _PooledChannelMixin:
+    _greenpools_pool: ChannelPool
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        pool = self._greenpools_pool
+        if exc is not None and isinstance(exc, pool.connection_errors):
+            pool.replace(self)
+        else:
+            self.release()  # type: ignore[attr-defined]
+
+
+class ChannelPool(_KombuResource[Any]):
+    """A pool of channels of one connection (``connection.ChannelPool``).
+
+    Raises ``kombu.exceptions.ChannelLimitExceeded`` (also a greenpools
+    ``LimitExceeded``) when no channel is free and the caller would not
+    wait.  In a forked child the pool also drops the parent's socket under
+    ``connection``, which then reconnects on first use.
+    """
+
+    LimitExceeded = ChannelLimitExceeded
+    close_after_fork = True
+
+    def __init__(
+        self, connection: Any, limit: int | None = None, preload: int | None = None,
+        **options: Any,
+    ) -> None:
+        self.connection = _as_connection(connection)
+        super().__init__(limit, preload, **options)
+
+    def new(self) -> Any:
+        channel = self.connection.channel()
+        try:
+            channel.__class__ = _pooled_channel_class(type(channel))
+            channel._greenpools_pool = self
+            channel.release = functools.partial(self.release, channel)
+        except (TypeError, AttributeError):  # a channel type that refuses: plain then
+            pass
+        return channel
+
+    def close_resource(self, resource: Any) -> None:
+        resource.close()
+
+    @property  # type: ignore[override]
+    def connection_errors(self) -> tuple[type[BaseException], ...]:
+        errors = self.__dict__.get("_connection_errors")
+        if errors is None:
+            conn = self.connection
+            errors = tuple(conn.connection_errors) + tuple(conn.channel_errors)
+            self.__dict__["_connection_errors"] = errors
+        return errors  # type: ignore[no-any-return]
+
+    @connection_errors.setter
+    def connection_errors(self, errors: tuple[type[BaseException], ...]) -> None:
+        self.__dict__["_connection_errors"] = tuple(errors)
+
+    def _after_fork_in_child(self) -> None:
+        super()._after_fork_in_child()
+        if self.close_after_fork:
+            forget_connection(self.connection)
+
+
+# -- producers -------------------------------------------------------------------
+
+
+class _PooledProducerMixin:
+    """``__exit__`` for pooled producers: release, or replace after a
+    connection error."""
+
+    _pool: ProducerPool
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc is not None:
+            self._pool._release_after_error(self, exc)
+        else:
+            self.release()  # type: ignore[attr-defined]
+
+
+class PooledProducer(_PooledProducerMixin, _KombuProducer):  # type: ignore[misc]
+    """A ``kombu.Producer`` that belongs to a :class:`ProducerPool`."""
+
+
+_pooled_producer_classes: dict[type, type] = {_KombuProducer: PooledProducer}
+
+
+def _pooled_producer_class(cls: type) -> type:
+    pooled = _pooled_producer_classes.get(cls)
+    if pooled is None:
+        if issubclass(cls, _PooledProducerMixin):
+            pooled = cls
+        else:
+            pooled = type(cls.__name__, (_PooledProducerMixin, cls),
+                          {"__module__": cls.__module__})
+        _pooled_producer_classes[cls] = pooled
+    return pooled
+
+
+class ProducerPool(Resource[Any]):
+    """A pool of ``kombu.Producer`` on the connections of a connection pool.
+
+    ``ProducerPool(connections, limit=None, Producer=None, **options)``;
+    kombu's positional ``(connections, limit, preload, close_after_fork)``
+    works too.  A producer holds a connection only while lent: ``acquire``
+    takes one from ``connections`` and ``release`` returns both.  An idle
+    producer stays bound to the channel it last used, and when its
+    connection comes back on the next acquire (the warmest one usually
+    does) it is not revived again.  If taking the connection or binding to
+    it fails, the connection goes back and the producer too: nothing leaks
+    (celery #1009).
+    """
+
+    Producer: type = _KombuProducer
+    close_after_fork = True
+
+    def __init__(
+        self, connections: Any, limit: int | None = None, preload: Any = None,
+        close_after_fork: bool | None = None, Producer: type | None = None,
+        **options: Any,
+    ) -> None:
+        if isinstance(preload, type):  # ProducerPool(connections, limit, Producer)
+            Producer, preload = preload, None
+        if not callable(getattr(connections, "acquire", None)):
+            raise TypeError(f"connections must be a connection pool, got {connections!r}")
+        self.connections = connections
+        if Producer is not None:
+            self.Producer = Producer
+        self._producer_class = _pooled_producer_class(self.Producer)
+        super().__init__(limit, preload, close_after_fork, **options)
+
+    def _acquire_connection(self, timeout: float | None = None) -> Any:
+        return self.connections.acquire(block=True, timeout=timeout)
+
+    def create_producer(self) -> Any:
+        """A new producer; the connection it was made on goes back at once."""
+        conn = self._acquire_connection()
+        try:
+            producer = self._producer_class(conn)
+        finally:
+            conn.release()
+        return producer
+
+    def new(self) -> Any:
+        producer = self.create_producer()
+        producer._pool = self
+        producer.release = functools.partial(self.release, producer)
+        return producer
+
+    def acquire(self, block: bool = False, timeout: float | None = None) -> Any:
+        """A producer bound to a connection from ``connections``.
+
+        ``block`` and ``timeout`` apply to the producer; the connection is
+        then waited for (as kombu does) within what is left of ``timeout``.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        producer = Resource.acquire(self, block, timeout)
+        try:
+            conn = self.connections.acquire(
+                True, None if deadline is None else max(0.0, deadline - time.monotonic())
+            )
+        except BaseException:
+            Resource.release(self, producer)
+            raise
+        channel = producer._channel
+        if conn is not producer.__connection__ or (
+            channel is not conn._default_channel and type(channel) is not ChannelPromise
+        ):
+            try:
+                producer.revive(conn)
+            except BaseException:
+                conn.release()
+                self.replace(producer)
+                raise
+        return producer
+
+    def release(self, resource: Any) -> None:
+        """Return a producer and the connection it holds."""
+        conn = resource.__connection__
+        Resource.release(self, resource)  # refuses a second release first
+        if conn is not None:
+            conn.release()
+
+    def _release_after_error(self, producer: Any, exc: BaseException) -> None:
+        conn = producer.__connection__
+        if conn is None or not _is_connection_error(conn, exc):
+            self.release(producer)
+            return
+        self.replace(producer)  # refuses a producer not lent first
+        pool = getattr(conn, "_pool", None)
+        if pool is not None:
+            pool.replace(conn)
+        else:
+            conn.release()
+
+    def close_resource(self, resource: Any) -> None:
+        # Idle producers hold no connection; lent ones give theirs back on
+        # release, so there is nothing to close.
+        pass
+
+    def forget_resource(self, resource: Any) -> None:
+        pass
+
+
+# -- groups ------------------------------------------------------------------------
+
+
+_live_groups: list[weakref.ref[PoolGroup]] = []
+
+
+def _forget_group_ref(ref: weakref.ref[PoolGroup]) -> None:
+    try:
+        _live_groups.remove(ref)
+    except ValueError:  # pragma: no cover - already pruned after a fork
+        pass
+
+
+class PoolGroup(EqualityDict):  # type: ignore[misc]
+    """A mapping from connection parameters to pools, made on first use.
+
+    Keys are ``kombu.Connection`` objects or URL strings; connections with
+    equal parameters share one pool.  Creation is race free under threads
+    and green threads: one caller creates, the others wait for it (never
+    under a lock: creating may do I/O).  ``limit`` may be
+    :data:`use_global_limit`; the other keyword options go to every pool
+    the group creates.  With ``close_after_fork`` (the default) a forked
+    child starts with the group empty.
+    """
+
+    def __init__(self, limit: Any = None, close_after_fork: bool = True, **options: Any) -> None:
+        super().__init__()
+        self.limit = limit
+        self.close_after_fork = close_after_fork
+        self.options = options
+        self._mutex = native_lock()
+        self._creating: dict[Any, list[backends.Waiter]] = {}
+        self._url_keys: dict[str, tuple[Any, Any]] = {}
+        _live_groups.append(weakref.ref(self, _forget_group_ref))
+
+    def create(self, resource: Any, limit: int | None) -> Any:
+        """Make the pool for ``resource`` (subclasses implement this)."""
+        raise NotImplementedError("PoolGroup subclasses must implement create(resource, limit)")
+
+    def _key(self, resource: Any) -> tuple[Any, Any]:
+        """The dictionary key for ``resource``, and ``resource`` as a connection."""
+        if isinstance(resource, str):
+            known = self._url_keys.get(resource)
+            if known is None:
+                conn = Connection(resource)
+                known = self._url_keys[resource] = (eqhash(conn), conn)
+            return known
+        return eqhash(resource), resource
+
+    def __getitem__(self, resource: Any) -> Any:
+        key, resource = self._key(resource)
+        pool = dict.get(self, key)  # not dict.__getitem__: it calls __missing__(key)
+        if pool is None:
+            return self.__missing__(resource)
+        return pool
+
+    def __setitem__(self, resource: Any, pool: Any) -> None:
+        dict.__setitem__(self, self._key(resource)[0], pool)
+
+    def __delitem__(self, resource: Any) -> None:
+        dict.__delitem__(self, self._key(resource)[0])
+
+    def __contains__(self, resource: object) -> bool:
+        return dict.__contains__(self, self._key(resource)[0])
+
+    def get(self, resource: Any, default: Any = None) -> Any:
+        return dict.get(self, self._key(resource)[0], default)
+
+    def __missing__(self, resource: Any) -> Any:
+        key, resource = self._key(resource)
+        while True:
+            with self._mutex:
+                pool = dict.get(self, key)
+                if pool is not None:
+                    return pool
+                waiters = self._creating.get(key)
+                if waiters is None:
+                    self._creating[key] = []
+                    break
+                waiter = backends.current().waiter()
+                waiters.append(waiter)
+            waiter.wait(None)  # the creator finished (or failed): look again
+        try:
+            limit = self.limit
+            if limit is use_global_limit:
+                limit = get_limit()
+            pool = self.create(resource, limit)
+            with self._mutex:
+                dict.__setitem__(self, key, pool)
+        finally:
+            with self._mutex:
+                waiters = self._creating.pop(key, [])
+            for waiter in waiters:
+                waiter.wake()
+        return pool
+
+    def clear(self) -> None:
+        dict.clear(self)
+        self._url_keys.clear()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} limit={self.limit!r} pools={len(self)}>"
+
+    def _after_fork_in_child(self) -> None:
+        self._mutex = native_lock()
+        self._creating = {}
+        if self.close_after_fork:
+            dict.clear(self)  # the pools themselves reset on their own
+
+
+class Connections(PoolGroup):
+    """A group of :class:`ConnectionPool`, one per connection parameters."""
+
+    def create(self, connection: Any, limit: int | None) -> ConnectionPool:
+        return ConnectionPool(connection, limit, **self.options)
+
+
+class Producers(PoolGroup):
+    """A group of :class:`ProducerPool`, one per connection parameters.
+
+    Producers take their connections from ``connections`` (a
+    :class:`Connections` group; default: the global :data:`connections`).
+    """
+
+    def __init__(
+        self, limit: Any = None, close_after_fork: bool = True,
+        connections: Connections | None = None, **options: Any,
+    ) -> None:
+        super().__init__(limit, close_after_fork, **options)
+        self.connections = connections
+
+    def create(self, connection: Any, limit: int | None) -> ProducerPool:
+        group = self.connections if self.connections is not None else connections
+        return ProducerPool(group[connection], limit=limit, **self.options)
+
+
+# -- the global groups and limit -------------------------------------------------
+
+
+_groups: list[PoolGroup] = []
+_limit = _DEFAULT_LIMIT
+
+
+G = TypeVar("G", bound=PoolGroup)
+
+
+def register_group(group: G) -> G:
+    """Put ``group`` under :func:`set_limit` and :func:`reset` (a decorator too)."""
+    _groups.append(group)
+    return group
+
+
+connections = register_group(Connections(limit=use_global_limit))
+producers = register_group(Producers(limit=use_global_limit))
+
+
+def _all_pools() -> Iterator[Any]:
+    return itertools.chain.from_iterable(list(group.values()) for group in list(_groups))
+
+
+def get_limit() -> int:
+    """The global limit of the pools in registered groups (default 10)."""
+    return _limit
+
+
+def set_limit(
+    limit: int | None, force: bool = False, reset_after: bool = False,
+    ignore_errors: bool = False,
+) -> int:
+    """Set the global limit and resize every pool of every registered group.
+
+    Shrinking works while connections are in use: idle ones over the new
+    limit close now, busy ones when they come back.  ``force`` applies the
+    limit even when it equals the current one (bringing pools that drifted
+    back in line); ``reset_after`` also retires every existing connection
+    (idle ones close now, busy ones on return) so that all are made anew;
+    ``ignore_errors`` swallows errors from closing.  Every pool gets the new
+    limit before any error is raised, so the pools and the global limit
+    never disagree.  Returns the limit.
+    """
+    global _limit
+    new_limit = check_limit("limit", limit)
+    if new_limit == _limit and not (force or reset_after):
+        return new_limit
+    pools = list(_all_pools())
+    for pool in pools:  # refuse before changing anything
+        min_size = getattr(pool, "min_size", 0)
+        if new_limit and min_size > new_limit:
+            raise ValueError(
+                f"limit must not be below min_size {min_size} of pool {pool!r}, got {limit!r}"
+            )
+    _limit = new_limit
+    errors: list[Exception] = []
+    for pool in pools:
+        try:
+            pool.resize(new_limit, ignore_errors=ignore_errors, reset=reset_after)
+        except Exception as exc:
+            errors.append(exc)
+    if errors and not ignore_errors:
+        raise errors[0]
+    return new_limit
+
+
+def reset(*args: Any, **kwargs: Any) -> None:
+    """Close every pool of every registered group and empty the groups.
+
+    Connections in use are closed under their users' feet, as in kombu.
+    """
+    for pool in list(_all_pools()):
+        try:
+            pool.force_close_all()
+        except Exception:
+            pass
+    for group in list(_groups):
+        group.clear()
+
+
+@forking.after_fork_in_child
+def _reset_groups_in_child() -> None:
+    alive = []
+    for ref in _live_groups:
+        group = ref()
+        if group is not None:
+            group._after_fork_in_child()
+            alive.append(ref)
+    _live_groups[:] = alive
+
