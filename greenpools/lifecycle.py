@@ -157,11 +157,13 @@ class StallWatch:
         self._running: tuple[int, Backend] | None = None
 
     def watch(self, pool: Resource[Any]) -> None:
-        self._pools.add(pool)
-        running = (forking.pid, pool._backend)
-        if self._running != running:
-            self._running = running
+        running = self._running
+        if running is None or running[0] != forking.pid or running[1] is not pool._backend:
+            running = self._running = (forking.pid, pool._backend)
             pool._backend.spawn(self._run, running)
+        if pool._stall_watch is not running:
+            pool._stall_watch = running
+            self._pools.add(pool)
 
     def _run(self, running: tuple[int, Backend]) -> None:
         backend = running[1]

@@ -213,11 +213,13 @@ class Resource(FastPath, Counters, Generic[T]):
         self._excess = 0  # resources to close, not keep, when next returned
         self._generation = 0
         self._closed = False
+        self._needs_upkeep = self._wants_upkeep()
         self._n_requests = 0
         self._quiet = self._plain
         self._reset_counters()
         self._backend = backends.current()
         self._upkeep: lifecycle.Upkeep | None = None
+        self._stall_watch: object = None  # lifecycle.stall_watch's token once it watches us
         forking.track(self)
         _live_pools.add(self)
 
@@ -296,7 +298,7 @@ class Resource(FastPath, Counters, Generic[T]):
         elif block:
             timeout = check_seconds("timeout", timeout)
         deadline = None if timeout is None else _monotonic() + timeout
-        if self._upkeep is None and self._wants_upkeep():
+        if self._upkeep is None and self._needs_upkeep and self._wants_upkeep():
             self._start_upkeep()
         while True:
             slot = self._take_or_queue(block, timeout)
@@ -505,6 +507,14 @@ class Resource(FastPath, Counters, Generic[T]):
         )
 
     def _release_slow(self, slot: Slot) -> None:
+        if self._plain:  # only waiters, a shrink or a close kept it off the fast path
+            with self._mutex:
+                if self._waiting and slot.generation == self._generation and not self._excess:
+                    self._grant_locked(slot)
+                    return
+                self._return_locked(slot)
+            self._close_pending()
+            return
         resource = slot.resource
         now = _monotonic()
         if self._track_lending:
