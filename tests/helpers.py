@@ -1,0 +1,263 @@
+"""Helpers shared by the test modules: tasks, waiting, test resources, services.
+
+Everything here works on every backend: the runner monkey-patches the
+process, so ``threading.Thread``, ``threading.Event`` and ``time.sleep``
+are green under gevent and eventlet.  Import it as ``helpers``
+(``from helpers import spawn, wait_until``): pytest puts ``tests/`` on
+``sys.path``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from greenpools.backends import detect
+
+#: The backend this test process runs on (set by tests/runner.py).
+BACKEND: str = os.environ.get("GREENPOOLS_TEST_BACKEND") or detect()
+
+#: How long a join or a wait_until may take before the test fails as hung.
+#: Generous: the machine is slow and noisy; a correct test never gets near it.
+HANG_TIMEOUT = 30.0
+
+#: Prefix of the skip reason when a service (RabbitMQ, Redis) is missing;
+#: with ``CI=true`` conftest turns such skips into failures.
+SERVICE_MISSING = "service unavailable:"
+
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+# -- tasks -----------------------------------------------------------------
+
+
+class Task:
+    """A function running in its own thread (a green thread when patched)."""
+
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                 name: str | None = None) -> None:
+        self.result: Any = None
+        self.exception: BaseException | None = None
+        self.started = threading.Event()
+        self.done = threading.Event()
+        self._fn, self._args, self._kwargs = fn, args, kwargs
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def _run(self) -> None:
+        self.started.set()
+        try:
+            self.result = self._fn(*self._args, **self._kwargs)
+        except BaseException as exc:  # reported by join()
+            self.exception = exc
+        finally:
+            self.done.set()
+
+    def start(self) -> Task:
+        self.thread.start()
+        return self
+
+    def join(self, timeout: float = HANG_TIMEOUT) -> Any:
+        """Wait for the task; return its result or raise its exception."""
+        if not self.done.wait(timeout):
+            raise AssertionError(f"task {self.thread.name} still running after {timeout}s")
+        self.thread.join(timeout)
+        if self.exception is not None:
+            raise self.exception
+        return self.result
+
+
+def spawn(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Task:
+    """Start ``fn(*args, **kwargs)`` concurrently and return its :class:`Task`."""
+    return Task(fn, args, kwargs).start()
+
+
+def join_all(tasks: Iterable[Task], timeout: float = HANG_TIMEOUT) -> list[Any]:
+    """Join every task (failing if one hangs); return their results in order."""
+    deadline = time.monotonic() + timeout
+    return [task.join(max(0.0, deadline - time.monotonic())) for task in tasks]
+
+
+def yield_now() -> None:
+    """Let every other runnable task run once."""
+    time.sleep(0)
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = HANG_TIMEOUT,
+               message: str | None = None) -> None:
+    """Poll ``predicate`` until true; fail the test after ``timeout`` seconds.
+
+    Only for conditions nothing signals (a pool's internal queue, say):
+    where there is an event, wait on the event.  Polls with a yielding
+    one-millisecond sleep, so the tasks it waits for can run.
+    """
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(message or f"condition {predicate!r} not met in {timeout}s")
+        time.sleep(0.001)
+
+
+# -- waiting on pools ------------------------------------------------------
+
+
+def waiting(pool: Any) -> int:
+    """How many callers are queued in ``pool`` right now."""
+    return len(pool._waiting)
+
+
+def start_acquirer(pool: Any, timeout: float | None = None,
+                   on_grant: Callable[[Any], object] | None = None,
+                   release: threading.Event | None = None) -> Task:
+    """Start a task that blocks in ``pool.acquire`` and return once it is queued.
+
+    The task's result is the resource it got.  ``on_grant(resource)`` runs
+    right after the grant (record order there); with ``release`` the task
+    then waits for that event and gives the resource back itself.
+    """
+    before = waiting(pool)
+
+    def acquire() -> Any:
+        resource = pool.acquire(block=True, timeout=timeout)
+        if on_grant is not None:
+            on_grant(resource)
+        if release is not None:
+            if not release.wait(HANG_TIMEOUT):
+                raise AssertionError("release event never set")
+            pool.release(resource)
+        return resource
+
+    task = spawn(acquire)
+    wait_until(lambda: waiting(pool) > before or task.done.is_set(),
+               message="the acquiring task never queued")
+    if task.done.is_set():
+        task.join()  # raises what went wrong
+        raise AssertionError("acquire did not block: the pool had a free resource")
+    return task
+
+
+def queue_acquirers(pool: Any, count: int, **options: Any) -> list[Task]:
+    """``count`` tasks queued in ``pool`` one after another, in a known order."""
+    return [start_acquirer(pool, **options) for _ in range(count)]
+
+
+# -- test resources -----------------------------------------------------------
+
+
+class Thing:
+    """A resource that counts how often it was closed."""
+
+    _numbers = itertools.count(1)
+
+    def __init__(self) -> None:
+        self.number = next(self._numbers)
+        self.closed = 0
+
+    def close(self) -> None:
+        self.closed += 1
+
+    def __repr__(self) -> str:
+        return f"<Thing #{self.number}{' closed' if self.closed else ''}>"
+
+
+class Factory:
+    """``create`` for a pool that remembers everything it made."""
+
+    def __init__(self, kind: Callable[[], Any] = Thing) -> None:
+        self.kind = kind
+        self.made: list[Any] = []
+        self.fail_next = 0  # how many of the next calls raise ConnectionError
+
+    def __call__(self) -> Any:
+        if self.fail_next:
+            self.fail_next -= 1
+            raise ConnectionError("cannot create a resource (on purpose)")
+        thing = self.kind()
+        self.made.append(thing)
+        return thing
+
+    def closed_counts(self) -> list[int]:
+        return [thing.closed for thing in self.made]
+
+
+def assert_balanced(pool: Any) -> None:
+    """Nothing lent or waiting, and the book-keeping agrees with itself."""
+    stats = pool.get_stats()
+    assert stats["requests_waiting"] == 0, stats
+    assert not pool._out, pool._out
+    assert stats["pool_size"] == stats["pool_available"], stats
+    if pool.limit:
+        assert stats["pool_size"] <= pool.limit, stats
+
+
+def assert_can_take_limit(pool: Any) -> list[Any]:
+    """Acquiring ``limit`` resources without waiting succeeds (no slot leaked)."""
+    taken = [pool.acquire(block=False) for _ in range(pool.limit)]
+    assert len({id(r) for r in taken}) == pool.limit
+    for resource in taken:
+        pool.release(resource)
+    return taken
+
+
+# -- subprocesses ----------------------------------------------------------------
+
+
+def run_python(code: str, env: dict[str, str] | None = None,
+               timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter (no backend env vars unless given)."""
+    full_env = {k: v for k, v in os.environ.items()
+                if k not in ("GREENPOOLS_BACKEND", "GREENPOOLS_TEST_BACKEND")}
+    full_env["PYTHONWARNINGS"] = "ignore::DeprecationWarning"
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-c", code], env=full_env, capture_output=True, text=True,
+        timeout=timeout,
+    )
+
+
+# -- services ------------------------------------------------------------------
+
+
+def amqp_url() -> str:
+    return os.environ.get("GREENPOOLS_TEST_AMQP_URL", DEFAULT_AMQP_URL)
+
+
+def redis_url() -> str:
+    return os.environ.get("GREENPOOLS_TEST_REDIS_URL", DEFAULT_REDIS_URL)
+
+
+def service_reachable(url: str, default_port: int, timeout: float = 2.0) -> bool:
+    """True when something accepts TCP connections at ``url``'s host and port."""
+    parts = urlsplit(url)
+    host = parts.hostname or "127.0.0.1"
+    port = parts.port or default_port
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(name: str, url: str, default_port: int) -> str:
+    """Return ``url``, or skip the test (fail it with ``CI=true``) if unreachable."""
+    if not service_reachable(url, default_port):
+        pytest.skip(f"{SERVICE_MISSING} {name} at {url} is not reachable")
+    return url
+
+
+def require_amqp() -> str:
+    return require_service("RabbitMQ", amqp_url(), 5672)
+
+
+def require_redis() -> str:
+    return require_service("Redis", redis_url(), 6379)

@@ -1,0 +1,169 @@
+"""Run the test suite once per concurrency backend, each in a fresh process.
+
+    python tests/runner.py [--backend threading|gevent|eventlet|all] [pytest args...]
+
+Each backend gets its own interpreter with ``GREENPOOLS_TEST_BACKEND`` set,
+monkey-patched *first*, the way production servers do it (gunicorn's gevent
+worker: ``monkey.patch_all()``; Celery's eventlet pool:
+``eventlet.monkey_patch()``), and only then imports pytest and runs it
+in-process.  The runner prints one summary line per backend and a last
+line ``N passed, N failed[, N skipped]`` summed over all of them; it exits
+non-zero if any backend failed, including one that collected no tests.
+"""
+
+# Only the standard library's lightest modules at the top: in a child
+# process nothing may be imported before the monkey patching.
+from __future__ import annotations
+
+import os
+import sys
+
+BACKENDS = ("threading", "gevent", "eventlet")
+CHILD_FLAG = "--child"
+REPORT_ENV = "GREENPOOLS_RUNNER_REPORT"
+BACKEND_ENV = "GREENPOOLS_TEST_BACKEND"
+PYTEST_NO_TESTS_COLLECTED = 5
+#: eventlet's import-time warning; its text starts with a newline.
+EVENTLET_DEPRECATION = r"\s*Eventlet is deprecated"
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def patch_for(backend: str) -> None:
+    """Monkey-patch the running process for ``backend``, as servers do."""
+    if backend == "gevent":
+        from gevent import monkey
+
+        monkey.patch_all()
+    elif backend == "eventlet":
+        import warnings
+
+        warnings.filterwarnings("ignore", message=EVENTLET_DEPRECATION)
+        import eventlet
+
+        eventlet.monkey_patch()
+
+
+class Tally:
+    """A pytest plugin that counts outcomes and writes them out as JSON."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self.counts = {"passed": 0, "failed": 0, "skipped": 0}
+
+    def pytest_runtest_logreport(self, report: object) -> None:
+        when = getattr(report, "when", None)
+        if getattr(report, "failed", False):
+            self.counts["failed"] += 1
+        elif getattr(report, "skipped", False):
+            self.counts["skipped"] += 1
+        elif when == "call" and getattr(report, "passed", False):
+            self.counts["passed"] += 1
+
+    def pytest_collectreport(self, report: object) -> None:
+        if getattr(report, "failed", False):
+            self.counts["failed"] += 1
+
+    def pytest_sessionfinish(self, session: object, exitstatus: int) -> None:
+        if self.path:
+            import json
+
+            with open(self.path, "w") as fh:
+                json.dump({**self.counts, "exitstatus": int(exitstatus)}, fh)
+
+
+def run_child(backend: str, args: list[str]) -> int:
+    """Inside the per-backend process: patch, then run pytest."""
+    os.environ[BACKEND_ENV] = backend
+    patch_for(backend)
+    import pytest
+
+    return int(pytest.main(args, plugins=[Tally(os.environ.get(REPORT_ENV))]))
+
+
+def run_backend(backend: str, args: list[str]) -> tuple[dict[str, int], int, float]:
+    """Run the suite for one backend in a fresh interpreter."""
+    import json
+    import subprocess
+    import tempfile
+    import time
+
+    env = dict(os.environ)
+    env[BACKEND_ENV] = backend
+    # The backend must follow the patching, as in production.
+    env.pop("GREENPOOLS_BACKEND", None)
+    fd, report = tempfile.mkstemp(prefix=f"greenpools-{backend}-", suffix=".json")
+    os.close(fd)
+    env[REPORT_ENV] = report
+    started = time.monotonic()
+    try:
+        code = subprocess.call(
+            [sys.executable, os.path.abspath(__file__), CHILD_FLAG, backend, *args],
+            env=env, cwd=REPO_ROOT,
+        )
+        try:
+            with open(report) as fh:
+                counts = json.load(fh)
+        except (OSError, ValueError):
+            counts = {}
+    finally:
+        os.unlink(report)
+    counts = {key: int(counts.get(key, 0)) for key in ("passed", "failed", "skipped")}
+    return counts, code, time.monotonic() - started
+
+
+def _absolute_if_path(arg: str) -> str:
+    if arg.startswith("-"):
+        return arg
+    path, sep, rest = arg.partition("::")
+    if os.path.exists(path):
+        return os.path.abspath(path) + sep + rest
+    return arg
+
+
+def main(argv: list[str]) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        usage="%(prog)s [--backend threading|gevent|eventlet|all] [pytest args...]",
+    )
+    parser.add_argument("--backend", choices=(*BACKENDS, "all"), default="all")
+    options, pytest_args = parser.parse_known_args(argv)
+    chosen = BACKENDS if options.backend == "all" else (options.backend,)
+    # The children run in the repository (for pytest's configuration), so
+    # paths given relative to the caller's directory are made absolute.
+    pytest_args = [_absolute_if_path(arg) for arg in pytest_args]
+
+    totals = {"passed": 0, "failed": 0, "skipped": 0}
+    lines = []
+    ok = True
+    for backend in chosen:
+        print(f"==== greenpools tests on the {backend} backend ====", flush=True)
+        counts, code, seconds = run_backend(backend, pytest_args)
+        for key in totals:
+            totals[key] += counts[key]
+        if code == PYTEST_NO_TESTS_COLLECTED:
+            verdict = "FAILED: collected no tests"
+        elif code != 0:
+            verdict = f"FAILED (pytest exit code {code})"
+        else:
+            verdict = "ok"
+        ok = ok and code == 0
+        lines.append(
+            f"{backend}: {counts['passed']} passed, {counts['failed']} failed, "
+            f"{counts['skipped']} skipped in {seconds:.1f}s - {verdict}"
+        )
+    print()
+    for line in lines:
+        print(line)
+    final = f"{totals['passed']} passed, {totals['failed']} failed"
+    if totals["skipped"]:
+        final += f", {totals['skipped']} skipped"
+    print(final, flush=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == [CHILD_FLAG]:
+        sys.exit(run_child(sys.argv[2], sys.argv[3:]))
+    sys.exit(main(sys.argv[1:]))

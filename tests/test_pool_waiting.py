@@ -1,0 +1,326 @@
+"""Blocking acquires: FIFO hand-off, resizing, replacing and closing with waiters."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import kombu.exceptions
+import pytest
+from helpers import (
+    Factory,
+    assert_balanced,
+    assert_can_take_limit,
+    join_all,
+    queue_acquirers,
+    spawn,
+    start_acquirer,
+    waiting,
+)
+
+from greenpools import LimitExceeded, PoolClosed, PoolTimeout, TooManyRequests
+
+
+class Granted:
+    """Per-waiter record of who got what, in grant order."""
+
+    def __init__(self) -> None:
+        self.order: list[tuple[int, Any]] = []
+        self.events: dict[int, threading.Event] = {}
+
+    def recorder(self, index: int) -> Any:
+        self.events[index] = threading.Event()
+
+        def on_grant(resource: Any) -> None:
+            self.order.append((index, resource))
+            self.events[index].set()
+
+        return on_grant
+
+
+@pytest.mark.parametrize("limit", [1, 3])
+def test_grants_follow_request_order(make_pool: Any, limit: int) -> None:
+    pool = make_pool(Factory(), limit)
+    held = [pool.acquire() for _ in range(limit)]
+    granted = Granted()
+    releases = [threading.Event() for _ in range(8)]
+    tasks = [start_acquirer(pool, on_grant=granted.recorder(i), release=releases[i])
+             for i in range(8)]
+    assert pool.get_stats()["requests_waiting"] == 8
+    # Free one resource at a time and see who gets it: always the oldest waiter.
+    freed = 0
+    for i in range(8):
+        if held:
+            pool.release(held.pop())
+        else:
+            releases[freed].set()  # a served waiter gives its resource back
+            freed += 1
+        assert granted.events[i].wait(30), f"waiter {i} never served"
+        assert [index for index, _ in granted.order] == list(range(i + 1))
+    for event in releases:
+        event.set()
+    join_all(tasks)
+    assert_balanced(pool)
+
+
+def test_no_barging_past_waiters(make_pool: Any) -> None:
+    pool = make_pool(Factory(), 1)
+    held = pool.acquire()
+    task = start_acquirer(pool)
+    pool.release(held)  # handed to the waiter before it even runs again
+    with pytest.raises(LimitExceeded):
+        pool.acquire(block=False)
+    assert task.join() is held
+    pool.release(held)
+    assert_balanced(pool)
+
+
+def test_waiter_times_out(make_pool: Any) -> None:
+    pool = make_pool(Factory(), 1)
+    held = pool.acquire()
+    with pytest.raises(PoolTimeout) as info:
+        pool.acquire(block=True, timeout=0.01)
+    assert isinstance(info.value, kombu.exceptions.LimitExceeded)
+    stats = pool.get_stats()
+    assert stats["requests_waiting"] == 0 and stats["requests_queued"] == 1
+    assert stats["requests_errors"] == 1
+    pool.release(held)
+    assert pool.acquire(block=True, timeout=0.01) is held
+
+
+def test_zero_timeout_does_not_queue(make_pool: Any) -> None:
+    pool = make_pool(Factory(), 1)
+    pool.acquire()
+    with pytest.raises(PoolTimeout):
+        pool.acquire(block=True, timeout=0)
+    assert pool.get_stats()["requests_queued"] == 0
+
+
+def test_max_waiting(make_pool: Any) -> None:
+    pool = make_pool(Factory(), 1, max_waiting=2)
+    held = pool.acquire()
+    tasks = queue_acquirers(pool, 2)
+    with pytest.raises(TooManyRequests) as info:
+        pool.acquire(block=True, timeout=5)
+    assert isinstance(info.value, LimitExceeded)
+    assert isinstance(info.value, kombu.exceptions.LimitExceeded)
+    assert "2" in str(info.value)
+    with pytest.raises(LimitExceeded) as plain:
+        pool.acquire(block=False)
+    assert not isinstance(plain.value, TooManyRequests)
+    assert waiting(pool) == 2
+    pool.release(held)
+    first = tasks[0].join()
+    pool.release(first)
+    pool.release(tasks[1].join())
+    assert_balanced(pool)
+
+
+def test_stats_while_waiting(make_pool: Any) -> None:
+    pool = make_pool(Factory(), 1)
+    held = pool.acquire()
+    tasks = queue_acquirers(pool, 3)
+    stats = pool.get_stats()
+    assert stats["requests_waiting"] == 3 and stats["requests_queued"] == 3
+    for task in tasks:
+        pool.release(held)
+        held = task.join()
+    pool.release(held)
+    assert pool.get_stats()["requests_waiting"] == 0
+
+
+# -- resize with waiters --------------------------------------------------------------
+
+
+def test_grow_serves_waiters(make_pool: Any) -> None:
+    factory = Factory()
+    pool = make_pool(factory, 1)
+    held = pool.acquire()
+    tasks = queue_acquirers(pool, 3)
+    pool.resize(4)
+    got = join_all(tasks)
+    assert len({id(r) for r in [held, *got]}) == 4 == len(factory.made)
+    for resource in [held, *got]:
+        pool.release(resource)
+    assert_balanced(pool)
+
+
+def test_grow_partly_serves_the_oldest(make_pool: Any) -> None:
+    pool = make_pool(Factory(), 1)
+    held = pool.acquire()
+    granted = Granted()
+    tasks = [start_acquirer(pool, on_grant=granted.recorder(i)) for i in range(3)]
+    pool.resize(2)
+    assert granted.events[0].wait(30)
+    assert waiting(pool) == 2
+    pool.resize(3)
+    assert granted.events[1].wait(30)
+    pool.release(held)
+    assert granted.events[2].wait(30)
+    assert [i for i, _ in granted.order] == [0, 1, 2]
+    for resource in join_all(tasks):
+        pool.release(resource)
+    assert_balanced(pool)
+
+
+def test_shrink_closes_idle_now_and_busy_on_release(make_pool: Any) -> None:
+    factory = Factory()
+    pool = make_pool(factory, 4)
+    taken = [pool.acquire() for _ in range(4)]
+    pool.release(taken[0])
+    pool.release(taken[1])
+    pool.resize(1)
+    assert pool.limit == 1
+    assert factory.closed_counts() == [1, 1, 0, 0]
+    assert pool.get_stats()["pool_size"] == 2
+    pool.release(taken[2])  # still one too many: closed
+    assert taken[2].closed == 1
+    pool.release(taken[3])  # within the limit: kept
+    assert taken[3].closed == 0
+    assert pool.get_stats()["pool_size"] == 1
+    assert pool.acquire() is taken[3]
+    with pytest.raises(LimitExceeded):
+        pool.acquire()
+
+
+def test_shrink_with_waiters_keeps_them_waiting(make_pool: Any) -> None:
+    factory = Factory()
+    pool = make_pool(factory, 3)
+    taken = [pool.acquire() for _ in range(3)]
+    task = start_acquirer(pool)
+    pool.resize(1)
+    pool.release(taken[0])  # closed: the pool is over its new limit
+    pool.release(taken[1])
+    assert waiting(pool) == 1 and not task.done.is_set()
+    pool.release(taken[2])  # now within the limit: the waiter gets it
+    assert task.join() is taken[2]
+    assert [t.closed for t in taken] == [1, 1, 0]
+    pool.release(taken[2])
+    assert_balanced(pool)
+
+
+@pytest.mark.parametrize("how", ["reset", "force"])
+def test_resize_reset_retires_everything(make_pool: Any, how: str) -> None:
+    factory = Factory()
+    pool = make_pool(factory, 3)
+    taken = [pool.acquire() for _ in range(3)]
+    pool.release(taken[0])
+    pool.resize(3, **{how: True})
+    assert factory.closed_counts() == [1, 0, 0]
+    for resource in taken[1:]:
+        pool.release(resource)
+    assert factory.closed_counts() == [1, 1, 1]
+    fresh = [pool.acquire() for _ in range(3)]
+    assert not {id(r) for r in fresh} & {id(r) for r in taken}
+    for resource in fresh:
+        pool.release(resource)
+    assert_balanced(pool)
+
+
+def test_resize_reset_with_waiters(make_pool: Any) -> None:
+    factory = Factory()
+    pool = make_pool(factory, 1)
+    held = pool.acquire()
+    task = start_acquirer(pool)
+    pool.resize(1, reset=True)
+    pool.release(held)  # retired: closed, and its slot goes to the waiter
+    fresh = task.join()
+    assert held.closed == 1 and fresh is not held
+    pool.release(fresh)
+    assert_balanced(pool)
+
+
+def test_resize_close_errors(make_pool: Any) -> None:
+    def bad_close(thing: Any) -> None:
+        thing.closed += 1
+        raise OSError("close failed")
+
+    factory = Factory()
+    pool = make_pool(factory, 2, close=bad_close)
+    for resource in [pool.acquire(), pool.acquire()]:
+        pool.release(resource)
+    with pytest.raises(OSError, match="close failed"):
+        pool.resize(1)
+    assert pool.limit == 1 and pool.get_stats()["pool_size"] == 1
+    pool.resize(0, reset=True, ignore_errors=True)
+    assert pool.limit == 0 and factory.closed_counts() == [1, 1]
+
+
+def test_resize_below_min_size_is_refused(make_pool: Any) -> None:
+    pool = make_pool(Factory(), 4, min_size=2)
+    with pytest.raises(ValueError, match="min_size"):
+        pool.resize(1)
+    assert pool.limit == 4
+
+
+# -- replace and close with waiters ----------------------------------------------------
+
+
+def test_replace_lets_the_next_waiter_create(make_pool: Any) -> None:
+    factory = Factory()
+    pool = make_pool(factory, 1)
+    broken = pool.acquire()
+    task = start_acquirer(pool)
+    pool.replace(broken)
+    fresh = task.join()
+    assert fresh is not broken and broken.closed == 1 and len(factory.made) == 2
+    pool.release(fresh)
+    assert_balanced(pool)
+
+
+def test_failed_creation_passes_the_slot_on(make_pool: Any) -> None:
+    factory = Factory()
+    pool = make_pool(factory, 1)
+    broken = pool.acquire()
+    first = start_acquirer(pool)
+    second = start_acquirer(pool)
+    factory.fail_next = 1
+    pool.replace(broken)  # the first waiter may create, and fails
+    with pytest.raises(ConnectionError):
+        first.join()
+    fresh = second.join()  # so the second one may create
+    assert fresh is factory.made[-1] and len(factory.made) == 2
+    assert pool.get_stats()["connections_errors"] == 1
+    pool.release(fresh)
+    assert_balanced(pool)
+    assert_can_take_limit(pool)
+
+
+def test_close_wakes_waiters_with_pool_closed(make_pool: Any) -> None:
+    factory = Factory()
+    pool = make_pool(factory, 1)
+    held = pool.acquire()
+    tasks = queue_acquirers(pool, 3)
+    pool.close()
+    for task in tasks:
+        with pytest.raises(PoolClosed):
+            task.join()
+    pool.release(held)
+    assert factory.closed_counts() == [1]
+
+
+def test_force_close_all_keeps_waiters_served(make_pool: Any) -> None:
+    factory = Factory()
+    pool = make_pool(factory, 1)
+    held = pool.acquire()
+    task = start_acquirer(pool)
+    pool.force_close_all(close_pool=False)
+    fresh = task.join()
+    assert held.closed == 1 and fresh is not held
+    pool.release(held)
+    pool.release(fresh)
+    assert_balanced(pool)
+
+
+def test_many_tasks_take_turns(make_pool: Any) -> None:
+    pool = make_pool(Factory(), 2)
+
+    def cycle() -> int:
+        for _ in range(20):
+            with pool.acquired(timeout=30):
+                pass
+        return 20
+
+    assert join_all([spawn(cycle) for _ in range(10)]) == [20] * 10
+    assert_balanced(pool)
+    assert_can_take_limit(pool)
