@@ -19,6 +19,7 @@ else:
 import argparse
 import sys
 import threading
+import time
 
 from kombu import Connection, Consumer, Exchange, Queue
 
@@ -53,6 +54,7 @@ def main() -> int:
                 producer.publish(
                     {"task": task, "seq": seq}, exchange=exchange, routing_key="quickstart"
                 )
+                time.sleep(0)  # other work a real task does here lets the others run
 
     publishers = [threading.Thread(target=publish, args=(task,)) for task in range(TASKS)]
     for thread in publishers:
@@ -79,7 +81,11 @@ def main() -> int:
     print(f"broker:    {args.broker}")
     print(f"published: {expected} messages from {TASKS} tasks")
     print(f"consumed:  {len(received)}")
-    print(f"connection pool: {connections[connection].get_stats()}")
+    stats = producers[connection].get_stats()
+    print(
+        f"producers: {stats['connections_num']} made for {stats['requests_num']} "
+        f"acquires, {stats['requests_queued']} of which waited for a free one"
+    )
     return 0 if len(received) == expected else 1
 
 

@@ -1,0 +1,438 @@
+"""The demo behind ``python -m greenpools demo``.
+
+Many tasks (green threads under gevent or eventlet, OS threads otherwise)
+publish messages through greenpools' global producer pool while one task
+consumes them on a pooled connection; then the demo reports what the
+pools did and checks that every message arrived exactly once.  It runs on
+kombu's in-memory transport unless given a broker URL.
+
+gevent and eventlet must patch the standard library before kombu (and
+``ssl``) are imported, which ``python -m greenpools`` has already done by
+the time this module runs.  So for those backends the demo starts itself
+again in a fresh interpreter that patches first, the way a gevent or
+eventlet program does on its first line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import backends
+
+DEFAULT_BROKER = "memory://"
+BACKEND_CHOICES = ("auto", *backends.BACKEND_NAMES)
+
+#: Set in the re-started interpreter, so that it never starts another.
+_BOOTSTRAPPED_ENV = "GREENPOOLS_DEMO_BOOTSTRAPPED"
+
+#: What the re-started interpreter runs: patch first, then the demo.
+_BOOTSTRAP = """\
+import sys, warnings
+backend = sys.argv[1]
+if backend == "gevent":
+    from gevent import monkey
+    monkey.patch_all()
+else:
+    warnings.filterwarnings("ignore", message=r"\\s*Eventlet is deprecated")
+    import eventlet
+    eventlet.monkey_patch()
+from greenpools.demo import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def choose_backend(requested: str) -> str:
+    """The backend the demo runs on: ``auto`` means gevent when installed."""
+    if requested not in BACKEND_CHOICES:
+        raise ValueError(f"backend must be one of {', '.join(BACKEND_CHOICES)}, got {requested!r}")
+    if requested != "auto":
+        return requested
+    patched = backends.detect()
+    if patched != "threading":
+        return patched
+    return "gevent" if importlib.util.find_spec("gevent") else "threading"
+
+
+def restart_patched(backend: str, argv: Sequence[str]) -> int:
+    """Run the demo again in a new interpreter that patches for ``backend`` first."""
+    if os.environ.get(_BOOTSTRAPPED_ENV):
+        raise RuntimeError(f"the demo could not monkey-patch the process for {backend}")
+    if importlib.util.find_spec(backend) is None:
+        raise backends.BackendUnavailable(
+            f"the {backend} backend needs the {backend} library: "
+            f"pip install 'greenpools[{backend}]'"
+        )
+    command = [sys.executable, "-c", _BOOTSTRAP, backend, *argv]
+    env = {**os.environ, _BOOTSTRAPPED_ENV: "1"}
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if os.name == "posix":
+        os.execve(sys.executable, command, env)
+    return subprocess.call(command, env=env)
+
+
+class OpenConnections:
+    """Counts broker connections open right now, and the most ever open."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open: set[int] = set()
+        self.most = 0
+        self.opened = 0
+
+    @property
+    def now(self) -> int:
+        return len(self._open)
+
+    def opening(self, connection: object) -> None:
+        with self._lock:
+            self._open.add(id(connection))
+            self.opened += 1
+            self.most = max(self.most, len(self._open))
+
+    def closing(self, connection: object) -> None:
+        with self._lock:
+            self._open.discard(id(connection))
+
+
+class HighWater:
+    """How many tasks hold something at once, and the most that ever did."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.now = 0
+        self.most = 0
+
+    def __enter__(self) -> None:
+        with self._lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+
+    def __exit__(self, *exc_info: object) -> None:
+        with self._lock:
+            self.now -= 1
+
+
+def counting_transport(url: str, counter: OpenConnections) -> type[Any]:
+    """The kombu transport class of ``url``, reporting opens and closes to ``counter``.
+
+    Counting in the transport sees every broker connection, whatever
+    class of ``kombu.Connection`` the pools clone.
+    """
+    from kombu.connection import Connection
+    from kombu.transport import resolve_transport
+
+    base: type[Any] | None = resolve_transport(Connection(url).transport_cls)
+    if base is None:
+        raise ValueError(f"broker URL names no kombu transport: {url!r}")
+
+    class CountingTransport(base):  # type: ignore[valid-type,misc]
+        def establish_connection(self) -> Any:
+            established = super().establish_connection()
+            counter.opening(established)
+            return established
+
+        def close_connection(self, connection: Any) -> Any:
+            counter.closing(connection)
+            return super().close_connection(connection)
+
+    if hasattr(base, "_collect"):
+        # Only where the base has it: kombu closes differently without.
+        def _collect(self: Any, connection: Any) -> Any:
+            counter.closing(connection)
+            return base._collect(self, connection)
+
+        CountingTransport._collect = _collect
+    return CountingTransport
+
+
+@dataclass
+class DemoResult:
+    """What one demo run did."""
+
+    backend: str
+    broker: str
+    limit: int
+    tasks: int
+    messages_per_task: int
+    published: int = 0
+    consumed: int = 0
+    duplicated: int = 0
+    lost: int = 0
+    most_connections_open: int = 0
+    connections_opened: int = 0
+    most_producers_held: int = 0
+    connection_pool_stats: dict[str, int] = field(default_factory=dict)
+    producer_pool_stats: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    elapsed: float = 0.0
+
+    @property
+    def expected(self) -> int:
+        return self.tasks * self.messages_per_task
+
+    @property
+    def ok(self) -> bool:
+        return (
+            not self.errors
+            and self.lost == 0
+            and self.duplicated == 0
+            and self.published == self.consumed == self.expected
+        )
+
+
+def run(
+    broker: str = DEFAULT_BROKER,
+    tasks: int = 100,
+    messages: int = 20,
+    limit: int = 5,
+    timeout: float = 60.0,
+) -> DemoResult:
+    """Publish ``tasks * messages`` messages from ``tasks`` tasks and consume them.
+
+    Uses the global groups ``greenpools.pools.connections`` and
+    ``producers`` with their limit set to ``limit``, the way an
+    application would, and closes every pool at the end.
+    """
+    from kombu.connection import Connection
+    from kombu.entity import Exchange, Queue
+    from kombu.messaging import Consumer
+
+    from . import pools
+
+    result = DemoResult(
+        backend=backends.get_backend().name,
+        broker=broker,
+        limit=limit,
+        tasks=tasks,
+        messages_per_task=messages,
+    )
+    counter = OpenConnections()
+    options: dict[str, Any] = {"connect_timeout": 10}
+    if broker.split(":", 1)[0] == "memory":
+        # The in-memory transport polls its queues; its default of one
+        # second would make the consumer idle most of the demo.
+        options["transport_options"] = {"polling_interval": 0.005}
+    connection = Connection(broker, transport=counting_transport(broker, counter), **options)
+    pools.set_limit(limit)
+
+    name = f"greenpools-demo-{uuid.uuid4().hex[:8]}"
+    exchange = Exchange(name, type="direct", durable=False)
+    # x-expires removes the queue from a real broker even if the demo dies.
+    queue = Queue(name, exchange, routing_key=name, durable=False, expires=300.0)
+    with pools.connections[connection].acquire(block=True, timeout=timeout) as conn:
+        queue(conn.default_channel).declare()
+
+    received: Counter[tuple[int, int]] = Counter()
+    consumer_ready = threading.Event()
+    publishers_done = threading.Event()
+    producers_held = HighWater()
+    lock = threading.Lock()
+
+    def record(failure: BaseException) -> None:
+        with lock:
+            result.errors.append(f"{type(failure).__name__}: {failure}")
+
+    def on_message(body: dict[str, int], message: Any) -> None:
+        # Only the consumer task runs this: no lock needed.
+        received[body["task"], body["seq"]] += 1
+        result.consumed += 1
+        message.ack()
+
+    def all_received() -> bool:
+        # Once publishing is over, wait only for what was published.
+        target = result.published if publishers_done.is_set() else result.expected
+        return result.consumed >= target
+
+    def consume() -> None:
+        try:
+            with pools.connections[connection].acquire(block=True, timeout=timeout) as conn:
+                with Consumer(conn, queues=[queue], callbacks=[on_message], accept=["json"]):
+                    consumer_ready.set()
+                    deadline = time.monotonic() + timeout
+                    while not all_received() and time.monotonic() < deadline:
+                        try:
+                            conn.drain_events(timeout=0.2)
+                        except TimeoutError:
+                            pass
+        except Exception as exc:
+            record(exc)
+        finally:
+            consumer_ready.set()
+
+    def publish(task: int) -> None:
+        try:
+            for seq in range(messages):
+                with pools.producers[connection].acquire(block=True, timeout=timeout) as producer:
+                    with producers_held:
+                        producer.publish(
+                            {"task": task, "seq": seq},
+                            exchange=exchange,
+                            routing_key=name,
+                            serializer="json",
+                        )
+                        # Let other tasks run while this one holds the
+                        # producer, as any I/O in a real task would.
+                        time.sleep(0)
+                with lock:
+                    result.published += 1
+        except Exception as exc:
+            record(exc)
+
+    started = time.monotonic()
+    consumer = threading.Thread(target=consume, name="demo-consumer")
+    consumer.start()
+    consumer_ready.wait(timeout)
+    publishers = [
+        threading.Thread(target=publish, args=(task,), name=f"demo-publisher-{task}")
+        for task in range(tasks)
+    ]
+    for publisher in publishers:
+        publisher.start()
+    for publisher in publishers:
+        publisher.join()
+    publishers_done.set()
+    consumer.join()
+    result.elapsed = time.monotonic() - started
+
+    result.duplicated = sum(count - 1 for count in received.values() if count > 1)
+    result.lost = result.expected - len(received)
+    result.most_connections_open = counter.most
+    result.connections_opened = counter.opened
+    result.most_producers_held = producers_held.most
+    result.connection_pool_stats = _stats_of(pools.connections[connection])
+    result.producer_pool_stats = _stats_of(pools.producers[connection])
+
+    try:
+        with pools.connections[connection].acquire(block=True, timeout=timeout) as conn:
+            bound = queue(conn.default_channel)
+            bound.delete()
+            bound.exchange.delete()
+    except Exception as exc:  # cleanup only: the counts above stand
+        print(f"note: could not delete the demo queue {name}: {exc}", file=sys.stderr)
+    pools.reset()
+    return result
+
+
+def _stats_of(pool: Any) -> dict[str, int]:
+    get_stats = getattr(pool, "get_stats", None)
+    return dict(get_stats()) if get_stats is not None else {}
+
+
+def report(result: DemoResult, patched: bool) -> str:
+    """The demo's printed summary."""
+    how = "monkey-patched at start" if patched else "OS threads, nothing patched"
+    task_kind = "green threads" if result.backend != "threading" else "threads"
+    rate = result.consumed / result.elapsed if result.elapsed else 0.0
+    lines = [
+        "greenpools demo",
+        f"  backend              {result.backend} ({how})",
+        f"  broker               {_without_password(result.broker)}",
+        f"  pool limit           {result.limit} connections, {result.limit} producers",
+        f"  tasks                {result.tasks} {task_kind} x {result.messages_per_task} messages",
+        f"  published            {result.published} of {result.expected}",
+        f"  consumed             {result.consumed} "
+        f"(lost {result.lost}, duplicated {result.duplicated})",
+        f"  connections          at most {result.most_connections_open} open at once, "
+        f"{result.connections_opened} opened in all (the consumer holds one)",
+        f"  producers            at most {result.most_producers_held} in use at once",
+        f"  elapsed              {result.elapsed:.2f} s ({rate:.0f} messages/s)",
+        f"  connection pool      {_format_stats(result.connection_pool_stats)}",
+        f"  producer pool        {_format_stats(result.producer_pool_stats)}",
+    ]
+    lines.extend(f"  error                {error}" for error in result.errors[:10])
+    if len(result.errors) > 10:
+        lines.append(f"  ... and {len(result.errors) - 10} more errors")
+    if result.ok:
+        lines.append("OK: every message arrived exactly once")
+    else:
+        lines.append("FAILED: messages were lost or duplicated, or a task failed")
+    return "\n".join(lines)
+
+
+def _without_password(url: str) -> str:
+    from kombu.connection import Connection
+
+    return str(Connection(url).as_uri())
+
+
+def _format_stats(stats: dict[str, int]) -> str:
+    if not stats:
+        return "(no statistics)"
+    pairs = " ".join(f"{key}={value}" for key, value in stats.items())
+    indent = " " * 23  # the width of the labels in report()
+    lines = textwrap.wrap(pairs, 100, initial_indent=indent, subsequent_indent=indent)
+    return "\n".join(lines)[len(indent):]
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an int of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    """The demo's command-line options."""
+    p = argparse.ArgumentParser(
+        prog="python -m greenpools demo",
+        description="Publish and consume messages through greenpools' pools from many tasks.",
+    )
+    p.add_argument(
+        "--broker",
+        default=DEFAULT_BROKER,
+        help="kombu broker URL (default: %(default)s, kombu's in-memory transport; "
+        "for RabbitMQ: amqp://guest:guest@127.0.0.1:5672//)",
+    )
+    p.add_argument(
+        "--backend",
+        choices=BACKEND_CHOICES,
+        default="auto",
+        help="concurrency backend; auto: gevent when installed, else threads",
+    )
+    p.add_argument("--tasks", type=positive_int, default=100, help="publishing tasks")
+    p.add_argument("--messages", type=positive_int, default=20, help="messages per task")
+    p.add_argument("--limit", type=positive_int, default=5, help="pool limit")
+    p.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds to wait for a pool or the messages"
+    )
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the demo; exit status 0 when every message arrived exactly once."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    args = parser().parse_args(args_list)
+    backend = choose_backend(args.backend)
+    patched = backend != "threading"
+    if patched and backends.detect() != backend:
+        try:
+            return restart_patched(backend, args_list)
+        except (ImportError, RuntimeError) as exc:
+            print(f"greenpools demo: {exc}", file=sys.stderr)
+            return 2
+    if not patched and backends.detect() != "threading":
+        print(
+            f"the process is monkey-patched for {backends.detect()}; "
+            "run the threading demo in a plain interpreter",
+            file=sys.stderr,
+        )
+        return 2
+    if backends.get_backend().name != backend:
+        backends.use_backend(backend)
+    result = run(args.broker, args.tasks, args.messages, args.limit, args.timeout)
+    print(report(result, patched))
+    return 0 if result.ok else 1
