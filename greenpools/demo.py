@@ -23,6 +23,7 @@ import sys
 import textwrap
 import threading
 import time
+import urllib.parse
 import uuid
 from collections import Counter
 from collections.abc import Sequence
@@ -363,9 +364,8 @@ def report(result: DemoResult, patched: bool) -> str:
 
 
 def _without_password(url: str) -> str:
-    from kombu.connection import Connection
-
-    return str(Connection(url).as_uri())
+    password = urllib.parse.urlsplit(url).password
+    return url if password is None else url.replace(f":{password}@", ":**@", 1)
 
 
 def _format_stats(stats: dict[str, int]) -> str:
