@@ -41,6 +41,9 @@ class Upkeep:
     @classmethod
     def start(cls, pool: Resource[Any], backend: Backend) -> Upkeep:
         upkeep = cls(pool, backend)
+        # Published before the task starts: an OS thread runs at once, and
+        # ends straight away if it is not (yet) the pool's upkeep.
+        pool._upkeep = upkeep
         backend.spawn(upkeep.run)
         return upkeep
 
@@ -94,7 +97,7 @@ class Upkeep:
                 else:
                     keep.append(slot)
             if doomed:
-                pool._idle = keep
+                pool._idle[:] = keep  # in place: the lock-free paths hold the list
                 for _ in doomed:
                     pool._free_capacity_locked()
         if doomed:
