@@ -301,15 +301,16 @@ class Resource(FastPath, Counters, Generic[T]):
         if self._upkeep is None and self._needs_upkeep and self._wants_upkeep():
             self._start_upkeep()
         while True:
-            slot = self._take_or_queue(block, timeout)
+            slot, fresh = self._take_or_queue(block, timeout)
             try:
-                return self._hand_out(slot)
+                return self._hand_out(slot, fresh)
             except _DiscardedOnCheck:
                 if deadline is not None:
                     timeout = max(0.0, deadline - _monotonic())
 
-    def _take_or_queue(self, block: bool, timeout: float | None) -> Slot:
-        """A slot lent to the caller, waiting for one if allowed."""
+    def _take_or_queue(self, block: bool, timeout: float | None) -> tuple[Slot, bool]:
+        """A slot lent to the caller, waiting for one if allowed, and whether
+        it was created for this call."""
         with self._mutex:
             if self._closed:
                 self._n_request_errors += 1
@@ -317,7 +318,7 @@ class Resource(FastPath, Counters, Generic[T]):
             if not self._waiting:
                 slot = self._pop_idle_locked()
                 if slot is not None:
-                    return self._lend_locked(slot)
+                    return self._lend_locked(slot), False
             limit = self._limit
             if not limit or self._size < limit:
                 self._size += 1
@@ -343,10 +344,10 @@ class Resource(FastPath, Counters, Generic[T]):
                 # A lock-free release may have pushed a slot since we looked.
                 self._rebalance_locked()
         if client is None:
-            return self._create_lent()
+            return self._create_lent(), True
         return self._wait(client, timeout)
 
-    def _wait(self, client: WaitingClient, timeout: float | None) -> Slot:
+    def _wait(self, client: WaitingClient, timeout: float | None) -> tuple[Slot, bool]:
         if timeout is None:
             lifecycle.stall_watch.watch(self)
         try:
@@ -368,9 +369,9 @@ class Resource(FastPath, Counters, Generic[T]):
             client.state = _REFUSED
         if state == _GRANTED:
             assert client.slot is not None
-            return client.slot
+            return client.slot, False
         if state == _MAY_CREATE:
-            return self._create_lent()
+            return self._create_lent(), True
         raise PoolClosed(f"pool {self.name!r} was closed while waiting")
 
     def _abandon(self, client: WaitingClient) -> None:
@@ -409,14 +410,17 @@ class Resource(FastPath, Counters, Generic[T]):
         self._out[id(slot.resource)] = slot
         return slot
 
-    def _hand_out(self, slot: Slot) -> T:
+    def _hand_out(self, slot: Slot, fresh: bool) -> T:
         """Run the hand-out hooks on a lent slot; return what the caller gets."""
         self._close_pending()
         resource = slot.resource
         if self._plain_acquire:
             return resource  # type: ignore[no-any-return]
         try:
-            if self.check is not None:
+            # A resource made for this very call is not checked: it just
+            # connected, and a check that always fails would otherwise loop
+            # forever creating and discarding resources.
+            if self.check is not None and not fresh:
                 try:
                     self.check(resource)
                 except Exception:
