@@ -1,0 +1,338 @@
+"""psycopg_pool-style lifecycle options: min_size, max_idle, max_lifetime,
+check, reset, configure, reconnect_failed, leak_timeout.
+
+The upkeep task works in the background; tests wait for what it does to
+become visible (``wait_until``), never for a fixed time.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from helpers import Factory, Thing, assert_balanced, join_all, spawn, start_acquirer, wait_until
+
+from greenpools import PoolTimeout, lifecycle
+
+
+@pytest.fixture
+def quick_upkeep(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Upkeep rounds and reconnection back-off in milliseconds, not seconds."""
+    monkeypatch.setattr(lifecycle, "MAX_INTERVAL", 0.01)
+    yield
+
+
+def _stats(pool: Any, *keys: str) -> tuple[int, ...]:
+    stats = pool.get_stats()
+    return tuple(stats[key] for key in keys)
+
+
+# -- min_size -------------------------------------------------------------------------
+
+
+def test_min_size_is_filled_in_the_background(make_pool: Any, quick_upkeep: None) -> None:
+    factory = Factory()
+    pool = make_pool(factory, 5, min_size=2)
+    wait_until(lambda: _stats(pool, "pool_size", "pool_available") == (2, 2))
+    assert len(factory.made) == 2 and pool.get_stats()["pool_min"] == 2
+
+
+def test_min_size_is_restored_after_losses(make_pool: Any, quick_upkeep: None) -> None:
+    factory = Factory()
+    pool = make_pool(factory, 5, min_size=2)
+    wait_until(lambda: pool.get_stats()["pool_available"] == 2)
+    a, b = pool.acquire(), pool.acquire()
+    pool.replace(a)
+    pool.replace(b)
+    wait_until(lambda: _stats(pool, "pool_size", "pool_available") == (2, 2))
+    assert len(factory.made) == 4
+    assert pool.get_stats()["connections_lost"] == 2
+
+
+def test_min_size_retries_failed_creations(make_pool: Any, quick_upkeep: None) -> None:
+    factory = Factory()
+    factory.fail_next = 3
+    pool = make_pool(factory, 5, min_size=1)
+    wait_until(lambda: pool.get_stats()["pool_available"] == 1)
+    assert pool.get_stats()["connections_errors"] == 3
+
+
+# -- max_idle and max_lifetime ----------------------------------------------------------
+
+
+def test_max_idle_closes_idle_extras_above_min_size(make_pool: Any,
+                                                      quick_upkeep: None) -> None:
+    factory = Factory()
+    pool = make_pool(factory, 5, min_size=1, max_idle=0.02)
+    taken = [pool.acquire() for _ in range(3)]
+    for resource in taken:
+        pool.release(resource)
+    wait_until(lambda: sum(factory.closed_counts()) == 2)
+    assert _stats(pool, "pool_size", "pool_available") == (1, 1)
+    assert all(count <= 1 for count in factory.closed_counts())
+    # the one kept is the warmest: the last released
+    assert pool.acquire() is taken[-1]
+
+
+def test_max_idle_leaves_lent_resources_alone(make_pool: Any, quick_upkeep: None) -> None:
+    factory = Factory()
+    pool = make_pool(factory, 3, max_idle=0.01)
+    held = pool.acquire()
+    idle = pool.acquire()
+    pool.release(idle)
+    wait_until(lambda: idle.closed == 1)
+    assert held.closed == 0 and pool.get_stats()["pool_size"] == 1
+    pool.release(held)
+
+
+def test_max_lifetime_closes_on_return(make_pool: Any) -> None:
+    factory = Factory()
+    pool = make_pool(factory, 2, max_lifetime=0.02)
+    thing = pool.acquire()
+    slot = pool._out[id(thing)]
+    wait_until(lambda: time.monotonic() >= slot.expires)  # it has outlived its lifetime
+    pool.release(thing)
+    assert thing.closed == 1
+    assert pool.get_stats()["pool_size"] == 0
+    assert pool.acquire() is not thing
+
+
+def test_max_lifetime_closes_idle_in_upkeep(make_pool: Any, quick_upkeep: None) -> None:
+    factory = Factory()
+    pool = make_pool(factory, 2, max_lifetime=0.02)
+    thing = pool.acquire()
+    pool.release(thing)
+    wait_until(lambda: thing.closed == 1)
+    assert pool.get_stats()["pool_size"] == 0
+
+
+def test_max_lifetime_is_jittered(make_pool: Any) -> None:
+    pool = make_pool(Factory(), 20, max_lifetime=100)
+    taken = [pool.acquire() for _ in range(20)]
+    lifetimes = {pool._out[id(r)].expires - pool._out[id(r)].created for r in taken}
+    assert all(90 <= lifetime <= 100 for lifetime in lifetimes)
+    assert len(lifetimes) > 1
+
+
+def test_expired_idle_resource_is_not_handed_out(make_pool: Any) -> None:
+    factory = Factory()
+    pool = make_pool(factory, 2, max_lifetime=0.05)
+    old = pool.acquire()
+    pool.release(old)
+    slot = pool._idle[-1]
+    wait_until(lambda: time.monotonic() >= slot.expires)
+    fresh = pool.acquire()
+    assert fresh is not old  # closed by the acquire or by upkeep, never lent
+    wait_until(lambda: old.closed == 1)
+
+
+# -- check ----------------------------------------------------------------------------
+
+
+def test_check_discards_failing_resources(make_pool: Any) -> None:
+    factory = Factory()
+    bad: set[int] = set()
+
+    def check(thing: Thing) -> None:
+        if thing.number in bad:
+            raise ConnectionError("dead")
+
+    pool = make_pool(factory, 3, check=check, preload=2)
+    first, second = factory.made
+    bad.add(second.number)  # the warmest idle one is broken
+    got = pool.acquire()
+    assert got is first
+    assert second.closed == 1
+    assert pool.get_stats()["connections_lost"] == 1
+    pool.release(got)
+
+
+def test_check_failures_fall_back_to_a_new_resource(make_pool: Any) -> None:
+    factory = Factory()
+    pool = make_pool(factory, 3, preload=2, check=lambda thing: thing.fail())
+    for thing in factory.made:
+        thing.fail = _raise  # type: ignore[attr-defined]
+    got = pool.acquire()  # both idle ones fail; a new one is made
+    assert got is factory.made[2] and factory.closed_counts() == [1, 1, 0]
+    got.fail = _raise  # type: ignore[attr-defined]
+    pool.release(got)
+
+
+def _raise() -> None:
+    raise ConnectionError("dead")
+
+
+def test_check_that_always_fails_does_not_loop(make_pool: Any) -> None:
+    factory = Factory()
+    pool = make_pool(factory, 2, check=lambda thing: _raise())
+    first = pool.acquire(block=True, timeout=5)  # made for us: not checked
+    pool.release(first)
+    second = pool.acquire(block=True, timeout=5)  # first fails its check
+    assert second is not first and first.closed == 1
+    pool.release(second)
+
+
+def test_check_runs_for_a_waiter(make_pool: Any) -> None:
+    factory = Factory()
+    checked: list[Thing] = []
+    pool = make_pool(factory, 1, check=checked.append)
+    held = pool.acquire()
+    task = start_acquirer(pool)
+    pool.release(held)
+    assert task.join() is held and checked == [held]
+    pool.release(held)
+
+
+# -- reset and configure -----------------------------------------------------------------
+
+
+def test_reset_is_called_on_return(make_pool: Any) -> None:
+    reset: list[Thing] = []
+    pool = make_pool(Factory(), 2, reset=reset.append)
+    thing = pool.acquire()
+    assert reset == []
+    pool.release(thing)
+    assert reset == [thing]
+    assert pool.acquire() is thing
+
+
+def test_failing_reset_discards(make_pool: Any) -> None:
+    factory = Factory()
+    pool = make_pool(factory, 1, reset=lambda thing: _raise())
+    thing = pool.acquire()
+    pool.release(thing)
+    assert thing.closed == 1
+    stats = pool.get_stats()
+    assert stats["returns_bad"] == 1 and stats["pool_size"] == 0
+    assert pool.acquire() is not thing
+
+
+def test_failing_reset_passes_the_slot_to_a_waiter(make_pool: Any) -> None:
+    factory = Factory()
+    pool = make_pool(factory, 1, reset=lambda thing: _raise())
+    thing = pool.acquire()
+    task = start_acquirer(pool)
+    pool.release(thing)
+    fresh = task.join()
+    assert fresh is not thing and thing.closed == 1
+
+
+def test_configure_runs_once_per_creation(make_pool: Any) -> None:
+    configured: list[Thing] = []
+    factory = Factory()
+    pool = make_pool(factory, 2, configure=configured.append, preload=1)
+    assert configured == factory.made
+    a, b = pool.acquire(), pool.acquire()
+    pool.release(a)
+    pool.release(b)
+    pool.release(pool.acquire())
+    assert configured == factory.made and len(configured) == 2
+
+
+def test_failing_configure_closes_and_frees_the_slot(make_pool: Any) -> None:
+    factory = Factory()
+    pool = make_pool(factory, 1, configure=lambda thing: _raise())
+    with pytest.raises(ConnectionError):
+        pool.acquire()
+    assert factory.closed_counts() == [1]
+    stats = pool.get_stats()
+    assert stats["connections_errors"] == 1 and stats["pool_size"] == 0
+
+
+# -- reconnect_failed --------------------------------------------------------------------
+
+
+def test_reconnect_failed_after_reconnect_timeout(make_pool: Any, quick_upkeep: None) -> None:
+    factory = Factory()
+    factory.fail_next = 10**9  # the server is gone for good
+    failures: list[Any] = []
+    started = time.monotonic()
+    pool = make_pool(factory, 2, min_size=1, reconnect_timeout=0.02,
+                     reconnect_failed=failures.append)
+    wait_until(lambda: failures)
+    assert failures[0] is pool
+    assert time.monotonic() - started >= 0.02
+    assert pool.get_stats()["connections_errors"] >= 2
+    assert pool.get_stats()["pool_size"] == 0
+
+
+def test_reconnect_failed_not_called_when_creation_recovers(make_pool: Any,
+                                                            quick_upkeep: None) -> None:
+    factory = Factory()
+    factory.fail_next = 1
+    failures: list[Any] = []
+    pool = make_pool(factory, 2, min_size=1, reconnect_timeout=60,
+                     reconnect_failed=failures.append)
+    wait_until(lambda: pool.get_stats()["pool_available"] == 1)
+    assert failures == []
+
+
+# -- leak_timeout ------------------------------------------------------------------------
+
+
+def _hold_it_somewhere(pool: Any) -> Any:
+    return pool.acquire()
+
+
+def test_leak_timeout_warns_with_the_holders_stack(make_pool: Any) -> None:
+    pool = make_pool(Factory(), 2, leak_timeout=0.02, name="leaky")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        thing = _hold_it_somewhere(pool)
+        wait_until(lambda: any(issubclass(w.category, ResourceWarning) for w in caught))
+    leaks = [w for w in caught if issubclass(w.category, ResourceWarning)]
+    assert len(leaks) == 1
+    message = str(leaks[0].message)
+    assert "'leaky'" in message and repr(thing) in message
+    assert "_hold_it_somewhere" in message  # where it was acquired
+    assert "test_leak_timeout_warns_with_the_holders_stack" in message
+    pool.release(thing)
+
+
+def test_leak_timeout_is_quiet_for_short_leases(make_pool: Any) -> None:
+    pool = make_pool(Factory(), 2, leak_timeout=0.05)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(5):
+            pool.release(pool.acquire())
+        pool.acquire()  # held: the only one that may warn
+        wait_until(lambda: any(issubclass(w.category, ResourceWarning) for w in caught))
+    assert len([w for w in caught if issubclass(w.category, ResourceWarning)]) == 1
+
+
+def test_usage_is_tracked(make_pool: Any) -> None:
+    pool = make_pool(Factory(), 1, track_usage=True)
+    thing = pool.acquire()
+    started = time.monotonic()
+    wait_until(lambda: time.monotonic() - started > 0.01)
+    pool.release(thing)
+    assert pool.get_stats()["usage_ms"] >= 10
+
+
+# -- upkeep task life ---------------------------------------------------------------------
+
+
+def test_upkeep_stops_when_the_pool_closes(make_pool: Any, quick_upkeep: None) -> None:
+    factory = Factory()
+    pool = make_pool(factory, 3, min_size=2)
+    wait_until(lambda: pool.get_stats()["pool_available"] == 2)
+    pool.close()
+    assert factory.closed_counts() == [1, 1]
+    # a stopped upkeep refills nothing: give it many rounds to misbehave
+    tasks = [spawn(time.sleep, 0.001) for _ in range(20)]
+    join_all(tasks)
+    wait_until(lambda: pool._upkeep is None or pool._upkeep._live_pool() is None)
+    assert len(factory.made) == 2
+
+
+def test_timeouts_with_lifecycle_options(make_pool: Any, quick_upkeep: None) -> None:
+    pool = make_pool(Factory(), 1, min_size=1, max_idle=10, timeout=0.01)
+    wait_until(lambda: pool.get_stats()["pool_available"] == 1)
+    held = pool.acquire()
+    with pytest.raises(PoolTimeout):
+        pool.acquire(block=True)
+    pool.release(held)
+    assert_balanced(pool)
