@@ -283,25 +283,25 @@ def make_gp_generic(limit: int) -> Subject:
     return _gp_subject(greenpools.Pool(object, limit))
 
 
-def make_gp_connection_pool(limit: int) -> Any:
-    """A greenpools connection pool on the in-memory transport."""
-    conn = _memory_connection()
+def make_gp_connection_pool(limit: int, connection: Any = None) -> Any:
+    """A greenpools connection pool (default: on the in-memory transport)."""
+    connection = connection or _memory_connection()
     pools = greenpools_layer()
     if pools is None:  # stand-in until greenpools.pools exists
         import greenpools
 
-        return greenpools.Pool(conn.clone, limit)
-    return pools.ConnectionPool(conn, limit=limit)
+        return greenpools.Pool(connection.clone, limit)
+    return pools.ConnectionPool(connection, limit=limit)
 
 
 def make_gp_connection(limit: int) -> Subject:
     return _gp_subject(make_gp_connection_pool(limit))
 
 
-def make_gp_producer_pool(limit: int) -> Any:
-    """A greenpools producer pool on the in-memory transport."""
+def make_gp_producer_pool(limit: int, connection: Any = None) -> Any:
+    """A greenpools producer pool (default: on the in-memory transport)."""
     pools = greenpools_layer()
-    connections = make_gp_connection_pool(limit)
+    connections = make_gp_connection_pool(limit, connection)
     if pools is None:  # stand-in: producers keep their connection
         import greenpools
 
@@ -314,14 +314,19 @@ def make_gp_producer(limit: int) -> Subject:
     return _gp_subject(make_gp_producer_pool(limit))
 
 
+def make_kombu_connection_pool(limit: int, connection: Any = None) -> Any:
+    """What ``kombu.pools.connections[conn]`` builds, with an explicit limit."""
+    return (connection or _memory_connection()).Pool(limit)
+
+
 def make_kombu_connection(limit: int) -> Subject:
-    return _kombu_subject(_memory_connection().Pool(limit))
+    return _kombu_subject(make_kombu_connection_pool(limit))
 
 
-def make_kombu_producer_pool(limit: int) -> Any:
+def make_kombu_producer_pool(limit: int, connection: Any = None) -> Any:
     """What ``kombu.pools.producers[conn]`` builds, with an explicit limit."""
     producer_pool = _module("kombu.pools").ProducerPool
-    return producer_pool(_memory_connection().Pool(limit), limit=limit)
+    return producer_pool(make_kombu_connection_pool(limit, connection), limit=limit)
 
 
 def make_kombu_producer(limit: int) -> Subject:
@@ -729,13 +734,19 @@ def summarise(raw: dict[str, dict[str, list[Any]]]) -> dict[str, dict[str, Any]]
     return summary
 
 
+Summary = dict[str, dict[str, Any]]
+#: (met, or None when not measured; the figure judged; a longer explanation)
+Verdict = tuple[bool | None, str, str]
+NOT_MEASURED: Verdict = (None, "-", "not measured")
+
+
 @dataclass
 class Target:
     """One target of issue 4, judged on one backend's summary."""
 
     id: str
     text: str
-    judge: Callable[[dict[str, dict[str, Any]]], tuple[bool | None, str]]
+    judge: Callable[[Summary], Verdict]
 
 
 def _metric(summary: dict[str, dict[str, Any]], scenario: str, contender: str,
@@ -744,40 +755,44 @@ def _metric(summary: dict[str, dict[str, Any]], scenario: str, contender: str,
 
 
 def _ratio_target(scenario: str, ours: str, theirs: str, key: str, bound: float,
-                  at_most: bool) -> Callable[[dict[str, dict[str, Any]]], tuple[bool | None, str]]:
-    def judge(summary: dict[str, dict[str, Any]]) -> tuple[bool | None, str]:
+                  at_most: bool) -> Callable[[Summary], Verdict]:
+    def judge(summary: Summary) -> Verdict:
         a, b = _metric(summary, scenario, ours, key), _metric(summary, scenario, theirs, key)
         if a is None or b is None or not b:
-            return None, "not measured"
+            return NOT_MEASURED
         ratio = a / b
         met = ratio <= bound if at_most else ratio >= bound
-        return met, f"{ratio:.3f}x ({_fmt(a)} vs {_fmt(b)})"
+        return met, f"{ratio:.3f}x", f"greenpools {_fmt(a)}, kombu {_fmt(b)}"
 
     return judge
 
 
-def _s2_fifo(summary: dict[str, dict[str, Any]]) -> tuple[bool | None, str]:
+def _s2_fifo(summary: Summary) -> Verdict:
     overtakes = _metric(summary, "s2", "gp-conn", "overtakes")
     if overtakes is None:
-        return None, "not measured"
+        return NOT_MEASURED
     theirs = _metric(summary, "s2", "kombu-conn", "overtakes")
-    return overtakes == 0, f"{overtakes} overtakes (kombu {theirs})"
+    return overtakes == 0, f"{overtakes} overtakes", f"kombu: {theirs} overtakes"
 
 
-def _s2_max_wait(summary: dict[str, dict[str, Any]]) -> tuple[bool | None, str]:
+def _s2_max_wait(summary: Summary) -> Verdict:
     wait = _metric(summary, "s2", "gp-conn", "wait_max_ms")
     if wait is None:
-        return None, "not measured"
+        return NOT_MEASURED
     theirs = _metric(summary, "s2", "kombu-conn", "wait_max_ms")
-    return wait <= 20.0, f"{wait:.1f} ms (kombu {_fmt(theirs)} ms)"
+    return wait <= 20.0, f"{wait:.1f} ms", f"kombu: {_fmt(theirs)} ms"
 
 
-def _s3_fifo(summary: dict[str, dict[str, Any]]) -> tuple[bool | None, str]:
+def _s3_fifo(summary: Summary) -> Verdict:
     fifo = _metric(summary, "s3", "gp-conn", "fifo")
     if fifo is None:
-        return None, "not measured"
+        return NOT_MEASURED
     theirs = _metric(summary, "s3", "kombu-conn", "fifo")
-    return bool(fifo), f"FIFO {_yes(fifo)} (kombu {_yes(theirs)})"
+    back = _metric(summary, "s3", "gp-conn", "back_to_releaser")
+    kombu_back = _metric(summary, "s3", "kombu-conn", "back_to_releaser")
+    return bool(fifo), f"FIFO {_yes(fifo)}", (
+        f"kombu FIFO {_yes(theirs)}; churn: share of grants back to the releaser "
+        f"{_fmt(back)} (kombu {_fmt(kombu_back)})")
 
 
 TARGETS: list[Target] = [
@@ -793,12 +808,12 @@ TARGETS: list[Target] = [
 ]
 
 
-def judge_targets(summary: dict[str, dict[str, Any]],
-                  targets: Sequence[Target]) -> list[dict[str, Any]]:
+def judge_targets(summary: Summary, targets: Sequence[Target]) -> list[dict[str, Any]]:
     verdicts = []
     for target in targets:
-        met, detail = target.judge(summary)
-        verdicts.append({"id": target.id, "target": target.text, "met": met, "detail": detail})
+        met, figure, detail = target.judge(summary)
+        verdicts.append({"id": target.id, "target": target.text, "met": met,
+                         "figure": figure, "detail": detail})
     return verdicts
 
 
@@ -824,6 +839,7 @@ def _yes(value: Any) -> str:
 
 def _verdict(met: bool | None) -> str:
     return {True: "met", False: "NOT MET", None: "n/a"}[met]
+
 
 
 @dataclass(frozen=True)
@@ -896,21 +912,27 @@ def backend_table(summary: dict[str, dict[str, Any]], contenders: Sequence[Conte
 
 
 def targets_table(report: dict[str, Any], markdown: bool = False) -> str:
-    """Targets down, backends across: met or not, with the measured figure."""
+    """Targets down, backends across: met or not with the figure; details below."""
     names = list(report["backends"])
     verdicts = {n: {v["id"]: v for v in report["backends"][n]["targets"]} for n in names}
-    order = [v for n in names for v in report["backends"][n]["targets"]]
-    seen: dict[str, str] = {}
-    for verdict in order:
-        seen.setdefault(verdict["id"], verdict["target"])
-    rows = []
-    for target_id, text in seen.items():
+    texts: dict[str, str] = {}
+    for name in names:
+        for verdict in report["backends"][name]["targets"]:
+            texts.setdefault(verdict["id"], verdict["target"])
+    rows, details = [], []
+    for target_id, text in texts.items():
         cells = []
-        for n in names:
-            v = verdicts[n].get(target_id)
-            cells.append("-" if v is None else f"{_verdict(v['met'])}: {v['detail']}")
+        for name in names:
+            v = verdicts[name].get(target_id)
+            if v is None or v["met"] is None:
+                cells.append("n/a")
+                continue
+            cells.append(f"{_verdict(v['met'])} {v['figure']}")
+            details.append(f"{text}, {name}: {v['figure']}; {v['detail']}")
         rows.append([text, *cells])
-    return table(["target", *names], rows, markdown)
+    bullet = "- " if markdown else "  "
+    return (table(["target", *names], rows, markdown) + "\n\n"
+            + "\n".join(bullet + line for line in details))
 
 
 # -- progress bar -----------------------------------------------------------------------------
@@ -1006,16 +1028,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             except RuntimeError as exc:
                 results[name] = {"backend": name, "raw": {}, "errors": {"worker": str(exc)}}
     bar.finish()
-    report = build_report(results, CONTENDERS, TARGETS, preset)
-    print(render_report(report, CONTENDERS, COLUMNS))
+    report = build_report(results, TARGETS, preset, settings)
+    print(render_report(report, CONTENDERS, [COLUMNS]))
     if args.json:
         with open(args.json, "w") as out:
             json.dump(report, out, indent=1, default=str)
     return 0
 
 
-def build_report(results: dict[str, Any], contenders: Sequence[Contender],
-                 targets: Sequence[Target], preset: str) -> dict[str, Any]:
+def build_report(results: dict[str, Any], targets: Sequence[Target], preset: str,
+                 settings: Settings) -> dict[str, Any]:
     """Summaries and verdicts per backend, with the raw results kept."""
     backends_out = {}
     for name, result in results.items():
@@ -1029,7 +1051,7 @@ def build_report(results: dict[str, Any], contenders: Sequence[Contender],
         }
     return {
         "preset": preset,
-        "settings": PRESETS.get(preset, {}),
+        "settings": settings,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": {"cpus": os.cpu_count(), "platform": sys.platform},
         "backends": backends_out,
@@ -1037,13 +1059,15 @@ def build_report(results: dict[str, Any], contenders: Sequence[Contender],
 
 
 def render_report(report: dict[str, Any], contenders: Sequence[Contender],
-                  columns: Sequence[Column], markdown: bool = False) -> str:
-    """The whole report: a table per backend, then the targets."""
+                  column_groups: Sequence[Sequence[Column]], markdown: bool = False,
+                  pairs: Sequence[tuple[str, str, str]] = PAIRS) -> str:
+    """The whole report: tables per backend (one per column group), then the targets."""
     parts = []
     for name, data in report["backends"].items():
         title = f"### {name}" if markdown else f"== {name} =="
-        parts.append(title + "\n" + backend_table(data["summary"], contenders, columns,
-                                                  markdown=markdown))
+        tables = [backend_table(data["summary"], contenders, columns, pairs, markdown)
+                  for columns in column_groups]
+        parts.append(title + "\n" + "\n\n".join(t for t in tables if t.count("\n") > 1))
         for key, error in data["errors"].items():
             parts.append(f"error in {name} {key}: {error}")
     parts.append(targets_table(report, markdown))

@@ -1,0 +1,105 @@
+"""Contenders of the full suite beyond the short run's (greenpools.bench).
+
+kombu's generic ``Resource``, eventlet's own ``eventlet.pools.Pool``
+(eventlet backend only) and SQLAlchemy's ``QueuePool`` over a dummy DBAPI
+connection (threading only).  Each library is imported when its pool is
+built, after the worker process has been patched.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from greenpools.bench import Contender, Subject, _kombu_subject
+
+
+class Thing:
+    """A pooled object with a ``__dict__`` (kombu sets ``release`` on it)."""
+
+
+def make_kombu_generic_pool(limit: int, create: Any = Thing) -> Any:
+    """kombu's generic ``Resource`` made from a callable, like greenpools.Pool.
+
+    Shaped like kombu's own ``ConnectionPool``: ``setup`` fills the queue
+    with lazy placeholders (a blocking acquire on an empty queue would wait
+    forever) and ``prepare`` evaluates them.
+    """
+    from kombu.resource import Resource
+    from kombu.utils.functional import lazy
+
+    class Things(Resource):  # type: ignore[misc]
+        def setup(self) -> None:
+            if self.limit:
+                queue = self._resource.queue
+                while len(queue) < self.limit - len(self._dirty):
+                    self._resource.put_nowait(lazy(self.new))
+
+        def new(self) -> Any:
+            return create()
+
+        def prepare(self, resource: Any) -> Any:
+            return resource() if isinstance(resource, lazy) else resource
+
+        def close_resource(self, resource: Any) -> None:
+            pass
+
+    return Things(limit)
+
+
+def make_kombu_generic(limit: int) -> Subject:
+    return _kombu_subject(make_kombu_generic_pool(limit))
+
+
+def make_eventlet_pool(limit: int) -> Subject:
+    from eventlet import Timeout, pools
+
+    pool = pools.Pool(max_size=limit, create=Thing)
+
+    def acquire_for(timeout: float) -> Any:
+        with Timeout(timeout):
+            return pool.get()
+
+    return Subject(pool.get, pool.put, acquire_for, pool.waiting)
+
+
+class DummyDBAPIConnection:
+    """Just enough of a DBAPI connection for SQLAlchemy's pool."""
+
+    def cursor(self) -> Any:
+        raise NotImplementedError("the benchmark never queries")
+
+    def rollback(self) -> None:
+        pass
+
+    def commit(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def make_sqlalchemy_pool(limit: int) -> Subject:
+    from sqlalchemy.pool import QueuePool
+
+    pool = QueuePool(DummyDBAPIConnection, pool_size=limit, max_overflow=0, timeout=30)
+
+    def acquire_for(timeout: float) -> Any:
+        pool._timeout = timeout  # QueuePool takes its timeout only at construction
+        return pool.connect()
+
+    def release(fairy: Any) -> None:
+        fairy.close()
+
+    queue = pool._pool
+    return Subject(pool.connect, release, acquire_for,
+                   lambda: len(queue.not_empty._waiters), pool.dispose)
+
+
+EXTRA_CONTENDERS: list[Contender] = [
+    Contender("kombu-generic", "kombu Resource (generic)", "kombu", "generic",
+              make_kombu_generic),
+    Contender("eventlet-pool", "eventlet.pools.Pool", "eventlet", "generic",
+              make_eventlet_pool, backends=("eventlet",)),
+    Contender("sqlalchemy", "SQLAlchemy QueuePool", "sqlalchemy", "generic",
+              make_sqlalchemy_pool, backends=("threading",)),
+]

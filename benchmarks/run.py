@@ -1,0 +1,120 @@
+"""Run the whole benchmark suite: greenpools next to kombu and the others.
+
+    python benchmarks/run.py [--quick] [--backend NAME]... [--scenario NAME]...
+
+Each backend (threading; gevent and eventlet, monkey-patched) runs in its
+own freshly started process (benchmarks/worker.py); S4 runs in unpatched
+processes of its own (benchmarks/cooperative.py).  The results are merged,
+printed as one table per backend with medians over repetitions and the
+greenpools/kombu ratios, every target of issue 4 is marked met or not,
+and everything is saved as JSON in benchmarks/results/<timestamp>.json.
+
+Scenarios: s1 (uncontended cycle), s2 (contended), s3 (fairness), s4
+(cooperative waiting), s5 (RabbitMQ publish, confirms on), memory.
+The full run takes a few minutes; --quick well under one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import cooperative  # noqa: E402
+import suite  # noqa: E402
+
+from greenpools import bench  # noqa: E402
+
+RESULTS_DIR = os.path.join(HERE, "results")
+GREEN = ("gevent", "eventlet")
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python benchmarks/run.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small sizes, under a minute")
+    parser.add_argument("--backend", action="append", choices=bench.BACKENDS,
+                        help="only this backend (repeatable; default: every installed one)")
+    parser.add_argument("--scenario", action="append", choices=suite.ALL_SCENARIOS,
+                        help="only this scenario (repeatable; default: all)")
+    parser.add_argument("--json", metavar="PATH",
+                        help="where to save the JSON (default: benchmarks/results/<time>.json)")
+    parser.add_argument("--markdown", metavar="PATH", help="also write the tables as Markdown")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser.parse_args(argv)
+
+
+def s4_jobs(backends: list[str]) -> list[tuple[str, str]]:
+    jobs = []
+    for lib in backends:
+        if lib in GREEN:
+            for contender in cooperative.CONTENDERS:
+                if contender != "eventlet-pool" or lib == "eventlet":
+                    jobs.append((lib, contender))
+    return jobs
+
+
+def main(argv: list[str]) -> int:
+    args = parse(argv)
+    preset = "quick" if args.quick else "full"
+    settings = suite.PRESETS[preset]
+    backends = args.backend or bench.installed_backends()
+    scenarios = args.scenario or list(suite.ALL_SCENARIOS)
+    in_workers = [s for s in suite.WORKER_SCENARIOS if s in scenarios]
+    jobs = s4_jobs(backends) if "s4" in scenarios else []
+    total = len(jobs) + sum(len(bench.plan(b, in_workers, settings, suite.CONTENDERS)) + 1
+                            for b in backends if in_workers)
+    bar = bench.ProgressBar(total, stream=open(os.devnull, "w") if args.no_progress else None)
+    started = time.monotonic()
+
+    results: dict[str, Any] = {b: {"backend": b, "raw": {}, "errors": {}} for b in backends}
+    for backend in backends if in_workers else []:
+        command = [sys.executable, os.path.join(HERE, "worker.py"), backend, preset,
+                   ",".join(in_workers)]
+        try:
+            results[backend] = run_worker(command, bar)
+        except RuntimeError as exc:
+            results[backend]["errors"]["worker"] = str(exc)
+    for lib, contender in jobs:
+        bar.advance(f"{lib}: S4 {contender}")
+        try:
+            outcome = cooperative.run_s4(lib, contender)
+        except RuntimeError as exc:
+            results[lib]["errors"][f"s4/{contender}"] = str(exc)
+            continue
+        results[lib]["raw"].setdefault("s4", {})[contender] = [outcome]
+    bar.finish()
+
+    report = bench.build_report(results, suite.TARGETS, preset, settings)
+    report["command"] = " ".join(["python benchmarks/run.py", *argv])
+    report["elapsed_s"] = round(time.monotonic() - started, 1)
+    print(bench.render_report(report, suite.CONTENDERS, suite.COLUMN_GROUPS, pairs=suite.PAIRS))
+    print(f"\n{preset} run, {report['elapsed_s']} s; medians over repetitions; "
+          f"ratios are greenpools/kombu.")
+    path = args.json or os.path.join(RESULTS_DIR, time.strftime("%Y%m%d-%H%M%S") + ".json")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as out:
+        json.dump(report, out, indent=1, default=str)
+    print(f"saved {path}")
+    if args.markdown:
+        with open(args.markdown, "w") as out:
+            out.write(bench.render_report(report, suite.CONTENDERS, suite.COLUMN_GROUPS,
+                                          markdown=True, pairs=suite.PAIRS) + "\n")
+    return 0
+
+
+def run_worker(command: list[str], bar: bench.ProgressBar) -> dict[str, Any]:
+    def on_step(message: dict[str, Any]) -> None:
+        bar.advance(f"{message['backend']}: {message['label']}")
+
+    return bench.run_worker(command, on_step, timeout=900.0)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

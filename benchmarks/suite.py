@@ -1,0 +1,124 @@
+"""What the full suite runs: contenders, scenarios, sizes, targets, columns.
+
+The short run's pieces (greenpools.bench) plus eventlet.pools, SQLAlchemy
+and kombu's generic Resource, S4 (cooperative waiting), S5 (RabbitMQ) and
+memory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from broker import run_s5
+from contenders import EXTRA_CONTENDERS
+from memory import MEMORY_CONTENDERS, run_memory
+
+from greenpools import bench
+
+#: Scenarios run inside each backend's patched worker, in this order.
+WORKER_SCENARIOS = ("s1", "s2", "s3", "memory", "s5")
+#: S4 runs in unpatched processes of its own (benchmarks/cooperative.py).
+ALL_SCENARIOS = ("s1", "s2", "s3", "s4", "s5", "memory")
+
+_EXTRA_SETTINGS = {
+    "full": {"s5_limit": 10, "s5_tasks": 50, "s5_messages": 6000, "s5_seconds": 15.0,
+             "s5_reps": 3, "memory_reps": 3, "mem_pools": 200, "mem_resources": 200,
+             "mem_waiters": 100},
+    "quick": {"s5_limit": 10, "s5_tasks": 50, "s5_messages": 1000, "s5_seconds": 5.0,
+              "s5_reps": 1, "memory_reps": 1, "mem_pools": 50, "mem_resources": 100,
+              "mem_waiters": 50},
+}
+
+PRESETS: dict[str, bench.Settings] = {
+    name: {**bench.PRESETS[name], **extra} for name, extra in _EXTRA_SETTINGS.items()
+}
+# The full suite's quick run keeps S2 at least a little contended for longer.
+PRESETS["quick"]["s2_cycles"] = 200
+
+
+def _with_scenarios(contender: bench.Contender) -> bench.Contender:
+    scenarios = list(contender.scenarios)
+    if contender.id in MEMORY_CONTENDERS:
+        scenarios.append("memory")
+    if contender.id in ("gp-producer", "kombu-producer"):
+        scenarios.append("s5")
+    return dataclasses.replace(contender, scenarios=tuple(scenarios))
+
+
+_ORDER = ["gp-conn", "kombu-conn", "gp-producer", "kombu-producer", "gp-generic",
+          "kombu-generic", "eventlet-pool", "sqlalchemy"]
+
+#: Measured by S4 only: the backend left to detection, nothing patched.
+AUTO_DETECTED = bench.Contender(
+    "gp-conn-auto", "greenpools connection pool, backend auto-detected", "greenpools",
+    "connection", bench.make_gp_connection, backends=("gevent", "eventlet"), scenarios=("s4",))
+
+CONTENDERS: list[bench.Contender] = sorted(
+    (_with_scenarios(c) for c in [*bench.CONTENDERS, *EXTRA_CONTENDERS, AUTO_DETECTED]),
+    key=lambda c: _ORDER.index(c.id) if c.id in _ORDER else len(_ORDER),
+)
+
+SCENARIOS: dict[str, bench.ScenarioFunc] = {
+    **bench.SCENARIOS, "memory": run_memory, "s5": run_s5,
+}
+
+COLUMN_GROUPS: list[list[bench.Column]] = [bench.COLUMNS, [
+    bench.Column("s4", "hub_ran", "S4 hub ran", ratio=False),
+    bench.Column("s5", "messages_per_s", "S5 msgs/s"),
+    bench.Column("memory", "pool_bytes", "B/idle pool"),
+    bench.Column("memory", "resource_bytes", "B/resource"),
+    bench.Column("memory", "connection_bytes", "B/connection"),
+    bench.Column("memory", "waiter_bytes", "B/waiting task"),
+]]
+
+PAIRS = [*bench.PAIRS, ("gp-generic", "kombu-generic", "ratio generic pools")]
+
+
+def _s4(summary: bench.Summary) -> bench.Verdict:
+    ours = bench._metric(summary, "s4", "gp-conn", "hub_ran")
+    if ours is None:
+        return bench.NOT_MEASURED
+    ticks = bench._metric(summary, "s4", "gp-conn", "ticks_during_wait")
+    theirs = bench._metric(summary, "s4", "kombu-conn", "hub_ran")
+    kombu_ticks = bench._metric(summary, "s4", "kombu-conn", "ticks_during_wait")
+    auto = bench._metric(summary, "s4", "gp-conn-auto", "hub_ran")
+    return bool(ours), f"hub ran {bench._yes(ours)}", (
+        f"{_fmt_int(ticks)} ticks during the wait; kombu: hub ran {bench._yes(theirs)} "
+        f"({_fmt_int(kombu_ticks)} ticks); greenpools with the backend left to "
+        f"detection (nothing patched, so threading): hub ran {bench._yes(auto)}")
+
+
+def _fmt_int(value: Any) -> str:
+    return "-" if value is None else str(int(value))
+
+
+def _all_at_most(pairs: list[tuple[str, str, str]]) -> Any:
+    def judge(summary: bench.Summary) -> bench.Verdict:
+        figures, details, verdict = [], [], True
+        for ours, theirs, key in pairs:
+            a = bench._metric(summary, "memory", ours, key)
+            b = bench._metric(summary, "memory", theirs, key)
+            if a is None or b is None:
+                return bench.NOT_MEASURED
+            verdict &= a <= b
+            figures.append(f"{a / b:.2f}x")
+            details.append(f"{ours} {a:.0f} B vs {theirs} {b:.0f} B")
+        return verdict, " / ".join(figures), "; ".join(details)
+
+    return judge
+
+
+TARGETS: list[bench.Target] = [
+    *bench.TARGETS,
+    bench.Target("s4-hub", "S4 hub keeps running (gevent/eventlet, unpatched)", _s4),
+    bench.Target("s5-rate", "S5 publish rate >= 1.0x kombu",
+                 bench._ratio_target("s5", "gp-producer", "kombu-producer", "messages_per_s",
+                                     1.0, at_most=False)),
+    bench.Target("mem-pool", "Memory per idle pool <= kombu",
+                 _all_at_most([("gp-conn", "kombu-conn", "pool_bytes"),
+                               ("gp-producer", "kombu-producer", "pool_bytes")])),
+    bench.Target("mem-resource", "Memory per pooled resource <= kombu",
+                 _all_at_most([("gp-generic", "kombu-generic", "resource_bytes"),
+                               ("gp-conn", "kombu-conn", "connection_bytes")])),
+]
