@@ -7,7 +7,7 @@ pools did and checks that every message arrived exactly once.  It runs on
 kombu's in-memory transport unless given a broker URL.
 
 gevent and eventlet must patch the standard library before kombu (and
-``ssl``) are imported, which ``python -m greenpools`` has already done by
+``ssl``) are imported, and ``python -m greenpools`` has imported both by
 the time this module runs.  So for those backends the demo starts itself
 again in a fresh interpreter that patches first, the way a gevent or
 eventlet program does on its first line.
@@ -85,17 +85,16 @@ def restart_patched(backend: str, argv: Sequence[str]) -> int:
 
 
 class OpenConnections:
-    """Counts broker connections open right now, and the most ever open."""
+    """Counts broker connections opened, and the most ever open at once.
+
+    Tracked by identity: a connection closed twice counts once.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._open: set[int] = set()
         self.most = 0
         self.opened = 0
-
-    @property
-    def now(self) -> int:
-        return len(self._open)
 
     def opening(self, connection: object) -> None:
         with self._lock:
