@@ -22,7 +22,7 @@ closes descriptors, never blocks, never yields, never logs.
 from __future__ import annotations
 
 import _socket
-import os
+import posix  # the raw close(): gevent's os.close defers the close to its hub
 from typing import Any
 
 __all__ = ["detach_socket", "forget_connection"]
@@ -33,9 +33,14 @@ def _raw_socket(sock: Any) -> Any:
     for _ in range(4):  # a wrapper of a wrapper at most, in practice
         if sock is None or isinstance(sock, _socket.socket):
             return sock
-        # gevent keeps the real socket in ``_sock``, eventlet in ``fd``.
-        inner = getattr(sock, "_sock", None)
-        sock = inner if inner is not None else getattr(sock, "fd", None)
+        # eventlet keeps the real socket in ``fd`` (its ``_sock`` is itself),
+        # gevent in ``_sock``.
+        inner = getattr(sock, "fd", None)
+        if inner is None or isinstance(inner, int) or inner is sock:
+            inner = getattr(sock, "_sock", None)
+        if inner is sock:
+            return None
+        sock = inner
     return None
 
 
@@ -46,6 +51,8 @@ def detach_socket(sock: Any) -> None:
     overrides) makes the object forget its descriptor, so neither a later
     ``close()`` nor the garbage collector touches a descriptor number the
     child may have reused.  No ``shutdown()``: that would reach the parent.
+    The descriptor is closed with ``posix.close``: gevent's patched
+    ``os.close`` would schedule the close on a hub not yet re-initialised.
     """
     raw = _raw_socket(sock)
     if raw is None:
@@ -56,7 +63,7 @@ def detach_socket(sock: Any) -> None:
         return
     if fd >= 0:
         try:
-            os.close(fd)
+            posix.close(fd)
         except OSError:
             pass
 

@@ -353,8 +353,9 @@ class ProducerPool(Resource[Any]):
 
     ``ProducerPool(connections, limit=None, Producer=None, **options)``;
     kombu's positional ``(connections, limit, preload, close_after_fork)``
-    works too.  A producer holds a connection only while lent: ``acquire``
-    takes one from ``connections`` and ``release`` returns both.  An idle
+    works too.  ``Producer`` is called with the channel ``None``.  A
+    producer holds a connection only while lent: ``acquire`` takes one
+    from ``connections`` and ``release`` returns both.  An idle
     producer stays bound to the channel it last used, and when its
     connection comes back on the next acquire (the warmest one usually
     does) it is not revived again.  If taking the connection or binding to
@@ -380,17 +381,13 @@ class ProducerPool(Resource[Any]):
         self._producer_class = _pooled_producer_class(self.Producer)
         super().__init__(limit, preload, close_after_fork, **options)
 
-    def _acquire_connection(self, timeout: float | None = None) -> Any:
-        return self.connections.acquire(block=True, timeout=timeout)
-
     def create_producer(self) -> Any:
-        """A new producer; the connection it was made on goes back at once."""
-        conn = self._acquire_connection()
-        try:
-            producer = self._producer_class(conn)
-        finally:
-            conn.release()
-        return producer
+        """A new producer, not bound to any connection yet.
+
+        ``acquire`` binds it (``revive``) to the connection it takes, so
+        making a producer never waits for a connection nor holds one.
+        """
+        return self._producer_class(None)
 
     def new(self) -> Any:
         producer = self.create_producer()
@@ -487,6 +484,12 @@ class PoolGroup(EqualityDict):  # type: ignore[misc]
         self._creating: dict[Any, list[backends.Waiter]] = {}
         self._url_keys: dict[str, tuple[Any, Any]] = {}
         _live_groups.append(weakref.ref(self, _forget_group_ref))
+
+    # A group is a registry, not a value: two groups are never equal just
+    # because both are empty (``_groups.remove(group)`` must remove that one).
+    __eq__ = object.__eq__
+    __ne__ = object.__ne__
+    __hash__ = object.__hash__  # type: ignore[assignment]
 
     def create(self, resource: Any, limit: int | None) -> Any:
         """Make the pool for ``resource`` (subclasses implement this)."""

@@ -1,0 +1,523 @@
+"""greenpools.pools semantics on kombu's in-memory transport (no services needed)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import amqp.exceptions
+import kombu
+import kombu.exceptions
+import pytest
+from brokers import clean_global_pools, run_in_child, unique_name  # noqa: F401  (autouse)
+from helpers import assert_balanced, join_all, spawn, start_acquirer, wait_until
+from kombu import Connection, Exchange, Queue
+
+import greenpools
+from greenpools import pools
+
+URL = "memory://"
+
+
+def memory_url() -> str:
+    """A memory URL with its own pool: the virtual host is part of the key."""
+    return f"memory://localhost/{unique_name('vhost')}"
+
+
+# -- groups ----------------------------------------------------------------
+
+
+def test_equal_parameters_share_one_pool_urls_included() -> None:
+    pool = pools.connections[URL]
+    assert isinstance(pool, pools.ConnectionPool)
+    assert pools.connections[Connection(URL)] is pool
+    assert pools.connections[URL] is pool
+    assert Connection(URL) in pools.connections and URL in pools.connections
+    other = pools.connections[memory_url()]
+    assert other is not pool
+    assert len(pools.connections) == 2
+
+
+def test_group_exported_at_package_level() -> None:
+    assert greenpools.connections is pools.connections
+    assert greenpools.producers is pools.producers
+
+
+def test_global_groups_follow_the_global_limit() -> None:
+    assert pools.get_limit() == 10
+    assert pools.connections[URL].limit == 10
+    assert pools.producers[URL].limit == 10
+    pools.set_limit(4)
+    assert pools.connections[memory_url()].limit == 4
+
+
+def test_custom_groups_pass_limit_and_options_through() -> None:
+    group = pools.Connections(limit=3, timeout=0.01, max_waiting=7, name="custom")
+    pool = group[URL]
+    assert (pool.limit, pool.timeout, pool.max_waiting, pool.name) == (3, 0.01, 7, "custom")
+    producer_group = pools.Producers(limit=2, connections=group, timeout=0.02)
+    producer_pool = producer_group[URL]
+    assert producer_pool.limit == 2 and producer_pool.timeout == 0.02
+    assert producer_pool.connections is pool
+    follows = pools.Connections(limit=pools.use_default_limit)
+    assert pools.use_default_limit is pools.use_global_limit is kombu.pools.use_global_limit
+    assert follows[URL].limit == pools.get_limit()
+
+
+def test_pool_group_without_create_says_so() -> None:
+    with pytest.raises(NotImplementedError, match="create"):
+        pools.PoolGroup()[URL]
+
+
+def test_group_creates_one_pool_under_concurrent_first_use() -> None:
+    release_creator = threading.Event()
+    entered = threading.Event()
+    made: list[Any] = []
+
+    class SlowConnections(pools.Connections):
+        def create(self, connection: Any, limit: int | None) -> Any:
+            made.append(connection)
+            entered.set()
+            assert release_creator.wait(30)
+            return super().create(connection, limit)
+
+    group = SlowConnections(limit=2)
+    creator = spawn(lambda: group[URL])
+    assert entered.wait(30)
+    others = [spawn(lambda: group[Connection(URL)]) for _ in range(20)]
+    wait_until(lambda: len(group._creating[next(iter(group._creating))]) == 20)
+    release_creator.set()
+    results = join_all([creator, *others])
+    assert len(made) == 1
+    assert all(result is results[0] for result in results)
+
+
+def test_group_creation_failure_lets_the_next_caller_try_again() -> None:
+    failures = [RuntimeError("first create fails")]
+
+    class Flaky(pools.Connections):
+        def create(self, connection: Any, limit: int | None) -> Any:
+            if failures:
+                raise failures.pop()
+            return super().create(connection, limit)
+
+    group = Flaky(limit=1)
+    with pytest.raises(RuntimeError, match="first create fails"):
+        group[URL]
+    assert group._creating == {}
+    assert isinstance(group[URL], pools.ConnectionPool)
+
+
+def test_register_group_is_usable_as_a_decorator_and_is_managed() -> None:
+    group = pools.register_group(pools.Connections(limit=pools.use_global_limit))
+    try:
+        assert pools.register_group(group) is group  # returns its argument
+        pool = group[memory_url()]
+        pools.set_limit(3)
+        assert pool.limit == 3
+        pools.reset()
+        assert len(group) == 0
+        assert pool.closed
+    finally:
+        pools._groups.remove(group)
+        pools._groups.remove(group)
+
+
+# -- connection pools ----------------------------------------------------------
+
+
+def test_acquire_returns_a_kombu_connection_released_exactly_once() -> None:
+    pool = pools.ConnectionPool(URL, limit=2)
+    conn = pool.acquire()
+    assert isinstance(conn, kombu.Connection)
+    conn.release()
+    with pytest.raises(ValueError, match="released twice"):
+        conn.release()
+    with pytest.raises(ValueError, match="released twice"):
+        pool.release(conn)
+    taken = [pool.acquire(), pool.acquire()]
+    assert len({id(c) for c in taken}) == 2  # never the same one twice
+    with pytest.raises(kombu.exceptions.ConnectionLimitExceeded):
+        pool.acquire()
+    for c in taken:
+        c.release()
+    assert_balanced(pool)
+
+
+def test_release_is_bound_once_per_connection() -> None:
+    pool = pools.ConnectionPool(URL, limit=1)
+    conn = pool.acquire()
+    bound = conn.release
+    conn.release()
+    assert pool.acquire() is conn
+    assert conn.release is bound
+
+
+def test_limit_errors_are_kombu_and_greenpools_classes() -> None:
+    pool = pools.ConnectionPool(URL, limit=1)
+    held = pool.acquire()
+    with pytest.raises(kombu.exceptions.ConnectionLimitExceeded) as info:
+        pool.acquire()
+    assert isinstance(info.value, greenpools.LimitExceeded)
+    with pytest.raises(kombu.exceptions.ConnectionLimitExceeded) as info:
+        pool.acquire(block=True, timeout=0.01)
+    assert isinstance(info.value, greenpools.PoolTimeout)
+    held.release()
+
+    channels = Connection(URL).ChannelPool(1)  # kombu's, not installed
+    ours = pools.ChannelPool(URL, limit=1)
+    ours.acquire()
+    with pytest.raises(kombu.exceptions.ChannelLimitExceeded) as info:
+        ours.acquire()
+    assert isinstance(info.value, greenpools.LimitExceeded)
+    assert not isinstance(channels, pools.ChannelPool)
+
+
+def test_with_block_returns_the_connection() -> None:
+    pool = pools.ConnectionPool(URL, limit=1)
+    with pool.acquire() as conn:
+        assert isinstance(conn, kombu.Connection)
+        with pytest.raises(kombu.exceptions.ConnectionLimitExceeded):
+            pool.acquire()
+    assert pool.acquire() is conn
+
+
+def test_connection_error_in_with_block_replaces_the_connection() -> None:
+    pool = pools.ConnectionPool(URL, limit=1)
+    with pytest.raises(amqp.exceptions.ConnectionError):
+        with pool.acquire() as broken:
+            broken.default_channel  # noqa: B018  (connects)
+            raise amqp.exceptions.ConnectionError("socket went away")
+    assert broken._closed
+    with pool.acquire() as fresh:
+        assert fresh is not broken
+    assert_balanced(pool)
+
+
+def test_other_error_in_with_block_returns_the_connection() -> None:
+    pool = pools.ConnectionPool(URL, limit=1)
+    with pytest.raises(KeyError):
+        with pool.acquire() as conn:
+            raise KeyError("not a connection problem")
+    assert not conn._closed
+    assert pool.acquire() is conn
+
+
+def test_limit_zero_means_no_pooling_as_in_kombu() -> None:
+    pool = pools.ConnectionPool(URL)
+    first = pool.acquire()
+    second = pool.acquire()
+    assert first is not second
+    first.release()
+    assert first._closed
+    with pytest.raises(ValueError, match="released twice"):
+        first.release()
+    third = pool.acquire()
+    assert third is not first
+    second.release()
+    third.release()
+    pool.limit = 2  # pooling from now on
+    kept = pool.acquire()
+    kept.release()
+    assert not kept._closed and pool.acquire() is kept
+
+
+def test_acquire_channel_context() -> None:
+    pool = pools.ConnectionPool(URL, limit=1)
+    with pool.acquire_channel() as (conn, channel):
+        assert channel is conn.default_channel
+    assert pool.acquire() is conn
+
+
+# -- channel pools ---------------------------------------------------------------
+
+
+def test_channel_pool_hands_out_channels_that_go_back_on_exit() -> None:
+    conn = Connection(URL)
+    pool = pools.ChannelPool(conn, limit=2)
+    with pool.acquire() as channel:
+        assert channel.connection.client is conn
+        assert not getattr(channel, "closed", False)
+    assert pool.acquire() is channel  # returned open, not closed
+    channel.release()
+    with pytest.raises(ValueError, match="released twice"):
+        channel.release()
+
+
+# -- producer pools ----------------------------------------------------------------
+
+
+def test_producer_pool_publishes_and_returns_producer_and_connection() -> None:
+    url = memory_url()
+    name = unique_name()
+    queue = Queue(name, Exchange(name), routing_key=name)
+    connection_pool = pools.connections[url]
+    producer_pool = pools.producers[url]
+    assert producer_pool.connections is connection_pool
+    with producer_pool.acquire(block=True) as producer:
+        assert isinstance(producer, kombu.Producer)
+        assert producer.__connection__ in [s.resource for s in connection_pool._out.values()]
+        producer.publish({"n": 1}, exchange=queue.exchange, routing_key=name, declare=[queue])
+    assert_balanced(producer_pool)
+    assert_balanced(connection_pool)
+    with producer_pool.acquire() as again:
+        assert again is producer
+        again.publish({"n": 2}, exchange=queue.exchange, routing_key=name)
+    with Connection(url) as conn, conn.SimpleQueue(queue) as simple:
+        got = [simple.get(timeout=1).payload for _ in range(2)]
+    assert got == [{"n": 1}, {"n": 2}]
+
+
+def test_producer_is_not_revived_when_its_connection_comes_back() -> None:
+    producer_pool = pools.producers[memory_url()]
+    revived: list[Any] = []
+    with producer_pool.acquire() as producer:
+        producer.publish({}, routing_key="nowhere")
+    original = producer.revive
+    producer.revive = lambda channel: (revived.append(channel), original(channel))
+    for _ in range(3):
+        with producer_pool.acquire() as again:
+            assert again is producer
+    assert revived == []
+    # Another connection under it: revived onto that one.
+    conn = producer.__connection__
+    other = producer_pool.connections.acquire()
+    held = producer_pool.connections.acquire()
+    assert conn in (other, held)
+    keep = other if other is not conn else held
+    conn.release()
+    with producer_pool.acquire():
+        pass
+    keep.release()
+
+
+def test_producer_pool_double_release_is_an_error_and_connection_not_doubled() -> None:
+    producer_pool = pools.producers[memory_url()]
+    producer = producer_pool.acquire()
+    producer.release()
+    with pytest.raises(ValueError, match="released twice"):
+        producer.release()
+    assert_balanced(producer_pool)
+    assert_balanced(producer_pool.connections)
+
+
+def test_producer_pool_connection_error_replaces_connection_and_producer() -> None:
+    producer_pool = pools.producers[memory_url()]
+    with pytest.raises(amqp.exceptions.ConnectionError):
+        with producer_pool.acquire() as producer:
+            conn = producer.__connection__
+            raise amqp.exceptions.ConnectionError("broker went away")
+    assert conn._closed
+    assert_balanced(producer_pool.connections)
+    with producer_pool.acquire() as fresh:
+        assert fresh.__connection__ is not conn
+
+
+def test_producer_pool_other_error_returns_both() -> None:
+    producer_pool = pools.producers[memory_url()]
+    with pytest.raises(KeyError):
+        with producer_pool.acquire() as producer:
+            conn = producer.__connection__
+            raise KeyError("serialisation, say")
+    assert not conn._closed
+    with producer_pool.acquire() as again:
+        assert again is producer and again.__connection__ is conn
+
+
+def test_no_connection_leaks_when_making_a_producer_fails() -> None:
+    class Refuses(kombu.Producer):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            raise RuntimeError("cannot make a producer")
+
+    connection_pool = pools.ConnectionPool(URL, limit=1)
+    producer_pool = pools.ProducerPool(connection_pool, 2, Refuses)  # kombu-style positional
+    for _ in range(3):
+        with pytest.raises(RuntimeError, match="cannot make a producer"):
+            producer_pool.acquire()
+    assert_balanced(connection_pool)
+    assert_balanced(producer_pool)
+    assert connection_pool.acquire(block=False)  # its only connection is free
+
+
+def test_no_connection_leaks_when_reviving_a_producer_fails() -> None:
+    fail = []
+
+    class FragileProducer(kombu.Producer):
+        def revive(self, channel: Any) -> None:
+            if fail:
+                raise fail.pop()
+            super().revive(channel)
+
+    connection_pool = pools.ConnectionPool(URL, limit=2)
+    producer_pool = pools.ProducerPool(connection_pool, limit=1, Producer=FragileProducer)
+    producer = producer_pool.acquire()
+    first_conn = producer.__connection__
+    other = connection_pool.acquire()  # the producer must move to another connection
+    producer.release()
+    first_conn_holder = connection_pool.acquire()
+    assert first_conn_holder is first_conn
+    other.release()
+    fail.append(RuntimeError("revive failed"))
+    with pytest.raises(RuntimeError, match="revive failed"):
+        producer_pool.acquire()
+    first_conn_holder.release()
+    assert_balanced(connection_pool)
+    assert_balanced(producer_pool)
+    assert producer_pool.acquire().__connection__ is not None
+
+
+def test_producer_pool_timeout_covers_waiting_for_a_connection() -> None:
+    connection_pool = pools.ConnectionPool(URL, limit=1)
+    producer_pool = pools.ProducerPool(connection_pool, limit=2)
+    held = connection_pool.acquire()
+    with pytest.raises(kombu.exceptions.ConnectionLimitExceeded):
+        producer_pool.acquire(block=True, timeout=0.05)
+    held.release()
+    assert_balanced(producer_pool)
+    producer = producer_pool.acquire(block=True, timeout=5)
+    producer.release()
+
+
+def test_producer_pool_refuses_what_is_not_a_pool() -> None:
+    with pytest.raises(TypeError, match="connections must be a connection pool"):
+        pools.ProducerPool(Connection(URL))
+
+
+# -- set_limit and reset ---------------------------------------------------------------
+
+
+def test_set_limit_shrinks_while_connections_are_in_use() -> None:
+    pool = pools.connections[memory_url()]
+    held = [pool.acquire() for _ in range(6)]
+    idle = held[4:]
+    for conn in idle:
+        conn.release()
+    assert pools.set_limit(3) == 3
+    assert pool.limit == 3 and pools.get_limit() == 3
+    assert all(conn._closed for conn in idle)  # idle ones over the limit closed now
+    for conn in held[:4]:
+        conn.release()
+    assert pool.get_stats()["pool_size"] <= 3
+    taken = [pool.acquire() for _ in range(3)]
+    with pytest.raises(kombu.exceptions.ConnectionLimitExceeded):
+        pool.acquire()
+    for conn in taken:
+        conn.release()
+
+
+def test_set_limit_wakes_waiters_when_growing() -> None:
+    pools.set_limit(1)
+    pool = pools.connections[memory_url()]
+    held = pool.acquire()
+    waiter = start_acquirer(pool, timeout=30)
+    pools.set_limit(2)
+    got = waiter.join()
+    assert got is not held
+    pool.release(got)
+    held.release()
+
+
+def test_set_limit_force_and_reset_after() -> None:
+    pool = pools.connections[memory_url()]
+    pool.resize(4)  # drifted from the global limit
+    assert pools.set_limit(10) == 10 and pool.limit == 4  # unchanged: nothing to do
+    pools.set_limit(10, force=True)
+    assert pool.limit == 10
+    lent = pool.acquire()
+    idle = pool.acquire()
+    idle.release()
+    pools.set_limit(10, reset_after=True)
+    assert idle._closed and not lent._closed
+    lent.release()  # a retired connection closes when it comes back
+    assert lent._closed
+    assert pool.acquire() not in (lent, idle)
+
+
+def test_set_limit_applies_everywhere_then_raises_or_ignores_errors() -> None:
+    class Unclosable(pools.ConnectionPool):
+        def close_resource(self, resource: Any) -> None:
+            raise OSError("cannot close")
+
+    group = pools.register_group(pools.Connections(limit=pools.use_global_limit))
+    group.create = lambda connection, limit: Unclosable(connection, limit)  # type: ignore[method-assign]
+    try:
+        bad = group[memory_url()]
+        good = pools.connections[memory_url()]
+        for pool in (bad, good):
+            pool.acquire().release()
+        with pytest.raises(OSError, match="cannot close"):
+            pools.set_limit(5, reset_after=True)
+        assert (pools.get_limit(), bad.limit, good.limit) == (5, 5, 5)
+        bad.acquire().release()
+        pools.set_limit(6, reset_after=True, ignore_errors=True)
+        assert (pools.get_limit(), bad.limit, good.limit) == (6, 6, 6)
+    finally:
+        pools._groups.remove(group)
+
+
+def test_set_limit_refuses_before_changing_anything() -> None:
+    group = pools.register_group(pools.Connections(limit=pools.use_global_limit, min_size=0))
+    try:
+        pool = pools.ConnectionPool(URL, limit=10, min_size=4)
+        group[URL] = pool
+        with pytest.raises(ValueError, match="min_size"):
+            pools.set_limit(2)
+        assert pools.get_limit() == 10 and pool.limit == 10
+        with pytest.raises(TypeError, match="limit"):
+            pools.set_limit(True)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="limit"):
+            pools.set_limit(-1)
+    finally:
+        pools._groups.remove(group)
+        pool.close()
+
+
+def test_reset_closes_everything_and_empties_the_groups() -> None:
+    url = memory_url()
+    pool = pools.connections[url]
+    producer_pool = pools.producers[url]
+    lent = pool.acquire()
+    lent.default_channel  # noqa: B018  (connects)
+    producer = producer_pool.acquire()
+    pools.reset()
+    assert len(pools.connections) == 0 and len(pools.producers) == 0
+    assert lent._connection is None  # collected under its user's feet
+    with pytest.raises(RuntimeError):
+        pool.acquire()
+    lent.release()  # dropped silently: it was closed under its user
+    producer.release()
+    assert pools.connections[url] is not pool
+
+
+# -- fork -----------------------------------------------------------------------------
+
+
+def test_child_starts_with_empty_groups_and_reset_pools() -> None:
+    url = memory_url()
+    pool = pools.connections[url]
+    producer_pool = pools.producers[url]
+    lent = pool.acquire()
+    producer = producer_pool.acquire()
+    inherited = {id(lent), id(producer.__connection__)}
+    kept = pools.ConnectionPool(url, limit=2)  # a pool the user holds outside groups
+    kept_conn = kept.acquire()
+
+    def check() -> None:
+        assert len(pools.connections) == 0 and len(pools.producers) == 0
+        assert pool.get_stats()["pool_size"] == 0
+        assert kept.get_stats()["pool_size"] == 0
+        lent.release()  # inherited: dropped silently, never pooled
+        producer.release()
+        kept_conn.release()
+        fresh = pool.acquire()
+        assert id(fresh) not in inherited
+        assert pools.connections[url] is not pool
+
+    run_in_child(check)
+    # The parent is untouched.
+    assert pools.connections[url] is pool
+    lent.release()
+    producer.release()
+    kept_conn.release()
+    assert pool.get_stats()["pool_size"] == 2
+    assert id(pool.acquire()) in inherited
