@@ -1,6 +1,7 @@
 """greenpools.pools against the real RabbitMQ: concurrency, confirms, broken
 connections, and fork without harming the parent."""
 
+# ruff: noqa: F811  (pytest fixtures imported from brokers are redefined as arguments)
 from __future__ import annotations
 
 import gc

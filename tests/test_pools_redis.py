@@ -1,5 +1,6 @@
 """greenpools.pools on kombu's Redis transport: the pools are not AMQP-only."""
 
+# ruff: noqa: F811  (pytest fixtures imported from brokers are redefined as arguments)
 from __future__ import annotations
 
 import os
