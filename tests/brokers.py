@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import posix
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -90,12 +91,10 @@ def drain(url: str, queue: Queue, expected: int, timeout: float = 20.0) -> list[
         payloads.append(body)
         message.ack()
 
+    deadline = time.monotonic() + timeout
     with Connection(url) as conn:
         with conn.Consumer(queue, callbacks=[on_message], accept=["json"]):
-            deadline_loops = int(timeout / 0.5)
-            for _ in range(deadline_loops):
-                if len(payloads) >= expected:
-                    break
+            while len(payloads) < expected and time.monotonic() < deadline:
                 try:
                     conn.drain_events(timeout=0.5)
                 except TimeoutError:
