@@ -432,6 +432,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if backends.get_backend().name != backend:
         backends.use_backend(backend)
-    result = run(args.broker, args.tasks, args.messages, args.limit, args.timeout)
+    from kombu.exceptions import OperationalError
+
+    try:
+        result = run(args.broker, args.tasks, args.messages, args.limit, args.timeout)
+    except (OperationalError, OSError) as exc:
+        print(f"greenpools demo: the broker {_without_password(args.broker)} "
+              f"does not answer: {exc}", file=sys.stderr)
+        return 1
     print(report(result, patched))
     return 0 if result.ok else 1
