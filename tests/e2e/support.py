@@ -130,6 +130,15 @@ def delete_queue(name: str, url: str = AMQP_URL) -> None:
         print(f"warning: could not delete queue {name!r}: {exc!r}", file=sys.stderr)
 
 
+def delete_exchange(name: str, url: str = AMQP_URL) -> None:
+    """Delete exchange ``name`` if it exists; never raises (used in cleanups)."""
+    try:
+        with admin_channel(url) as channel:
+            channel.exchange_delete(exchange=name)
+    except Exception as exc:
+        print(f"warning: could not delete exchange {name!r}: {exc!r}", file=sys.stderr)
+
+
 @contextlib.contextmanager
 def temporary_queue(tag: str, url: str = AMQP_URL) -> Iterator[str]:
     """A fresh queue for one test, deleted afterwards whatever happens."""
@@ -154,18 +163,36 @@ def drain_queue(name: str, limit: int, url: str = AMQP_URL) -> list[bytes]:
     return bodies
 
 
-def wait_for_count(name: str, expected: int, timeout: float, url: str = AMQP_URL) -> int:
-    """Poll ``name`` until it holds ``expected`` messages or ``timeout`` passes.
+def collect_messages(name: str, expected: int, timeout: float, url: str = AMQP_URL) -> list[bytes]:
+    """Consume (and ack) from ``name`` until ``expected`` messages came or
+    ``timeout`` passed; their bodies.
 
-    For messages that other processes publish without telling us when they
-    are done (Celery workers); returns the last count seen.
+    For messages other processes publish without telling us when they are
+    done (Celery workers): it waits on deliveries, not on a clock.
     """
+    bodies: list[bytes] = []
     deadline = time.monotonic() + timeout
-    count = queue_count(name, url)
-    while count < expected and time.monotonic() < deadline:
-        time.sleep(0.2)
-        count = queue_count(name, url)
-    return count
+    broker_address(url)
+    with kombu.Connection(url, connect_timeout=10) as conn:
+        channel = conn.default_channel
+        channel.basic_qos(0, 200, False)
+
+        def on_message(message: Any) -> None:
+            body = message.body
+            bodies.append(body.encode() if isinstance(body, str) else bytes(body))
+            channel.basic_ack(message.delivery_tag)
+
+        tag = channel.basic_consume(queue=name, callback=on_message)
+        while len(bodies) < expected:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                conn.drain_events(timeout=min(remaining, 1.0))
+            except TimeoutError:
+                continue
+        channel.basic_cancel(tag)
+    return bodies
 
 
 #: Longest a single publish (and its confirm) may take before it raises.
@@ -353,6 +380,15 @@ def read_ready_lines(
                 break
             buffer += chunk
     return buffer.decode().splitlines()
+
+
+def show_log(path: str, tail: int = 20000) -> str:
+    """The text of a subprocess's log; its tail also goes to stdout, which
+    pytest shows when the test fails."""
+    with open(path, errors="replace") as log:
+        text = log.read()
+    print(f"---- {path} (last {tail} characters) ----\n{text[-tail:]}")
+    return text
 
 
 def bad_log_lines(text: str, extra: Sequence[str] = ()) -> list[str]:

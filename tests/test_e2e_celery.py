@@ -1,0 +1,112 @@
+"""Celery workers on greenpools: ``-P eventlet -c 50`` and ``-P prefork -c 2``.
+
+The app (tests/e2e/celery_app.py) calls ``greenpools.install()``, so
+Celery's ``app.pool`` and ``app.producer_pool`` are greenpools pools.  A
+client process sends ``e2e.fanout`` tasks; each publishes a confirmed
+message through ``app.producer_pool`` and sends an ``e2e.leaf`` task with
+``app.send_task``, which publishes another.  The worker warms its pools
+at import, so the prefork children start from inherited, live pools.
+Every message must arrive exactly once and the worker must shut down
+cleanly on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from e2e import support
+from helpers import BACKEND, require_amqp
+
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
+
+START_TIMEOUT = 60.0
+WORK_TIMEOUT = 90.0
+STOP_TIMEOUT = 40.0
+
+
+@pytest.fixture
+def queues() -> Iterator[tuple[str, str]]:
+    """(task queue, result queue), both removed afterwards."""
+    if BACKEND != "threading":
+        pytest.skip("runs once per suite in the threading run")
+    require_amqp()
+    task_queue = support.unique_queue_name("celery-tasks")
+    with support.temporary_queue("celery-results") as result_queue:
+        try:
+            yield task_queue, result_queue
+        finally:
+            support.delete_queue(task_queue)
+            support.delete_exchange(task_queue)
+
+
+@pytest.mark.parametrize(
+    ("pool_args", "tasks", "backend", "forks"),
+    [(["-P", "eventlet", "-c", "50"], 150, "eventlet", False),
+     (["-P", "prefork", "-c", "2"], 60, "threading", True)],
+    ids=["eventlet", "prefork"],
+)
+def test_celery_worker_publishes_through_greenpools(
+    queues: tuple[str, str], pool_args: list[str], tasks: int, backend: str, forks: bool,
+    tmp_path: object,
+) -> None:
+    task_queue, result_queue = queues
+    read_fd, write_fd = os.pipe()
+    log_path = os.path.join(str(tmp_path), "worker.log")
+    env = support.subprocess_env(
+        E2E_TASK_QUEUE=task_queue, E2E_RESULT_QUEUE=result_queue, E2E_READY_FD=str(write_fd),
+    )
+    worker_env = dict(env, E2E_WARMUP="1")
+    command = [
+        os.path.join(os.path.dirname(support.PYTHON), "celery"), "-A", "celery_app", "worker",
+        *pool_args, "-Q", task_queue, "-n", f"greenpools-e2e-{uuid.uuid4().hex[:8]}@localhost",
+        "--without-heartbeat", "--without-gossip", "--without-mingle", "-l", "INFO",
+    ]
+    with open(log_path, "w") as log:
+        worker = subprocess.Popen(
+            command, cwd=support.E2E_DIR, env=worker_env, stdout=log,
+            stderr=subprocess.STDOUT, pass_fds=(write_fd,), start_new_session=True,
+        )
+    os.close(write_fd)
+    try:
+        ready = support.read_ready_lines(read_fd, 1, START_TIMEOUT, worker)
+        client = subprocess.run(
+            [support.PYTHON, os.path.join(support.E2E_DIR, "celery_client.py"), str(tasks), "4"],
+            cwd=support.E2E_DIR, env=env, capture_output=True, text=True,
+            timeout=START_TIMEOUT,
+        )
+        assert client.returncode == 0, client.stdout + client.stderr
+        expected = [f"warmup:{ready[0].split()[1][4:]}"]
+        expected += [f"{kind}:{n}" for kind in ("fanout", "leaf") for n in range(tasks)]
+        bodies = support.collect_messages(result_queue, len(expected), WORK_TIMEOUT)
+        exit_code = support.stop_process(worker, STOP_TIMEOUT)
+    finally:
+        os.close(read_fd)
+        if worker.poll() is None:
+            support.kill_process_group(worker)
+        log_text = support.show_log(log_path)
+
+    # The worker and the client both ran on greenpools' pools.
+    assert "pool=greenpools.pools producer_pool=greenpools.pools" in ready[0], ready
+    assert f"backend={backend}" in ready[0], ready
+    assert "producer_pool=greenpools.pools" in client.stdout, client.stdout
+    messages = [body.decode().split() for body in bodies]
+    got = collections.Counter(name for name, _ in messages)
+    want = collections.Counter(expected)
+    assert not want - got, f"lost: {sorted(want - got)[:10]}"
+    assert not got - want, f"unexpected: {sorted(got - want)[:10]}"
+    if forks:
+        # The prefork children inherited the pool the worker warmed up before
+        # forking them, yet never published on the worker's socket.
+        warmup_port = next(port for name, port in messages if name.startswith("warmup:"))
+        task_ports = {port for name, port in messages if not name.startswith("warmup:")}
+        assert warmup_port not in task_ports
+    assert exit_code == 0
+    # Nothing arrived late (no duplicates) and every task was consumed.
+    assert support.queue_count(result_queue) == 0
+    assert support.queue_count(task_queue) == 0
+    assert support.bad_log_lines(log_text) == []
