@@ -1,16 +1,21 @@
 """Contenders of the full suite beyond the short run's (greenpools.bench).
 
 kombu's generic ``Resource``, eventlet's own ``eventlet.pools.Pool``
-(eventlet backend only) and SQLAlchemy's ``QueuePool`` over a dummy DBAPI
-connection (threading only).  Each library is imported when its pool is
-built, after the worker process has been patched.
+(eventlet backend only), SQLAlchemy's ``QueuePool`` over a dummy DBAPI
+connection (threading only), and a floor for fair pools: the least a
+strict first-come-first-served hand-off can cost on each backend.  Each
+library is imported when its pool is built, after the worker process has
+been patched.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
-from greenpools.bench import Contender, Subject, _kombu_subject
+from greenlet import getcurrent
+
+from greenpools.bench import Contender, Subject, _kombu_subject, running_backend
 
 
 class Thing:
@@ -95,6 +100,77 @@ def make_sqlalchemy_pool(limit: int) -> Subject:
                    lambda: len(queue.not_empty._waiters), pool.dispose)
 
 
+def make_fifo_floor(limit: int) -> Subject:
+    """The least a strict FIFO hand-off can do: no timeouts, no checks, no stats.
+
+    Green backends park the waiter with a bare ``hub.switch()`` and resume
+    it from a hub callback; threads park on a lock of their own.  Whoever
+    releases while someone waits hands the resource straight to the
+    oldest waiter, so the releaser, asking again, must wait its turn: the
+    park and wake-up that a barging pool (kombu) skips.
+    """
+    backend = running_backend()
+    idle = [Thing() for _ in range(limit)]
+    if backend == "threading":
+        return _thread_fifo(idle)
+    if backend == "gevent":
+        from gevent import get_hub
+
+        hub = get_hub()
+        soon = hub.loop.run_callback
+    else:
+        from eventlet import hubs
+
+        hub = hubs.get_hub()
+
+        def soon(func: Any, *args: Any) -> Any:
+            return hub.schedule_call_global(0, func, *args)
+
+    waiters: deque[Any] = deque()
+
+    def acquire() -> Any:
+        if idle and not waiters:
+            return idle.pop()
+        waiters.append(getcurrent())
+        return hub.switch()
+
+    def release(resource: Any) -> None:
+        if waiters:
+            soon(waiters.popleft().switch, resource)
+        else:
+            idle.append(resource)
+
+    return Subject(acquire, release, lambda timeout: acquire(), lambda: len(waiters))
+
+
+def _thread_fifo(idle: list[Any]) -> Subject:
+    from greenpools.backends.base import native_lock
+
+    mutex = native_lock()
+    waiters: deque[list[Any]] = deque()
+
+    def acquire() -> Any:
+        with mutex:
+            if idle and not waiters:
+                return idle.pop()
+            parked = [native_lock(), None]
+            parked[0].acquire()
+            waiters.append(parked)
+        parked[0].acquire()
+        return parked[1]
+
+    def release(resource: Any) -> None:
+        with mutex:
+            if waiters:
+                parked = waiters.popleft()
+                parked[1] = resource
+                parked[0].release()
+            else:
+                idle.append(resource)
+
+    return Subject(acquire, release, lambda timeout: acquire(), lambda: len(waiters))
+
+
 EXTRA_CONTENDERS: list[Contender] = [
     Contender("kombu-generic", "kombu Resource (generic)", "kombu", "generic",
               make_kombu_generic),
@@ -102,4 +178,6 @@ EXTRA_CONTENDERS: list[Contender] = [
               make_eventlet_pool, backends=("eventlet",)),
     Contender("sqlalchemy", "SQLAlchemy QueuePool", "sqlalchemy", "generic",
               make_sqlalchemy_pool, backends=("threading",)),
+    Contender("floor-fifo", "floor: minimal FIFO hand-off", "floor", "floor",
+              make_fifo_floor, scenarios=("s2", "s3")),
 ]
