@@ -928,7 +928,8 @@ def targets_table(report: dict[str, Any], markdown: bool = False) -> str:
                 cells.append("n/a")
                 continue
             cells.append(f"{_verdict(v['met'])} {v['figure']}")
-            details.append(f"{text}, {name}: {v['figure']}; {v['detail']}")
+            if markdown or not v["met"]:  # on a terminal, only what is missed
+                details.append(f"{text}, {name}: {v['figure']}; {v['detail']}")
         rows.append([text, *cells])
     bullet = "- " if markdown else "  "
     return (table(["target", *names], rows, markdown) + "\n\n"
