@@ -74,6 +74,26 @@ def test_fork_storm_parent_and_children_publish_concurrently(queue: str) -> None
     assert_delivered_exactly(queue, result.expected_bodies)
 
 
+@pytest.mark.slow
+def test_fork_storm_forking_while_parent_threads_publish(queue: str) -> None:
+    if BACKEND != "threading":
+        pytest.skip("green threads busy at fork go on running in the child (gevent, eventlet "
+                    "semantics); only native threads can be forked mid-publish")
+    result = storm.run_storm(
+        pools, queue, children=CHILDREN, per_process=PER_PROCESS, tasks=TASKS,
+        timeout=CHILD_TIMEOUT, fork_while_publishing=True,
+    )
+
+    assert sorted(result.child_exit_codes.values()) == [0] * CHILDREN, (
+        "children failed or hung; their tracebacks are in the captured stderr"
+    )
+    assert (result.parent.published, result.parent.errors, result.parent.hung_tasks) == (
+        PER_PROCESS, [], 0)
+    assert result.held_after == result.held_before
+    assert result.idle_after == result.idle_before
+    assert_delivered_exactly(queue, result.expected_bodies)
+
+
 def _kept_pools_child(
     conn: object, kept_connections: pools.ConnectionPool, kept_producers: pools.ProducerPool,
     held: pools.PooledConnection, queue: str, parent_ports: set[int],

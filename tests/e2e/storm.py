@@ -53,16 +53,18 @@ class StormResult:
 
 def publish_concurrently(
     pools: ModuleType, conn: Any, queue: str, tag: str, count: int, tasks: int,
-    timeout: float,
+    timeout: float, progress: threading.Event | None = None,
 ) -> PublishOutcome:
     """Publish ``count`` messages ``"<tag>:<i>"`` from ``tasks`` concurrent tasks.
 
     Tasks are ``threading.Thread`` (green under monkey patching); each
     acquires a producer per message, blocking, from ``pools.producers``.
+    ``progress`` is set once a fifth of the messages went out.
     """
     outcome = PublishOutcome()
     lock = threading.Lock()
     numbers = iter(range(count))
+    progress_at = max(1, count // 5)
 
     def task() -> None:
         while True:
@@ -79,6 +81,8 @@ def publish_concurrently(
                 return
             with lock:
                 outcome.published += 1
+                if progress is not None and outcome.published >= progress_at:
+                    progress.set()
 
     threads = [threading.Thread(target=task, name=f"{tag}-publisher-{i}", daemon=True)
                for i in range(tasks)]
@@ -94,8 +98,14 @@ def publish_concurrently(
 def run_storm(
     pools: ModuleType, queue: str, *, children: int = 4, per_process: int = 300,
     tasks: int = 6, warm: int = 20, timeout: float = 60.0, url: str = support.AMQP_URL,
+    fork_while_publishing: bool = False,
 ) -> StormResult:
-    """Run the storm once against ``queue`` (which must exist and be empty)."""
+    """Run the storm once against ``queue`` (which must exist and be empty).
+
+    With ``fork_while_publishing`` the parent's tasks are already publishing
+    when the children are forked (only sound for native threads, which do
+    not exist in the child: green threads would carry on there).
+    """
     started = time.monotonic()
     conn = support.confirming_connection(url)
     expected = [f"warm:{i}" for i in range(warm)]
@@ -111,6 +121,20 @@ def run_storm(
     held_before = support.socket_identity(held)
     idle_before = support.socket_identity(idle)
     idle.release()
+
+    parent_outcomes: list[PublishOutcome] = []
+    publishing = threading.Event()
+
+    def parent_publishes() -> None:
+        parent_outcomes.append(publish_concurrently(
+            pools, conn, queue, "parent", per_process, tasks, timeout, progress=publishing))
+
+    expected += [f"parent:{i}" for i in range(per_process)]
+    parent_thread = threading.Thread(target=parent_publishes, name="parent-storm", daemon=True)
+    if fork_while_publishing:
+        parent_thread.start()
+        if not publishing.wait(timeout):
+            raise support.Overrun(f"the parent published nothing in {timeout}s")
 
     read_fd, write_fd = os.pipe()
     pids: list[int] = []
@@ -130,8 +154,11 @@ def run_storm(
         os.close(write_fd)
         write_fd = -1
 
-        expected += [f"parent:{i}" for i in range(per_process)]
-        parent = publish_concurrently(pools, conn, queue, "parent", per_process, tasks, timeout)
+        if fork_while_publishing:
+            parent_thread.join(timeout)
+        else:
+            parent_publishes()
+        parent = parent_outcomes[0] if parent_outcomes else PublishOutcome(hung_tasks=tasks)
 
         exit_codes: dict[int, int | str] = {}
         for pid in pids:
