@@ -16,10 +16,11 @@ import json
 import os
 from collections.abc import Iterator
 
+import kombu
 import pytest
 from brokers import clean_global_pools  # noqa: F401 - autouse: empty global pools
 from e2e import storm, support
-from helpers import BACKEND, require_amqp
+from helpers import BACKEND, require_amqp, require_redis
 
 from greenpools import pools
 
@@ -172,3 +173,58 @@ def test_pool_kept_by_user_code_hands_out_fresh_connections_in_child(queue: str)
         "parent:before", "parent:held", "child:connection", "child:producer",
         "parent:held-after", "parent:after",
     ])
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+def test_fork_children_publish_through_global_producers_on_redis() -> None:
+    """The Redis transport too: children of a warm parent get clients of
+    their own, and the parent's pooled connection keeps working."""
+    url = require_redis()
+    conn = kombu.Connection(url)
+    per_process = 100
+    with support.temporary_redis_queue("fork-redis", url) as queue:
+        warm = storm.publish_concurrently(pools, conn, queue, "warm", 20, 4, CHILD_TIMEOUT)
+        assert warm.published == 20, warm
+        # Mark the parent's connections (one lent, one idle): a child must
+        # never be handed one of them.
+        held = pools.connections[conn].acquire(block=True, timeout=10)
+        idle = pools.connections[conn].acquire(block=True, timeout=10)
+        for parents in (held, idle):
+            parents.default_channel  # noqa: B018 - connect it
+            parents.e2e_made_in = os.getpid()
+        idle.release()
+
+        def child_body(tag: str) -> None:
+            storm._child_body(pools, conn, queue, tag, per_process, TASKS, CHILD_TIMEOUT)
+            # Everything the child's pool can hand out besides the lent one.
+            pool = pools.connections[conn]
+            taken = [pool.acquire(block=False) for _ in range(pool.limit - 1)]
+            inherited = [c for c in taken if hasattr(c, "e2e_made_in")]
+            assert not inherited, f"the child was handed the parent's {inherited}"
+
+        pids = []
+        try:
+            for number in range(3):
+                pid = os.fork()
+                if pid == 0:
+                    support.run_forked_child(lambda tag=f"child{number}": child_body(tag),
+                                             watchdog=int(CHILD_TIMEOUT))
+                pids.append(pid)
+            parent = storm.publish_concurrently(pools, conn, queue, "parent", per_process,
+                                                TASKS, CHILD_TIMEOUT)
+            codes = [support.wait_pid(pid, CHILD_TIMEOUT) for pid in pids]
+            pids = []
+        finally:
+            for pid in pids:
+                support.kill_quietly(pid)
+        assert codes == [0, 0, 0], "a child failed: see captured stderr"
+        assert (parent.published, parent.errors, parent.hung_tasks) == (per_process, [], 0)
+        support.publish_one(held.Producer(), queue, "held")
+        held.release()
+        expected = [f"warm:{i}" for i in range(20)] + ["held"]
+        for tag in ("parent", "child0", "child1", "child2"):
+            expected += [f"{tag}:{i}" for i in range(per_process)]
+        got = collections.Counter(
+            body.decode() for body in support.drain_redis_queue(queue, len(expected) + 50, url))
+        assert got == collections.Counter(expected)

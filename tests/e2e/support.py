@@ -208,6 +208,45 @@ def publish_one(producer: Any, queue: str, body: str, timeout: float = PUBLISH_T
     )
 
 
+# -- Redis --------------------------------------------------------------------
+
+REDIS_URL = os.environ.get("GREENPOOLS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@contextlib.contextmanager
+def temporary_redis_queue(tag: str, url: str = REDIS_URL) -> Iterator[str]:
+    """A kombu queue on the Redis transport, deleted afterwards."""
+    broker_address(url)
+    name = unique_queue_name(tag)
+    with kombu.Connection(url) as conn:
+        simple = conn.SimpleQueue(name)  # declares queue and binding
+        try:
+            yield name
+        finally:
+            with contextlib.suppress(Exception):
+                simple.queue.delete()
+            simple.close()
+
+
+def drain_redis_queue(name: str, limit: int, url: str = REDIS_URL) -> list[bytes]:
+    """Take (and ack) up to ``limit`` messages from kombu queue ``name`` on Redis."""
+    bodies: list[bytes] = []
+    with kombu.Connection(url) as conn:
+        simple = conn.SimpleQueue(name)
+        try:
+            while len(bodies) < limit:
+                try:
+                    message = simple.get(block=True, timeout=0.5)
+                except simple.Empty:
+                    break
+                body = message.body
+                bodies.append(body.encode() if isinstance(body, str) else bytes(body))
+                message.ack()
+        finally:
+            simple.close()
+    return bodies
+
+
 # -- sockets ------------------------------------------------------------------
 
 
