@@ -82,6 +82,14 @@ def _as_connection(connection: Any) -> Any:
     return connection
 
 
+def _uri(connection: Any) -> str:
+    """``connection``'s URL with the password masked, for pool names."""
+    try:
+        return str(connection.as_uri())
+    except Exception:
+        return repr(connection)
+
+
 def _is_connection_error(connection: Any, exc: BaseException) -> bool:
     """Whether ``exc`` means ``connection`` (or its channel) is broken."""
     try:
@@ -177,6 +185,7 @@ class ConnectionPool(_KombuResource[PooledConnection]):
         **options: Any,
     ) -> None:
         self.connection = _as_connection(connection)
+        options.setdefault("name", f"connections {_uri(self.connection)}")
         super().__init__(limit, preload, **options)
 
     def new(self) -> PooledConnection:
@@ -279,6 +288,7 @@ class ChannelPool(_KombuResource[Any]):
         **options: Any,
     ) -> None:
         self.connection = _as_connection(connection)
+        options.setdefault("name", f"channels {_uri(self.connection)}")
         super().__init__(limit, preload, **options)
 
     def new(self) -> Any:
@@ -379,6 +389,9 @@ class ProducerPool(Resource[Any]):
         if Producer is not None:
             self.Producer = Producer
         self._producer_class = _pooled_producer_class(self.Producer)
+        template = getattr(connections, "connection", None)
+        if template is not None:
+            options.setdefault("name", f"producers {_uri(template)}")
         super().__init__(limit, preload, close_after_fork, **options)
 
     def create_producer(self) -> Any:

@@ -521,3 +521,11 @@ def test_child_starts_with_empty_groups_and_reset_pools() -> None:
     kept_conn.release()
     assert pool.get_stats()["pool_size"] == 2
     assert id(pool.acquire()) in inherited
+
+
+def test_pools_are_named_after_their_url_without_the_password() -> None:
+    url = "amqp://guest:s3cret@127.0.0.1:5672//"
+    names = [pools.connections[url].name, pools.producers[url].name,
+             pools.ChannelPool(url).name]
+    assert all("127.0.0.1" in name and "s3cret" not in name for name in names), names
+    assert pools.ConnectionPool(url, name="mine").name == "mine"
