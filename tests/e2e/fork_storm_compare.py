@@ -69,6 +69,23 @@ def run_one(pools_name: str, per_process: int, timeout: float) -> dict[str, obje
     }
 
 
+def judge(summary: dict[str, object]) -> str:
+    """One line: everything right, or what went wrong."""
+    problems = []
+    if not summary["children_ok"]:
+        problems.append(f"child exit codes {summary['children']}")
+    if summary["parent_hung_tasks"]:
+        problems.append(f"{summary['parent_hung_tasks']} parent tasks hung")
+    if summary["parent_errors"]:
+        problems.append(f"{summary['parent_errors']} parent publish errors")
+    if summary["lost"] or summary["extra"]:
+        problems.append(f"{summary['lost']} lost, {summary['extra']} extra messages")
+    for name in ("held", "idle"):
+        if not summary[f"{name}_survived"]:
+            problems.append(f"parent's pre-fork {name} connection broken")
+    return "FAILED - " + "; ".join(problems) if problems else "ok"
+
+
 def main(argv: list[str]) -> int:
     import argparse
     import json
@@ -107,6 +124,8 @@ def main(argv: list[str]) -> int:
                 if line.startswith("{"):
                     summary = json.loads(line)
                     break
+            if summary:
+                verdict += ": " + judge(summary)
             print(f"{pools_name:>10} {kind:>8}: {verdict}, {seconds:.1f}s wall")
             if summary:
                 print("    " + json.dumps(summary))
