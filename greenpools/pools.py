@@ -27,7 +27,7 @@ import functools
 import itertools
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from kombu.connection import Connection
@@ -93,10 +93,41 @@ def _uri(connection: Any) -> str:
 def _is_connection_error(connection: Any, exc: BaseException) -> bool:
     """Whether ``exc`` means ``connection`` (or its channel) is broken."""
     try:
-        errors = tuple(connection.connection_errors) + tuple(connection.channel_errors)
+        errors = _errors_of(connection)
     except Exception:  # the transport cannot even say: do not trust it
         return True
     return isinstance(exc, errors)
+
+
+class _LazyErrors:
+    """A pool's ``connection_errors``, worked out on first use (asking needs
+    the transport) and settable like the plain attribute it replaces."""
+
+    def __init__(self, compute: Callable[[Any], tuple[type[BaseException], ...]]) -> None:
+        self._compute = compute
+
+    def __get__(self, pool: Any, owner: Any = None) -> tuple[type[BaseException], ...]:
+        if pool is None:
+            return ()
+        errors: tuple[type[BaseException], ...] | None = pool.__dict__.get("_connection_errors")
+        if errors is None:
+            errors = pool.__dict__["_connection_errors"] = self._compute(pool)
+        return errors
+
+    def __set__(self, pool: Any, errors: tuple[type[BaseException], ...]) -> None:
+        pool.__dict__["_connection_errors"] = tuple(errors)
+
+
+def _errors_of(connection: Any) -> tuple[type[BaseException], ...]:
+    return tuple(connection.connection_errors) + tuple(connection.channel_errors)
+
+
+def _errors_of_template(pool: Any) -> tuple[type[BaseException], ...]:
+    return _errors_of(pool.connection)
+
+
+def _errors_of_connections(pool: Any) -> tuple[type[BaseException], ...]:
+    return tuple(getattr(pool.connections, "connection_errors", ()))
 
 
 # -- pools of connections and channels ----------------------------------------
@@ -176,6 +207,7 @@ class ConnectionPool(_KombuResource[PooledConnection]):
 
     LimitExceeded = ConnectionLimitExceeded
     close_after_fork = True
+    connection_errors = _LazyErrors(_errors_of_template)  # type: ignore[assignment]
 
     #: The class of the pooled connections.
     Connection: type[PooledConnection] = PooledConnection
@@ -203,19 +235,6 @@ class ConnectionPool(_KombuResource[PooledConnection]):
     def forget_resource(self, resource: PooledConnection) -> None:
         forget_connection(resource)
 
-    @property  # type: ignore[override]
-    def connection_errors(self) -> tuple[type[BaseException], ...]:
-        """The template connection's connection and channel errors."""
-        errors = self.__dict__.get("_connection_errors")
-        if errors is None:
-            conn = self.connection
-            errors = tuple(conn.connection_errors) + tuple(conn.channel_errors)
-            self.__dict__["_connection_errors"] = errors
-        return errors  # type: ignore[no-any-return]
-
-    @connection_errors.setter
-    def connection_errors(self, errors: tuple[type[BaseException], ...]) -> None:
-        self.__dict__["_connection_errors"] = tuple(errors)
 
     def acquire_channel(self, block: bool = False) -> _ChannelLease:
         """``with pool.acquire_channel() as (connection, channel):`` as in kombu."""
@@ -282,6 +301,7 @@ class ChannelPool(_KombuResource[Any]):
 
     LimitExceeded = ChannelLimitExceeded
     close_after_fork = True
+    connection_errors = _LazyErrors(_errors_of_template)  # type: ignore[assignment]
 
     def __init__(
         self, connection: Any, limit: int | None = None, preload: int | None = None,
@@ -304,18 +324,6 @@ class ChannelPool(_KombuResource[Any]):
     def close_resource(self, resource: Any) -> None:
         resource.close()
 
-    @property  # type: ignore[override]
-    def connection_errors(self) -> tuple[type[BaseException], ...]:
-        errors = self.__dict__.get("_connection_errors")
-        if errors is None:
-            conn = self.connection
-            errors = tuple(conn.connection_errors) + tuple(conn.channel_errors)
-            self.__dict__["_connection_errors"] = errors
-        return errors  # type: ignore[no-any-return]
-
-    @connection_errors.setter
-    def connection_errors(self, errors: tuple[type[BaseException], ...]) -> None:
-        self.__dict__["_connection_errors"] = tuple(errors)
 
     def _after_fork_in_child(self) -> None:
         super()._after_fork_in_child()
@@ -375,6 +383,7 @@ class ProducerPool(Resource[Any]):
 
     Producer: type = _KombuProducer
     close_after_fork = True
+    connection_errors = _LazyErrors(_errors_of_connections)  # type: ignore[assignment]
 
     def __init__(
         self, connections: Any, limit: int | None = None, preload: Any = None,
@@ -431,7 +440,7 @@ class ProducerPool(Resource[Any]):
                 producer.revive(conn)
             except BaseException:
                 conn.release()
-                self.replace(producer)
+                Resource.replace(self, producer)  # half revived: not to be reused
                 raise
         return producer
 
@@ -442,17 +451,24 @@ class ProducerPool(Resource[Any]):
         if conn is not None:
             conn.release()
 
+    def replace(self, resource: Any) -> None:
+        """Discard a lent producer and replace its (broken) connection."""
+        conn = resource.__connection__
+        Resource.replace(self, resource)  # refuses a producer not lent first
+        if conn is not None:
+            pool = getattr(conn, "_pool", None)
+            if pool is not None:
+                pool.replace(conn)
+            else:
+                conn.release()
+
     def _release_after_error(self, producer: Any, exc: BaseException) -> None:
         conn = producer.__connection__
         if conn is None or not _is_connection_error(conn, exc):
             self.release(producer)
-            return
-        self.replace(producer)  # refuses a producer not lent first
-        pool = getattr(conn, "_pool", None)
-        if pool is not None:
-            pool.replace(conn)
         else:
-            conn.release()
+            self.replace(producer)
+
 
     def close_resource(self, resource: Any) -> None:
         # Idle producers hold no connection; lent ones give theirs back on

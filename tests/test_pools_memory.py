@@ -529,3 +529,29 @@ def test_pools_are_named_after_their_url_without_the_password() -> None:
              pools.ChannelPool(url).name]
     assert all("127.0.0.1" in name and "s3cret" not in name for name in names), names
     assert pools.ConnectionPool(url, name="mine").name == "mine"
+
+
+def test_producer_pool_replace_and_acquired_replace_the_connection_too() -> None:
+    producer_pool = pools.producers[memory_url()]
+    assert amqp.exceptions.ConnectionError in producer_pool.connection_errors
+    producer = producer_pool.acquire()
+    conn = producer.__connection__
+    producer_pool.replace(producer)
+    assert conn._closed
+    assert_balanced(producer_pool)
+    assert_balanced(producer_pool.connections)
+    with pytest.raises(amqp.exceptions.ConnectionError):
+        with producer_pool.acquired() as producer:
+            conn = producer.__connection__
+            raise amqp.exceptions.ConnectionError("broker went away")
+    assert conn._closed
+    assert_balanced(producer_pool.connections)
+
+
+def test_connection_errors_can_be_set_per_pool() -> None:
+    pool = pools.ConnectionPool(URL, limit=1, connection_errors=(KeyError,))
+    assert pool.connection_errors == (KeyError,)
+    with pytest.raises(KeyError):
+        with pool.acquired() as conn:
+            raise KeyError("counts as broken here")
+    assert conn._closed
