@@ -225,6 +225,57 @@ def run_python(code: str, env: dict[str, str] | None = None,
     )
 
 
+# -- child processes ------------------------------------------------------------
+
+
+def _unpatched_waitpid() -> Callable[[int, int], tuple[int, int]]:
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None and monkey.is_module_patched("os"):
+        return monkey.get_original("os", "waitpid")  # type: ignore[no-any-return]
+    patcher = sys.modules.get("eventlet.patcher")
+    if patcher is not None and patcher.is_monkey_patched("os"):
+        return patcher.original("os").waitpid  # type: ignore[no-any-return]
+    return os.waitpid
+
+
+def close_now(fd: int) -> None:
+    """Close ``fd`` at once, even under gevent.
+
+    gevent (25.8+) patches ``os.close`` to close pipes and sockets only on
+    the hub's next loop iteration; a parent that closes its copy of a
+    pipe's write end and then blocks reading until EOF would never see it.
+    """
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None and monkey.is_module_patched("os"):
+        monkey.get_original("os", "close")(fd)
+    else:
+        os.close(fd)
+
+
+def wait_for_child(pid: int, timeout: float = HANG_TIMEOUT) -> int:
+    """Reap the forked child ``pid`` and return its wait status.
+
+    Polls instead of blocking: gevent's cooperative ``os.waitpid`` can miss
+    the SIGCHLD of a child that exits very quickly and then waits forever
+    for a zombie.  Whichever of gevent's watcher and the real ``waitpid``
+    reaps the child first, the status is found.
+    """
+    real_waitpid = _unpatched_waitpid()
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            done, status = os.waitpid(pid, os.WNOHANG)  # gevent: what its watcher saw
+            if done != pid:
+                done, status = real_waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            done, status = 0, 0  # reaped by gevent's watcher just now: look again
+        if done == pid:
+            return status
+        if time.monotonic() > deadline:
+            raise AssertionError(f"child {pid} still running after {timeout}s")
+        time.sleep(0.001)
+
+
 # -- services ------------------------------------------------------------------
 
 

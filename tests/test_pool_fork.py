@@ -1,0 +1,158 @@
+"""os.fork() at the generic pool level: the child starts empty, the parent is untouched.
+
+The child never uses or closes what it inherited: each inherited resource
+goes to ``forget_resource`` (not ``close_resource``), and the pool then
+makes fresh ones.  The child reports back as JSON through a pipe.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from helpers import Thing, assert_balanced, close_now, start_acquirer, wait_for_child
+
+from greenpools import Resource
+
+
+class Forgetful(Resource[Thing]):
+    """Logs which resources were closed and which forgotten, by number."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.closed_log: list[int] = []
+        self.forgotten: list[int] = []
+        super().__init__(*args, **kwargs)
+
+    def new(self) -> Thing:
+        return Thing()
+
+    def close_resource(self, resource: Thing) -> None:
+        self.closed_log.append(resource.number)
+        resource.close()
+
+    def forget_resource(self, resource: Thing) -> None:
+        self.forgotten.append(resource.number)
+
+
+def in_child(scenario: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Fork; run ``scenario`` in the child and return what it reported."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never return into pytest
+        code = 0
+        try:
+            os.close(read_fd)
+            try:
+                report = scenario()
+            except BaseException:
+                report = {"error": traceback.format_exc()}
+                code = 1
+            with os.fdopen(write_fd, "w") as out:
+                json.dump(report, out)
+        finally:
+            os._exit(code)
+    close_now(write_fd)  # so that the read below ends when the child exits
+    with os.fdopen(read_fd) as inp:
+        data = inp.read()  # until the child exits
+    status = wait_for_child(pid)
+    report = json.loads(data) if data else {}
+    assert "error" not in report, report.get("error")
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, (status, report)
+    return report
+
+
+def test_child_starts_empty_and_forgets_inherited_resources() -> None:
+    pool = Forgetful(3)
+    idle, lent = pool.acquire(), pool.acquire()
+    pool.release(idle)
+    parent_before = pool.get_stats()
+    parent_numbers = {idle.number, lent.number}
+
+    def child() -> dict[str, Any]:
+        stats = pool.get_stats()
+        forgotten = sorted(pool.forgotten)
+        fresh = [pool.acquire() for _ in range(3)]  # the whole limit, all new
+        pool.release(lent)  # inherited while lent: dropped quietly
+        for resource in fresh:
+            pool.release(resource)
+        pool.close()
+        return {
+            "size": stats["pool_size"], "available": stats["pool_available"],
+            "lent": len(pool._out), "forgotten": forgotten,
+            "fresh": [r.number for r in fresh],
+            "closed": sorted(pool.closed_log), "forgotten_after": sorted(pool.forgotten),
+        }
+
+    report = in_child(child)
+    assert (report["size"], report["available"]) == (0, 0)
+    assert report["forgotten"] == sorted(parent_numbers)
+    assert report["forgotten_after"] == sorted(parent_numbers)  # each forgotten once
+    assert not set(report["fresh"]) & parent_numbers
+    assert report["closed"] == sorted(report["fresh"])  # inherited ones never closed
+
+    # the parent is unaffected
+    assert pool.get_stats() == parent_before
+    assert pool.forgotten == [] and pool.closed_log == []
+    assert idle.closed == lent.closed == 0
+    pool.release(lent)
+    assert pool.acquire() is lent
+    pool.release(lent)
+    assert_balanced(pool)
+    pool.close()
+    assert sorted(pool.closed_log) == sorted(parent_numbers)
+
+
+def test_parent_waiters_are_not_inherited() -> None:
+    pool = Forgetful(1)
+    held = pool.acquire()
+    waiter = start_acquirer(pool)
+
+    def child() -> dict[str, Any]:
+        waiting = pool.get_stats()["requests_waiting"]
+        fresh = pool.acquire()
+        number = fresh.number
+        pool.release(fresh)
+        pool.close()
+        return {"waiting": waiting, "fresh": number}
+
+    report = in_child(child)
+    assert report["waiting"] == 0 and report["fresh"] != held.number
+    assert pool.get_stats()["requests_waiting"] == 1
+    pool.release(held)
+    assert waiter.join() is held
+    pool.release(held)
+    assert_balanced(pool)
+    pool.close()
+
+
+def test_close_after_fork_false_keeps_nothing_but_does_not_forget() -> None:
+    pool = Forgetful(2, close_after_fork=False)
+    pool.release(pool.acquire())
+
+    def child() -> dict[str, Any]:
+        stats = pool.get_stats()
+        return {"size": stats["pool_size"], "forgotten": pool.forgotten}
+
+    report = in_child(child)
+    assert report == {"size": 0, "forgotten": []}
+    pool.close()
+
+
+def test_pool_with_upkeep_works_in_child() -> None:
+    pool = Forgetful(3, min_size=1)
+    first = pool.acquire()
+    pool.release(first)
+
+    def child() -> dict[str, Any]:
+        thing = pool.acquire(block=True, timeout=5)
+        upkeep = pool._upkeep
+        pool.release(thing)
+        pool.close()
+        return {"new": thing.number != first.number,
+                "upkeep_restarted": upkeep is not None and upkeep._pid == os.getpid()}
+
+    assert in_child(child) == {"new": True, "upkeep_restarted": True}
+    pool.close()
