@@ -97,7 +97,8 @@ def make_sqlalchemy_pool(limit: int) -> Subject:
 
     queue = pool._pool
     return Subject(pool.connect, release, acquire_for,
-                   lambda: len(queue.not_empty._waiters), pool.dispose)
+                   lambda: len(queue.not_empty._waiters), pool.dispose,
+                   identify=lambda fairy: id(fairy.dbapi_connection))
 
 
 def make_fifo_floor(limit: int) -> Subject:

@@ -23,7 +23,7 @@ ALL_SCENARIOS = ("s1", "s2", "s3", "s4", "s5", "memory")
 
 _EXTRA_SETTINGS = {
     "full": {"s5_limit": 10, "s5_tasks": 50, "s5_messages": 6000, "s5_seconds": 15.0,
-             "s5_reps": 3, "memory_reps": 3, "mem_pools": 200, "mem_resources": 200,
+             "s5_reps": 5, "memory_reps": 3, "mem_pools": 200, "mem_resources": 200,
              "mem_waiters": 100},
     "quick": {"s5_limit": 10, "s5_tasks": 50, "s5_messages": 1000, "s5_seconds": 5.0,
               "s5_reps": 1, "memory_reps": 1, "mem_pools": 50, "mem_resources": 100,

@@ -73,10 +73,12 @@ PRESETS: dict[str, Settings] = {
     },
 }
 
-#: Overtakes in S2 are counted beyond this margin: on native threads the
-#: moment a granted thread runs again depends on the OS and the GIL, so
-#: only gross reordering is attributable to the pool.  Green threads
-#: resume in the order they were woken: no margin there.
+#: Overtakes in S2 are counted beyond this margin.  A grant is dated when
+#: the resource granted became available to the caller (its last release,
+#: or the request if later), not when the caller got to run; still, on
+#: native threads a thread can be preempted between reading the clock and
+#: queueing or handing over, so only reordering beyond the margin is
+#: attributable to the pool.  Green threads cannot be preempted there.
 OVERTAKE_MARGIN = {"threading": 0.010, "gevent": 0.0, "eventlet": 0.0}
 
 
@@ -97,6 +99,8 @@ class Subject:
     counts the callers queued (used to queue S3's waiters in a known
     order).  ``loop(n)``, when given, runs ``n`` uncontended cycles in the
     subject's own tightest form (the floors: ``a(); r()`` with no value).
+    ``identify(r)`` is the same each time one resource is lent (``None``:
+    the subject lends no distinct objects, like a semaphore's permits).
     """
 
     acquire: Callable[[], Any]
@@ -105,6 +109,7 @@ class Subject:
     waiting: Callable[[], int] | None = None
     close: Callable[[], object] = _nothing
     loop: Callable[[int], None] | None = None
+    identify: Callable[[Any], int] | None = id
 
 
 @dataclass
@@ -205,7 +210,7 @@ def make_native_lock(limit: int) -> Subject:
 
     lock = native_lock()
     return Subject(lock.acquire, lambda _: lock.release(), _timed_out(lock.acquire),
-                   loop=_pair_loop(lock.acquire, lock.release))
+                   loop=_pair_loop(lock.acquire, lock.release), identify=None)
 
 
 def make_deque(limit: int) -> Subject:
@@ -216,7 +221,8 @@ def make_deque(limit: int) -> Subject:
         for _ in itertools.repeat(None, n):
             append(pop())
 
-    return Subject(items.pop, items.append, lambda timeout: items.pop(), loop=loop)
+    return Subject(items.pop, items.append, lambda timeout: items.pop(), loop=loop,
+                   identify=None)
 
 
 def backend_semaphore(limit: int) -> Any:
@@ -245,7 +251,8 @@ def _semaphore_waiting(sem: Any) -> Callable[[], int] | None:
 def make_semaphore(limit: int) -> Subject:
     sem = backend_semaphore(limit)
     return Subject(sem.acquire, lambda _: sem.release(), _timed_out(sem.acquire),
-                   _semaphore_waiting(sem), loop=_pair_loop(sem.acquire, sem.release))
+                   _semaphore_waiting(sem), loop=_pair_loop(sem.acquire, sem.release),
+                   identify=None)
 
 
 def _gp_subject(pool: Any) -> Subject:
@@ -389,7 +396,7 @@ def percentile(ordered: Sequence[float], fraction: float) -> float:
     return ordered[rank]
 
 
-def count_overtakes(records: list[tuple[float, float]], margin: float) -> int:
+def count_overtakes(records: Sequence[tuple[float, float]], margin: float) -> int:
     """Grants that went to a caller while an earlier one still waited.
 
     ``records`` holds ``(requested_at, granted_at)`` per acquire.  A grant
@@ -438,8 +445,12 @@ def run_s2(contender: Contender, settings: Settings) -> dict[str, Any]:
     cycles = settings["s2_cycles"]
     subject = contender.make(settings["s2_limit"])
     go = threading.Event()
-    records: list[tuple[float, float]] = []
+    records: list[tuple[float, float, float]] = []
     failures: list[BaseException] = []
+    # When each resource was last given back: the moment a hand-off pool
+    # grants it to a waiter, whenever that waiter gets to run.
+    freed_at: dict[int, float] = {}
+    identify = subject.identify
 
     def task(index: int) -> None:
         acquire, release = subject.acquire, subject.release
@@ -451,9 +462,16 @@ def run_s2(contender: Contender, settings: Settings) -> dict[str, Any]:
                 requested = clock()
                 resource = acquire()
                 granted = clock()
+                if identify is None:
+                    available = granted
+                else:
+                    key = identify(resource)
+                    available = max(requested, freed_at.get(key, requested))
                 pause(0)
+                if identify is not None:
+                    freed_at[key] = clock()
                 release(resource)
-                mine.append((requested, granted))
+                mine.append((requested, granted, available))
         except BaseException as exc:  # reported, never hangs the others silently
             failures.append(exc)
         records.extend(mine)
@@ -470,14 +488,15 @@ def run_s2(contender: Contender, settings: Settings) -> dict[str, Any]:
         subject.close()
     if failures or not finished:
         raise RuntimeError(f"S2 failed: {failures[:1]!r}, all finished: {finished}")
-    waits = sorted(granted - requested for requested, granted in records)
+    waits = sorted(granted - requested for requested, granted, _ in records)
+    grants = [(requested, available) for requested, _, available in records]
     return {
         "cycles_per_s": len(records) / elapsed,
         "wait_p50_ms": percentile(waits, 0.50) * 1e3,
         "wait_p99_ms": percentile(waits, 0.99) * 1e3,
         "wait_p999_ms": percentile(waits, 0.999) * 1e3,
         "wait_max_ms": waits[-1] * 1e3,
-        "overtakes": count_overtakes(records, OVERTAKE_MARGIN.get(backend, 0.0)),
+        "overtakes": count_overtakes(grants, OVERTAKE_MARGIN.get(backend, 0.0)),
         "grants": len(records),
     }
 
