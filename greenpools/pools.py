@@ -328,7 +328,10 @@ class ChannelPool(_KombuResource[Any]):
     def _after_fork_in_child(self) -> None:
         super()._after_fork_in_child()
         if self.close_after_fork:
-            forget_connection(self.connection)
+            try:
+                forget_connection(self.connection)
+            except Exception:  # pragma: no cover - must not kill the child, nor log here
+                pass
 
 
 # -- producers -------------------------------------------------------------------

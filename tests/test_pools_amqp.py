@@ -211,3 +211,28 @@ def test_forked_child_forgets_inherited_connections_and_parent_keeps_them(
     producer.release()
     expected = {"parent-before", "producer-before", "parent-after", "producer-after"}
     assert_exactly_once(drain(amqp_url, queue, len(expected)), expected)
+
+
+def test_forked_child_drops_the_channel_pools_connection(amqp_url: str, make_queue: Any) -> None:
+    queue: Queue = make_queue(amqp_url)
+    with confirming(amqp_url) as connection:
+        channels = pools.ChannelPool(connection, limit=2)
+        channel = channels.acquire(block=True)
+        connection.Producer(channel).publish({"id": "before"}, exchange=queue.exchange,
+                                             routing_key=queue.routing_key, serializer="json")
+        fd = connection.connection.transport.sock.fileno()
+
+        def child() -> None:
+            with pytest.raises(OSError):
+                os.fstat(fd)
+            assert connection._connection is None
+            assert channels.get_stats()["pool_size"] == 0
+            channel.release()  # inherited: dropped silently
+            connection.close()  # sends nothing: there is nothing left to send on
+            gc.collect()
+
+        run_in_child(child)
+        connection.Producer(channel).publish({"id": "after"}, exchange=queue.exchange,
+                                             routing_key=queue.routing_key, serializer="json")
+        channel.release()
+    assert sorted(m["id"] for m in drain(amqp_url, queue, 2)) == ["after", "before"]
