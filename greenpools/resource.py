@@ -887,6 +887,10 @@ class Resource(FastPath, Counters, Generic[T]):
         if self._upkeep is not None:
             self._upkeep.stop()
             self._upkeep = None
+            # Restart it now: a pool served by the lock-free fast path may
+            # not reach the slow path (which restarts it) for a long time.
+            if self._wants_upkeep():
+                self._start_upkeep()
 
     # -- warnings (called by background tasks) ---------------------------------
 
