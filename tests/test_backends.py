@@ -276,6 +276,53 @@ def test_late_gevent_patching_switches_backend() -> None:
     """)
 
 
+def test_late_gevent_patching_moves_upkeep_to_gevent() -> None:
+    run_scenario("""
+        import greenpools
+        from greenpools import lifecycle
+        lifecycle.MAX_INTERVAL = 0.01
+        pool = greenpools.Pool(object, 3, min_size=1)
+        old_upkeep = pool._upkeep
+        assert old_upkeep is not None and old_upkeep._backend.name == "threading"
+
+        from gevent import monkey; monkey.patch_all()
+        import gevent
+        assert pool._backend.name == "gevent" and old_upkeep._stopped
+        assert pool._upkeep is not None and pool._upkeep._backend.name == "gevent"
+        with gevent.Timeout(20):
+            while pool.get_stats()["pool_available"] < 1:
+                gevent.sleep(0.001)
+        resource = pool.acquire()  # the lock-free path: it restarts nothing
+        pool.replace(resource)
+        with gevent.Timeout(20):
+            while pool.get_stats()["pool_available"] < 1:  # refilled by the new upkeep
+                gevent.sleep(0.001)
+        print("OK")
+    """)
+
+
+def test_late_eventlet_patching_is_followed() -> None:
+    run_scenario("""
+        import greenpools
+        pool = greenpools.Pool(object, 1)
+        held = pool.acquire()
+        import eventlet; eventlet.monkey_patch()
+        from greenpools import backends
+        assert backends.current().name == "eventlet"
+
+        def waiter():
+            return pool.acquire(block=True, timeout=10)
+
+        task = eventlet.spawn(waiter)
+        while not pool._waiting:
+            eventlet.sleep(0.001)
+        assert type(pool._waiting[0].waiter).__module__ == "greenpools.backends.eventlet"
+        pool.release(held)
+        assert task.wait() is held
+        print("OK")
+    """)
+
+
 def test_late_gevent_patching_when_gevent_was_imported_first() -> None:
     run_scenario("""
         import gevent, greenpools
