@@ -188,7 +188,9 @@ class PooledConnection(_KombuPooledConnection):  # type: ignore[misc]
     """
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc is not None and _is_connection_error(self, exc):
+        if exc_type is None:  # the common case first: it is on the hot path
+            self.release()
+        elif _is_connection_error(self, exc):
             self._pool.replace(self)
         else:
             self.release()
@@ -283,9 +285,10 @@ class _PooledChannelMixin:
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        pool = self._greenpools_pool
-        if exc is not None and isinstance(exc, pool.connection_errors):
-            pool.replace(self)
+        if exc_type is None:
+            self.release()  # type: ignore[attr-defined]
+        elif isinstance(exc, self._greenpools_pool.connection_errors):
+            self._greenpools_pool.replace(self)
         else:
             self.release()  # type: ignore[attr-defined]
 
@@ -344,10 +347,10 @@ class _PooledProducerMixin:
     _pool: ProducerPool
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc is not None:
-            self._pool._release_after_error(self, exc)
-        else:
+        if exc_type is None:
             self.release()  # type: ignore[attr-defined]
+        else:
+            self._pool._release_after_error(self, exc)
 
 
 class PooledProducer(_PooledProducerMixin, _KombuProducer):  # type: ignore[misc]
