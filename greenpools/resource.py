@@ -85,7 +85,8 @@ def check_limit(name: str, value: Any, *, allow_none: bool = True) -> int:
     if value is None and allow_none:
         return 0
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be a non-negative int or None, got {value!r}")
+        kind = "a non-negative int or None" if allow_none else "a non-negative int"
+        raise TypeError(f"{name} must be {kind}, got {value!r}")
     if value < 0:
         raise ValueError(f"{name} must be a non-negative int, got {value!r}")
     return value
@@ -100,6 +101,20 @@ def check_seconds(name: str, value: Any) -> float | None:
     if not value >= 0:  # also refuses NaN
         raise ValueError(f"{name} must be a non-negative number of seconds, got {value!r}")
     return float(value)
+
+
+def _check_error_classes(value: Any) -> tuple[type[BaseException], ...]:
+    """``connection_errors``: one exception class or an iterable of them."""
+    classes = (value,) if isinstance(value, type) else value
+    try:
+        classes = tuple(classes)
+    except TypeError:
+        classes = (value,)
+    if not all(isinstance(c, type) and issubclass(c, BaseException) for c in classes):
+        raise TypeError(
+            f"connection_errors must be exception classes, got {value!r}"
+        )
+    return classes
 
 
 def _check_callable(name: str, value: Any) -> Any:
@@ -181,7 +196,7 @@ class Resource(FastPath, Counters, Generic[T]):
             raise TypeError(f"name must be a str or None, got {name!r}")
         self.name = name or f"pool-{next(_pool_names)}"
         if connection_errors is not None:
-            self.connection_errors = tuple(connection_errors)
+            self.connection_errors = _check_error_classes(connection_errors)
         if close_after_fork is not None:
             self.close_after_fork = bool(close_after_fork)
 
