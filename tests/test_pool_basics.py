@@ -214,6 +214,22 @@ def test_bad_arguments(kwargs: dict[str, Any], error: type[Exception], words: li
         assert word in str(info.value), (word, str(info.value))
 
 
+def test_options_that_refuse_none_do_not_suggest_it() -> None:
+    with pytest.raises(TypeError) as info:
+        greenpools.Pool(Thing, 2, max_waiting=None)
+    assert str(info.value) == "max_waiting must be a non-negative int, got None"
+
+
+def test_connection_errors_option_forms(make_pool: Any) -> None:
+    single = make_pool(Factory(), 1, connection_errors=OSError)
+    assert single.connection_errors == (OSError,)
+    several = make_pool(Factory(), 1, connection_errors=[OSError, EOFError])
+    assert several.connection_errors == (OSError, EOFError)
+    for bad in ("OSError", [OSError, 3]):
+        with pytest.raises(TypeError, match="connection_errors must be exception classes"):
+            greenpools.Pool(Thing, 1, connection_errors=bad)
+
+
 def test_create_must_be_callable() -> None:
     with pytest.raises(TypeError, match="create must be callable, got 3"):
         greenpools.Pool(3, 1)  # type: ignore[arg-type]
