@@ -208,6 +208,24 @@ def publish_one(producer: Any, queue: str, body: str, timeout: float = PUBLISH_T
     )
 
 
+def peek_messages(name: str, limit: int = 20, url: str = AMQP_URL) -> list[dict[str, Any]]:
+    """Headers, properties and body of up to ``limit`` messages in ``name``,
+    taken and requeued (for failure messages)."""
+    found: list[dict[str, Any]] = []
+    with admin_channel(url) as channel:
+        for _ in range(limit):
+            message = channel.basic_get(queue=name, no_ack=False)
+            if message is None:
+                break
+            found.append({
+                "headers": message.headers,
+                "redelivered": message.delivery_info.get("redelivered"),
+                "body": message.body[:300],
+            })
+        # Closing the channel requeues everything taken above.
+    return found
+
+
 # -- Redis --------------------------------------------------------------------
 
 REDIS_URL = os.environ.get("GREENPOOLS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
