@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import textwrap
 import threading
+from typing import Any
 
 import pytest
-from helpers import Factory, assert_balanced, join_all, run_python, spawn, wait_until
+from helpers import BACKEND, Factory, assert_balanced, join_all, run_python, spawn, wait_until
 
 import greenpools
 from greenpools import BackendUnavailable, backends
@@ -467,3 +468,78 @@ def test_native_threads_and_green_threads_share_a_pool(backend_name: str) -> Non
     assert not overlaps
     assert_balanced(pool)
     assert pool.get_stats()["pool_size"] <= 2
+
+
+# -- the test machinery itself (once: it does not depend on the run's backend) ----------
+
+if BACKEND == "threading":
+    import os
+    import subprocess
+    import sys
+
+    TESTS = os.path.dirname(os.path.abspath(__file__))
+
+    def _pytest(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        full_env = {k: v for k, v in os.environ.items()
+                    if k not in ("GREENPOOLS_BACKEND", "GREENPOOLS_TEST_BACKEND", "CI")}
+        full_env.update(env)
+        return subprocess.run(
+            [sys.executable, *args], env=full_env, capture_output=True, text=True,
+            timeout=120, cwd=os.path.dirname(TESTS),
+        )
+
+    @pytest.mark.parametrize("library", ["gevent", "eventlet"])
+    def test_plain_pytest_with_backend_env_patches_in_conftest(library: str) -> None:
+        result = _pytest("-m", "pytest", "-q", "-p", "no:cacheprovider",
+                         os.path.join(TESTS, "test_backends.py"),
+                         "-k", "runner_selected_backend_is_active",
+                         GREENPOOLS_TEST_BACKEND=library)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "1 passed" in result.stdout
+
+    def test_unknown_test_backend_is_a_usage_error() -> None:
+        result = _pytest("-m", "pytest", "-q", "-p", "no:cacheprovider",
+                         os.path.join(TESTS, "test_backends.py"),
+                         GREENPOOLS_TEST_BACKEND="bogus")
+        assert result.returncode != 0
+        assert "GREENPOOLS_TEST_BACKEND must be one of" in result.stdout + result.stderr
+
+    def test_runner_fails_when_nothing_is_collected() -> None:
+        result = _pytest(os.path.join(TESTS, "runner.py"), "--backend", "threading",
+                         "-q", "-p", "no:cacheprovider",
+                         os.path.join(TESTS, "test_backends.py"), "-k", "no_test_has_this_name")
+        assert result.returncode == 1
+        assert "collected no tests" in result.stdout
+        assert result.stdout.strip().splitlines()[-1] == "0 passed, 0 failed"
+
+    def test_runner_sums_backends() -> None:
+        result = _pytest(os.path.join(TESTS, "runner.py"), "-q", "-p", "no:cacheprovider",
+                         os.path.join(TESTS, "test_backends.py"),
+                         "-k", "runner_selected_backend_is_active or use_backend_rejects")
+        assert result.returncode == 0, result.stdout + result.stderr
+        lines = result.stdout.strip().splitlines()
+        for name in ("threading", "gevent", "eventlet"):
+            assert any(line.startswith(f"{name}: 2 passed, 0 failed") for line in lines), lines
+        assert lines[-1] == "6 passed, 0 failed"
+
+    def test_ci_turns_missing_service_skips_into_failures(tmp_path: Any) -> None:
+        test_file = tmp_path / "test_service.py"
+        test_file.write_text(
+            "import pytest\n"
+            "from helpers import require_service\n"
+            "def test_needs_it():\n"
+            "    require_service('Nothing', 'amqp://127.0.0.1:1//', 1)\n"
+            "@pytest.mark.broker\n"
+            "def test_marked():\n"
+            "    pytest.skip('no broker')\n"
+            "def test_unrelated():\n"
+            "    pytest.skip('not about services')\n"
+        )
+        # our conftest, loaded as a plugin, for a test file outside tests/
+        args = ("-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "conftest",
+                "--rootdir", str(tmp_path), str(test_file))
+        env = {"PYTHONPATH": TESTS}
+        plain = _pytest(*args, **env)
+        assert "3 skipped" in plain.stdout, plain.stdout + plain.stderr
+        ci = _pytest(*args, CI="true", **env)
+        assert "2 failed, 1 skipped" in ci.stdout, ci.stdout + ci.stderr
