@@ -116,6 +116,11 @@ def waiting(pool: Any) -> int:
     return len(pool._waiting)
 
 
+def queued_so_far(pool: Any) -> int:
+    """How many callers ever queued in ``pool`` (only grows, unlike :func:`waiting`)."""
+    return int(pool.get_stats()["requests_queued"])
+
+
 def start_acquirer(pool: Any, timeout: float | None = None,
                    on_grant: Callable[[Any], object] | None = None,
                    release: threading.Event | None = None) -> Task:
@@ -125,7 +130,7 @@ def start_acquirer(pool: Any, timeout: float | None = None,
     right after the grant (record order there); with ``release`` the task
     then waits for that event and gives the resource back itself.
     """
-    before = waiting(pool)
+    before = queued_so_far(pool)
 
     def acquire() -> Any:
         resource = pool.acquire(block=True, timeout=timeout)
@@ -138,7 +143,8 @@ def start_acquirer(pool: Any, timeout: float | None = None,
         return resource
 
     task = spawn(acquire)
-    wait_until(lambda: waiting(pool) > before or task.done.is_set(),
+    # A count that only grows: another waiter leaving meanwhile cannot hide ours.
+    wait_until(lambda: queued_so_far(pool) > before or task.done.is_set(),
                message="the acquiring task never queued")
     if task.done.is_set():
         task.join()  # raises what went wrong

@@ -23,6 +23,7 @@ from helpers import (
     assert_balanced,
     assert_can_take_limit,
     join_all,
+    queued_so_far,
     spawn,
     start_acquirer,
     wait_until,
@@ -128,12 +129,12 @@ class StubKind(Kind):
         original = backends.current
         backends.current = lambda: stub  # type: ignore[assignment,return-value]
         try:
-            before = waiting(pool)
+            before = queued_so_far(pool)
             task = spawn(pool.acquire, True, HANG_TIMEOUT)
             if when == "waiting":
                 task.done.wait(HANG_TIMEOUT)
             else:
-                wait_until(lambda: waiting(pool) > before or task.done.is_set())
+                wait_until(lambda: queued_so_far(pool) > before or task.done.is_set())
         finally:
             backends.current = original  # type: ignore[assignment]
         return task
@@ -176,12 +177,12 @@ class GeventKill(Kind):
             self.name = "gevent-timeout"
 
     def start(self, pool: Any, when: str) -> Any:
-        before = waiting(pool)
+        before = queued_so_far(pool)
         body = _catching(pool)
         if self.use_timeout and when == "waiting":
             body = _catching(pool, lambda: self.gevent.Timeout(0.01))
         greenlet = self.gevent.spawn(body)
-        wait_until(lambda: waiting(pool) > before)
+        wait_until(lambda: queued_so_far(pool) > before)
         return greenlet
 
     def _throw(self, greenlet: Any, block: bool) -> None:
@@ -217,12 +218,12 @@ class EventletKill(Kind):
             self.name = "eventlet-timeout"
 
     def start(self, pool: Any, when: str) -> Any:
-        before = waiting(pool)
+        before = queued_so_far(pool)
         body = _catching(pool)
         if self.use_timeout and when == "waiting":
             body = _catching(pool, lambda: self.eventlet.Timeout(0.01))
         green = self.eventlet.spawn(body)
-        wait_until(lambda: waiting(pool) > before)
+        wait_until(lambda: queued_so_far(pool) > before)
         return green
 
     def _throw(self, green: Any) -> None:
