@@ -21,9 +21,9 @@ from collections.abc import Iterator
 
 import pytest
 from e2e import support
-from helpers import BACKEND, require_amqp
+from helpers import require_amqp
 
-pytestmark = [pytest.mark.broker, pytest.mark.slow]
+pytestmark = [support.threading_run_only(), pytest.mark.slow]
 
 START_TIMEOUT = 60.0
 WORK_TIMEOUT = 90.0
@@ -33,8 +33,6 @@ STOP_TIMEOUT = 40.0
 @pytest.fixture
 def queues() -> Iterator[tuple[str, str]]:
     """(task queue, result queue), both removed afterwards."""
-    if BACKEND != "threading":
-        pytest.skip("runs once per suite in the threading run")
     require_amqp()
     task_queue = support.unique_queue_name("celery-tasks")
     with support.temporary_queue("celery-results") as result_queue:

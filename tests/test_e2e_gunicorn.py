@@ -18,9 +18,9 @@ from collections.abc import Iterator
 
 import pytest
 from e2e import support
-from helpers import BACKEND, require_amqp
+from helpers import require_amqp
 
-pytestmark = [pytest.mark.broker, pytest.mark.slow]
+pytestmark = [support.threading_run_only(), pytest.mark.slow]
 
 REQUESTS = 200
 CLIENT_THREADS = 8
@@ -30,8 +30,6 @@ STOP_TIMEOUT = 30.0
 
 @pytest.fixture
 def queue() -> Iterator[str]:
-    if BACKEND != "threading":
-        pytest.skip("runs once per suite in the threading run")
     require_amqp()
     with support.temporary_queue("gunicorn") as name:
         yield name

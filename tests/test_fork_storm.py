@@ -24,8 +24,6 @@ from helpers import BACKEND, require_amqp, require_redis
 
 from greenpools import pools
 
-pytestmark = pytest.mark.broker
-
 CHILDREN = 4
 PER_PROCESS = 300
 #: Concurrent publishing tasks per process; green tasks outnumber the
@@ -52,6 +50,7 @@ def assert_delivered_exactly(queue: str, expected: list[str]) -> None:
     assert not got - want, f"duplicated or unexpected: {sorted(got - want)[:10]}"
 
 
+@pytest.mark.broker
 @pytest.mark.slow
 def test_fork_storm_parent_and_children_publish_concurrently(queue: str) -> None:
     result = storm.run_storm(
@@ -75,11 +74,12 @@ def test_fork_storm_parent_and_children_publish_concurrently(queue: str) -> None
     assert_delivered_exactly(queue, result.expected_bodies)
 
 
+@support.threading_run_only(
+    "green threads busy at fork go on running in the child (gevent, eventlet semantics); "
+    "only native threads can be forked mid-publish"
+)
 @pytest.mark.slow
 def test_fork_storm_forking_while_parent_threads_publish(queue: str) -> None:
-    if BACKEND != "threading":
-        pytest.skip("green threads busy at fork go on running in the child (gevent, eventlet "
-                    "semantics); only native threads can be forked mid-publish")
     result = storm.run_storm(
         pools, queue, children=CHILDREN, per_process=PER_PROCESS, tasks=TASKS,
         timeout=CHILD_TIMEOUT, fork_while_publishing=True,
@@ -122,6 +122,7 @@ def _kept_pools_child(
     })
 
 
+@pytest.mark.broker
 def test_pool_kept_by_user_code_hands_out_fresh_connections_in_child(queue: str) -> None:
     conn = support.confirming_connection()
     kept_connections = pools.connections[conn]

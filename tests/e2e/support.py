@@ -76,6 +76,23 @@ def require_broker(url: str = AMQP_URL) -> None:
     pytest.skip(reason)
 
 
+ONCE_PER_SUITE = "runs once per suite in the threading run"
+
+
+def threading_run_only(reason: str = ONCE_PER_SUITE) -> Any:
+    """Decorator: the test needs the broker, and runs in the threading run only.
+
+    On the other backends it is skipped with ``reason`` and carries no
+    ``broker`` marker, because conftest turns every skip of a
+    broker-marked test into a failure under ``CI=true``.
+    """
+    import pytest
+
+    if BACKEND == "threading":
+        return pytest.mark.broker
+    return pytest.mark.skip(reason=reason)
+
+
 def confirming_connection(url: str = AMQP_URL, **options: Any) -> kombu.Connection:
     """A kombu connection whose publishes wait for the broker's confirm."""
     broker_address(url)
