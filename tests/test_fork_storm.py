@@ -20,7 +20,7 @@ import kombu
 import pytest
 from brokers import clean_global_pools  # noqa: F401 - autouse: empty global pools
 from e2e import storm, support
-from helpers import BACKEND, require_amqp, require_redis
+from helpers import BACKEND, require_amqp, require_redis, wait_until
 
 from greenpools import pools
 
@@ -229,3 +229,58 @@ def test_fork_children_publish_through_global_producers_on_redis() -> None:
         got = collections.Counter(
             body.decode() for body in support.drain_redis_queue(queue, len(expected) + 50, url))
         assert got == collections.Counter(expected)
+
+
+def _lent_ports(pool: pools.ConnectionPool, count: int) -> list[int]:
+    """Local ports of ``count`` connections taken from ``pool`` together (then returned)."""
+    taken = [pool.acquire(block=True, timeout=10) for _ in range(count)]
+    try:
+        for conn in taken:
+            conn.default_channel  # noqa: B018 - connect it
+        return [support.socket_identity(conn)["local_port"] for conn in taken]
+    finally:
+        for conn in taken:
+            conn.release()
+
+
+@pytest.mark.broker
+def test_pool_with_min_size_refills_with_fresh_connections_in_child() -> None:
+    """The upkeep task does not survive the fork; in the child it restarts
+    and keeps ``min_size`` connections of the child's own."""
+    require_amqp()
+    pool = pools.ConnectionPool(support.confirming_connection(), limit=4, min_size=2)
+    try:
+        wait_until(lambda: pool.get_stats()["pool_size"] >= 2,
+                   message="the parent's upkeep never reached min_size")
+        parent_ports = _lent_ports(pool, 2)
+
+        def child() -> str:
+            inherited_size = pool.get_stats()["pool_size"]
+            pool.release(pool.acquire(block=True, timeout=10))  # wakes the upkeep here
+            wait_until(lambda: pool.get_stats()["pool_size"] >= 2,
+                       message="the child's upkeep never reached min_size")
+            return json.dumps({"inherited_size": inherited_size,
+                               "ports": _lent_ports(pool, 2)})
+
+        read_fd, write_fd = os.pipe()
+        try:
+            pid = os.fork()
+            if pid == 0:
+                os.close(read_fd)
+                support.run_forked_child(child, report_fd=write_fd,
+                                         watchdog=int(CHILD_TIMEOUT))
+            os.close(write_fd)
+            write_fd = -1
+            assert support.wait_pid(pid, CHILD_TIMEOUT) == 0, "child failed: see stderr"
+            reports = support.read_reports(read_fd)
+        finally:
+            os.close(read_fd)
+            if write_fd >= 0:
+                os.close(write_fd)
+        report = json.loads(reports[0])
+        assert report["inherited_size"] == 0
+        assert not set(report["ports"]) & set(parent_ports)
+        # The parent's min_size connections are the same ones, still alive.
+        assert sorted(_lent_ports(pool, 2)) == sorted(parent_ports)
+    finally:
+        pool.close()
