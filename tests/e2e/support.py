@@ -55,27 +55,6 @@ def broker_address(url: str = AMQP_URL) -> tuple[str, int]:
     return host, parts.port or 5672
 
 
-def broker_reachable(url: str = AMQP_URL, timeout: float = 2.0) -> bool:
-    """Whether something accepts TCP connections at the broker's address."""
-    try:
-        with socket.create_connection(broker_address(url), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def require_broker(url: str = AMQP_URL) -> None:
-    """Skip the calling test without a broker, or fail it when ``CI=true``."""
-    import pytest
-
-    if broker_reachable(url):
-        return
-    reason = f"RabbitMQ not reachable at {broker_address(url)} (GREENPOOLS_TEST_AMQP_URL)"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason}; CI=true requires the broker")
-    pytest.skip(reason)
-
-
 ONCE_PER_SUITE = "runs once per suite in the threading run"
 
 
@@ -124,11 +103,6 @@ def declare_queue(name: str, url: str = AMQP_URL) -> None:
             queue=name, durable=False, auto_delete=False,
             arguments={"x-expires": QUEUE_EXPIRES_MS},
         )
-
-
-def purge_queue(name: str, url: str = AMQP_URL) -> int:
-    with admin_channel(url) as channel:
-        return int(channel.queue_purge(queue=name) or 0)
 
 
 def queue_count(name: str, url: str = AMQP_URL) -> int:
