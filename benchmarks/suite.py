@@ -22,7 +22,7 @@ WORKER_SCENARIOS = ("s1", "s2", "s3", "memory", "s5")
 ALL_SCENARIOS = ("s1", "s2", "s3", "s4", "s5", "memory")
 
 _EXTRA_SETTINGS = {
-    "full": {"s5_limit": 10, "s5_tasks": 50, "s5_messages": 6000, "s5_seconds": 15.0,
+    "full": {"s5_limit": 10, "s5_tasks": 50, "s5_messages": 10000, "s5_seconds": 15.0,
              "s5_reps": 5, "memory_reps": 3, "mem_pools": 200, "mem_resources": 200,
              "mem_waiters": 100},
     "quick": {"s5_limit": 10, "s5_tasks": 50, "s5_messages": 1000, "s5_seconds": 5.0,

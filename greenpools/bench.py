@@ -58,7 +58,7 @@ Settings = dict[str, Any]
 PRESETS: dict[str, Settings] = {
     "full": {
         "reps": 5, "s1_cycles": 200_000,
-        "s2_limit": 10, "s2_tasks": 100, "s2_threads": 16, "s2_cycles": 2000, "s2_reps": 3,
+        "s2_limit": 10, "s2_tasks": 100, "s2_threads": 16, "s2_cycles": 2000, "s2_reps": 5,
         "s3_waiters": 20, "churn_tasks": 10, "churn_grants": 2000,
     },
     "short": {
