@@ -126,6 +126,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0] if __doc__ else None,
         usage="%(prog)s [--backend threading|gevent|eventlet|all] [pytest args...]",
+        allow_abbrev=False,  # every other option belongs to pytest
     )
     parser.add_argument("--backend", choices=(*BACKENDS, "all"), default="all")
     options, pytest_args = parser.parse_known_args(argv)
