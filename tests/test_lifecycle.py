@@ -336,3 +336,21 @@ def test_timeouts_with_lifecycle_options(make_pool: Any, quick_upkeep: None) -> 
         pool.acquire(block=True)
     pool.release(held)
     assert_balanced(pool)
+
+
+# -- a wait without a timeout that never ends is reported --------------------------------
+
+
+def test_stalled_waiter_is_reported(make_pool: Any, quick_upkeep: None,
+                                    monkeypatch: pytest.MonkeyPatch,
+                                    caplog: pytest.LogCaptureFixture) -> None:
+    """Nested acquires on an exhausted pool (py-amqp #267) must not hang in silence."""
+    monkeypatch.setattr(lifecycle.stall_watch, "after", 0.02)
+    caplog.set_level("WARNING", logger="greenpools")
+    pool = make_pool(Factory(), 1, name="nested")
+    held = pool.acquire()
+    task = start_acquirer(pool)  # waits forever: no timeout
+    wait_until(lambda: "has waited" in caplog.text)
+    assert "'nested'" in caplog.text and "1 of 1 in use" in caplog.text
+    pool.release(held)
+    pool.release(task.join())
