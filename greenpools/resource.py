@@ -70,7 +70,7 @@ _pool_names = itertools.count(1)
 class WaitingClient:
     """One caller queued for a resource; whoever frees one fills it in."""
 
-    __slots__ = ("since", "slot", "stall_warned", "state", "waiter")
+    __slots__ = ("pid", "since", "slot", "stall_warned", "state", "waiter")
 
     def __init__(self, waiter: backends.Waiter, since: float) -> None:
         self.waiter = waiter
@@ -78,6 +78,9 @@ class WaitingClient:
         self.state = _WAITING
         self.slot: Slot | None = None
         self.stall_warned = False
+        # A green thread waiting at fork() lives on, copied, in the child,
+        # where the pool has forgotten its request: see _wait and _abandon.
+        self.pid = forking.pid
 
 
 def check_limit(name: str, value: Any, *, allow_none: bool = True) -> int:
@@ -316,10 +319,10 @@ class Resource(FastPath, Counters, Generic[T]):
         if self._upkeep is None and self._needs_upkeep and self._wants_upkeep():
             self._start_upkeep()
         while True:
-            slot, fresh = self._take_or_queue(block, timeout)
             try:
+                slot, fresh = self._take_or_queue(block, timeout)
                 return self._hand_out(slot, fresh)
-            except _DiscardedOnCheck:
+            except _AcquireAgain:
                 if deadline is not None:
                     timeout = max(0.0, deadline - _monotonic())
 
@@ -370,6 +373,8 @@ class Resource(FastPath, Counters, Generic[T]):
         except BaseException:
             self._abandon(client)
             raise
+        if client.pid != forking.pid:
+            raise _AcquireAgain
         with self._mutex:
             self._wait_s += _monotonic() - client.since
             state = client.state
@@ -391,6 +396,8 @@ class Resource(FastPath, Counters, Generic[T]):
 
     def _abandon(self, client: WaitingClient) -> None:
         """The waiting task was interrupted: pass on whatever reached it."""
+        if client.pid != forking.pid:
+            return  # queued in the parent: nothing of it is in this process's pool
         with self._mutex:
             state = client.state
             client.state = _REFUSED
@@ -442,7 +449,7 @@ class Resource(FastPath, Counters, Generic[T]):
                     logger.warning("greenpools: pool %r discards a resource that failed its "
                                    "check", self.name, exc_info=True)
                     self._discard_lent(slot)
-                    raise _DiscardedOnCheck from None
+                    raise _AcquireAgain from None
             if self._track_lending:
                 slot.lent_at = _monotonic()
                 slot.holder = self._backend.current_task()
@@ -457,7 +464,7 @@ class Resource(FastPath, Counters, Generic[T]):
                         slot.resource = prepared
                         self._out[id(prepared)] = slot
                     resource = prepared
-        except _DiscardedOnCheck:
+        except _AcquireAgain:
             raise
         except BaseException:
             self._give_back(slot)
@@ -941,8 +948,13 @@ class Resource(FastPath, Counters, Generic[T]):
             )
 
 
-class _DiscardedOnCheck(Exception):
-    """Internal: the check hook refused a resource; acquire another."""
+class _AcquireAgain(Exception):
+    """Internal: start the acquire over (with what is left of the timeout).
+
+    Raised when the check hook refused a resource, and when a waiter
+    copied into a forked child wakes there: the child's pool never knew of
+    its request, so it asks that pool afresh.
+    """
 
 
 class Lease(Generic[T]):

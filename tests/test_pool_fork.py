@@ -13,9 +13,10 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from helpers import Thing, assert_balanced, close_now, start_acquirer, wait_for_child
 
-from greenpools import Resource
+from greenpools import PoolTimeout, Resource
 
 
 class Forgetful(Resource[Thing]):
@@ -155,4 +156,31 @@ def test_pool_with_upkeep_works_in_child() -> None:
                 "upkeep_restarted": upkeep is not None and upkeep._pid == os.getpid()}
 
     assert in_child(child) == {"new": True, "upkeep_restarted": True}
+    pool.close()
+
+
+def test_green_waiter_copied_into_child_asks_the_childs_pool(backend_name: str) -> None:
+    """A green thread waiting at fork() lives on in the child: it is served there."""
+    if backend_name == "threading":
+        pytest.skip("native threads are not copied into a forked child")
+    pool = Forgetful(1)
+    held = pool.acquire()
+    waiter = start_acquirer(pool, timeout=0.3)
+
+    def child() -> dict[str, Any]:
+        if not waiter.done.wait(5):
+            return {"error": "the copied waiter never finished"}
+        try:
+            got = waiter.join()
+        except BaseException as exc:  # the bug: ValueError from the child's empty queue
+            return {"outcome": type(exc).__name__}
+        outcome = "parent's" if got is held else "fresh"
+        pool.release(got)
+        return {"outcome": outcome, "size": pool.get_stats()["pool_size"]}
+
+    assert in_child(child) == {"outcome": "fresh", "size": 1}
+    with pytest.raises(PoolTimeout):  # the parent's own request ran out as usual
+        waiter.join()
+    pool.release(held)
+    assert_balanced(pool)
     pool.close()
