@@ -31,39 +31,28 @@ class NativeLock(Protocol):
     def __exit__(self, *exc: object) -> None: ...
 
 
-def _original_allocate_lock() -> Callable[[], NativeLock]:
-    """Return the real ``_thread.allocate_lock``, even after monkey patching."""
+def _unpatched_thread_function(name: str) -> Any:
+    """``_thread.<name>`` as it was before gevent or eventlet patched it."""
     monkey = sys.modules.get("gevent.monkey")
     if monkey is not None and monkey.is_module_patched("_thread"):
-        return monkey.get_original("_thread", "allocate_lock")  # type: ignore[no-any-return]
+        return monkey.get_original("_thread", name)
     patcher = sys.modules.get("eventlet.patcher")
     if patcher is not None and patcher.is_monkey_patched("thread"):
-        return patcher.original("_thread").allocate_lock  # type: ignore[no-any-return]
+        return getattr(patcher.original("_thread"), name)
     import _thread
 
-    return _thread.allocate_lock  # type: ignore[return-value]
+    return getattr(_thread, name)
 
 
 def native_lock() -> NativeLock:
     """A new lock of the operating system's threads, never a green one."""
-    return _original_allocate_lock()()
-
-
-def _original_get_ident() -> Callable[[], int]:
-    monkey = sys.modules.get("gevent.monkey")
-    if monkey is not None and monkey.is_module_patched("_thread"):
-        return monkey.get_original("_thread", "get_ident")  # type: ignore[no-any-return]
-    patcher = sys.modules.get("eventlet.patcher")
-    if patcher is not None and patcher.is_monkey_patched("thread"):
-        return patcher.original("_thread").get_ident  # type: ignore[no-any-return]
-    import _thread
-
-    return _thread.get_ident
+    lock: NativeLock = _unpatched_thread_function("allocate_lock")()
+    return lock
 
 
 #: Identity of the running native thread, ignoring monkey patching (the
 #: builtin itself: it is called on hot paths).
-native_thread_ident: Callable[[], int] = _original_get_ident()
+native_thread_ident: Callable[[], int] = _unpatched_thread_function("get_ident")
 
 
 class Waiter(abc.ABC):
