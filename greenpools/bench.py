@@ -276,14 +276,6 @@ def _kombu_subject(pool: Any) -> Subject:
                    queue_waiting(pool._resource), pool.force_close_all)
 
 
-def greenpools_layer() -> Any:
-    """``greenpools.pools`` if it is there yet, else ``None``."""
-    try:
-        return _module("greenpools.pools")
-    except ImportError:
-        return None
-
-
 def make_gp_generic(limit: int) -> Subject:
     import greenpools
 
@@ -292,13 +284,8 @@ def make_gp_generic(limit: int) -> Subject:
 
 def make_gp_connection_pool(limit: int, connection: Any = None) -> Any:
     """A greenpools connection pool (default: on the in-memory transport)."""
-    connection = connection or _memory_connection()
-    pools = greenpools_layer()
-    if pools is None:  # stand-in until greenpools.pools exists
-        import greenpools
-
-        return greenpools.Pool(connection.clone, limit)
-    return pools.ConnectionPool(connection, limit=limit)
+    pools = _module("greenpools.pools")
+    return pools.ConnectionPool(connection or _memory_connection(), limit=limit)
 
 
 def make_gp_connection(limit: int) -> Subject:
@@ -306,15 +293,9 @@ def make_gp_connection(limit: int) -> Subject:
 
 
 def make_gp_producer_pool(limit: int, connection: Any = None) -> Any:
-    """A greenpools producer pool (default: on the in-memory transport)."""
-    pools = greenpools_layer()
-    connections = make_gp_connection_pool(limit, connection)
-    if pools is None:  # stand-in: producers keep their connection
-        import greenpools
-
-        producer = _module("kombu").Producer
-        return greenpools.Pool(lambda: producer(connections.acquire(True)), limit)
-    return pools.ProducerPool(connections, limit=limit)
+    """What ``greenpools.pools.producers[conn]`` builds, with an explicit limit."""
+    pools = _module("greenpools.pools")
+    return pools.ProducerPool(make_gp_connection_pool(limit, connection), limit=limit)
 
 
 def make_gp_producer(limit: int) -> Subject:
