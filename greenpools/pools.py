@@ -187,13 +187,17 @@ class PooledConnection(_KombuPooledConnection):  # type: ignore[misc]
     block raised one of its connection or channel errors.
     """
 
+    def release(self) -> None:
+        """Return the connection to its pool (once: a second time is a ``ValueError``)."""
+        self._pool.release(self)
+
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if exc_type is None:  # the common case first: it is on the hot path
-            self.release()
+            self._pool.release(self)
         elif _is_connection_error(self, exc):
             self._pool.replace(self)
         else:
-            self.release()
+            self._pool.release(self)
 
 
 class ConnectionPool(_KombuResource[PooledConnection]):
@@ -223,9 +227,8 @@ class ConnectionPool(_KombuResource[PooledConnection]):
         super().__init__(limit, preload, **options)
 
     def new(self) -> PooledConnection:
-        conn = self.Connection(self, **dict(self.connection._info(resolve=False)))
-        # Bound once for the connection's life, never per acquire.
-        conn.release = functools.partial(self.release, conn)  # type: ignore[method-assign]
+        # Its release() returns it here: nothing is bound per acquire.
+        conn: PooledConnection = self.Connection(self, **dict(self.connection._info(resolve=False)))
         return conn
 
     def close_resource(self, resource: PooledConnection) -> None:
@@ -341,14 +344,18 @@ class ChannelPool(_KombuResource[Any]):
 
 
 class _PooledProducerMixin:
-    """``__exit__`` for pooled producers: release, or replace after a
-    connection error."""
+    """``release()`` and ``__exit__`` for pooled producers: back to the pool,
+    or replaced after a connection error."""
 
     _pool: ProducerPool
 
+    def release(self) -> None:
+        """Return the producer and its connection (once: a second time is a ``ValueError``)."""
+        self._pool.release(self)
+
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if exc_type is None:
-            self.release()  # type: ignore[attr-defined]
+            self._pool.release(self)
         else:
             self._pool._release_after_error(self, exc)
 
@@ -419,8 +426,7 @@ class ProducerPool(Resource[Any]):
 
     def new(self) -> Any:
         producer = self.create_producer()
-        producer._pool = self
-        producer.release = functools.partial(self.release, producer)
+        producer._pool = self  # its release() returns it here
         return producer
 
     def acquire(self, block: bool = False, timeout: float | None = None) -> Any:

@@ -144,13 +144,17 @@ def test_acquire_returns_a_kombu_connection_released_exactly_once() -> None:
     assert_balanced(pool)
 
 
-def test_release_is_bound_once_per_connection() -> None:
+def test_release_is_a_method_nothing_is_set_per_acquire() -> None:
     pool = pools.ConnectionPool(URL, limit=1)
     conn = pool.acquire()
-    bound = conn.release
+    before = dict(vars(conn))
     conn.release()
     assert pool.acquire() is conn
-    assert conn.release is bound
+    assert "release" not in vars(conn)  # kombu binds a closure on every acquire
+    assert vars(conn).keys() == before.keys()
+    conn.release()
+    with pytest.raises(ValueError, match="released twice"):
+        conn.release()
 
 
 def test_limit_errors_are_kombu_and_greenpools_classes() -> None:
