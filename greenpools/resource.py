@@ -375,18 +375,21 @@ class Resource(FastPath, Counters, Generic[T]):
             raise
         if client.pid != forking.pid:
             raise _AcquireAgain
-        with self._mutex:
-            self._wait_s += _monotonic() - client.since
-            state = client.state
-            if state == _WAITING:
-                # Timed out, and nothing reached us before we took the lock.
-                self._waiting.remove(client)
-                self._settle_locked()
-                self._n_request_errors += 1
-                raise self._pool_timeout(
-                    f"pool {self.name!r}: no resource became free within {timeout} seconds"
-                )
-            client.state = _REFUSED
+        # A grant is final and made before the wake: only a client still
+        # _WAITING (timed out, or a grant racing in) needs the lock to decide.
+        state = client.state
+        if state == _WAITING:
+            with self._mutex:
+                state = client.state
+                if state == _WAITING:
+                    self._waiting.remove(client)
+                    self._settle_locked()
+                    self._n_request_errors += 1
+                    self._wait_s += _monotonic() - client.since
+                    raise self._pool_timeout(
+                        f"pool {self.name!r}: no resource became free within {timeout} seconds"
+                    )
+        self._wait_s += _monotonic() - client.since  # a statistic: a lost add is harmless
         if state == _GRANTED:
             assert client.slot is not None
             return client.slot, False
@@ -416,10 +419,10 @@ class Resource(FastPath, Counters, Generic[T]):
     def _pop_idle_locked(self) -> Slot | None:
         """The warmest usable idle slot; stale ones met on the way are closed."""
         idle = self._idle
-        while True:
+        while idle:  # a raised IndexError costs more than this test
             try:
                 slot = idle.pop()
-            except IndexError:
+            except IndexError:  # a lock-free acquire took the last one
                 return None
             if slot.generation == self._generation and (
                 slot.expires == _INF or _monotonic() < slot.expires
@@ -427,6 +430,7 @@ class Resource(FastPath, Counters, Generic[T]):
                 return slot
             self._pending_close.append(slot)
             self._free_capacity_locked()
+        return None
 
     def _lend_locked(self, slot: Slot) -> Slot:
         self._out[id(slot.resource)] = slot
@@ -576,6 +580,9 @@ class Resource(FastPath, Counters, Generic[T]):
 
     def _rebalance_locked(self) -> None:
         """Hand idle slots to waiters; retire stale and excess idle slots."""
+        if not self._idle:  # the usual case when a waiter queues up
+            self._settle_locked()
+            return
         waiting = self._waiting
         while waiting:
             slot = self._pop_idle_locked()

@@ -127,11 +127,14 @@ def get_backend() -> Backend:
 def current() -> Backend:
     """The backend a wait starting now must use.
 
-    While the choice is automatic, detect again (two dictionary look-ups)
-    so that patching done after the pool was made is always followed.
+    While the choice is automatic and still threading, detect again (two
+    dictionary look-ups) so that patching done after a pool was made is
+    always followed.
     """
     state = _state
-    if state.automatic:
+    # Once a green library has patched, nothing un-patches it: look again
+    # only while still on threads.
+    if state.automatic and state.backend.name == "threading":
         name = detect()
         if name != state.backend.name:
             _activate(load(name))
