@@ -355,7 +355,7 @@ class Resource(FastPath, Counters, Generic[T]):
                 if timeout is not None and timeout <= 0:
                     self._n_request_errors += 1
                     raise self._pool_timeout(f"pool {self.name!r}: no resource is free")
-                client = WaitingClient(backends.current().waiter(), _monotonic())
+                client = WaitingClient(backends.waiter(), _monotonic())
                 self._waiting.append(client)
                 self._quiet = False
                 self._n_queued += 1

@@ -337,7 +337,7 @@ def test_late_gevent_patching_when_gevent_was_imported_first() -> None:
 _COOPERATIVE = """
     import {library}, greenpools
     {select}
-    assert greenpools.get_backend().name == {library!r}
+    assert greenpools.get_backend().name == {expected!r}
     pool = greenpools.Pool(object, 1)
     held = pool.acquire()
     ticks = [0]
@@ -362,12 +362,15 @@ _COOPERATIVE = """
 
 
 @pytest.mark.parametrize("library", ["gevent", "eventlet"])
-@pytest.mark.parametrize("how", ["use_backend", "env"])
+@pytest.mark.parametrize("how", ["use_backend", "env", "detected"])
 def test_blocking_acquire_yields_without_patching(library: str, how: str) -> None:
+    # "detected": nothing patched, so the backend is threading, yet a wait
+    # made by one of the library's green threads parks on its hub.
     select = f"greenpools.use_backend({library!r})" if how == "use_backend" else ""
     env = {"GREENPOOLS_BACKEND": library} if how == "env" else {}
     code = _COOPERATIVE.format(
         library=library, select=select,
+        expected="threading" if how == "detected" else library,
         get_result={"gevent": "get", "eventlet": "wait"}[library],
     )
     run_scenario(code, **env)

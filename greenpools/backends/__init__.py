@@ -29,6 +29,7 @@ __all__ = [
     "get_backend",
     "on_switch",
     "use_backend",
+    "waiter",
 ]
 
 BACKEND_NAMES = ("threading", "gevent", "eventlet")
@@ -139,6 +140,37 @@ def current() -> Backend:
         if name != state.backend.name:
             _activate(load(name))
     return state.backend
+
+
+def waiter() -> Waiter:
+    """A waiter for the running task, on the backend a wait must use now.
+
+    While the choice is automatic and nothing is patched (threading), a
+    task that is itself a gevent or eventlet green thread still gets its
+    library's waiter: blocking its native thread would freeze that hub.
+    """
+    backend = current()
+    if backend.name == "threading" and _state.automatic:
+        green = _green_library_of_running_task()
+        if green is not None:
+            return load(green).waiter()
+    return backend.waiter()
+
+
+def _green_library_of_running_task() -> str | None:
+    greenlet = sys.modules.get("greenlet")
+    if greenlet is None:
+        return None
+    task = greenlet.getcurrent()
+    if task.parent is None:  # a thread's own main greenlet: a plain thread
+        return None
+    gevent = sys.modules.get("gevent")
+    if gevent is not None and isinstance(task, gevent.Greenlet):
+        return "gevent"
+    greenthread = sys.modules.get("eventlet.greenthread")
+    if greenthread is not None and isinstance(task, greenthread.GreenThread):
+        return "eventlet"
+    return None
 
 
 def on_gevent_patch_all(event: Any = None) -> None:
