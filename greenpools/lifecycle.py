@@ -14,7 +14,7 @@ import random
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from . import forking
+from . import backends, forking
 
 if TYPE_CHECKING:
     from .backends import Backend
@@ -157,12 +157,13 @@ class StallWatch:
 
     def __init__(self) -> None:
         self._pools: weakref.WeakSet[Resource[Any]] = weakref.WeakSet()
-        self._running: tuple[int, Backend] | None = None
+        #: The task now running, as (pid, backend); a pool stores it once watched.
+        self.running: tuple[int, Backend] | None = None
 
     def watch(self, pool: Resource[Any]) -> None:
-        running = self._running
+        running = self.running
         if running is None or running[0] != forking.pid or running[1] is not pool._backend:
-            running = self._running = (forking.pid, pool._backend)
+            running = self.running = (forking.pid, pool._backend)
             pool._backend.spawn(self._run, running)
         if pool._stall_watch is not running:
             pool._stall_watch = running
@@ -170,7 +171,7 @@ class StallWatch:
 
     def _run(self, running: tuple[int, Backend]) -> None:
         backend = running[1]
-        while self._running == running and forking.pid == running[0]:
+        while self.running == running and forking.pid == running[0]:
             backend.sleep(min(self.after / 4, MAX_INTERVAL * 5))
             now = backend.monotonic()
             for pool in list(self._pools):
@@ -178,3 +179,13 @@ class StallWatch:
 
 
 stall_watch = StallWatch()
+
+
+# Pools skip watch() while their token is the running one; after a fork or
+# a switch no task runs for them any more, so the next wait starts one.
+@forking.after_fork_in_child
+def _stall_watch_gone() -> None:
+    stall_watch.running = None
+
+
+backends.on_switch(lambda backend: _stall_watch_gone())

@@ -237,7 +237,7 @@ class Resource(FastPath, Counters, Generic[T]):
         self._reset_counters()
         self._backend = backends.current()
         self._upkeep: lifecycle.Upkeep | None = None
-        self._stall_watch: object = None  # lifecycle.stall_watch's token once it watches us
+        self._stall_watch: object = False  # lifecycle.stall_watch.running once it watches us
         forking.track(self)
         _live_pools.add(self)
 
@@ -321,6 +321,8 @@ class Resource(FastPath, Counters, Generic[T]):
         while True:
             try:
                 slot, fresh = self._take_or_queue(block, timeout)
+                if self._plain_acquire and not self._pending_close:
+                    return slot.resource  # type: ignore[no-any-return]
                 return self._hand_out(slot, fresh)
             except _AcquireAgain:
                 if deadline is not None:
@@ -359,14 +361,14 @@ class Resource(FastPath, Counters, Generic[T]):
                 self._waiting.append(client)
                 self._quiet = False
                 self._n_queued += 1
-                # A lock-free release may have pushed a slot since we looked.
-                self._rebalance_locked()
+                if self._idle:  # a lock-free release pushed one since we looked
+                    self._rebalance_locked()
         if client is None:
             return self._create_lent(), True
         return self._wait(client, timeout)
 
     def _wait(self, client: WaitingClient, timeout: float | None) -> tuple[Slot, bool]:
-        if timeout is None:
+        if timeout is None and self._stall_watch is not lifecycle.stall_watch.running:
             lifecycle.stall_watch.watch(self)
         try:
             client.waiter.wait(timeout)
@@ -607,12 +609,14 @@ class Resource(FastPath, Counters, Generic[T]):
             self._free_capacity_locked()
 
     def _grant_locked(self, slot: Slot) -> None:
-        client = self._waiting.popleft()
+        waiting = self._waiting
+        client = waiting.popleft()
         client.slot = slot
         client.state = _GRANTED
-        self._lend_locked(slot)
+        self._out[id(slot.resource)] = slot
         client.waiter.wake()
-        self._settle_locked()
+        if not waiting:
+            self._settle_locked()
 
     def _settle_locked(self) -> None:
         """Let the lock-free fast path run again if nothing else is going on."""
