@@ -89,6 +89,17 @@ def broker_answers(url: str, timeout: float) -> tuple[bool, str]:
         connection.release()
 
 
+def speedups_state() -> str:
+    """Whether the C fast path is in use, and why not if it is not."""
+    from greenpools import _fastpath
+
+    if _fastpath.SPEEDUPS:
+        return "C (greenpools._speedups)"
+    if os.environ.get("GREENPOOLS_NO_SPEEDUPS"):
+        return "pure Python (GREENPOOLS_NO_SPEEDUPS is set)"
+    return "pure Python (greenpools._speedups is not built: reinstall with a C compiler)"
+
+
 def doctor(argv: Sequence[str]) -> int:
     """Print what greenpools sees; exit 1 if something needs fixing."""
     parser = argparse.ArgumentParser(
@@ -109,6 +120,7 @@ def doctor(argv: Sequence[str]) -> int:
         for name in ("kombu", "amqp", "gevent", "eventlet", "greenlet")
     ]
     rows.append(("backend", f"{backends.get_backend().name}: {backend_reason()}"))
+    rows.append(("fast path", speedups_state()))
     registered, about_hook = gevent_entry_point()
     healthy = healthy and registered
     rows.append(("gevent hook", about_hook))
