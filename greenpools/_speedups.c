@@ -195,9 +195,16 @@ FastPath_acquire(FastPathObject *self, PyObject *const *args, Py_ssize_t nargs,
     if (nargs > 1) timeout = args[1];
     for (i = 0; i < nkw; i++) {
         PyObject *name = PyTuple_GET_ITEM(kwnames, i);
-        if (PyUnicode_CompareWithASCIIString(name, "block") == 0 && nargs < 1)
+        int is_block = PyUnicode_CompareWithASCIIString(name, "block") == 0;
+        int is_timeout = PyUnicode_CompareWithASCIIString(name, "timeout") == 0;
+        if ((is_block && nargs >= 1) || (is_timeout && nargs >= 2)) {
+            PyErr_Format(PyExc_TypeError, "acquire() got multiple values for argument '%U'",
+                         name);
+            return NULL;
+        }
+        if (is_block)
             block = args[nargs + i];
-        else if (PyUnicode_CompareWithASCIIString(name, "timeout") == 0 && nargs < 2)
+        else if (is_timeout)
             timeout = args[nargs + i];
         else {
             PyErr_Format(PyExc_TypeError, "acquire() got an unexpected keyword argument '%U'",

@@ -607,3 +607,19 @@ def test_stats_count_and_pop_resets_counters(make_pool: Any) -> None:
     assert after["pool_size"] == 1 and after["pool_available"] == 1 and after["pool_max"] == 2
     for key in STATS_KEYS - {"pool_min", "pool_max", "pool_size", "pool_available"}:
         assert after[key] == 0, key
+
+
+def test_acquire_takes_block_and_timeout_like_kombu() -> None:
+    pool = greenpools.Pool(Thing, 2)
+    first = pool.acquire(True, 1.0)
+    second = pool.acquire(block=True, timeout=1.0)
+    assert first is not second
+    pool.release(first)
+    pool.release(second)
+    with pytest.raises(TypeError, match="multiple values for argument 'block'"):
+        pool.acquire(True, block=True)  # type: ignore[misc]
+    with pytest.raises(TypeError, match="unexpected keyword argument 'wait'"):
+        pool.acquire(wait=True)  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        pool.acquire(True, 1.0, 2)  # type: ignore[call-arg]
+    assert_balanced(pool)
