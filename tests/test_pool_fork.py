@@ -8,15 +8,23 @@ makes fresh ones.  The child reports back as JSON through a pipe.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import traceback
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from helpers import Thing, assert_balanced, close_now, start_acquirer, wait_for_child
+from helpers import (
+    Thing,
+    assert_balanced,
+    close_now,
+    start_acquirer,
+    wait_for_child,
+    wait_until,
+)
 
-from greenpools import PoolTimeout, Resource
+from greenpools import PoolTimeout, Resource, lifecycle
 
 
 class Forgetful(Resource[Thing]):
@@ -182,5 +190,35 @@ def test_green_waiter_copied_into_child_asks_the_childs_pool(backend_name: str) 
     with pytest.raises(PoolTimeout):  # the parent's own request ran out as usual
         waiter.join()
     pool.release(held)
+    assert_balanced(pool)
+    pool.close()
+
+
+def test_stall_watch_runs_again_in_child() -> None:
+    """The parent's stall-watch task does not exist in a child: the next wait starts one."""
+    pool = Forgetful(1)
+    held = pool.acquire()
+    parent_waiter = start_acquirer(pool)  # no timeout: the parent's stall watch runs
+    assert lifecycle.stall_watch.running is not None
+
+    def child() -> dict[str, Any]:
+        lifecycle.stall_watch.after = 0.02
+        messages: list[str] = []
+
+        class Collect(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                messages.append(record.getMessage())
+
+        logging.getLogger("greenpools").addHandler(Collect())
+        mine = pool.acquire()  # the child's own pool: empty, so this is fresh
+        waiter = start_acquirer(pool)  # waits forever in the child
+        wait_until(lambda: any("has waited" in m for m in messages))
+        pool.release(mine)
+        pool.release(waiter.join())
+        return {"reported": True}
+
+    assert in_child(child) == {"reported": True}
+    pool.release(held)
+    pool.release(parent_waiter.join())
     assert_balanced(pool)
     pool.close()
