@@ -231,7 +231,10 @@ class Resource(FastPath, Counters, Generic[T]):
         self._excess = 0  # resources to close, not keep, when next returned
         self._generation = 0
         self._closed = False
-        self._needs_upkeep = self._wants_upkeep()
+        self._needs_upkeep = bool(  # the options are fixed: ask once
+            self.min_size or self.max_idle is not None or self.max_lifetime is not None
+            or self.leak_timeout is not None
+        )
         self._n_requests = 0
         self._quiet = self._plain
         self._reset_counters()
@@ -316,12 +319,14 @@ class Resource(FastPath, Counters, Generic[T]):
         elif block:
             timeout = check_seconds("timeout", timeout)
         deadline = None if timeout is None else _monotonic() + timeout
-        if self._upkeep is None and self._needs_upkeep and self._wants_upkeep():
+        if self._upkeep is None and self._wants_upkeep():
             self._start_upkeep()
         while True:
             try:
                 slot, fresh = self._take_or_queue(block, timeout)
-                if self._plain_acquire and not self._pending_close:
+                if self._pending_close:
+                    self._close_pending()
+                if self._plain_acquire:
                     return slot.resource  # type: ignore[no-any-return]
                 return self._hand_out(slot, fresh)
             except _AcquireAgain:
@@ -440,10 +445,7 @@ class Resource(FastPath, Counters, Generic[T]):
 
     def _hand_out(self, slot: Slot, fresh: bool) -> T:
         """Run the hand-out hooks on a lent slot; return what the caller gets."""
-        self._close_pending()
         resource = slot.resource
-        if self._plain_acquire:
-            return resource  # type: ignore[no-any-return]
         try:
             # A resource made for this very call is not checked: it just
             # connected, and a check that always fails would otherwise loop
@@ -541,9 +543,6 @@ class Resource(FastPath, Counters, Generic[T]):
     def _release_slow(self, slot: Slot) -> None:
         if self._plain:  # only waiters, a shrink or a close kept it off the fast path
             with self._mutex:
-                if self._waiting and slot.generation == self._generation and not self._excess:
-                    self._grant_locked(slot)
-                    return
                 self._return_locked(slot)
             self._close_pending()
             return
@@ -626,17 +625,16 @@ class Resource(FastPath, Counters, Generic[T]):
 
     def _return_locked(self, slot: Slot) -> None:
         """Route a slot that is neither idle nor lent: to a waiter, idle, or closing."""
-        now = _monotonic()
         if (
             self._closed or self._excess or slot.generation != self._generation
-            or now >= slot.expires
+            or (slot.expires != _INF and _monotonic() >= slot.expires)
         ):
             self._pending_close.append(slot)
             self._drop_capacity_locked()
         elif self._waiting:
-            self._grant_locked(slot)
+            self._grant_locked(slot)  # no clock read: the contended path's common case
         else:
-            slot.idle_since = now
+            slot.idle_since = _monotonic()
             self._idle.append(slot)
 
     def _drop_capacity_locked(self) -> None:
@@ -888,10 +886,7 @@ class Resource(FastPath, Counters, Generic[T]):
     # -- upkeep, fork and backend switches ---------------------------------
 
     def _wants_upkeep(self) -> bool:
-        return not self._closed and bool(
-            self.min_size or self.max_idle is not None or self.max_lifetime is not None
-            or self.leak_timeout is not None
-        )
+        return self._needs_upkeep and not self._closed
 
     def _start_upkeep(self) -> None:
         self._upkeep = lifecycle.Upkeep.start(self, self._backend)
