@@ -889,7 +889,7 @@ class Resource(FastPath, Counters, Generic[T]):
         return self._needs_upkeep and not self._closed
 
     def _start_upkeep(self) -> None:
-        self._upkeep = lifecycle.Upkeep.start(self, self._backend)
+        lifecycle.Upkeep.start(self, self._backend)  # it publishes itself as self._upkeep
 
     def _after_fork_in_child(self) -> None:
         # Never blocks or yields: see greenpools.forking.  The child is single
