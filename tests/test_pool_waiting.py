@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import kombu.exceptions
 import pytest
 from helpers import (
+    BACKEND,
     Factory,
     assert_balanced,
     assert_can_take_limit,
@@ -15,6 +17,7 @@ from helpers import (
     queue_acquirers,
     spawn,
     start_acquirer,
+    wait_until,
     waiting,
 )
 
@@ -324,3 +327,39 @@ def test_many_tasks_take_turns(make_pool: Any) -> None:
     assert join_all([spawn(cycle) for _ in range(10)]) == [20] * 10
     assert_balanced(pool)
     assert_can_take_limit(pool)
+
+
+@pytest.mark.skipif(BACKEND == "threading", reason="about green threads: the OS preempts threads")
+def test_green_hand_offs_that_never_yield_still_let_the_hub_run(make_pool: Any) -> None:
+    """Two green threads pass one resource back and forth without ever yielding
+    otherwise.  Each hand-off switches straight to the waiter it woke (the
+    hub's run-next slot), but only so many times in a row: a third green
+    thread, ready all along, gets to run while they are at it."""
+    pool = make_pool(Factory(), 1)
+    rounds = 500
+    progress = [0]
+    seen: list[int] = []
+    done = threading.Event()
+
+    def ping_pong() -> None:
+        for _ in range(rounds):
+            resource = pool.acquire(block=True)
+            progress[0] += 1
+            pool.release(resource)
+
+    def ticker() -> None:
+        while not done.is_set():
+            seen.append(progress[0])
+            time.sleep(0)
+
+    held = pool.acquire()
+    watcher = spawn(ticker)
+    players = [spawn(ping_pong) for _ in range(2)]
+    wait_until(lambda: waiting(pool) == 2)  # both queued behind `held`
+    pool.release(held)
+    join_all(players)
+    done.set()
+    watcher.join()
+    assert progress[0] == 2 * rounds
+    assert any(0 < p < rounds for p in seen), sorted(set(seen))[:5]
+    assert_balanced(pool)

@@ -7,9 +7,20 @@ backend module subclasses it with its hub's three operations.
 
 ``wait`` publishes its greenlet before it reads ``_woken`` and ``wake``
 sets ``_woken`` before it reads the greenlet, so a wake from another
-native thread is never missed; ``_resume`` runs in the hub's own thread
-and switches only into a greenlet that is still parked here, so a late
-timer or a second callback can never resume it at a wrong point.
+native thread is never missed; ``_resume`` switches only into a greenlet
+that is still parked here (and forgets it first), so a late timer, a
+second callback or a direct switch can never resume it at a wrong point.
+
+Run next.  A pool under contention wakes a waiter and, a moment later,
+the waker itself parks (it asked again and queued behind).  Going
+through the hub for that is a callback and two switches; instead the
+hub keeps one *run-next* slot, as Go's scheduler does for a goroutine
+readied by a channel hand-off: a wake in the hub's own thread fills the
+slot, and the next greenlet to park here switches straight into it.  A
+callback scheduled with the slot still resumes it if nobody parks soon,
+and at most ``_DIRECT_SWITCHES`` direct switches happen between two runs
+of that callback, so greenlets passing resources among themselves
+without ever yielding cannot keep the hub (timers, I/O) from running.
 """
 
 from __future__ import annotations
@@ -19,17 +30,47 @@ from typing import Any
 
 from greenlet import getcurrent
 
+from .. import forking
 from .base import Waiter, native_thread_ident
+
+#: Direct switches allowed between two visits of the hub.
+_DIRECT_SWITCHES = 16
+
+
+class _Home:
+    """What the waiters of one hub share: its thread and its run-next slot.
+
+    Made by the first wait in the hub's own thread (and again in a forked
+    child); kept on the hub.
+    """
+
+    __slots__ = ("direct", "due", "flush", "hub", "pid", "run_next", "thread")
+
+    def __init__(self, hub: Any, thread: int) -> None:
+        self.hub = hub
+        self.thread = thread
+        self.pid = forking.pid
+        self.run_next: HubWaiter | None = None
+        self.due = False  # a flush callback is scheduled
+        self.direct = 0  # direct switches since the hub last ran the flush
+        self.flush = self._flush  # bound once: scheduled again and again
+
+    def _flush(self, _woken: bool) -> None:
+        self.due = False
+        self.direct = 0
+        waiter = self.run_next
+        if waiter is not None:
+            self.run_next = None
+            waiter._resume(True)
 
 
 class HubWaiter(Waiter):
-    __slots__ = ("_greenlet", "_hub", "_thread", "_woken")
+    __slots__ = ("_greenlet", "_home", "_woken")
 
     def __init__(self) -> None:
         self._woken = False
         self._greenlet: Any = None
-        self._hub: Any = None
-        self._thread = 0
+        self._home: _Home | None = None
 
     # -- what a backend supplies -------------------------------------------
 
@@ -58,25 +99,40 @@ class HubWaiter(Waiter):
 
     @staticmethod
     def _prepare_hub(hub: Any) -> None:
-        """Called in the hub's thread before parking; does nothing by default."""
+        """Called in the hub's thread when its waiters first use it (and
+        again in a forked child); does nothing by default."""
 
     # -- the waiter ---------------------------------------------------------
+
+    def _home_here(self) -> _Home:
+        hub = self._get_hub()
+        home: _Home | None = hub.__dict__.get("_greenpools_home")
+        if home is None or home.pid != forking.pid:
+            self._prepare_hub(hub)
+            home = hub._greenpools_home = _Home(hub, native_thread_ident())
+        return home
 
     def wait(self, timeout: float | None) -> bool:
         if self._woken:
             return True
         if timeout is not None and timeout <= 0:
             return False
-        hub = self._hub = self._get_hub()
-        self._prepare_hub(hub)
-        self._thread = native_thread_ident()
+        home = self._home = self._home_here()
         self._greenlet = getcurrent()
         if self._woken:
             self._greenlet = None
             return True
-        timer = None if timeout is None else self._call_later(hub, timeout, self._resume)
+        timer = None if timeout is None else self._call_later(home.hub, timeout, self._resume)
         try:
-            return bool(hub.switch())
+            waiter = home.run_next
+            if waiter is not None and home.direct < _DIRECT_SWITCHES:
+                home.run_next = None
+                home.direct += 1
+                greenlet = waiter._greenlet
+                if greenlet is not None:  # not resumed by its timer meanwhile
+                    waiter._greenlet = None
+                    return bool(greenlet.switch(True))
+            return bool(home.hub.switch())
         finally:
             self._greenlet = None
             if timer is not None:
@@ -92,7 +148,14 @@ class HubWaiter(Waiter):
         self._woken = True
         if self._greenlet is None:
             return
-        if native_thread_ident() == self._thread:
-            self._call_soon(self._hub, self._resume)
+        home = self._home
+        assert home is not None  # published before the greenlet
+        if native_thread_ident() != home.thread:
+            self._call_soon_threadsafe(home.hub, self._resume)
+        elif home.run_next is None:
+            home.run_next = self
+            if not home.due:
+                home.due = True
+                self._call_soon(home.hub, home.flush)
         else:
-            self._call_soon_threadsafe(self._hub, self._resume)
+            self._call_soon(home.hub, self._resume)
