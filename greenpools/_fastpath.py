@@ -11,6 +11,11 @@ locked slow paths clear ``_quiet`` *before* they queue a waiter, shrink
 or close, and then look at ``_idle``; in C each fast-path call is atomic
 under the GIL, and the Python version re-reads ``_quiet`` after its
 ``append`` so that one side always sees the other.
+
+The C module also queues and serves the callers of a *plain* pool (no
+hooks, no options) that is at its limit, see ``_speedups.c``; here those
+steps stay in the pool's locked Python methods, and ``WaitingClient`` is
+the queued caller's record in both.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import os
 import traceback
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["SPEEDUPS", "FastPath", "Slot"]
+__all__ = ["SPEEDUPS", "FastPath", "Slot", "WaitingClient", "configure"]
 
 
 class PySlot:
@@ -43,6 +48,24 @@ class PySlot:
         self.holder: Any = None
         self.stack: list[traceback.FrameSummary] | None = None
         self.leak_warned = False
+
+
+class PyWaitingClient:
+    """One caller queued for a resource; whoever frees one fills it in."""
+
+    __slots__ = ("pid", "since", "slot", "stall_warned", "state", "waiter")
+
+    def __init__(self, waiter: Any, since: float, pid: int) -> None:
+        self.waiter = waiter
+        self.since = since
+        self.pid = pid  # a green thread waiting at fork() lives on, copied, in the child
+        self.state = 0  # greenpools.resource._WAITING
+        self.slot: Any = None
+        self.stall_warned = False
+
+
+def py_configure(forking: Any, stall_watch: Any, monotonic: Any, deque: type) -> None:
+    """The C contended paths' view of the rest of the package (nothing here)."""
 
 
 class PyFastPath:
@@ -108,13 +131,15 @@ class PyFastPath:
 if TYPE_CHECKING:
     Slot = PySlot
     FastPath = PyFastPath
+    WaitingClient = PyWaitingClient
+    configure = py_configure
     SPEEDUPS = False
 else:
     SPEEDUPS = False
-    Slot, FastPath = PySlot, PyFastPath
+    Slot, FastPath, WaitingClient, configure = PySlot, PyFastPath, PyWaitingClient, py_configure
     if not os.environ.get("GREENPOOLS_NO_SPEEDUPS"):
         try:
-            from ._speedups import FastPath, Slot
+            from ._speedups import FastPath, Slot, WaitingClient, configure
         except ImportError:
             pass
         else:

@@ -47,7 +47,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import backends, forking, lifecycle
-from ._fastpath import FastPath, Slot
+from ._fastpath import FastPath, Slot, WaitingClient, configure
 from .backends.base import native_lock
 from .exceptions import LimitExceeded, PoolClosed, PoolTimeout, TooManyRequests, specialise
 from .stats import Counters
@@ -61,26 +61,10 @@ _INF = float("inf")
 _monotonic = time.monotonic  # every backend's clock (Backend.monotonic)
 
 
-# WaitingClient states
+# WaitingClient states (the C module knows the first two)
 _WAITING, _GRANTED, _MAY_CREATE, _REFUSED = 0, 1, 2, 3
 
 _pool_names = itertools.count(1)
-
-
-class WaitingClient:
-    """One caller queued for a resource; whoever frees one fills it in."""
-
-    __slots__ = ("pid", "since", "slot", "stall_warned", "state", "waiter")
-
-    def __init__(self, waiter: backends.Waiter, since: float) -> None:
-        self.waiter = waiter
-        self.since = since
-        self.state = _WAITING
-        self.slot: Slot | None = None
-        self.stall_warned = False
-        # A green thread waiting at fork() lives on, copied, in the child,
-        # where the pool has forgotten its request: see _wait and _abandon.
-        self.pid = forking.pid
 
 
 def check_limit(name: str, value: Any, *, allow_none: bool = True) -> int:
@@ -213,10 +197,12 @@ class Resource(FastPath, Counters, Generic[T]):
         self._plain_acquire = (
             self.check is None and self._prepare_hook is None and not self._track_lending
         )
-        self._plain = self._plain_acquire and (
+        self._plain = bool(self._plain_acquire and (
             self._release_hook is None and self.reset is None and not self._track_lending
             and self.max_lifetime is None and self.max_idle is None
-        )
+        ))
+        # A plain pool's queue can be served by the C module (see _fastpath).
+        self._queue_in_c = bool(self._plain and self.timeout is None and not self.max_waiting)
         self._limit_exceeded = specialise(LimitExceeded, cls.LimitExceeded)
         self._pool_timeout = specialise(PoolTimeout, cls.LimitExceeded)
         self._too_many_requests = specialise(TooManyRequests, cls.LimitExceeded)
@@ -239,6 +225,7 @@ class Resource(FastPath, Counters, Generic[T]):
         self._quiet = self._plain
         self._reset_counters()
         self._backend = backends.current()
+        self._new_waiter = backends.waiter_factory()
         self._upkeep: lifecycle.Upkeep | None = None
         self._stall_watch: object = False  # lifecycle.stall_watch.running once it watches us
         forking.track(self)
@@ -362,7 +349,7 @@ class Resource(FastPath, Counters, Generic[T]):
                 if timeout is not None and timeout <= 0:
                     self._n_request_errors += 1
                     raise self._pool_timeout(f"pool {self.name!r}: no resource is free")
-                client = WaitingClient(backends.waiter(), _monotonic())
+                client = WaitingClient(self._new_waiter(), _monotonic(), forking.pid)
                 self._waiting.append(client)
                 self._quiet = False
                 self._n_queued += 1
@@ -380,6 +367,20 @@ class Resource(FastPath, Counters, Generic[T]):
         except BaseException:
             self._abandon(client)
             raise
+        return self._outcome(client, timeout)
+
+    def _finish_queued(self, client: WaitingClient) -> T:
+        """The end of a wait the C module queued (see _fastpath), when it was
+        not a plain grant: a permission to create, a refusal, or a fork."""
+        try:
+            slot, _ = self._outcome(client, None)
+        except _AcquireAgain:
+            return self._acquire_slow(True, None)
+        self._close_pending()
+        return slot.resource  # type: ignore[no-any-return]
+
+    def _outcome(self, client: WaitingClient, timeout: float | None) -> tuple[Slot, bool]:
+        """What a wait that returned brought: a slot and whether it is new."""
         if client.pid != forking.pid:
             raise _AcquireAgain
         # A grant is final and made before the wake: only a client still
@@ -912,6 +913,7 @@ class Resource(FastPath, Counters, Generic[T]):
 
     def _on_backend_switch(self, backend: backends.Backend) -> None:
         self._backend = backend
+        self._new_waiter = backends.waiter_factory()
         if self._upkeep is not None:
             self._upkeep.stop()
             self._upkeep = None
@@ -1025,3 +1027,6 @@ def _switch_all(backend: backends.Backend) -> None:
 
 
 backends.on_switch(_switch_all)
+
+# What the C module reads when it queues and serves a plain pool's callers.
+configure(forking, lifecycle.stall_watch, _monotonic, deque)

@@ -33,6 +33,19 @@ from helpers import (
 from greenpools import PoolTimeout, backends
 from greenpools.backends import Waiter
 
+#: How long the interrupted callers are prepared to wait: every test runs once
+#: with a timeout and once without, since a plain pool's waits without one are
+#: queued by the C module when it is built (see greenpools._fastpath).
+PATIENCE: float | None = HANG_TIMEOUT
+
+
+@pytest.fixture(autouse=True, params=[HANG_TIMEOUT, None], ids=["timeout", "no-timeout"])
+def _patience(request: pytest.FixtureRequest) -> Any:
+    global PATIENCE
+    PATIENCE = request.param
+    yield
+    PATIENCE = HANG_TIMEOUT
+
 
 class Interrupted(BaseException):
     """Stands in for KeyboardInterrupt (which would stop pytest itself)."""
@@ -128,15 +141,17 @@ class StubKind(Kind):
         stub = StubBackend(real, when)
         original = backends.current
         backends.current = lambda: stub  # type: ignore[assignment,return-value]
+        pool._new_waiter = stub.waiter  # what a pool makes its waiters with
         try:
             before = queued_so_far(pool)
-            task = spawn(pool.acquire, True, HANG_TIMEOUT)
+            task = spawn(pool.acquire, True, PATIENCE)
             if when == "waiting":
                 task.done.wait(HANG_TIMEOUT)
             else:
                 wait_until(lambda: queued_so_far(pool) > before or task.done.is_set())
         finally:
             backends.current = original  # type: ignore[assignment]
+            pool._new_waiter = backends.waiter_factory()
         return task
 
     def interrupt(self, handle: Any) -> None:
@@ -156,9 +171,9 @@ def _catching(pool: Any, timeout_cm: Any = None) -> Any:
     def body() -> Any:
         try:
             if timeout_cm is None:
-                return pool.acquire(True, HANG_TIMEOUT)
+                return pool.acquire(True, PATIENCE)
             with timeout_cm():
-                return pool.acquire(True, HANG_TIMEOUT)
+                return pool.acquire(True, PATIENCE)
         except BaseException as exc:
             return exc
     return body
@@ -397,9 +412,10 @@ class Storm:
     def __init__(self) -> None:
         self._original = backends.current
 
-    def setup(self) -> None:
+    def setup(self, pool: Any) -> None:
         stub = RandomInterrupts(backends.current(), seed=7)
         backends.current = lambda: stub  # type: ignore[assignment,return-value]
+        pool._new_waiter = stub.waiter  # what the pool makes its waiters with
 
     def teardown(self) -> None:
         backends.current = self._original  # type: ignore[assignment]
@@ -417,7 +433,7 @@ class Storm:
 class GeventStorm(Storm):
     name = "gevent-kills"
 
-    def setup(self) -> None:
+    def setup(self, pool: Any) -> None:
         pass
 
     def teardown(self) -> None:
@@ -482,7 +498,7 @@ def test_interruption_storm(make_pool: Any, storm: Storm) -> None:
         try:
             for _ in range(30):
                 try:
-                    resource = pool.acquire(True, HANG_TIMEOUT)
+                    resource = pool.acquire(True, PATIENCE)
                 except Interrupted:
                     counts["interrupted"] += 1
                     continue
@@ -498,7 +514,7 @@ def test_interruption_storm(make_pool: Any, storm: Storm) -> None:
         except BaseException:  # killed, waiting or holding: this task ends
             counts["interrupted"] += 1
 
-    storm.setup()
+    storm.setup(pool)
     try:
         rng = random.Random(99)
         tasks = [storm.spawn(worker, i) for i in range(40)]

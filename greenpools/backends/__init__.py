@@ -30,6 +30,7 @@ __all__ = [
     "on_switch",
     "use_backend",
     "waiter",
+    "waiter_factory",
 ]
 
 BACKEND_NAMES = ("threading", "gevent", "eventlet")
@@ -87,17 +88,18 @@ _state = _State()
 _switch_listeners: list[Callable[[Backend], None]] = []
 
 
-def _activate(backend: Backend) -> Backend:
+def _activate(backend: Backend, automatic_changed: bool = False) -> Backend:
     previous = getattr(_state, "backend", None)
     _state.backend = backend
-    if previous is not None and previous is not backend:
+    if previous is not None and (previous is not backend or automatic_changed):
         for listener in list(_switch_listeners):
             listener(backend)
     return backend
 
 
 def on_switch(listener: Callable[[Backend], None]) -> None:
-    """Call ``listener(new_backend)`` after every backend switch."""
+    """Call ``listener(new_backend)`` after every backend switch (and after
+    ``use_backend`` turns following the patch state on or off)."""
     _switch_listeners.append(listener)
 
 
@@ -111,13 +113,11 @@ def use_backend(name: str) -> Backend:
     """
     if not isinstance(name, str):
         raise TypeError(f"name must be a str, got {name!r}")
-    if name == "auto":
-        backend = load(detect())
-        _state.automatic = True
-    else:
-        backend = load(name)
-        _state.automatic = False
-    return _activate(backend)
+    automatic = name == "auto"
+    backend = load(detect() if automatic else name)
+    changed = automatic != _state.automatic
+    _state.automatic = automatic
+    return _activate(backend, automatic_changed=changed)
 
 
 def get_backend() -> Backend:
@@ -155,6 +155,19 @@ def waiter() -> Waiter:
         if green is not None:
             return load(green).waiter()
     return backend.waiter()
+
+
+def waiter_factory() -> Callable[[], Waiter]:
+    """What makes the waiters of waits starting now, until the next switch.
+
+    The active backend's ``waiter``; while the choice is automatic and
+    still threading, :func:`waiter` itself, which looks at the patch state
+    and the running task on every call.
+    """
+    backend = current()
+    if backend.name == "threading" and _state.automatic:
+        return waiter
+    return backend.waiter_factory()
 
 
 def _green_library_of_running_task() -> str | None:

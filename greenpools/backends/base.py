@@ -92,6 +92,11 @@ class Backend(abc.ABC):
     def waiter(self) -> Waiter:
         """A new, unset :class:`Waiter` for the running task."""
 
+    def waiter_factory(self) -> Callable[[], Waiter]:
+        """The cheapest callable that makes :meth:`waiter`'s waiters (the
+        waiter class itself, where that is all ``waiter`` does)."""
+        return self.waiter
+
     @abc.abstractmethod
     def sleep(self, seconds: float) -> None:
         """Suspend the running task, letting others run."""

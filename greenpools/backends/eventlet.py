@@ -99,6 +99,9 @@ class EventletBackend(Backend):
     def waiter(self) -> Waiter:
         return EventletWaiter()
 
+    def waiter_factory(self) -> Callable[[], Waiter]:
+        return EventletWaiter
+
     def sleep(self, seconds: float) -> None:
         eventlet.sleep(seconds)
 

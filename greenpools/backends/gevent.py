@@ -50,6 +50,9 @@ class GeventBackend(Backend):
     def waiter(self) -> Waiter:
         return GeventWaiter()
 
+    def waiter_factory(self) -> Callable[[], Waiter]:
+        return GeventWaiter
+
     def sleep(self, seconds: float) -> None:
         gevent.sleep(seconds)
 

@@ -32,6 +32,9 @@ class ThreadingBackend(Backend):
     def waiter(self) -> Waiter:
         return ThreadWaiter()
 
+    def waiter_factory(self) -> Callable[[], Waiter]:
+        return ThreadWaiter
+
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds)
 
