@@ -31,6 +31,13 @@ clears ``_quiet`` first (``_settle_locked`` sets it back), and ``_idle``
 and ``_out`` are only mutated in place, never replaced, so no lock-free
 step writes into a stale list.  Resources popped or pushed across a close
 or reset are caught by their slot's ``generation``.
+
+The C module also queues the callers of a *plain* pool at its limit and
+grants returned slots to them (``_take_or_queue`` and ``_grant_locked``
+for that one case), without taking ``_mutex`` but only while it is free:
+a C step that calls no Python code cannot interleave with a locked
+section, whichever thread holds the GIL.  Whatever it does not handle
+ends in ``_finish_queued`` or the methods above.
 """
 
 from __future__ import annotations
