@@ -12,6 +12,11 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
+#include <time.h>
+#ifndef _WIN32
+#include <pthread.h>
+#include <unistd.h>
+#endif
 
 /* -- Slot: book-keeping for one pooled resource ----------------------------- */
 
@@ -308,26 +313,79 @@ mutex_free(FastPathObject *self)
     return result;
 }
 
-static int
-read_pid(long *pid)
+/* greenpools.forking.pid, kept here by a fork handler of our own: it runs
+ * in the child before any Python code does. */
+static long current_pid;
+
+static void
+update_pid(void)
 {
-    PyObject *value = PyObject_GetAttr(forking_module, str_pid);
-    if (value == NULL)
-        return -1;
-    *pid = PyLong_AsLong(value);
-    Py_DECREF(value);
-    return (*pid == -1 && PyErr_Occurred()) ? -1 : 0;
+    current_pid = (long)getpid();
 }
 
 static int
+read_pid(long *pid)
+{
+    *pid = current_pid;
+    return 0;
+}
+
+/* time.monotonic(): on Linux the same clock read directly. */
+static int
 read_clock(double *now)
 {
-    PyObject *value = PyObject_CallNoArgs(monotonic);
-    if (value == NULL)
-        return -1;
-    *now = PyFloat_AsDouble(value);
-    Py_DECREF(value);
-    return (*now == -1.0 && PyErr_Occurred()) ? -1 : 0;
+#if defined(__linux__) && defined(CLOCK_MONOTONIC)
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) == 0) {
+        *now = (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+        return 0;
+    }
+#endif
+    {
+        PyObject *value = PyObject_CallNoArgs(monotonic);
+        if (value == NULL)
+            return -1;
+        *now = PyFloat_AsDouble(value);
+        Py_DECREF(value);
+        return (*now == -1.0 && PyErr_Occurred()) ? -1 : 0;
+    }
+}
+
+/* The green waiter, defined below: the contended paths call it directly. */
+static PyTypeObject HubWaiterType;
+typedef struct HubWaiterObject HubWaiterObject;
+static PyObject *HubWaiter_wait(HubWaiterObject *self, PyObject *timeout);
+static PyObject *HubWaiter_wake(HubWaiterObject *self, PyObject *ignored);
+
+/* A new waiter from the pool's factory; a HubWaiter subclass is allocated
+ * directly (it has no __init__ to run). */
+static PyObject *
+new_waiter(FastPathObject *self)
+{
+    PyObject *factory = self->new_waiter;
+    if (PyType_Check(factory)) {
+        PyTypeObject *type = (PyTypeObject *)factory;
+        if (PyType_IsSubtype(type, &HubWaiterType) && type->tp_init == HubWaiterType.tp_init
+            && type->tp_new == HubWaiterType.tp_new)
+            return type->tp_alloc(type, 0);
+    }
+    return PyObject_CallNoArgs(factory);
+}
+
+static PyObject *
+call_wait(PyObject *waiter)
+{
+    if (PyObject_TypeCheck(waiter, &HubWaiterType))
+        return HubWaiter_wait((HubWaiterObject *)waiter, Py_None);
+    return PyObject_CallMethodOneArg(waiter, str_wait, Py_None);
+}
+
+static PyObject *
+call_wake(PyObject *waiter)
+{
+    if (PyObject_TypeCheck(waiter, &HubWaiterType))
+        return HubWaiter_wake((HubWaiterObject *)waiter, NULL);
+    return PyObject_CallMethodNoArgs(waiter, str_wake);
 }
 
 /* Must a blocking acquire on this plain pool queue, with nothing else to do? */
@@ -380,7 +438,7 @@ acquire_queued(FastPathObject *self, PyObject *block, PyObject *timeout)
         Py_DECREF(r);
     }
 
-    waiter = PyObject_CallNoArgs(self->new_waiter);
+    waiter = new_waiter(self);
     if (waiter == NULL)
         return NULL;
     if (read_clock(&since) < 0 || read_pid(&pid) < 0) {
@@ -413,7 +471,7 @@ acquire_queued(FastPathObject *self, PyObject *block, PyObject *timeout)
     self->quiet = 0;
     self->n_queued++;
 
-    r = PyObject_CallMethodOneArg(waiter, str_wait, Py_None);
+    r = call_wait(waiter);
     if (r == NULL) {
         /* Interrupted (a kill, a library timeout): pass on what reached us. */
         PyObject *type, *value, *tb;
@@ -502,7 +560,7 @@ release_to_waiter(FastPathObject *self, SlotObject *slot)
     if (queued == 1)
         self->quiet = 1;  /* plain, open, nothing in excess: settled */
 
-    r = PyObject_CallMethodNoArgs(c->waiter, str_wake);
+    r = call_wake(c->waiter);
     Py_DECREF(client);
     if (r == NULL)
         return -1;
@@ -524,6 +582,391 @@ speedups_configure(PyObject *module, PyObject *args)
     Py_XSETREF(monotonic, clock);
     Py_INCREF(deque);
     Py_XSETREF(deque_type, (PyTypeObject *)deque);
+    Py_RETURN_NONE;
+}
+
+/* -- HubWaiter and Home: the green backends' waiter ----------------------------
+ *
+ * The C version of greenpools/backends/_green.py (read its docstring for the
+ * protocol: publishing order, _resume's guard, the run-next slot).  The
+ * backend's hub operations stay Python methods of the subclass (_get_hub,
+ * _call_soon, ...); only the steps every contended wait and wake take are
+ * here: finding the hub's Home, parking, the run-next slot.
+ */
+
+#define DIRECT_SWITCHES 16
+
+static PyObject *str_get_hub, *str_new_home, *str_greenpools_home, *str_switch, *str_resume,
+    *str_call_soon, *str_call_soon_threadsafe, *str_call_later, *str_cancel, *str_flush;
+static PyObject *getcurrent;  /* greenlet.getcurrent, set by configure_green() */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *hub;
+    PyObject *run_next;   /* a HubWaiter due to run next, or NULL */
+    PyObject *flush;      /* self._flush, bound once */
+    unsigned long thread;
+    long pid;
+    int direct;           /* direct switches since the hub last ran the flush */
+    char due;             /* a flush callback is scheduled */
+} HomeObject;
+
+struct HubWaiterObject {
+    PyObject_HEAD
+    PyObject *greenlet;   /* the parked greenlet, or NULL */
+    PyObject *home;       /* Home, published before the greenlet */
+    char woken;
+};
+
+static PyTypeObject HomeType;
+
+static int
+Home_init(HomeObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"hub", "thread", "pid", NULL};
+    PyObject *hub, *flush;
+    unsigned long thread;
+    long pid;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "Okl", kwlist, &hub, &thread, &pid))
+        return -1;
+    flush = PyObject_GetAttr((PyObject *)self, str_flush);
+    if (flush == NULL)
+        return -1;
+    Py_INCREF(hub);
+    Py_XSETREF(self->hub, hub);
+    Py_XSETREF(self->flush, flush);
+    Py_CLEAR(self->run_next);
+    self->thread = thread;
+    self->pid = pid;
+    self->direct = 0;
+    self->due = 0;
+    return 0;
+}
+
+static int
+Home_traverse(HomeObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->hub);
+    Py_VISIT(self->run_next);
+    Py_VISIT(self->flush);
+    return 0;
+}
+
+static int
+Home_clear(HomeObject *self)
+{
+    Py_CLEAR(self->hub);
+    Py_CLEAR(self->run_next);
+    Py_CLEAR(self->flush);
+    return 0;
+}
+
+static void
+Home_dealloc(HomeObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    Home_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* Resume a parked waiter (the body of HubWaiter._resume). */
+static PyObject *
+resume_waiter(HubWaiterObject *waiter, PyObject *woken)
+{
+    PyObject *greenlet = waiter->greenlet, *r;
+    if (greenlet == NULL)
+        Py_RETURN_NONE;
+    waiter->greenlet = NULL;  /* our reference moves to the local */
+    r = PyObject_CallMethodOneArg(greenlet, str_switch, woken);
+    Py_DECREF(greenlet);
+    if (r == NULL)
+        return NULL;
+    Py_DECREF(r);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Home_flush(HomeObject *self, PyObject *woken)
+{
+    PyObject *waiter = self->run_next, *r;
+    self->due = 0;
+    self->direct = 0;
+    if (waiter == NULL)
+        Py_RETURN_NONE;
+    self->run_next = NULL;
+    r = resume_waiter((HubWaiterObject *)waiter, Py_True);
+    Py_DECREF(waiter);
+    return r;
+}
+
+static PyMethodDef Home_methods[] = {
+    {"_flush", (PyCFunction)Home_flush, METH_O, "Run the waiter in the run-next slot."},
+    {NULL}
+};
+
+static PyMemberDef Home_members[] = {
+    {"hub", T_OBJECT, offsetof(HomeObject, hub), READONLY, NULL},
+    {"run_next", T_OBJECT, offsetof(HomeObject, run_next), READONLY, NULL},
+    {"thread", T_ULONG, offsetof(HomeObject, thread), READONLY, NULL},
+    {"pid", T_LONG, offsetof(HomeObject, pid), READONLY, NULL},
+    {"direct", T_INT, offsetof(HomeObject, direct), READONLY, NULL},
+    {"due", T_BOOL, offsetof(HomeObject, due), READONLY, NULL},
+    {NULL}
+};
+
+static PyTypeObject HomeType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "greenpools._speedups.Home",
+    .tp_doc = "What the waiters of one hub share: its thread and its run-next slot.",
+    .tp_basicsize = sizeof(HomeObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Home_init,
+    .tp_traverse = (traverseproc)Home_traverse,
+    .tp_clear = (inquiry)Home_clear,
+    .tp_dealloc = (destructor)Home_dealloc,
+    .tp_methods = Home_methods,
+    .tp_members = Home_members,
+};
+
+static int
+HubWaiter_traverse(HubWaiterObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->greenlet);
+    Py_VISIT(self->home);
+    return 0;
+}
+
+static int
+HubWaiter_clear(HubWaiterObject *self)
+{
+    Py_CLEAR(self->greenlet);
+    Py_CLEAR(self->home);
+    return 0;
+}
+
+static void
+HubWaiter_dealloc(HubWaiterObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    HubWaiter_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* The running hub's Home, made (by the subclass, in Python) if missing or
+ * inherited across a fork.  New reference. */
+static HomeObject *
+home_here(HubWaiterObject *self)
+{
+    PyObject *hub, *home;
+    long pid = 0;
+    /* The hub getter of the last waiter class seen (classes live for good). */
+    static PyTypeObject *getter_of;
+    static PyObject *getter;
+    if (Py_TYPE(self) != getter_of) {
+        PyObject *found = PyObject_GetAttr((PyObject *)Py_TYPE(self), str_get_hub);
+        if (found == NULL)
+            return NULL;
+        Py_XSETREF(getter, found);
+        getter_of = Py_TYPE(self);
+    }
+    hub = PyObject_CallNoArgs(getter);
+    if (hub == NULL)
+        return NULL;
+    home = PyObject_GetAttr(hub, str_greenpools_home);
+    if (home == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
+            Py_DECREF(hub);
+            return NULL;
+        }
+        PyErr_Clear();
+    }
+    else if (Py_TYPE(home) != &HomeType || forking_module == NULL || read_pid(&pid) < 0
+             || ((HomeObject *)home)->pid != pid) {
+        PyErr_Clear();
+        Py_CLEAR(home);
+    }
+    if (home == NULL)
+        home = PyObject_CallMethodOneArg((PyObject *)self, str_new_home, hub);
+    Py_DECREF(hub);
+    if (home != NULL && Py_TYPE(home) != &HomeType) {
+        PyErr_SetString(PyExc_TypeError, "_new_home() must return a greenpools._speedups.Home");
+        Py_CLEAR(home);
+    }
+    return (HomeObject *)home;
+}
+
+static PyObject *
+HubWaiter_wait(HubWaiterObject *self, PyObject *timeout)
+{
+    HomeObject *home;
+    PyObject *timer = NULL, *result = NULL, *greenlet;
+    int truth;
+
+    if (self->woken)
+        Py_RETURN_TRUE;
+    if (timeout != Py_None) {
+        double seconds = PyFloat_AsDouble(timeout);
+        if (seconds == -1.0 && PyErr_Occurred())
+            return NULL;
+        if (seconds <= 0)
+            Py_RETURN_FALSE;
+    }
+    home = home_here(self);
+    if (home == NULL)
+        return NULL;
+    Py_XSETREF(self->home, (PyObject *)home);  /* the reference moves to self */
+    greenlet = PyObject_CallNoArgs(getcurrent);
+    if (greenlet == NULL)
+        return NULL;
+    Py_XSETREF(self->greenlet, greenlet);
+    if (self->woken) {
+        Py_CLEAR(self->greenlet);
+        Py_RETURN_TRUE;
+    }
+    if (timeout != Py_None) {
+        PyObject *resume = PyObject_GetAttr((PyObject *)self, str_resume);
+        if (resume == NULL) {
+            Py_CLEAR(self->greenlet);
+            return NULL;
+        }
+        {
+            PyObject *args[4] = {(PyObject *)self, home->hub, timeout, resume};
+            timer = PyObject_VectorcallMethod(str_call_later, args,
+                                              4 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        }
+        Py_DECREF(resume);
+        if (timer == NULL) {
+            Py_CLEAR(self->greenlet);
+            return NULL;
+        }
+    }
+    Py_INCREF(home);  /* kept alive across the switch whatever happens to self->home */
+    if (home->run_next != NULL && home->direct < DIRECT_SWITCHES) {
+        HubWaiterObject *next = (HubWaiterObject *)home->run_next;
+        home->run_next = NULL;
+        home->direct++;
+        if (next->greenlet != NULL) {  /* not resumed by its timer meanwhile */
+            PyObject *target = next->greenlet;
+            next->greenlet = NULL;
+            result = PyObject_CallMethodOneArg(target, str_switch, Py_True);
+            Py_DECREF(target);
+            Py_DECREF(next);
+            goto done;
+        }
+        Py_DECREF(next);
+    }
+    result = PyObject_CallMethodNoArgs(home->hub, str_switch);
+done:
+    Py_DECREF(home);
+    Py_CLEAR(self->greenlet);
+    if (timer != NULL) {
+        PyObject *type, *value, *tb, *r;
+        PyErr_Fetch(&type, &value, &tb);
+        r = PyObject_CallMethodOneArg((PyObject *)self, str_cancel, timer);
+        Py_DECREF(timer);
+        if (r == NULL) {
+            Py_XDECREF(type);
+            Py_XDECREF(value);
+            Py_XDECREF(tb);
+            Py_XDECREF(result);
+            return NULL;
+        }
+        Py_DECREF(r);
+        PyErr_Restore(type, value, tb);
+    }
+    if (result == NULL)
+        return NULL;
+    truth = PyObject_IsTrue(result);
+    Py_DECREF(result);
+    if (truth < 0)
+        return NULL;
+    return PyBool_FromLong(truth);
+}
+
+static PyObject *
+HubWaiter_resume(HubWaiterObject *self, PyObject *woken)
+{
+    return resume_waiter(self, woken);
+}
+
+static PyObject *
+call_with_hub(HubWaiterObject *self, PyObject *name, PyObject *hub, PyObject *func)
+{
+    PyObject *args[3] = {(PyObject *)self, hub, func};
+    return PyObject_VectorcallMethod(name, args, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+}
+
+static PyObject *
+HubWaiter_wake(HubWaiterObject *self, PyObject *ignored)
+{
+    HomeObject *home;
+    PyObject *r = NULL, *resume;
+    self->woken = 1;
+    if (self->greenlet == NULL)
+        Py_RETURN_NONE;
+    home = (HomeObject *)self->home;  /* published before the greenlet */
+    if (home == NULL || Py_TYPE(home) != &HomeType) {
+        PyErr_SetString(PyExc_RuntimeError, "HubWaiter.wake: waiter parked without a home");
+        return NULL;
+    }
+    if (PyThread_get_thread_ident() == home->thread && home->run_next == NULL) {
+        Py_INCREF(self);
+        home->run_next = (PyObject *)self;
+        if (home->due)
+            Py_RETURN_NONE;
+        home->due = 1;
+        r = call_with_hub(self, str_call_soon, home->hub, home->flush);
+    }
+    else {
+        resume = PyObject_GetAttr((PyObject *)self, str_resume);
+        if (resume == NULL)
+            return NULL;
+        r = call_with_hub(self, PyThread_get_thread_ident() == home->thread
+                          ? str_call_soon : str_call_soon_threadsafe, home->hub, resume);
+        Py_DECREF(resume);
+    }
+    if (r == NULL)
+        return NULL;
+    Py_DECREF(r);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef HubWaiter_methods[] = {
+    {"wait", (PyCFunction)HubWaiter_wait, METH_O,
+     "wait(timeout): park until woken (True) or until timeout seconds passed (False)."},
+    {"wake", (PyCFunction)HubWaiter_wake, METH_NOARGS, "wake(): resume the waiting greenlet."},
+    {"_resume", (PyCFunction)HubWaiter_resume, METH_O,
+     "_resume(woken): switch into the greenlet if it is still parked here."},
+    {NULL}
+};
+
+static PyMemberDef HubWaiter_members[] = {
+    {"_woken", T_BOOL, offsetof(HubWaiterObject, woken), READONLY, NULL},
+    {"_greenlet", T_OBJECT, offsetof(HubWaiterObject, greenlet), READONLY, NULL},
+    {"_home", T_OBJECT, offsetof(HubWaiterObject, home), READONLY, NULL},
+    {NULL}
+};
+
+static PyTypeObject HubWaiterType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "greenpools._speedups.HubWaiter",
+    .tp_doc = "The green backends' waiter (see greenpools.backends._green).",
+    .tp_basicsize = sizeof(HubWaiterObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_new = PyType_GenericNew,
+    .tp_traverse = (traverseproc)HubWaiter_traverse,
+    .tp_clear = (inquiry)HubWaiter_clear,
+    .tp_dealloc = (destructor)HubWaiter_dealloc,
+    .tp_methods = HubWaiter_methods,
+    .tp_members = HubWaiter_members,
+};
+
+static PyObject *
+speedups_configure_green(PyObject *module, PyObject *func)
+{
+    Py_INCREF(func);
+    Py_XSETREF(getcurrent, func);
     Py_RETURN_NONE;
 }
 
@@ -705,6 +1148,8 @@ static PyTypeObject FastPathType = {
 static PyMethodDef speedups_functions[] = {
     {"configure", speedups_configure, METH_VARARGS,
      "configure(forking, stall_watch, monotonic, deque): what the contended paths read."},
+    {"configure_green", speedups_configure_green, METH_O,
+     "configure_green(getcurrent): greenlet's getcurrent, for HubWaiter."},
     {NULL}
 };
 
@@ -721,7 +1166,8 @@ PyInit__speedups(void)
 {
     PyObject *m;
     if (PyType_Ready(&SlotType) < 0 || PyType_Ready(&ClientType) < 0
-        || PyType_Ready(&FastPathType) < 0)
+        || PyType_Ready(&FastPathType) < 0 || PyType_Ready(&HomeType) < 0
+        || PyType_Ready(&HubWaiterType) < 0)
         return NULL;
     str_acquire_slow = PyUnicode_InternFromString("_acquire_slow");
     str_discard_stale = PyUnicode_InternFromString("_discard_stale");
@@ -742,13 +1188,42 @@ PyInit__speedups(void)
     INTERN(str_abandon, "_abandon");
     INTERN(str_finish_queued, "_finish_queued");
     INTERN(str_close_pending, "_close_pending");
+    INTERN(str_get_hub, "_get_hub");
+    INTERN(str_new_home, "_new_home");
+    INTERN(str_greenpools_home, "_greenpools_home");
+    INTERN(str_switch, "switch");
+    INTERN(str_resume, "_resume");
+    INTERN(str_call_soon, "_call_soon");
+    INTERN(str_call_soon_threadsafe, "_call_soon_threadsafe");
+    INTERN(str_call_later, "_call_later");
+    INTERN(str_cancel, "_cancel");
+    INTERN(str_flush, "_flush");
 #undef INTERN
+    update_pid();
+#ifndef _WIN32
+    if (pthread_atfork(NULL, NULL, update_pid) != 0) {
+        PyErr_SetString(PyExc_OSError, "greenpools._speedups: pthread_atfork failed");
+        return NULL;
+    }
+#endif
     m = PyModule_Create(&speedups_module);
     if (m == NULL)
         return NULL;
     Py_INCREF(&SlotType);
     if (PyModule_AddObject(m, "Slot", (PyObject *)&SlotType) < 0) {
         Py_DECREF(&SlotType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&HomeType);
+    if (PyModule_AddObject(m, "Home", (PyObject *)&HomeType) < 0) {
+        Py_DECREF(&HomeType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&HubWaiterType);
+    if (PyModule_AddObject(m, "HubWaiter", (PyObject *)&HubWaiterType) < 0) {
+        Py_DECREF(&HubWaiterType);
         Py_DECREF(m);
         return NULL;
     }

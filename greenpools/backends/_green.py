@@ -3,7 +3,7 @@
 It parks the calling greenlet on its hub with a bare ``hub.switch()`` and
 is resumed by a callback the hub runs: the cheapest hand-off either
 library offers (a gevent ``Event`` costs about four times as much).  A
-backend module subclasses it with its hub's three operations.
+backend module subclasses it with its hub's operations.
 
 ``wait`` publishes its greenlet before it reads ``_woken`` and ``wake``
 sets ``_woken`` before it reads the greenlet, so a wake from another
@@ -21,19 +21,24 @@ callback scheduled with the slot still resumes it if nobody parks soon,
 and at most ``_DIRECT_SWITCHES`` direct switches happen between two runs
 of that callback, so greenlets passing resources among themselves
 without ever yielding cannot keep the hub (timers, I/O) from running.
+
+The C extension provides the same waiter (``_speedups.HubWaiter``, which
+calls the subclass's hub operations below); this module's Python version
+is used when it is not built or ``GREENPOOLS_NO_SPEEDUPS`` is set.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import greenlet
 from greenlet import getcurrent
 
-from .. import forking
+from .. import _fastpath, forking
 from .base import Waiter, native_thread_ident
 
-#: Direct switches allowed between two visits of the hub.
+#: Direct switches allowed between two visits of the hub (_speedups.c too).
 _DIRECT_SWITCHES = 16
 
 
@@ -46,11 +51,11 @@ class _Home:
 
     __slots__ = ("direct", "due", "flush", "hub", "pid", "run_next", "thread")
 
-    def __init__(self, hub: Any, thread: int) -> None:
+    def __init__(self, hub: Any, thread: int, pid: int) -> None:
         self.hub = hub
         self.thread = thread
-        self.pid = forking.pid
-        self.run_next: HubWaiter | None = None
+        self.pid = pid
+        self.run_next: PyHubWaiter | None = None
         self.due = False  # a flush callback is scheduled
         self.direct = 0  # direct switches since the hub last ran the flush
         self.flush = self._flush  # bound once: scheduled again and again
@@ -64,15 +69,12 @@ class _Home:
             waiter._resume(True)
 
 
-class HubWaiter(Waiter):
-    __slots__ = ("_greenlet", "_home", "_woken")
+class HubOperations:
+    """What a backend supplies to its waiter: its hub's operations."""
 
-    def __init__(self) -> None:
-        self._woken = False
-        self._greenlet: Any = None
-        self._home: _Home | None = None
+    __slots__ = ()
 
-    # -- what a backend supplies -------------------------------------------
+    _home_class: Callable[[Any, int, int], Any] = _Home
 
     @staticmethod
     def _get_hub() -> Any:
@@ -102,14 +104,25 @@ class HubWaiter(Waiter):
         """Called in the hub's thread when its waiters first use it (and
         again in a forked child); does nothing by default."""
 
-    # -- the waiter ---------------------------------------------------------
+    def _new_home(self, hub: Any) -> Any:
+        self._prepare_hub(hub)
+        home = hub._greenpools_home = self._home_class(hub, native_thread_ident(), forking.pid)
+        return home
+
+
+class PyHubWaiter(HubOperations, Waiter):
+    __slots__ = ("_greenlet", "_home", "_woken")
+
+    def __init__(self) -> None:
+        self._woken = False
+        self._greenlet: Any = None
+        self._home: _Home | None = None
 
     def _home_here(self) -> _Home:
         hub = self._get_hub()
         home: _Home | None = hub.__dict__.get("_greenpools_home")
         if home is None or home.pid != forking.pid:
-            self._prepare_hub(hub)
-            home = hub._greenpools_home = _Home(hub, native_thread_ident())
+            home = self._new_home(hub)
         return home
 
     def wait(self, timeout: float | None) -> bool:
@@ -128,10 +141,10 @@ class HubWaiter(Waiter):
             if waiter is not None and home.direct < _DIRECT_SWITCHES:
                 home.run_next = None
                 home.direct += 1
-                greenlet = waiter._greenlet
-                if greenlet is not None:  # not resumed by its timer meanwhile
+                parked = waiter._greenlet
+                if parked is not None:  # not resumed by its timer meanwhile
                     waiter._greenlet = None
-                    return bool(greenlet.switch(True))
+                    return bool(parked.switch(True))
             return bool(home.hub.switch())
         finally:
             self._greenlet = None
@@ -139,10 +152,10 @@ class HubWaiter(Waiter):
                 self._cancel(timer)
 
     def _resume(self, woken: bool) -> None:
-        greenlet = self._greenlet
-        if greenlet is not None:
+        parked = self._greenlet
+        if parked is not None:
             self._greenlet = None
-            greenlet.switch(woken)
+            parked.switch(woken)
 
     def wake(self) -> None:
         self._woken = True
@@ -159,3 +172,17 @@ class HubWaiter(Waiter):
                 self._call_soon(home.hub, home.flush)
         else:
             self._call_soon(home.hub, self._resume)
+
+
+if TYPE_CHECKING or not _fastpath.SPEEDUPS:
+    HubWaiter = PyHubWaiter
+else:
+    from .. import _speedups
+
+    _speedups.configure_green(greenlet.getcurrent)
+
+    class HubWaiter(_speedups.HubWaiter, HubOperations, Waiter):
+        """The C waiter with the backend's hub operations."""
+
+        __slots__ = ()
+        _home_class = _speedups.Home
