@@ -24,7 +24,7 @@ import os
 import traceback
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["SPEEDUPS", "FastPath", "Slot", "WaitingClient", "configure"]
+__all__ = ["SPEEDUPS", "FastPath", "Mutex", "Slot", "WaitingClient", "configure"]
 
 
 class PySlot:
@@ -62,6 +62,13 @@ class PyWaitingClient:
         self.state = 0  # greenpools.resource._WAITING
         self.slot: Any = None
         self.stall_warned = False
+
+
+def py_mutex() -> Any:
+    """The pool's lock: a native one (the C module's exposes its state to C)."""
+    from .backends.base import native_lock
+
+    return native_lock()
 
 
 def py_configure(forking: Any, stall_watch: Any, monotonic: Any, deque: type) -> None:
@@ -133,13 +140,15 @@ if TYPE_CHECKING:
     FastPath = PyFastPath
     WaitingClient = PyWaitingClient
     configure = py_configure
+    Mutex = py_mutex
     SPEEDUPS = False
 else:
     SPEEDUPS = False
-    Slot, FastPath, WaitingClient, configure = PySlot, PyFastPath, PyWaitingClient, py_configure
+    Slot, FastPath, WaitingClient = PySlot, PyFastPath, PyWaitingClient
+    configure, Mutex = py_configure, py_mutex
     if not os.environ.get("GREENPOOLS_NO_SPEEDUPS"):
         try:
-            from ._speedups import FastPath, Slot, WaitingClient, configure
+            from ._speedups import FastPath, Mutex, Slot, WaitingClient, configure
         except ImportError:
             pass
         else:

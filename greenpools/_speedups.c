@@ -121,14 +121,21 @@ static PyTypeObject SlotType = {
 #define CLIENT_WAITING 0
 #define CLIENT_GRANTED 1
 
+/* What the pool records of a queued caller.  A WaitingClient holds it next
+ * to the caller's waiter; a HubWaiter (below) holds it itself, so that a
+ * green caller queued by C costs one object, not two. */
 typedef struct {
-    PyObject_HEAD
-    PyObject *waiter;
     PyObject *slot;
     double since;
     long pid;
     int state;
     char stall_warned;
+} ClientPart;
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *waiter;
+    ClientPart part;
 } ClientObject;
 
 static int
@@ -142,11 +149,11 @@ Client_init(ClientObject *self, PyObject *args, PyObject *kwds)
         return -1;
     Py_INCREF(waiter);
     Py_XSETREF(self->waiter, waiter);
-    Py_CLEAR(self->slot);
-    self->since = since;
-    self->pid = pid;
-    self->state = CLIENT_WAITING;
-    self->stall_warned = 0;
+    Py_CLEAR(self->part.slot);
+    self->part.since = since;
+    self->part.pid = pid;
+    self->part.state = CLIENT_WAITING;
+    self->part.stall_warned = 0;
     return 0;
 }
 
@@ -154,7 +161,7 @@ static int
 Client_traverse(ClientObject *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->waiter);
-    Py_VISIT(self->slot);
+    Py_VISIT(self->part.slot);
     return 0;
 }
 
@@ -162,7 +169,7 @@ static int
 Client_clear(ClientObject *self)
 {
     Py_CLEAR(self->waiter);
-    Py_CLEAR(self->slot);
+    Py_CLEAR(self->part.slot);
     return 0;
 }
 
@@ -174,13 +181,16 @@ Client_dealloc(ClientObject *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+#define CLIENT_PART_MEMBERS(type) \
+    {"slot", T_OBJECT, offsetof(type, part.slot), 0, NULL}, \
+    {"since", T_DOUBLE, offsetof(type, part.since), 0, NULL}, \
+    {"pid", T_LONG, offsetof(type, part.pid), 0, NULL}, \
+    {"state", T_INT, offsetof(type, part.state), 0, NULL}, \
+    {"stall_warned", T_BOOL, offsetof(type, part.stall_warned), 0, NULL}
+
 static PyMemberDef Client_members[] = {
     {"waiter", T_OBJECT, offsetof(ClientObject, waiter), 0, NULL},
-    {"slot", T_OBJECT, offsetof(ClientObject, slot), 0, NULL},
-    {"since", T_DOUBLE, offsetof(ClientObject, since), 0, NULL},
-    {"pid", T_LONG, offsetof(ClientObject, pid), 0, NULL},
-    {"state", T_INT, offsetof(ClientObject, state), 0, NULL},
-    {"stall_warned", T_BOOL, offsetof(ClientObject, stall_warned), 0, NULL},
+    CLIENT_PART_MEMBERS(ClientObject),
     {NULL}
 };
 
@@ -283,6 +293,151 @@ pop_idle(FastPathObject *self)
     return (SlotObject *)slot;
 }
 
+/* -- Mutex: the pool's native lock, readable from C ------------------------------
+ *
+ * A plain operating-system lock like _thread.allocate_lock(), whose "held"
+ * flag the contended paths below read directly instead of calling
+ * locked().  The flag is set once the GIL is back after acquiring and
+ * cleared before releasing, so a C step that sees it clear cannot be
+ * inside anyone's locked section (one that acquired the lock but has not
+ * run yet changes nothing before it does).
+ */
+
+typedef struct {
+    PyObject_HEAD
+    PyThread_type_lock lock;
+    char held;
+} MutexObject;
+
+static PyObject *
+Mutex_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    MutexObject *self;
+    if (PyTuple_GET_SIZE(args) || (kwds && PyDict_GET_SIZE(kwds))) {
+        PyErr_SetString(PyExc_TypeError, "Mutex() takes no arguments");
+        return NULL;
+    }
+    self = (MutexObject *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    self->lock = PyThread_allocate_lock();
+    if (self->lock == NULL) {
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
+    return (PyObject *)self;
+}
+
+static void
+Mutex_dealloc(MutexObject *self)
+{
+    if (self->lock != NULL) {
+        if (self->held)
+            PyThread_release_lock(self->lock);
+        PyThread_free_lock(self->lock);
+    }
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* 1 when acquired, 0 when not (timeout or not blocking), -1 on error. */
+static int
+mutex_acquire(MutexObject *self, int blocking, double timeout)
+{
+    PyLockStatus status = PyThread_acquire_lock_timed(self->lock, 0, 0);
+    if (status != PY_LOCK_ACQUIRED && blocking) {
+        PY_TIMEOUT_T microseconds = timeout < 0 ? -1 : (PY_TIMEOUT_T)(timeout * 1e6);
+        do {
+            Py_BEGIN_ALLOW_THREADS
+            status = PyThread_acquire_lock_timed(self->lock, microseconds, 1);
+            Py_END_ALLOW_THREADS
+            /* A signal: run its handler (it may raise), then wait again; the
+             * pool's sections are short, so the timeout is not shortened. */
+            if (status == PY_LOCK_INTR && Py_MakePendingCalls() < 0)
+                return -1;
+        } while (status == PY_LOCK_INTR);
+    }
+    if (status != PY_LOCK_ACQUIRED)
+        return 0;
+    self->held = 1;
+    return 1;
+}
+
+static PyObject *
+Mutex_acquire(MutexObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"blocking", "timeout", NULL};
+    int blocking = 1, acquired;
+    double timeout = -1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|pd:acquire", kwlist, &blocking, &timeout))
+        return NULL;
+    if (!blocking && timeout != -1) {
+        PyErr_SetString(PyExc_ValueError, "can't specify a timeout for a non-blocking call");
+        return NULL;
+    }
+    if (timeout < 0 && timeout != -1) {
+        PyErr_SetString(PyExc_ValueError, "timeout value must be a non-negative number");
+        return NULL;
+    }
+    acquired = mutex_acquire(self, blocking, timeout);
+    if (acquired < 0)
+        return NULL;
+    return PyBool_FromLong(acquired);
+}
+
+static PyObject *
+Mutex_enter(MutexObject *self, PyObject *Py_UNUSED(ignored))
+{
+    int acquired = mutex_acquire(self, 1, -1);
+    if (acquired < 0)
+        return NULL;
+    return PyBool_FromLong(acquired);
+}
+
+static PyObject *
+Mutex_release(MutexObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (!self->held) {
+        PyErr_SetString(PyExc_RuntimeError, "release unlocked lock");
+        return NULL;
+    }
+    self->held = 0;
+    PyThread_release_lock(self->lock);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Mutex_exit(MutexObject *self, PyObject *args)
+{
+    return Mutex_release(self, NULL);
+}
+
+static PyObject *
+Mutex_locked(MutexObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(self->held);
+}
+
+static PyMethodDef Mutex_methods[] = {
+    {"acquire", (PyCFunction)(void (*)(void))Mutex_acquire, METH_VARARGS | METH_KEYWORDS,
+     "acquire(blocking=True, timeout=-1) -> bool"},
+    {"release", (PyCFunction)Mutex_release, METH_NOARGS, "release()"},
+    {"locked", (PyCFunction)Mutex_locked, METH_NOARGS, "locked() -> bool"},
+    {"__enter__", (PyCFunction)Mutex_enter, METH_NOARGS, NULL},
+    {"__exit__", (PyCFunction)Mutex_exit, METH_VARARGS, NULL},
+    {NULL}
+};
+
+static PyTypeObject MutexType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "greenpools._speedups.Mutex",
+    .tp_doc = "An operating-system lock whose state C code can read.",
+    .tp_basicsize = sizeof(MutexObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = Mutex_new,
+    .tp_dealloc = (destructor)Mutex_dealloc,
+    .tp_methods = Mutex_methods,
+};
+
 /* -- The contended paths of a plain pool --------------------------------------
  *
  * A plain pool (no hooks, no options) at its limit queues callers and hands
@@ -304,7 +459,10 @@ static PyObject *str_locked, *str_append, *str_appendleft, *str_popleft, *str_wa
 static int
 mutex_free(FastPathObject *self)
 {
-    PyObject *held = PyObject_CallMethodNoArgs(self->mutex, str_locked);
+    PyObject *held;
+    if (self->mutex != NULL && Py_TYPE(self->mutex) == &MutexType)
+        return !((MutexObject *)self->mutex)->held;
+    held = PyObject_CallMethodNoArgs(self->mutex, str_locked);
     int result;
     if (held == NULL)
         return -1;
@@ -351,9 +509,33 @@ read_clock(double *now)
     }
 }
 
-/* The green waiter, defined below: the contended paths call it directly. */
+/* The green waiter, defined below: the contended paths call it directly,
+ * and queue it as its own client. */
 static PyTypeObject HubWaiterType;
-typedef struct HubWaiterObject HubWaiterObject;
+typedef struct {
+    PyObject_HEAD
+    PyObject *greenlet;   /* the parked greenlet, or NULL */
+    PyObject *home;       /* Home, published before the greenlet */
+    char woken;
+    ClientPart part;
+} HubWaiterObject;
+
+/* The record of a queued caller, or NULL if ``client`` is not one of ours. */
+static ClientPart *
+client_part(PyObject *client)
+{
+    if (Py_TYPE(client) == &ClientType)
+        return &((ClientObject *)client)->part;
+    if (PyObject_TypeCheck(client, &HubWaiterType))
+        return &((HubWaiterObject *)client)->part;
+    return NULL;
+}
+
+static PyObject *
+client_waiter(PyObject *client)
+{
+    return Py_TYPE(client) == &ClientType ? ((ClientObject *)client)->waiter : client;
+}
 static PyObject *HubWaiter_wait(HubWaiterObject *self, PyObject *timeout);
 static PyObject *HubWaiter_wake(HubWaiterObject *self, PyObject *ignored);
 
@@ -417,8 +599,8 @@ close_pending(FastPathObject *self)
 static PyObject *
 acquire_queued(FastPathObject *self, PyObject *block, PyObject *timeout)
 {
-    PyObject *waiter, *running, *r;
-    ClientObject *client;
+    PyObject *waiter, *running, *r, *client;
+    ClientPart *part;
     double since, now;
     long pid;
     int free;
@@ -445,25 +627,35 @@ acquire_queued(FastPathObject *self, PyObject *block, PyObject *timeout)
         Py_DECREF(waiter);
         return NULL;
     }
-    client = (ClientObject *)ClientType.tp_alloc(&ClientType, 0);
-    if (client == NULL) {
-        Py_DECREF(waiter);
-        return NULL;
+    if (PyObject_TypeCheck(waiter, &HubWaiterType)) {
+        client = waiter;  /* its own client: the reference moves */
+        Py_INCREF(waiter);  /* ... and one more for the local `waiter` */
     }
-    client->waiter = waiter;
-    client->since = since;
-    client->pid = pid;
-    client->state = CLIENT_WAITING;
+    else {
+        client = ClientType.tp_alloc(&ClientType, 0);
+        if (client == NULL) {
+            Py_DECREF(waiter);
+            return NULL;
+        }
+        ((ClientObject *)client)->waiter = waiter;  /* the reference moves */
+        Py_INCREF(waiter);
+    }
+    part = client_part(client);
+    part->since = since;
+    part->pid = pid;
+    part->state = CLIENT_WAITING;
 
     /* Python ran since the first look (the waiter's constructor): look again,
      * now that nothing can run until the client is queued. */
     free = mutex_free(self);
     if (free <= 0 || !must_queue(self)) {
+        Py_DECREF(waiter);
         Py_DECREF(client);
         return NULL;
     }
-    r = PyObject_CallMethodOneArg(self->waiting, str_append, (PyObject *)client);
+    r = PyObject_CallMethodOneArg(self->waiting, str_append, client);
     if (r == NULL) {
+        Py_DECREF(waiter);
         Py_DECREF(client);
         return NULL;
     }
@@ -472,11 +664,12 @@ acquire_queued(FastPathObject *self, PyObject *block, PyObject *timeout)
     self->n_queued++;
 
     r = call_wait(waiter);
+    Py_DECREF(waiter);  /* the client keeps it */
     if (r == NULL) {
         /* Interrupted (a kill, a library timeout): pass on what reached us. */
         PyObject *type, *value, *tb;
         PyErr_Fetch(&type, &value, &tb);
-        r = PyObject_CallMethodOneArg((PyObject *)self, str_abandon, (PyObject *)client);
+        r = PyObject_CallMethodOneArg((PyObject *)self, str_abandon, client);
         Py_DECREF(client);
         if (r == NULL) {
             Py_XDECREF(type);
@@ -493,14 +686,16 @@ acquire_queued(FastPathObject *self, PyObject *block, PyObject *timeout)
         Py_DECREF(client);
         return NULL;
     }
-    if (client->state == CLIENT_GRANTED && pid == client->pid && client->slot != NULL
-        && Py_TYPE(client->slot) == &SlotType) {
-        PyObject *resource = ((SlotObject *)client->slot)->resource;
-        Py_DECREF(client);
-        if (read_clock(&now) < 0)
-            return NULL;
-        self->wait_s += now - since;
+    if (part->state == CLIENT_GRANTED && pid == part->pid && part->slot != NULL
+        && Py_TYPE(part->slot) == &SlotType) {
+        PyObject *resource = ((SlotObject *)part->slot)->resource;
         Py_INCREF(resource);
+        Py_DECREF(client);
+        if (read_clock(&now) < 0) {
+            Py_DECREF(resource);
+            return NULL;
+        }
+        self->wait_s += now - since;
         if (close_pending(self) < 0) {
             Py_DECREF(resource);
             return NULL;
@@ -508,7 +703,7 @@ acquire_queued(FastPathObject *self, PyObject *block, PyObject *timeout)
         return resource;
     }
     /* Refused, allowed to create, or copied into a forked child. */
-    r = PyObject_CallMethodOneArg((PyObject *)self, str_finish_queued, (PyObject *)client);
+    r = PyObject_CallMethodOneArg((PyObject *)self, str_finish_queued, client);
     Py_DECREF(client);
     return r;
 }
@@ -519,7 +714,7 @@ static int
 release_to_waiter(FastPathObject *self, SlotObject *slot)
 {
     PyObject *waiting = self->waiting, *client, *key, *r;
-    ClientObject *c;
+    ClientPart *part;
     Py_ssize_t queued;
     int free;
 
@@ -536,7 +731,8 @@ release_to_waiter(FastPathObject *self, SlotObject *slot)
     client = PyObject_CallMethodNoArgs(waiting, str_popleft);
     if (client == NULL)
         return -1;
-    if (Py_TYPE(client) != &ClientType) {
+    part = client_part(client);
+    if (part == NULL) {
         r = PyObject_CallMethodOneArg(waiting, str_appendleft, client);
         Py_DECREF(client);
         if (r == NULL)
@@ -544,7 +740,6 @@ release_to_waiter(FastPathObject *self, SlotObject *slot)
         Py_DECREF(r);
         return 0;
     }
-    c = (ClientObject *)client;
     key = PyLong_FromVoidPtr(slot->resource);
     if (key == NULL || PyDict_SetItem(self->out, key, (PyObject *)slot) < 0) {
         Py_XDECREF(key);
@@ -555,12 +750,12 @@ release_to_waiter(FastPathObject *self, SlotObject *slot)
     }
     Py_DECREF(key);
     Py_INCREF(slot);
-    Py_XSETREF(c->slot, (PyObject *)slot);
-    c->state = CLIENT_GRANTED;
+    Py_XSETREF(part->slot, (PyObject *)slot);
+    part->state = CLIENT_GRANTED;
     if (queued == 1)
         self->quiet = 1;  /* plain, open, nothing in excess: settled */
 
-    r = call_wake(c->waiter);
+    r = call_wake(client_waiter(client));
     Py_DECREF(client);
     if (r == NULL)
         return -1;
@@ -611,14 +806,9 @@ typedef struct {
     char due;             /* a flush callback is scheduled */
 } HomeObject;
 
-struct HubWaiterObject {
-    PyObject_HEAD
-    PyObject *greenlet;   /* the parked greenlet, or NULL */
-    PyObject *home;       /* Home, published before the greenlet */
-    char woken;
-};
 
 static PyTypeObject HomeType;
+static HomeObject *last_home;
 
 static int
 Home_init(HomeObject *self, PyObject *args, PyObject *kwds)
@@ -734,6 +924,7 @@ HubWaiter_traverse(HubWaiterObject *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->greenlet);
     Py_VISIT(self->home);
+    Py_VISIT(self->part.slot);
     return 0;
 }
 
@@ -742,6 +933,7 @@ HubWaiter_clear(HubWaiterObject *self)
 {
     Py_CLEAR(self->greenlet);
     Py_CLEAR(self->home);
+    Py_CLEAR(self->part.slot);
     return 0;
 }
 
@@ -773,6 +965,13 @@ home_here(HubWaiterObject *self)
     hub = PyObject_CallNoArgs(getter);
     if (hub == NULL)
         return NULL;
+    /* The last Home found, held strongly: its hub cannot be replaced by
+     * another object at the same address while we compare against it. */
+    if (last_home != NULL && last_home->hub == hub && last_home->pid == current_pid) {
+        Py_DECREF(hub);
+        Py_INCREF(last_home);
+        return last_home;
+    }
     home = PyObject_GetAttr(hub, str_greenpools_home);
     if (home == NULL) {
         if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
@@ -792,6 +991,10 @@ home_here(HubWaiterObject *self)
     if (home != NULL && Py_TYPE(home) != &HomeType) {
         PyErr_SetString(PyExc_TypeError, "_new_home() must return a greenpools._speedups.Home");
         Py_CLEAR(home);
+    }
+    if (home != NULL) {
+        Py_INCREF(home);
+        Py_XSETREF(last_home, (HomeObject *)home);
     }
     return (HomeObject *)home;
 }
@@ -945,6 +1148,20 @@ static PyMemberDef HubWaiter_members[] = {
     {"_woken", T_BOOL, offsetof(HubWaiterObject, woken), READONLY, NULL},
     {"_greenlet", T_OBJECT, offsetof(HubWaiterObject, greenlet), READONLY, NULL},
     {"_home", T_OBJECT, offsetof(HubWaiterObject, home), READONLY, NULL},
+    CLIENT_PART_MEMBERS(HubWaiterObject),
+    {NULL}
+};
+
+static PyObject *
+HubWaiter_get_waiter(PyObject *self, void *closure)
+{
+    Py_INCREF(self);
+    return self;
+}
+
+/* Queued by C, a HubWaiter is its own WaitingClient: client.waiter is itself. */
+static PyGetSetDef HubWaiter_getset[] = {
+    {"waiter", HubWaiter_get_waiter, NULL, "This waiter (it is its own client).", NULL},
     {NULL}
 };
 
@@ -960,6 +1177,7 @@ static PyTypeObject HubWaiterType = {
     .tp_dealloc = (destructor)HubWaiter_dealloc,
     .tp_methods = HubWaiter_methods,
     .tp_members = HubWaiter_members,
+    .tp_getset = HubWaiter_getset,
 };
 
 static PyObject *
@@ -1167,7 +1385,7 @@ PyInit__speedups(void)
     PyObject *m;
     if (PyType_Ready(&SlotType) < 0 || PyType_Ready(&ClientType) < 0
         || PyType_Ready(&FastPathType) < 0 || PyType_Ready(&HomeType) < 0
-        || PyType_Ready(&HubWaiterType) < 0)
+        || PyType_Ready(&HubWaiterType) < 0 || PyType_Ready(&MutexType) < 0)
         return NULL;
     str_acquire_slow = PyUnicode_InternFromString("_acquire_slow");
     str_discard_stale = PyUnicode_InternFromString("_discard_stale");
@@ -1212,6 +1430,12 @@ PyInit__speedups(void)
     Py_INCREF(&SlotType);
     if (PyModule_AddObject(m, "Slot", (PyObject *)&SlotType) < 0) {
         Py_DECREF(&SlotType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&MutexType);
+    if (PyModule_AddObject(m, "Mutex", (PyObject *)&MutexType) < 0) {
+        Py_DECREF(&MutexType);
         Py_DECREF(m);
         return NULL;
     }

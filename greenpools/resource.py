@@ -54,8 +54,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import backends, forking, lifecycle
-from ._fastpath import FastPath, Slot, WaitingClient, configure
-from .backends.base import native_lock
+from ._fastpath import FastPath, Mutex, Slot, WaitingClient, configure
 from .exceptions import LimitExceeded, PoolClosed, PoolTimeout, TooManyRequests, specialise
 from .stats import Counters
 
@@ -214,7 +213,7 @@ class Resource(FastPath, Counters, Generic[T]):
         self._pool_timeout = specialise(PoolTimeout, cls.LimitExceeded)
         self._too_many_requests = specialise(TooManyRequests, cls.LimitExceeded)
 
-        self._mutex = native_lock()
+        self._mutex = Mutex()
         self._idle: list[Slot] = []
         self._out: dict[int, Slot] = {}
         self._retired: dict[int, Slot] = {}  # lent when force-closed or forked
@@ -902,7 +901,7 @@ class Resource(FastPath, Counters, Generic[T]):
     def _after_fork_in_child(self) -> None:
         # Never blocks or yields: see greenpools.forking.  The child is single
         # threaded here, so the lists may be replaced.
-        self._mutex = native_lock()
+        self._mutex = Mutex()
         inherited = self._idle + list(self._out.values()) + self._pending_close
         self._retired.update(self._out)
         self._idle, self._out, self._pending_close = [], {}, []
