@@ -82,6 +82,34 @@ def spawn(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Task:
     return Task(fn, args, kwargs).start()
 
 
+def native_runner(backend_name: str):  # type: ignore[no-untyped-def]
+    """A function running ``fn(*args)`` in a real OS thread, returning a join()."""
+    if backend_name == "gevent":
+        import gevent
+
+        threadpool = gevent.get_hub().threadpool
+
+        def start(fn, *args):  # type: ignore[no-untyped-def]
+            result = threadpool.spawn(fn, *args)
+            return lambda: result.get(timeout=30)
+
+    elif backend_name == "eventlet":
+        import eventlet
+        from eventlet import tpool
+
+        def start(fn, *args):  # type: ignore[no-untyped-def]
+            green = eventlet.spawn(tpool.execute, fn, *args)
+            return green.wait
+
+    else:
+
+        def start(fn, *args):  # type: ignore[no-untyped-def]
+            task = spawn(fn, *args)
+            return task.join
+
+    return start
+
+
 def join_all(tasks: Iterable[Task], timeout: float = HANG_TIMEOUT) -> list[Any]:
     """Join every task (failing if one hangs); return their results in order."""
     deadline = time.monotonic() + timeout

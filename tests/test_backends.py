@@ -12,7 +12,16 @@ import threading
 from typing import Any
 
 import pytest
-from helpers import BACKEND, Factory, assert_balanced, join_all, run_python, spawn, wait_until
+from helpers import (
+    BACKEND,
+    Factory,
+    assert_balanced,
+    join_all,
+    native_runner,
+    run_python,
+    spawn,
+    wait_until,
+)
 
 import greenpools
 from greenpools import BackendUnavailable, backends
@@ -379,34 +388,6 @@ def test_blocking_acquire_yields_without_patching(library: str, how: str) -> Non
 # -- a native thread next to green threads ------------------------------------------
 
 
-def _native_runner(backend_name: str):  # type: ignore[no-untyped-def]
-    """A function running ``fn(*args)`` in a real OS thread, returning a join()."""
-    if backend_name == "gevent":
-        import gevent
-
-        threadpool = gevent.get_hub().threadpool
-
-        def start(fn, *args):  # type: ignore[no-untyped-def]
-            result = threadpool.spawn(fn, *args)
-            return lambda: result.get(timeout=30)
-
-    elif backend_name == "eventlet":
-        import eventlet
-        from eventlet import tpool
-
-        def start(fn, *args):  # type: ignore[no-untyped-def]
-            green = eventlet.spawn(tpool.execute, fn, *args)
-            return green.wait
-
-    else:
-
-        def start(fn, *args):  # type: ignore[no-untyped-def]
-            task = spawn(fn, *args)
-            return task.join
-
-    return start
-
-
 def _native_ident() -> int:
     return backends.base.native_thread_ident()
 
@@ -421,7 +402,7 @@ def test_native_thread_waits_for_green_release(backend_name: str) -> None:
         pool.release(resource)
         return resource, _native_ident()
 
-    join = _native_runner(backend_name)(native)
+    join = native_runner(backend_name)(native)
     wait_until(lambda: len(pool._waiting) == 1)
     pool.release(held)
     resource, thread = join()
@@ -436,7 +417,7 @@ def test_green_thread_waits_for_native_release(backend_name: str) -> None:
     held = pool.acquire()
     waiter = spawn(pool.acquire, True, 20)
     wait_until(lambda: len(pool._waiting) == 1)
-    _native_runner(backend_name)(pool.release, held)()
+    native_runner(backend_name)(pool.release, held)()
     assert waiter.join() is held
     pool.release(held)
     assert_balanced(pool)
@@ -463,7 +444,7 @@ def test_native_threads_and_green_threads_share_a_pool(backend_name: str) -> Non
             pool.release(resource)
         return rounds
 
-    start_native = _native_runner(backend_name)
+    start_native = native_runner(backend_name)
     natives = [start_native(cycle, 300) for _ in range(2)]
     greens = [spawn(cycle, 100) for _ in range(8)]
     assert join_all(greens) == [100] * 8

@@ -75,6 +75,9 @@ class HubOperations:
     __slots__ = ()
 
     _home_class: Callable[[Any, int, int], Any] = _Home
+    #: Where a hub keeps its home (each implementation its own, so that the
+    #: tests can run both in one process).
+    _home_attribute = "_greenpools_py_home"
 
     @staticmethod
     def _get_hub() -> Any:
@@ -106,7 +109,8 @@ class HubOperations:
 
     def _new_home(self, hub: Any) -> Any:
         self._prepare_hub(hub)
-        home = hub._greenpools_home = self._home_class(hub, native_thread_ident(), forking.pid)
+        home = self._home_class(hub, native_thread_ident(), forking.pid)
+        setattr(hub, self._home_attribute, home)
         return home
 
 
@@ -120,7 +124,7 @@ class PyHubWaiter(HubOperations, Waiter):
 
     def _home_here(self) -> _Home:
         hub = self._get_hub()
-        home: _Home | None = hub.__dict__.get("_greenpools_home")
+        home: _Home | None = hub.__dict__.get(self._home_attribute)
         if home is None or home.pid != forking.pid:
             home = self._new_home(hub)
         return home
@@ -186,3 +190,4 @@ else:
 
         __slots__ = ()
         _home_class = _speedups.Home
+        _home_attribute = "_greenpools_home"  # read by _speedups.c

@@ -33,7 +33,9 @@ class GeventWaiter(HubWaiter):
     @staticmethod
     def _call_later(hub: Any, seconds: float, func: Callable[[bool], None]) -> Any:
         timer = hub.loop.timer(seconds)
-        timer.start(func, False)
+        # From now, not from the loop's cached time: a greenlet that ran long
+        # without yielding would otherwise time out early (as gevent.Timeout).
+        timer.start(func, False, update=True)
         return timer
 
     @staticmethod

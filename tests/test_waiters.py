@@ -1,0 +1,181 @@
+"""The waiter contract, on this run's backend, for every waiter it has.
+
+On gevent and eventlet that is the C waiter (``greenpools._speedups``, when
+built) and the pure-Python one in ``greenpools.backends._green``, over the
+same hub operations; threads have one.  Beyond the contract, the green
+waiters' run-next hand-off: a task that wakes a waiter and then parks
+switches straight into it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+from helpers import BACKEND, native_runner, spawn, wait_until
+
+from greenpools import backends
+from greenpools.backends import _green
+
+
+def _waiter_classes() -> list[type[Any]]:
+    real = backends.get_backend().waiter_factory()
+    if not (isinstance(real, type) and issubclass(real, _green.HubOperations)):
+        return [real]
+    if issubclass(real, _green.PyHubWaiter):
+        return [real]
+    operations = {name: value for name, value in vars(real).items()
+                  if name.startswith("_") and not name.startswith("__")}
+    python = type(f"Py{real.__name__}", (_green.PyHubWaiter,), {**operations, "__slots__": ()})
+    return [real, python]
+
+
+@pytest.fixture(params=_waiter_classes(), ids=lambda cls: cls.__name__)
+def make_waiter(request: pytest.FixtureRequest) -> Any:
+    return request.param
+
+
+green_only = pytest.mark.skipif(BACKEND == "threading", reason="about green threads")
+
+
+def _parked(waiter: Any) -> bool:
+    """Whether a green waiter's task is parked in it (threads: not observable)."""
+    return getattr(waiter, "_greenlet", True) is not None
+
+
+def _green_spawn(func: Any) -> None:
+    """Schedule ``func`` without yielding (``Thread.start`` waits for it to run)."""
+    if BACKEND == "gevent":
+        import gevent
+
+        gevent.spawn(func)
+    else:
+        import eventlet
+
+        eventlet.spawn(func)
+
+
+def _real_sleep() -> Any:
+    """``time.sleep`` as it was before monkey patching: for native threads."""
+    if BACKEND == "gevent":
+        from gevent import monkey
+
+        return monkey.get_original("time", "sleep")
+    if BACKEND == "eventlet":
+        from eventlet import patcher
+
+        return patcher.original("time").sleep
+    return time.sleep
+
+
+def test_woken_before_waiting_returns_at_once(make_waiter: Any) -> None:
+    waiter = make_waiter()
+    waiter.wake()
+    assert waiter.wait(None) is True
+
+
+def test_zero_timeout_does_not_park(make_waiter: Any) -> None:
+    assert make_waiter().wait(0) is False
+
+
+def test_timeout_expires(make_waiter: Any) -> None:
+    """The timeout counts from the call, also after a long stretch without
+    yielding (a hub's cached clock is stale then)."""
+    waiter = make_waiter()
+    busy_until = time.monotonic() + 0.1
+    while time.monotonic() < busy_until:
+        pass
+    started = time.monotonic()
+    assert waiter.wait(0.05) is False
+    assert time.monotonic() - started >= 0.04
+    waiter.wake()  # late: harmless
+    assert waiter.wait(None) is True
+
+
+def test_woken_by_another_task(make_waiter: Any) -> None:
+    waiter = make_waiter()
+    ready = threading.Event()
+
+    def wait() -> bool:
+        ready.set()
+        return bool(waiter.wait(30))
+
+    task = spawn(wait)
+    ready.wait(30)
+    wait_until(lambda: _parked(waiter))
+    waiter.wake()
+    assert task.join() is True
+
+
+def test_woken_from_a_native_thread(make_waiter: Any) -> None:
+    waiter = make_waiter()
+    sleep = _real_sleep()
+
+    def wake_once_parked() -> None:
+        deadline = time.monotonic() + 30
+        while not _parked(waiter) and time.monotonic() < deadline:
+            sleep(0.001)
+        waiter.wake()
+
+    join = native_runner(BACKEND)(wake_once_parked)
+    assert waiter.wait(30) is True
+    join()
+
+
+@green_only
+def test_waker_that_parks_switches_straight_into_the_woken(make_waiter: Any) -> None:
+    order: list[str] = []
+    first, second = make_waiter(), make_waiter()
+
+    def woken() -> None:
+        assert first.wait(30)
+        order.append("woken")
+        second.wake()
+
+    def bystander() -> None:
+        order.append("bystander")
+
+    def waker() -> None:
+        _green_spawn(bystander)  # ready before the wake-up below
+        first.wake()
+        assert second.wait(30)  # parks: the woken task runs first
+        order.append("waker")
+
+    tasks = [spawn(woken)]
+    wait_until(lambda: _parked(first))
+    tasks.append(spawn(waker))
+    for task in tasks:
+        task.join()
+    assert order[0] == "woken", order
+    assert sorted(order) == ["bystander", "waker", "woken"]
+
+
+@green_only
+def test_an_interrupted_wait_forgets_its_task(make_waiter: Any) -> None:
+    waiter = make_waiter()
+
+    class Stop(Exception):
+        pass
+
+    def wait() -> None:
+        waiter.wait(30)
+
+    if BACKEND == "gevent":
+        import gevent
+
+        task = gevent.spawn(wait)
+        wait_until(lambda: _parked(waiter))
+        task.kill(Stop, block=True)
+        assert isinstance(task.exception, Stop)
+    else:
+        import eventlet
+
+        green = eventlet.spawn(wait)
+        wait_until(lambda: _parked(waiter))
+        green.kill(Stop())
+        with pytest.raises(Stop):
+            green.wait()
+    assert waiter._greenlet is None
+    waiter.wake()  # nobody to resume: harmless
