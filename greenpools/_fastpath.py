@@ -15,7 +15,9 @@ under the GIL, and the Python version re-reads ``_quiet`` after its
 The C module also queues and serves the callers of a *plain* pool (no
 hooks, no options) that is at its limit, see ``_speedups.c``; here those
 steps stay in the pool's locked Python methods, and ``WaitingClient`` is
-the queued caller's record in both.
+the queued caller's record in both.  ``Mutex`` is the pool's lock: the C
+module's is an operating-system lock like ``_thread``'s whose state its
+contended paths read.
 """
 
 from __future__ import annotations

@@ -232,6 +232,8 @@ typedef struct {
     char closed;
     char plain;              /* no hooks or options: a slot is all there is to a lease */
     char queue_in_c;         /* _queue_in_c: plain, no timeout, no max_waiting */
+    PyObject *append;        /* waiting.append and waiting.popleft, bound once */
+    PyObject *popleft;
 } FastPathObject;
 
 static PyObject *str_acquire_slow, *str_discard_stale, *str_release_slow, *str_release_unknown;
@@ -246,6 +248,8 @@ FastPath_traverse(FastPathObject *self, visitproc visit, void *arg)
     Py_VISIT(self->pending_close);
     Py_VISIT(self->stall_token);
     Py_VISIT(self->new_waiter);
+    Py_VISIT(self->append);
+    Py_VISIT(self->popleft);
     return 0;
 }
 
@@ -259,6 +263,8 @@ FastPath_clear(FastPathObject *self)
     Py_CLEAR(self->pending_close);
     Py_CLEAR(self->stall_token);
     Py_CLEAR(self->new_waiter);
+    Py_CLEAR(self->append);
+    Py_CLEAR(self->popleft);
     return 0;
 }
 
@@ -579,6 +585,26 @@ must_queue(FastPathObject *self)
         && self->idle != NULL && PyList_CheckExact(self->idle) && PyList_GET_SIZE(self->idle) == 0;
 }
 
+/* ``waiting.<append or popleft>(*args)``, with the bound methods kept (each
+ * holds the deque it belongs to, so an identity check tells it is current). */
+static PyObject *
+call_waiting(FastPathObject *self, PyObject **cache, PyObject *name, PyObject *arg)
+{
+    PyObject *method = *cache;
+    if (method == NULL || PyCFunction_GET_SELF(method) != self->waiting) {
+        method = PyObject_GetAttr(self->waiting, name);
+        if (method == NULL)
+            return NULL;
+        if (!PyCFunction_Check(method)) {  /* not deque's own: call it, keep nothing */
+            PyObject *r = arg ? PyObject_CallOneArg(method, arg) : PyObject_CallNoArgs(method);
+            Py_DECREF(method);
+            return r;
+        }
+        Py_XSETREF(*cache, method);
+    }
+    return arg ? PyObject_CallOneArg(method, arg) : PyObject_CallNoArgs(method);
+}
+
 static int
 close_pending(FastPathObject *self)
 {
@@ -653,7 +679,7 @@ acquire_queued(FastPathObject *self, PyObject *block, PyObject *timeout)
         Py_DECREF(client);
         return NULL;
     }
-    r = PyObject_CallMethodOneArg(self->waiting, str_append, client);
+    r = call_waiting(self, &self->append, str_append, client);
     if (r == NULL) {
         Py_DECREF(waiter);
         Py_DECREF(client);
@@ -708,12 +734,13 @@ acquire_queued(FastPathObject *self, PyObject *block, PyObject *timeout)
     return r;
 }
 
-/* Hand a slot returned to a plain pool to its oldest waiter.  Returns 1 when
- * done, 0 when the case does not apply (nothing changed), -1 on error. */
+/* Hand a slot returned to a plain pool to its oldest waiter (``key`` is
+ * id(slot.resource)).  Returns 1 when done, 0 when the case does not apply
+ * (nothing changed), -1 on error. */
 static int
-release_to_waiter(FastPathObject *self, SlotObject *slot)
+release_to_waiter(FastPathObject *self, SlotObject *slot, PyObject *key)
 {
-    PyObject *waiting = self->waiting, *client, *key, *r;
+    PyObject *waiting = self->waiting, *client, *r;
     ClientPart *part;
     Py_ssize_t queued;
     int free;
@@ -728,7 +755,7 @@ release_to_waiter(FastPathObject *self, SlotObject *slot)
     free = mutex_free(self);
     if (free <= 0)
         return free;
-    client = PyObject_CallMethodNoArgs(waiting, str_popleft);
+    client = call_waiting(self, &self->popleft, str_popleft, NULL);
     if (client == NULL)
         return -1;
     part = client_part(client);
@@ -740,15 +767,12 @@ release_to_waiter(FastPathObject *self, SlotObject *slot)
         Py_DECREF(r);
         return 0;
     }
-    key = PyLong_FromVoidPtr(slot->resource);
-    if (key == NULL || PyDict_SetItem(self->out, key, (PyObject *)slot) < 0) {
-        Py_XDECREF(key);
+    if (PyDict_SetItem(self->out, key, (PyObject *)slot) < 0) {  /* key: id(slot.resource) */
         r = PyObject_CallMethodOneArg(waiting, str_appendleft, client);
         Py_XDECREF(r);
         Py_DECREF(client);
         return -1;
     }
-    Py_DECREF(key);
     Py_INCREF(slot);
     Py_XSETREF(part->slot, (PyObject *)slot);
     part->state = CLIENT_GRANTED;
@@ -1292,10 +1316,10 @@ FastPath_release(FastPathObject *self, PyObject *resource)
         Py_DECREF(slot);
         return NULL;
     }
-    Py_DECREF(key);
     if (self->quiet && Py_TYPE(slot) == &SlotType
         && ((SlotObject *)slot)->generation == self->generation
         && self->idle != NULL && PyList_CheckExact(self->idle)) {
+        Py_DECREF(key);
         if (PyList_Append(self->idle, slot) < 0) {
             Py_DECREF(slot);
             return NULL;
@@ -1304,7 +1328,8 @@ FastPath_release(FastPathObject *self, PyObject *resource)
         Py_RETURN_NONE;
     }
     if (Py_TYPE(slot) == &SlotType) {
-        int done = release_to_waiter(self, (SlotObject *)slot);
+        int done = release_to_waiter(self, (SlotObject *)slot, key);
+        Py_DECREF(key);
         if (done != 0) {
             Py_DECREF(slot);
             if (done < 0)
@@ -1312,6 +1337,8 @@ FastPath_release(FastPathObject *self, PyObject *resource)
             Py_RETURN_NONE;
         }
     }
+    else
+        Py_DECREF(key);
     {
         PyObject *r = PyObject_CallMethodOneArg((PyObject *)self, str_release_slow, slot);
         Py_DECREF(slot);
