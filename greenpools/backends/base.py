@@ -44,10 +44,14 @@ def _unpatched_thread_function(name: str) -> Any:
     return getattr(_thread, name)
 
 
+#: ``_thread.allocate_lock`` as it was before any patching (looked up once:
+#: a waiter of the threading backend makes a lock per wait).
+_allocate_lock: Callable[[], NativeLock] = _unpatched_thread_function("allocate_lock")
+
+
 def native_lock() -> NativeLock:
     """A new lock of the operating system's threads, never a green one."""
-    lock: NativeLock = _unpatched_thread_function("allocate_lock")()
-    return lock
+    return _allocate_lock()
 
 
 #: Identity of the running native thread, ignoring monkey patching (the

@@ -16,8 +16,8 @@ class ThreadWaiter(Waiter):
     __slots__ = ("_lock",)
 
     def __init__(self) -> None:
-        self._lock = native_lock()
-        self._lock.acquire()
+        lock = self._lock = native_lock()
+        lock.acquire()
 
     def wait(self, timeout: float | None) -> bool:
         return self._lock.acquire(True, -1 if timeout is None else timeout)
