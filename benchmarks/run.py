@@ -67,20 +67,31 @@ def main(argv: list[str]) -> int:
     backends = args.backend or bench.installed_backends()
     scenarios = args.scenario or list(suite.ALL_SCENARIOS)
     in_workers = [s for s in suite.WORKER_SCENARIOS if s in scenarios]
+    # The broker scenario last, for every backend: the broker shares the
+    # machine's cores and stays busy a while after it (confirms, queue
+    # deletion), which would otherwise weigh on the next CPU-bound scenario.
+    passes = [p for p in ([s for s in in_workers if s not in suite.BROKER_SCENARIOS],
+                          [s for s in in_workers if s in suite.BROKER_SCENARIOS]) if p]
     jobs = s4_jobs(backends) if "s4" in scenarios else []
-    total = len(jobs) + sum(len(bench.plan(b, in_workers, settings, suite.CONTENDERS)) + 1
-                            for b in backends if in_workers)
+    total = len(jobs) + sum(len(bench.plan(b, scenario_pass, settings, suite.CONTENDERS)) + 1
+                            for scenario_pass in passes for b in backends)
     bar = bench.ProgressBar(total, stream=open(os.devnull, "w") if args.no_progress else None)
     started = time.monotonic()
 
     results: dict[str, Any] = {b: {"backend": b, "raw": {}, "errors": {}} for b in backends}
-    for backend in backends if in_workers else []:
-        command = [sys.executable, os.path.join(HERE, "worker.py"), backend, preset,
-                   ",".join(in_workers)]
-        try:
-            results[backend] = run_worker(command, bar)
-        except RuntimeError as exc:
-            results[backend]["errors"]["worker"] = str(exc)
+    for scenario_pass in passes:
+        for backend in backends:
+            command = [sys.executable, os.path.join(HERE, "worker.py"), backend, preset,
+                       ",".join(scenario_pass)]
+            try:
+                result = run_worker(command, bar)
+            except RuntimeError as exc:
+                results[backend]["errors"][f"worker {','.join(scenario_pass)}"] = str(exc)
+                continue
+            merged = results[backend]
+            merged["raw"].update(result["raw"])
+            merged["errors"].update(result["errors"])
+            merged["versions"] = result.get("versions", {})
     for lib, contender in jobs:
         bar.advance(f"{lib}: S4 {contender}")
         try:

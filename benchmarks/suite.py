@@ -18,6 +18,8 @@ from greenpools import bench
 
 #: Scenarios run inside each backend's patched worker, in this order.
 WORKER_SCENARIOS = ("s1", "s2", "s3", "memory", "s5")
+#: Scenarios that load the broker: run after every backend's others.
+BROKER_SCENARIOS = ("s5",)
 #: S4 runs in unpatched processes of its own (benchmarks/cooperative.py).
 ALL_SCENARIOS = ("s1", "s2", "s3", "s4", "s5", "memory")
 
