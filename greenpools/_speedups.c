@@ -815,7 +815,7 @@ speedups_configure(PyObject *module, PyObject *args)
 
 #define DIRECT_SWITCHES 16
 
-static PyObject *str_get_hub, *str_new_home, *str_greenpools_home, *str_switch, *str_resume,
+static PyObject *str_get_hub, *str_peek_hub, *str_new_home, *str_greenpools_home, *str_switch, *str_resume,
     *str_call_soon, *str_call_soon_threadsafe, *str_call_later, *str_cancel, *str_flush;
 static PyObject *getcurrent;  /* greenlet.getcurrent, set by configure_green() */
 
@@ -977,16 +977,31 @@ home_here(HubWaiterObject *self)
     PyObject *hub, *home;
     long pid = 0;
     /* The hub getter of the last waiter class seen (classes live for good). */
-    static PyTypeObject *getter_of;
-    static PyObject *getter;
-    if (Py_TYPE(self) != getter_of) {
-        PyObject *found = PyObject_GetAttr((PyObject *)Py_TYPE(self), str_get_hub);
-        if (found == NULL)
+    /* The hub operations of the last waiter class seen (held, so that its
+     * address cannot be taken by another class while we compare). */
+    static PyObject *ops_of, *getter, *peeker;
+    if ((PyObject *)Py_TYPE(self) != ops_of) {
+        PyObject *get = PyObject_GetAttr((PyObject *)Py_TYPE(self), str_get_hub);
+        PyObject *peek = get ? PyObject_GetAttr((PyObject *)Py_TYPE(self), str_peek_hub) : NULL;
+        if (peek == NULL) {
+            Py_XDECREF(get);
             return NULL;
-        Py_XSETREF(getter, found);
-        getter_of = Py_TYPE(self);
+        }
+        Py_XSETREF(getter, get);
+        Py_XSETREF(peeker, peek);
+        Py_INCREF(Py_TYPE(self));
+        Py_XSETREF(ops_of, (PyObject *)Py_TYPE(self));
     }
-    hub = PyObject_CallNoArgs(getter);
+    hub = NULL;
+    if (peeker != Py_None) {  /* the thread's hub if it has one, cheaply */
+        hub = PyObject_CallNoArgs(peeker);
+        if (hub == NULL)
+            return NULL;
+        if (hub == Py_None)
+            Py_CLEAR(hub);
+    }
+    if (hub == NULL)
+        hub = PyObject_CallNoArgs(getter);
     if (hub == NULL)
         return NULL;
     /* The last Home found, held strongly: its hub cannot be replaced by
@@ -1434,6 +1449,7 @@ PyInit__speedups(void)
     INTERN(str_finish_queued, "_finish_queued");
     INTERN(str_close_pending, "_close_pending");
     INTERN(str_get_hub, "_get_hub");
+    INTERN(str_peek_hub, "_peek_hub");
     INTERN(str_new_home, "_new_home");
     INTERN(str_greenpools_home, "_greenpools_home");
     INTERN(str_switch, "switch");

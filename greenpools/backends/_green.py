@@ -83,6 +83,10 @@ class HubOperations:
     def _get_hub() -> Any:
         raise NotImplementedError
 
+    #: Optional: the running thread's hub if it has one yet, else None; a
+    #: cheaper ``_get_hub`` for every wait but a thread's first.
+    _peek_hub: Callable[[], Any] | None = None
+
     @staticmethod
     def _call_soon(hub: Any, func: Callable[[bool], None]) -> None:
         """Run ``func(True)`` from ``hub``'s loop (same native thread)."""
@@ -123,7 +127,7 @@ class PyHubWaiter(HubOperations, Waiter):
         self._home: _Home | None = None
 
     def _home_here(self) -> _Home:
-        hub = self._get_hub()
+        hub = (self._peek_hub is not None and self._peek_hub()) or self._get_hub()
         home: _Home | None = hub.__dict__.get(self._home_attribute)
         if home is None or home.pid != forking.pid:
             home = self._new_home(hub)

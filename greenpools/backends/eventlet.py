@@ -9,6 +9,7 @@ which runs the wake-up in the hub's own thread.
 from __future__ import annotations
 
 import collections
+import functools
 import os
 from collections.abc import Callable, Hashable
 from typing import Any
@@ -70,6 +71,12 @@ class EventletWaiter(HubWaiter):
     __slots__ = ()
 
     _get_hub = staticmethod(hubs.get_hub)
+    # hubs.get_hub() is Python; the thread-local it reads is cheaper to ask
+    # directly once the thread has a hub.
+    _peek_hub = (
+        functools.partial(getattr, hubs._threadlocal, "hub", None)
+        if hasattr(hubs, "_threadlocal") else None
+    )
 
     @staticmethod
     def _prepare_hub(hub: Any) -> None:
