@@ -101,6 +101,24 @@ def make_sqlalchemy_pool(limit: int) -> Subject:
                    identify=lambda fairy: id(fairy.dbapi_connection))
 
 
+def _hub_and_call_soon(backend: str) -> tuple[Any, Any]:
+    """The running green backend's hub and its ``soon(func, *args)``: run
+    ``func(*args)`` from the hub's loop as soon as it gets there."""
+    if backend == "gevent":
+        from gevent import get_hub
+
+        hub = get_hub()
+        return hub, hub.loop.run_callback
+    from eventlet import hubs
+
+    eventlet_hub = hubs.get_hub()
+
+    def soon(func: Any, *args: Any) -> Any:
+        return eventlet_hub.schedule_call_global(0, func, *args)
+
+    return eventlet_hub, soon
+
+
 def make_fifo_floor(limit: int) -> Subject:
     """The least a strict FIFO hand-off can do: no timeouts, no checks, no stats.
 
@@ -114,18 +132,7 @@ def make_fifo_floor(limit: int) -> Subject:
     idle = [Thing() for _ in range(limit)]
     if backend == "threading":
         return _thread_fifo(idle)
-    if backend == "gevent":
-        from gevent import get_hub
-
-        hub = get_hub()
-        soon = hub.loop.run_callback
-    else:
-        from eventlet import hubs
-
-        hub = hubs.get_hub()
-
-        def soon(func: Any, *args: Any) -> Any:
-            return hub.schedule_call_global(0, func, *args)
+    hub, soon = _hub_and_call_soon(backend)
 
     waiters: deque[Any] = deque()
 
@@ -153,19 +160,7 @@ def make_run_next_floor(limit: int) -> Subject:
     at most between hub visits): the least greenpools' own green
     hand-off can cost.
     """
-    if running_backend() == "gevent":
-        from gevent import get_hub
-
-        hub = get_hub()
-        soon = hub.loop.run_callback
-    else:
-        from eventlet import hubs
-
-        hub = hubs.get_hub()
-
-        def soon(func: Any, *args: Any) -> Any:
-            return hub.schedule_call_global(0, func, *args)
-
+    hub, soon = _hub_and_call_soon(running_backend())
     idle = [Thing() for _ in range(limit)]
     waiters: deque[Any] = deque()
     slot: list[Any] = [None, False, 0]  # (greenlet, resource) due next, flush due, direct

@@ -73,7 +73,7 @@ def py_mutex() -> Any:
     return native_lock()
 
 
-def py_configure(forking: Any, stall_watch: Any, monotonic: Any, deque: type) -> None:
+def py_configure(stall_watch: Any, monotonic: Any, deque: type) -> None:
     """The C contended paths' view of the rest of the package (nothing here)."""
 
 

@@ -455,26 +455,18 @@ static PyTypeObject MutexType = {
  * thing under the lock.
  */
 
-static PyObject *forking_module, *stall_watch, *monotonic;
+static PyObject *stall_watch, *monotonic;
 static PyTypeObject *deque_type;
-static PyObject *str_locked, *str_append, *str_appendleft, *str_popleft, *str_wait, *str_wake,
-    *str_running, *str_watch, *str_pid, *str_abandon, *str_finish_queued, *str_close_pending;
+static PyObject *str_append, *str_appendleft, *str_popleft, *str_wait, *str_wake,
+    *str_running, *str_watch, *str_abandon, *str_finish_queued, *str_close_pending;
 
-/* 1 when the pool's lock is free (nobody is in a locked section), 0 when
- * it is held, -1 on error. */
+/* 1 when the pool's lock is free (nobody is in a locked section); 0 when it
+ * is held, or is not our Mutex (the Python path then does the work). */
 static int
 mutex_free(FastPathObject *self)
 {
-    PyObject *held;
-    if (self->mutex != NULL && Py_TYPE(self->mutex) == &MutexType)
-        return !((MutexObject *)self->mutex)->held;
-    held = PyObject_CallMethodNoArgs(self->mutex, str_locked);
-    int result;
-    if (held == NULL)
-        return -1;
-    result = held == Py_False;
-    Py_DECREF(held);
-    return result;
+    return self->mutex != NULL && Py_TYPE(self->mutex) == &MutexType
+        && !((MutexObject *)self->mutex)->held;
 }
 
 /* greenpools.forking.pid, kept here by a fork handler of our own: it runs
@@ -485,13 +477,6 @@ static void
 update_pid(void)
 {
     current_pid = (long)getpid();
-}
-
-static int
-read_pid(long *pid)
-{
-    *pid = current_pid;
-    return 0;
 }
 
 /* time.monotonic(): on Linux the same clock read directly. */
@@ -628,10 +613,9 @@ acquire_queued(FastPathObject *self, PyObject *block, PyObject *timeout)
     PyObject *waiter, *running, *r, *client;
     ClientPart *part;
     double since, now;
-    long pid;
     int free;
 
-    if (!self->queue_in_c || block != Py_True || timeout != Py_None || forking_module == NULL
+    if (!self->queue_in_c || block != Py_True || timeout != Py_None || stall_watch == NULL
         || !must_queue(self))
         return NULL;
     /* A wait without timeout is watched for stalls (nested acquires). */
@@ -649,7 +633,7 @@ acquire_queued(FastPathObject *self, PyObject *block, PyObject *timeout)
     waiter = new_waiter(self);
     if (waiter == NULL)
         return NULL;
-    if (read_clock(&since) < 0 || read_pid(&pid) < 0) {
+    if (read_clock(&since) < 0) {
         Py_DECREF(waiter);
         return NULL;
     }
@@ -668,7 +652,7 @@ acquire_queued(FastPathObject *self, PyObject *block, PyObject *timeout)
     }
     part = client_part(client);
     part->since = since;
-    part->pid = pid;
+    part->pid = current_pid;
     part->state = CLIENT_WAITING;
 
     /* Python ran since the first look (the waiter's constructor): look again,
@@ -708,11 +692,7 @@ acquire_queued(FastPathObject *self, PyObject *block, PyObject *timeout)
         return NULL;
     }
     Py_DECREF(r);
-    if (read_pid(&pid) < 0) {
-        Py_DECREF(client);
-        return NULL;
-    }
-    if (part->state == CLIENT_GRANTED && pid == part->pid && part->slot != NULL
+    if (part->state == CLIENT_GRANTED && part->pid == current_pid && part->slot != NULL
         && Py_TYPE(part->slot) == &SlotType) {
         PyObject *resource = ((SlotObject *)part->slot)->resource;
         Py_INCREF(resource);
@@ -790,11 +770,9 @@ release_to_waiter(FastPathObject *self, SlotObject *slot, PyObject *key)
 static PyObject *
 speedups_configure(PyObject *module, PyObject *args)
 {
-    PyObject *forking, *watch, *clock, *deque;
-    if (!PyArg_ParseTuple(args, "OOOO!:configure", &forking, &watch, &clock, &PyType_Type, &deque))
+    PyObject *watch, *clock, *deque;
+    if (!PyArg_ParseTuple(args, "OOO!:configure", &watch, &clock, &PyType_Type, &deque))
         return NULL;
-    Py_INCREF(forking);
-    Py_XSETREF(forking_module, forking);
     Py_INCREF(watch);
     Py_XSETREF(stall_watch, watch);
     Py_INCREF(clock);
@@ -975,8 +953,6 @@ static HomeObject *
 home_here(HubWaiterObject *self)
 {
     PyObject *hub, *home;
-    long pid = 0;
-    /* The hub getter of the last waiter class seen (classes live for good). */
     /* The hub operations of the last waiter class seen (held, so that its
      * address cannot be taken by another class while we compare). */
     static PyObject *ops_of, *getter, *peeker;
@@ -1019,11 +995,8 @@ home_here(HubWaiterObject *self)
         }
         PyErr_Clear();
     }
-    else if (Py_TYPE(home) != &HomeType || forking_module == NULL || read_pid(&pid) < 0
-             || ((HomeObject *)home)->pid != pid) {
-        PyErr_Clear();
+    else if (Py_TYPE(home) != &HomeType || ((HomeObject *)home)->pid != current_pid)
         Py_CLEAR(home);
-    }
     if (home == NULL)
         home = PyObject_CallMethodOneArg((PyObject *)self, str_new_home, hub);
     Py_DECREF(hub);
@@ -1407,7 +1380,7 @@ static PyTypeObject FastPathType = {
 
 static PyMethodDef speedups_functions[] = {
     {"configure", speedups_configure, METH_VARARGS,
-     "configure(forking, stall_watch, monotonic, deque): what the contended paths read."},
+     "configure(stall_watch, monotonic, deque): what the contended paths read."},
     {"configure_green", speedups_configure_green, METH_O,
      "configure_green(getcurrent): greenlet's getcurrent, for HubWaiter."},
     {NULL}
@@ -1436,7 +1409,6 @@ PyInit__speedups(void)
     if (!str_acquire_slow || !str_discard_stale || !str_release_slow || !str_release_unknown)
         return NULL;
 #define INTERN(var, text) if ((var = PyUnicode_InternFromString(text)) == NULL) return NULL
-    INTERN(str_locked, "locked");
     INTERN(str_append, "append");
     INTERN(str_appendleft, "appendleft");
     INTERN(str_popleft, "popleft");
@@ -1444,7 +1416,6 @@ PyInit__speedups(void)
     INTERN(str_wake, "wake");
     INTERN(str_running, "running");
     INTERN(str_watch, "watch");
-    INTERN(str_pid, "pid");
     INTERN(str_abandon, "_abandon");
     INTERN(str_finish_queued, "_finish_queued");
     INTERN(str_close_pending, "_close_pending");

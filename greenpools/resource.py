@@ -1035,4 +1035,4 @@ def _switch_all(backend: backends.Backend) -> None:
 backends.on_switch(_switch_all)
 
 # What the C module reads when it queues and serves a plain pool's callers.
-configure(forking, lifecycle.stall_watch, _monotonic, deque)
+configure(lifecycle.stall_watch, _monotonic, deque)

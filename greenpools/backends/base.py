@@ -93,13 +93,13 @@ class Backend(abc.ABC):
     monotonic: Callable[[], float] = staticmethod(time.monotonic)
 
     @abc.abstractmethod
+    def waiter_factory(self) -> Callable[[], Waiter]:
+        """What makes this backend's waiters (its waiter class): pools keep
+        it, and call it for every wait."""
+
     def waiter(self) -> Waiter:
         """A new, unset :class:`Waiter` for the running task."""
-
-    def waiter_factory(self) -> Callable[[], Waiter]:
-        """The cheapest callable that makes :meth:`waiter`'s waiters (the
-        waiter class itself, where that is all ``waiter`` does)."""
-        return self.waiter
+        return self.waiter_factory()()
 
     @abc.abstractmethod
     def sleep(self, seconds: float) -> None:

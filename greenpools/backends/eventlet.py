@@ -103,9 +103,6 @@ class EventletWaiter(HubWaiter):
 class EventletBackend(Backend):
     name = "eventlet"
 
-    def waiter(self) -> Waiter:
-        return EventletWaiter()
-
     def waiter_factory(self) -> Callable[[], Waiter]:
         return EventletWaiter
 

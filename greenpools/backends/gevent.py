@@ -49,9 +49,6 @@ class GeventBackend(Backend):
     #: A builtin, not a method: the pool calls it on hot paths.
     current_task: Callable[[], Hashable] = staticmethod(getcurrent)  # type: ignore[assignment]
 
-    def waiter(self) -> Waiter:
-        return GeventWaiter()
-
     def waiter_factory(self) -> Callable[[], Waiter]:
         return GeventWaiter
 

@@ -29,9 +29,6 @@ class ThreadWaiter(Waiter):
 class ThreadingBackend(Backend):
     name = "threading"
 
-    def waiter(self) -> Waiter:
-        return ThreadWaiter()
-
     def waiter_factory(self) -> Callable[[], Waiter]:
         return ThreadWaiter
 
