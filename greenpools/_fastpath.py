@@ -5,7 +5,8 @@ back to the same logic in Python when it is not built or when the
 environment variable ``GREENPOOLS_NO_SPEEDUPS`` is set.
 
 The fast path only moves a slot between the idle stack ``_idle`` and the
-lent map ``_out``, and only while ``_quiet`` is true: the pool has no
+caller (setting or clearing its ``lent`` flag; ``_slots`` finds the slot
+of a released resource), and only while ``_quiet`` is true: the pool has no
 hooks to run, no waiters, nothing to shrink and is open.  The pool's
 locked slow paths clear ``_quiet`` *before* they queue a waiter, shrink
 or close, and then look at ``_idle``; in C each fast-path call is atomic
@@ -33,7 +34,7 @@ class PySlot:
     """Book-keeping for one pooled resource, made once when it is created."""
 
     __slots__ = (
-        "created", "expires", "generation", "holder", "idle_since", "leak_warned",
+        "created", "expires", "generation", "holder", "idle_since", "leak_warned", "lent",
         "lent_at", "pid", "resource", "stack",
     )
 
@@ -50,6 +51,7 @@ class PySlot:
         self.holder: Any = None
         self.stack: list[traceback.FrameSummary] | None = None
         self.leak_warned = False
+        self.lent = False  # held by a caller, or granted to a waiter
 
 
 class PyWaitingClient:
@@ -81,7 +83,8 @@ class PyFastPath:
     """Pure-Python fast path; the pool's slow-path methods do the rest."""
 
     _idle: list[Any]
-    _out: dict[int, Any]
+    _slots: dict[int, Any]
+    _mutex: Any
     _generation: int
     _n_requests: int
     _quiet: bool
@@ -104,9 +107,8 @@ class PyFastPath:
                 pass
             else:
                 if slot.generation == self._generation:
-                    resource = slot.resource
-                    self._out[id(resource)] = slot
-                    return resource
+                    slot.lent = True
+                    return slot.resource
                 self._discard_stale(slot)
         return self._acquire_slow(block, timeout)
 
@@ -116,8 +118,16 @@ class PyFastPath:
         Raises ``ValueError`` (and changes nothing) when ``resource`` is
         not currently lent by this pool: released twice, or never acquired.
         """
-        slot = self._out.pop(id(resource), None)
+        slot = self._slots.get(id(resource))
         if slot is None:
+            self._release_unknown(resource)
+            return
+        # Test and clear as one step: two threads may race a double release
+        # (the C version is one step under the GIL).
+        with self._mutex:
+            lent = slot.lent
+            slot.lent = False
+        if not lent:
             self._release_unknown(resource)
             return
         if self._quiet and slot.generation == self._generation:

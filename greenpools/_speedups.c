@@ -32,6 +32,7 @@ typedef struct {
     Py_ssize_t generation;
     long pid;
     char leak_warned;
+    char lent;  /* held by a caller, or granted to a waiter */
 } SlotObject;
 
 static int
@@ -58,6 +59,7 @@ Slot_init(SlotObject *self, PyObject *args, PyObject *kwds)
     self->generation = generation;
     self->pid = pid;
     self->leak_warned = 0;
+    self->lent = 0;
     return 0;
 }
 
@@ -98,6 +100,7 @@ static PyMemberDef Slot_members[] = {
     {"generation", T_PYSSIZET, offsetof(SlotObject, generation), 0, NULL},
     {"pid", T_LONG, offsetof(SlotObject, pid), 0, NULL},
     {"leak_warned", T_BOOL, offsetof(SlotObject, leak_warned), 0, NULL},
+    {"lent", T_BOOL, offsetof(SlotObject, lent), 0, NULL},
     {NULL}
 };
 
@@ -213,7 +216,7 @@ static PyTypeObject ClientType = {
 typedef struct {
     PyObject_HEAD
     PyObject *idle;      /* list of Slot, the warmest last */
-    PyObject *out;       /* dict id(resource) -> Slot */
+    PyObject *slots;     /* dict id(resource) -> Slot, idle and lent alike */
     Py_ssize_t generation;
     Py_ssize_t n_requests;
     char quiet;          /* no hooks, waiters, excess or close: the fast path may run */
@@ -242,7 +245,7 @@ static int
 FastPath_traverse(FastPathObject *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->idle);
-    Py_VISIT(self->out);
+    Py_VISIT(self->slots);
     Py_VISIT(self->mutex);
     Py_VISIT(self->waiting);
     Py_VISIT(self->pending_close);
@@ -257,7 +260,7 @@ static int
 FastPath_clear(FastPathObject *self)
 {
     Py_CLEAR(self->idle);
-    Py_CLEAR(self->out);
+    Py_CLEAR(self->slots);
     Py_CLEAR(self->mutex);
     Py_CLEAR(self->waiting);
     Py_CLEAR(self->pending_close);
@@ -714,11 +717,11 @@ acquire_queued(FastPathObject *self, PyObject *block, PyObject *timeout)
     return r;
 }
 
-/* Hand a slot returned to a plain pool to its oldest waiter (``key`` is
- * id(slot.resource)).  Returns 1 when done, 0 when the case does not apply
+/* Hand a slot returned to a plain pool to its oldest waiter: it stays lent,
+ * to the waiter now.  Returns 1 when done, 0 when the case does not apply
  * (nothing changed), -1 on error. */
 static int
-release_to_waiter(FastPathObject *self, SlotObject *slot, PyObject *key)
+release_to_waiter(FastPathObject *self, SlotObject *slot)
 {
     PyObject *waiting = self->waiting, *client, *r;
     ClientPart *part;
@@ -726,8 +729,7 @@ release_to_waiter(FastPathObject *self, SlotObject *slot, PyObject *key)
     int free;
 
     if (!self->plain || self->closed || self->excess || slot->generation != self->generation
-        || !Py_IS_INFINITY(slot->expires) || waiting == NULL || Py_TYPE(waiting) != deque_type
-        || self->out == NULL || !PyDict_CheckExact(self->out))
+        || !Py_IS_INFINITY(slot->expires) || waiting == NULL || Py_TYPE(waiting) != deque_type)
         return 0;
     queued = PyObject_Size(waiting);
     if (queued <= 0)
@@ -747,12 +749,7 @@ release_to_waiter(FastPathObject *self, SlotObject *slot, PyObject *key)
         Py_DECREF(r);
         return 0;
     }
-    if (PyDict_SetItem(self->out, key, (PyObject *)slot) < 0) {  /* key: id(slot.resource) */
-        r = PyObject_CallMethodOneArg(waiting, str_appendleft, client);
-        Py_XDECREF(r);
-        Py_DECREF(client);
-        return -1;
-    }
+    slot->lent = 1;
     Py_INCREF(slot);
     Py_XSETREF(part->slot, (PyObject *)slot);
     part->state = CLIENT_GRANTED;
@@ -1254,18 +1251,9 @@ FastPath_acquire(FastPathObject *self, PyObject *const *args, Py_ssize_t nargs,
             return resource;
         return call_slow_acquire((PyObject *)self, block, timeout);
     }
-    if (slot->generation == self->generation && self->out != NULL && PyDict_CheckExact(self->out)) {
-        PyObject *key = PyLong_FromVoidPtr(slot->resource);
-        PyObject *resource;
-        if (key == NULL || PyDict_SetItem(self->out, key, (PyObject *)slot) < 0) {
-            Py_XDECREF(key);
-            /* put it back untouched */
-            PyList_Append(self->idle, (PyObject *)slot);
-            Py_DECREF(slot);
-            return NULL;
-        }
-        Py_DECREF(key);
-        resource = slot->resource;
+    if (slot->generation == self->generation) {
+        PyObject *resource = slot->resource;
+        slot->lent = 1;
         Py_INCREF(resource);
         Py_DECREF(slot);
         return resource;
@@ -1282,53 +1270,50 @@ FastPath_acquire(FastPathObject *self, PyObject *const *args, Py_ssize_t nargs,
     return call_slow_acquire((PyObject *)self, block, timeout);
 }
 
+/* Look the resource up, and take the slot back from the caller: clearing
+ * ``lent`` here, in one step under the GIL, is what refuses a double
+ * release, even one racing in another thread. */
 static PyObject *
 FastPath_release(FastPathObject *self, PyObject *resource)
 {
-    PyObject *key, *slot;
-    if (self->out == NULL || !PyDict_CheckExact(self->out))
+    PyObject *key, *found;
+    SlotObject *slot;
+    int done;
+    if (self->slots == NULL || !PyDict_CheckExact(self->slots))
         return PyObject_CallMethodOneArg((PyObject *)self, str_release_unknown, resource);
     key = PyLong_FromVoidPtr(resource);
     if (key == NULL)
         return NULL;
-    slot = PyDict_GetItemWithError(self->out, key);
-    if (slot == NULL) {
-        Py_DECREF(key);
+    found = PyDict_GetItemWithError(self->slots, key);  /* borrowed; no Python code runs */
+    Py_DECREF(key);
+    if (found == NULL || Py_TYPE(found) != &SlotType || !((SlotObject *)found)->lent) {
         if (PyErr_Occurred())
             return NULL;
         return PyObject_CallMethodOneArg((PyObject *)self, str_release_unknown, resource);
     }
+    slot = (SlotObject *)found;
     Py_INCREF(slot);
-    if (PyDict_DelItem(self->out, key) < 0) {
-        Py_DECREF(key);
-        Py_DECREF(slot);
-        return NULL;
-    }
-    if (self->quiet && Py_TYPE(slot) == &SlotType
-        && ((SlotObject *)slot)->generation == self->generation
+    slot->lent = 0;
+    if (self->quiet && slot->generation == self->generation
         && self->idle != NULL && PyList_CheckExact(self->idle)) {
-        Py_DECREF(key);
-        if (PyList_Append(self->idle, slot) < 0) {
+        if (PyList_Append(self->idle, (PyObject *)slot) < 0) {
+            slot->lent = 1;  /* still the caller's: nothing was lost */
             Py_DECREF(slot);
             return NULL;
         }
         Py_DECREF(slot);
         Py_RETURN_NONE;
     }
-    if (Py_TYPE(slot) == &SlotType) {
-        int done = release_to_waiter(self, (SlotObject *)slot, key);
-        Py_DECREF(key);
-        if (done != 0) {
-            Py_DECREF(slot);
-            if (done < 0)
-                return NULL;
-            Py_RETURN_NONE;
-        }
+    done = release_to_waiter(self, slot);
+    if (done != 0) {
+        Py_DECREF(slot);
+        if (done < 0)
+            return NULL;
+        Py_RETURN_NONE;
     }
-    else
-        Py_DECREF(key);
     {
-        PyObject *r = PyObject_CallMethodOneArg((PyObject *)self, str_release_slow, slot);
+        PyObject *r = PyObject_CallMethodOneArg((PyObject *)self, str_release_slow,
+                                                (PyObject *)slot);
         Py_DECREF(slot);
         return r;
     }
@@ -1344,7 +1329,7 @@ static PyMethodDef FastPath_methods[] = {
 
 static PyMemberDef FastPath_members[] = {
     {"_idle", T_OBJECT, offsetof(FastPathObject, idle), 0, NULL},
-    {"_out", T_OBJECT, offsetof(FastPathObject, out), 0, NULL},
+    {"_slots", T_OBJECT, offsetof(FastPathObject, slots), 0, NULL},
     {"_generation", T_PYSSIZET, offsetof(FastPathObject, generation), 0, NULL},
     {"_n_requests", T_PYSSIZET, offsetof(FastPathObject, n_requests), 0, NULL},
     {"_quiet", T_BOOL, offsetof(FastPathObject, quiet), 0, NULL},

@@ -4,9 +4,12 @@ Written once for every backend.  The shape:
 
 - ``_idle`` is a stack of :class:`Slot` (one per resource, made when the
   resource is created): acquire pops the most recently released, warm one.
-- ``_out`` maps ``id(resource)`` to its slot while the resource is lent,
-  so any object can be pooled (nothing is set on it, it need not be
-  hashable) and a double or foreign release is caught.
+- ``_slots`` maps ``id(resource)`` to the slot of every resource the
+  pool holds, idle or lent, from its creation until it is closed; a
+  slot's ``lent`` flag says whether a caller has it.  So any object can be
+  pooled (nothing is set on it, it need not be hashable), a double or
+  foreign release is caught, and lending and returning only flip a flag:
+  the map changes only when resources are made and closed.
 - ``_size`` counts every resource that exists or is being created; it
   never exceeds ``limit``.
 - A caller that must wait appends a :class:`WaitingClient` to
@@ -25,11 +28,12 @@ threads, gevent and eventlet alike (see :mod:`greenpools.backends.base`).
 
 The uncontended acquire and release take no lock at all: they live in
 :mod:`greenpools._fastpath` (C when built) and only move a slot between
-``_idle`` and ``_out``, and only while ``_quiet`` says that nothing else
-is going on.  Every locked path that queues a waiter, shrinks or closes
-clears ``_quiet`` first (``_settle_locked`` sets it back), and ``_idle``
-and ``_out`` are only mutated in place, never replaced, so no lock-free
-step writes into a stale list.  Resources popped or pushed across a close
+``_idle`` and a caller (flipping its ``lent`` flag), and only while
+``_quiet`` says that nothing else is going on.  Every locked path that
+queues a waiter, shrinks or closes clears ``_quiet`` first
+(``_settle_locked`` sets it back), and ``_idle`` and ``_slots`` are only
+mutated in place, never replaced, so no lock-free step writes into a
+stale list.  Resources popped or pushed across a close
 or reset are caught by their slot's ``generation``.
 
 The C module also queues the callers of a *plain* pool at its limit and
@@ -215,7 +219,7 @@ class Resource(FastPath, Counters, Generic[T]):
 
         self._mutex = Mutex()
         self._idle: list[Slot] = []
-        self._out: dict[int, Slot] = {}
+        self._slots: dict[int, Slot] = {}
         self._retired: dict[int, Slot] = {}  # lent when force-closed or forked
         self._waiting: deque[WaitingClient] = deque()
         self._pending_close: list[Slot] = []  # filled under the lock, closed outside it
@@ -423,7 +427,7 @@ class Resource(FastPath, Counters, Generic[T]):
             elif state == _GRANTED:
                 slot = client.slot
                 assert slot is not None
-                del self._out[id(slot.resource)]
+                slot.lent = False
                 self._return_locked(slot)
             elif state == _MAY_CREATE:
                 self._free_capacity_locked()
@@ -447,7 +451,7 @@ class Resource(FastPath, Counters, Generic[T]):
         return None
 
     def _lend_locked(self, slot: Slot) -> Slot:
-        self._out[id(slot.resource)] = slot
+        slot.lent = True
         return slot
 
     def _hand_out(self, slot: Slot, fresh: bool) -> T:
@@ -475,9 +479,9 @@ class Resource(FastPath, Counters, Generic[T]):
                 prepared = self._prepare_hook(resource)
                 if prepared is not resource:
                     with self._mutex:
-                        del self._out[id(resource)]
+                        self._forget_slot_locked(slot)
                         slot.resource = prepared
-                        self._out[id(prepared)] = slot
+                        self._slots[id(prepared)] = slot
                     resource = prepared
         except _AcquireAgain:
             raise
@@ -512,7 +516,9 @@ class Resource(FastPath, Counters, Generic[T]):
         with self._mutex:
             self._n_connections += 1
             self._connect_s += now - started
-            return Slot(resource, now, expires, self._generation, forking.pid)
+            slot = Slot(resource, now, expires, self._generation, forking.pid)
+            self._slots[id(resource)] = slot
+            return slot
 
     def _create_lent(self) -> Slot:
         slot = self._new_slot()
@@ -520,6 +526,7 @@ class Resource(FastPath, Counters, Generic[T]):
             if not self._closed:
                 return self._lend_locked(slot)
             self._size -= 1
+            self._forget_slot_locked(slot)
         self._close_quietly(slot.resource)
         raise PoolClosed(f"pool {self.name!r} was closed while creating a resource")
 
@@ -577,7 +584,8 @@ class Resource(FastPath, Counters, Generic[T]):
     def _give_back(self, slot: Slot) -> None:
         """Put a lent slot back untouched (a hand-out hook failed)."""
         with self._mutex:
-            if self._out.pop(id(slot.resource), None) is slot:
+            if slot.lent:
+                slot.lent = False
                 self._return_locked(slot)
         self._close_pending()
 
@@ -619,7 +627,7 @@ class Resource(FastPath, Counters, Generic[T]):
         client = waiting.popleft()
         client.slot = slot
         client.state = _GRANTED
-        self._out[id(slot.resource)] = slot
+        slot.lent = True
         client.waiter.wake()
         if not waiting:
             self._settle_locked()
@@ -686,6 +694,9 @@ class Resource(FastPath, Counters, Generic[T]):
         self._close_slots(slots, ignore_errors=True)
 
     def _close_slots(self, slots: list[Slot], ignore_errors: bool, collect: bool = False) -> None:
+        with self._mutex:
+            for slot in slots:
+                self._forget_slot_locked(slot)
         first_error: Exception | None = None
         for slot in slots:
             try:
@@ -703,6 +714,16 @@ class Resource(FastPath, Counters, Generic[T]):
         if first_error is not None and not ignore_errors:
             raise first_error
 
+    def _forget_slot_locked(self, slot: Slot) -> None:
+        """Drop a slot (no longer idle or lent) from ``_slots``."""
+        key = id(slot.resource)
+        if self._slots.get(key) is slot:
+            del self._slots[key]
+
+    def _lent_slots(self) -> list[Slot]:
+        """The slots lent right now."""
+        return [slot for slot in list(self._slots.values()) if slot.lent]
+
     def _close_quietly(self, resource: Any) -> None:
         try:
             self.close_resource(resource)
@@ -719,8 +740,9 @@ class Resource(FastPath, Counters, Generic[T]):
 
     def _discard_lent(self, slot: Slot) -> None:
         with self._mutex:
-            if self._out.pop(id(slot.resource), None) is not slot:
+            if not slot.lent:
                 return
+            slot.lent = False
             self._n_connections_lost += 1
             self._pending_close.append(slot)
             self._drop_capacity_locked()
@@ -732,8 +754,8 @@ class Resource(FastPath, Counters, Generic[T]):
         Its place goes to the oldest waiter (who creates a fresh one) or
         back to the pool's free capacity.
         """
-        slot = self._out.get(id(resource))
-        if slot is None:
+        slot = self._slots.get(id(resource))
+        if slot is None or not slot.lent:
             with self._mutex:
                 retired = self._retired.pop(id(resource), None)
             if retired is not None:
@@ -757,12 +779,10 @@ class Resource(FastPath, Counters, Generic[T]):
                 return
             self._generation += 1
             slots = self._take_idle_locked()
-            out = self._out
-            for key in list(out):
-                slot = out.pop(key, None)
-                if slot is not None:
-                    self._retired[key] = slot
-                    slots.append(slot)
+            for slot in self._lent_slots():
+                slot.lent = False
+                self._retired[id(slot.resource)] = slot
+                slots.append(slot)
             self._size -= len(slots)
             if close_pool:
                 self._close_locked()
@@ -855,7 +875,8 @@ class Resource(FastPath, Counters, Generic[T]):
         return Lease(self, block, timeout)
 
     def _end_lease(self, resource: T, broken: bool) -> None:
-        if id(resource) not in self._out:
+        slot = self._slots.get(id(resource))
+        if slot is None or not slot.lent:
             with self._mutex:
                 self._retired.pop(id(resource), None)
             return  # released (or force-closed) inside the block already
@@ -902,9 +923,12 @@ class Resource(FastPath, Counters, Generic[T]):
         # Never blocks or yields: see greenpools.forking.  The child is single
         # threaded here, so the lists may be replaced.
         self._mutex = Mutex()
-        inherited = self._idle + list(self._out.values()) + self._pending_close
-        self._retired.update(self._out)
-        self._idle, self._out, self._pending_close = [], {}, []
+        # Slots queued for closing are still in _slots: count each once.
+        inherited = {
+            id(s): s for s in [*self._slots.values(), *self._idle, *self._pending_close]
+        }.values()
+        self._retired.update((id(s.resource), s) for s in self._lent_slots())
+        self._idle, self._slots, self._pending_close = [], {}, []
         self._waiting = deque()  # the tasks that waited exist only in the parent
         self._size = self._excess = 0
         self._generation += 1
@@ -936,7 +960,7 @@ class Resource(FastPath, Counters, Generic[T]):
             stalled = [c for c in self._waiting if not c.stall_warned and now - c.since >= after]
             for client in stalled:
                 client.stall_warned = True
-            lent = len(self._out)
+            lent = len(self._lent_slots())
         for client in stalled:
             logger.warning(
                 "greenpools: a caller has waited %.0fs for pool %r (%d of %d in use, "
@@ -949,7 +973,7 @@ class Resource(FastPath, Counters, Generic[T]):
         if leak_timeout is None:
             return
         with self._mutex:
-            overdue = [s for s in self._out.values()
+            overdue = [s for s in self._lent_slots()
                        if not s.leak_warned and now - s.lent_at > leak_timeout]
             for slot in overdue:
                 slot.leak_warned = True

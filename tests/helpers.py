@@ -228,7 +228,7 @@ def assert_balanced(pool: Any) -> None:
     """Nothing lent or waiting, and the book-keeping agrees with itself."""
     stats = pool.get_stats()
     assert stats["requests_waiting"] == 0, stats
-    assert not pool._out, pool._out
+    assert not pool._lent_slots(), pool._lent_slots()
     assert stats["pool_size"] == stats["pool_available"], stats
     if pool.limit:
         assert stats["pool_size"] <= pool.limit, stats

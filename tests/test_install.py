@@ -78,7 +78,7 @@ def test_kombu_code_uses_greenpools_after_install() -> None:
     assert isinstance(pool, pools.ConnectionPool) and pool.limit == 3
     with kombu.pools.producers[Connection(URL)].acquire(block=True) as producer:
         assert isinstance(producer, kombu.Producer)
-        assert producer.__connection__ in [s.resource for s in pool._out.values()]
+        assert producer.__connection__ in [s.resource for s in pool._lent_slots()]
     with Connection(URL).Pool(1).acquire() as conn:
         assert isinstance(conn, kombu.Connection)
 

@@ -92,7 +92,7 @@ def test_max_lifetime_closes_on_return(make_pool: Any) -> None:
     factory = Factory()
     pool = make_pool(factory, 2, max_lifetime=0.02)
     thing = pool.acquire()
-    slot = pool._out[id(thing)]
+    slot = pool._slots[id(thing)]
     wait_until(lambda: time.monotonic() >= slot.expires)  # it has outlived its lifetime
     pool.release(thing)
     assert thing.closed == 1
@@ -112,7 +112,7 @@ def test_max_lifetime_closes_idle_in_upkeep(make_pool: Any, quick_upkeep: None) 
 def test_max_lifetime_is_jittered(make_pool: Any) -> None:
     pool = make_pool(Factory(), 20, max_lifetime=100)
     taken = [pool.acquire() for _ in range(20)]
-    lifetimes = {pool._out[id(r)].expires - pool._out[id(r)].created for r in taken}
+    lifetimes = {pool._slots[id(r)].expires - pool._slots[id(r)].created for r in taken}
     assert all(90 <= lifetime <= 100 for lifetime in lifetimes)
     assert len(lifetimes) > 1
 

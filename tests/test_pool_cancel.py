@@ -546,7 +546,7 @@ def test_several_interrupted_hand_offs_in_a_row(make_pool: Any) -> None:
     pool.release(held[1])
     for handle in handles:
         assert isinstance(kind.outcome(handle), Interrupted)
-    wait_until(lambda: waiting(pool) == 0 and len(pool._out) == 2)
+    wait_until(lambda: waiting(pool) == 0 and len(pool._lent_slots()) == 2)
     assert pool.get_stats()["pool_available"] == 0
     release.set()
     assert {id(r) for r in join_all(normal)} == {id(r) for r in held}

@@ -90,7 +90,7 @@ def test_child_starts_empty_and_forgets_inherited_resources() -> None:
         pool.close()
         return {
             "size": stats["pool_size"], "available": stats["pool_available"],
-            "lent": len(pool._out), "forgotten": forgotten,
+            "lent": len(pool._lent_slots()), "forgotten": forgotten,
             "fresh": [r.number for r in fresh],
             "closed": sorted(pool.closed_log), "forgotten_after": sorted(pool.forgotten),
         }

@@ -260,7 +260,7 @@ def test_producer_pool_publishes_and_returns_producer_and_connection() -> None:
     assert producer_pool.connections is connection_pool
     with producer_pool.acquire(block=True) as producer:
         assert isinstance(producer, kombu.Producer)
-        assert producer.__connection__ in [s.resource for s in connection_pool._out.values()]
+        assert producer.__connection__ in [s.resource for s in connection_pool._lent_slots()]
         producer.publish({"n": 1}, exchange=queue.exchange, routing_key=name, declare=[queue])
     assert_balanced(producer_pool)
     assert_balanced(connection_pool)

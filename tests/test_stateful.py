@@ -130,7 +130,9 @@ class PoolMachine(RuleBasedStateMachine):
     @invariant()
     def books_balance(self) -> None:
         stats = self.pool.get_stats()
-        assert len(self.pool._out) == len(self.held)
+        assert len(self.pool._lent_slots()) == len(self.held)
+        # Every resource that exists, and no closed one, can be found by id.
+        assert len(self.pool._slots) == stats["pool_size"]
         assert stats["pool_size"] == len(self.held) + stats["pool_available"]
         if self.limit and stats["pool_available"]:
             assert stats["pool_size"] <= self.limit  # only lent ones may be over
