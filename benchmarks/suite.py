@@ -68,6 +68,7 @@ SCENARIOS: dict[str, bench.ScenarioFunc] = {
 COLUMN_GROUPS: list[list[bench.Column]] = [bench.COLUMNS, [
     bench.Column("s4", "hub_ran", "S4 hub ran", ratio=False),
     bench.Column("s5", "messages_per_s", "S5 msgs/s"),
+    bench.Column("s5", "cpu_us_per_message", "S5 CPU us/msg"),
     bench.Column("memory", "pool_bytes", "B/idle pool"),
     bench.Column("memory", "resource_bytes", "B/resource"),
     bench.Column("memory", "connection_bytes", "B/connection"),
@@ -115,9 +116,21 @@ _s2_ratio = bench._ratio_target("s2", "gp-conn", "kombu-conn", "cycles_per_s", 1
                                 at_most=False)
 
 
+def _spreads(summary: bench.Summary, scenario: str, key: str, unit: str,
+             contenders: tuple[str, str]) -> str:
+    """'; greenpools a-b, kombu c-d <unit> over the repetitions' (or nothing)."""
+    parts = []
+    for contender, name in zip(contenders, ("greenpools", "kombu"), strict=True):
+        spread = bench._metric(summary, scenario, contender, f"{key}_spread")
+        if spread:
+            parts.append(f"{name} {bench._fmt(spread[0])}-{bench._fmt(spread[1])}")
+    return f"; {', '.join(parts)} {unit} over the repetitions" if parts else ""
+
+
 def _s2_throughput(summary: bench.Summary) -> bench.Verdict:
-    """The S2 ratio, with how close the fair floors themselves get."""
+    """The S2 ratio, with its spread and how close the fair floors get."""
     met, figure, detail = _s2_ratio(summary)
+    detail += _spreads(summary, "s2", "cycles_per_s", "cycles/s", ("gp-conn", "kombu-conn"))
     kombu = bench._metric(summary, "s2", "kombu-conn", "cycles_per_s")
     for floor_id, label in (("floor-fifo", "the minimal FIFO hand-off"),
                             ("floor-run-next", "the FIFO hand-off with run-next")):
@@ -128,13 +141,26 @@ def _s2_throughput(summary: bench.Summary) -> bench.Verdict:
     return met, figure, detail
 
 
+_s5_ratio = bench._ratio_target("s5", "gp-producer", "kombu-producer", "messages_per_s", 1.0,
+                                at_most=False)
+
+
+def _s5_rate(summary: bench.Summary) -> bench.Verdict:
+    """The S5 ratio, with its spread and each side's CPU per message."""
+    pair = ("gp-producer", "kombu-producer")
+    met, figure, detail = _s5_ratio(summary)
+    detail += _spreads(summary, "s5", "messages_per_s", "msgs/s", pair)
+    cpu = [bench._metric(summary, "s5", contender, "cpu_us_per_message") for contender in pair]
+    if None not in cpu:
+        detail += f"; CPU per message: greenpools {cpu[0]:.0f} us, kombu {cpu[1]:.0f} us"
+    return met, figure, detail
+
+
 TARGETS: list[bench.Target] = [
     *(t if t.id != "s2-throughput" else dataclasses.replace(t, judge=_s2_throughput)
       for t in bench.TARGETS),
     bench.Target("s4-hub", "S4 hub keeps running (gevent/eventlet, unpatched)", _s4),
-    bench.Target("s5-rate", "S5 publish rate >= 1.0x kombu",
-                 bench._ratio_target("s5", "gp-producer", "kombu-producer", "messages_per_s",
-                                     1.0, at_most=False)),
+    bench.Target("s5-rate", "S5 publish rate >= 1.0x kombu", _s5_rate),
     bench.Target("mem-pool", "Memory per idle pool <= kombu",
                  _all_at_most([("gp-conn", "kombu-conn", "pool_bytes"),
                                ("gp-producer", "kombu-producer", "pool_bytes")])),

@@ -5,7 +5,8 @@
  *
  * Each method runs with the GIL held and calls no Python code on its fast
  * path, so it is atomic with respect to every other thread and greenlet:
- * a slot moves between the idle stack and the lent map in one step.
+ * a slot moves between the idle stack and a caller (its ``lent`` flag) in
+ * one step.
  * Anything else (waiters, hooks, stale or unknown resources) is handed to
  * the pool's Python slow-path methods.
  */

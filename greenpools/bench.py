@@ -23,6 +23,7 @@ import gc
 import importlib
 import itertools
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -373,7 +374,7 @@ def percentile(ordered: Sequence[float], fraction: float) -> float:
     """Nearest-rank percentile of an already sorted sequence."""
     if not ordered:
         return float("nan")
-    rank = max(0, min(len(ordered) - 1, round(fraction * len(ordered) + 0.5) - 1))
+    rank = max(0, min(len(ordered) - 1, math.ceil(fraction * len(ordered)) - 1))
     return ordered[rank]
 
 
@@ -717,6 +718,8 @@ _AGGREGATE: dict[str, Callable[[list[Any]], Any]] = {
     "fifo": all, "queued_in_order": all, "overtakes": max, "inversions": max,
     "churn_timeouts": max, "order": lambda values: values[0],
 }
+#: Rates whose lowest and highest repetition are kept too (``<key>_spread``).
+_SPREAD = frozenset({"cycles_per_s", "messages_per_s"})
 
 
 def summarise(raw: dict[str, dict[str, list[Any]]]) -> dict[str, dict[str, Any]]:
@@ -731,6 +734,8 @@ def summarise(raw: dict[str, dict[str, list[Any]]]) -> dict[str, dict[str, Any]]
                 for key in values[0]:
                     series = [v[key] for v in values if key in v]
                     merged[key] = _AGGREGATE.get(key, statistics.median)(series)
+                    if key in _SPREAD:
+                        merged[f"{key}_spread"] = [min(series), max(series)]
                 merged["reps"] = len(values)
             else:
                 merged = {"value": statistics.median(values), "reps": len(values),

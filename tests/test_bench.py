@@ -1,0 +1,72 @@
+"""The benchmark suite's arithmetic: overtakes, percentiles, summaries, verdicts."""
+
+from __future__ import annotations
+
+import pytest
+
+from greenpools import bench
+
+
+def test_grants_in_request_order_overtake_nobody() -> None:
+    records = [(0.0, 1.0), (0.1, 2.0), (0.2, 3.0)]
+    assert bench.count_overtakes(records, margin=0.0) == 0
+
+
+def test_a_grant_ahead_of_an_earlier_waiter_is_an_overtake() -> None:
+    # The second caller is served before the first, which still waits.
+    records = [(0.0, 5.0), (0.1, 2.0), (0.2, 6.0)]
+    assert bench.count_overtakes(records, margin=0.0) == 1
+
+
+def test_overtakes_within_the_margin_are_not_counted() -> None:
+    records = [(0.0, 2.05), (0.1, 2.0)]
+    assert bench.count_overtakes(records, margin=0.0) == 1
+    assert bench.count_overtakes(records, margin=0.2) == 0
+
+
+def test_simultaneous_requests_do_not_overtake_each_other() -> None:
+    records = [(1.0, 3.0), (1.0, 2.0)]
+    assert bench.count_overtakes(records, margin=0.0) == 0
+
+
+@pytest.mark.parametrize(("fraction", "expected"), [(0.0, 1), (0.5, 5), (0.99, 10), (1.0, 10)])
+def test_percentile_is_nearest_rank(fraction: float, expected: int) -> None:
+    assert bench.percentile(list(range(1, 11)), fraction) == expected
+
+
+def test_percentile_of_nothing_is_nan() -> None:
+    value = bench.percentile([], 0.5)
+    assert value != value
+
+
+def test_summary_takes_medians_and_keeps_the_spread_of_rates() -> None:
+    raw = {"s2": {"gp-conn": [
+        {"cycles_per_s": 300.0, "overtakes": 0, "wait_max_ms": 3.0},
+        {"cycles_per_s": 100.0, "overtakes": 2, "wait_max_ms": 9.0},
+        {"cycles_per_s": 200.0, "overtakes": 1, "wait_max_ms": 4.0},
+    ]}}
+    merged = bench.summarise(raw)["s2"]["gp-conn"]
+    assert merged["cycles_per_s"] == 200.0
+    assert merged["cycles_per_s_spread"] == [100.0, 300.0]
+    assert merged["overtakes"] == 2  # the worst repetition, not the median
+    assert merged["wait_max_ms"] == 4.0
+    assert "wait_max_ms_spread" not in merged
+    assert merged["reps"] == 3
+
+
+def test_summary_of_plain_values_has_median_and_spread() -> None:
+    merged = bench.summarise({"s1": {"gp-conn": [3.0, 1.0, 2.0]}})["s1"]["gp-conn"]
+    assert merged == {"value": 2.0, "reps": 3, "spread": [1.0, 3.0]}
+
+
+def test_ratio_target_judges_in_the_stated_direction() -> None:
+    summary = bench.summarise({"s2": {
+        "gp-conn": [{"cycles_per_s": 99.0}], "kombu-conn": [{"cycles_per_s": 100.0}],
+    }})
+    at_least = bench._ratio_target("s2", "gp-conn", "kombu-conn", "cycles_per_s", 1.0,
+                                   at_most=False)
+    at_most = bench._ratio_target("s2", "gp-conn", "kombu-conn", "cycles_per_s", 1.0,
+                                  at_most=True)
+    assert at_least(summary)[:2] == (False, "0.990x")
+    assert at_most(summary)[0] is True
+    assert at_least({})[0] is None  # not measured is neither met nor failed
