@@ -432,14 +432,16 @@ class ProducerPool(Resource[Any]):
     def acquire(self, block: bool = False, timeout: float | None = None) -> Any:
         """A producer bound to a connection from ``connections``.
 
-        ``block`` and ``timeout`` apply to the producer; the connection is
-        then waited for (as kombu does) within what is left of ``timeout``.
+        ``block`` and ``timeout`` cover both waits: for a producer, then
+        for a connection within what is left of ``timeout``.  With ``block``
+        false neither waits (kombu's would block for the connection): a
+        connection pool at its limit raises its ``LimitExceeded``.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         producer = Resource.acquire(self, block, timeout)
         try:
             conn = self.connections.acquire(
-                True, None if deadline is None else max(0.0, deadline - time.monotonic())
+                block, None if deadline is None else max(0.0, deadline - time.monotonic())
             )
         except BaseException:
             Resource.release(self, producer)

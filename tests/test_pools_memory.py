@@ -382,6 +382,20 @@ def test_producer_pool_timeout_covers_waiting_for_a_connection() -> None:
     producer.release()
 
 
+def test_producer_pool_acquire_without_blocking_never_waits_for_a_connection() -> None:
+    connection_pool = pools.ConnectionPool(URL, limit=1)
+    producer_pool = pools.ProducerPool(connection_pool, limit=2)
+    held = connection_pool.acquire()
+    with pytest.raises(kombu.exceptions.ConnectionLimitExceeded):
+        producer_pool.acquire(block=False)
+    assert_balanced(producer_pool)  # the producer it took went back
+    held.release()
+    producer = producer_pool.acquire(block=False)
+    assert producer.__connection__ is held
+    producer.release()
+    assert_balanced(connection_pool)
+
+
 def test_producer_pool_refuses_what_is_not_a_pool() -> None:
     with pytest.raises(TypeError, match="connections must be a connection pool"):
         pools.ProducerPool(Connection(URL))
