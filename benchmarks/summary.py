@@ -33,6 +33,8 @@ PAIRED = [
     ("S4 hub keeps running during a wait", "s4", "gp-conn", "kombu-conn", "hub_ran", False),
     ("S5 publish with confirms, messages/s", "s5", "gp-producer", "kombu-producer",
      "messages_per_s", True),
+    ("S5 CPU of the publishing process per message, us", "s5", "gp-producer", "kombu-producer",
+     "cpu_us_per_message", True),
     ("Memory per idle connection pool, B", "memory", "gp-conn", "kombu-conn", "pool_bytes", True),
     ("Memory per idle producer pool, B", "memory", "gp-producer", "kombu-producer",
      "pool_bytes", True),
