@@ -230,6 +230,9 @@ def assert_balanced(pool: Any) -> None:
     assert stats["requests_waiting"] == 0, stats
     assert not pool._lent_slots(), pool._lent_slots()
     assert stats["pool_size"] == stats["pool_available"], stats
+    # Every idle resource, and no closed one, can be found by id.
+    assert len(pool._slots) == stats["pool_size"], (len(pool._slots), stats)
+    assert {id(slot) for slot in pool._slots.values()} == {id(slot) for slot in pool._idle}
     if pool.limit:
         assert stats["pool_size"] <= pool.limit, stats
 
