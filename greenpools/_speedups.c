@@ -504,6 +504,116 @@ read_clock(double *now)
     }
 }
 
+/* -- ThreadWaiter: the threading backend's waiter -----------------------------
+ *
+ * An operating-system lock created held: wait() acquires it (the GIL
+ * released meanwhile), wake() releases it, from any thread.  In C so that
+ * a thread that wakes a waiter and then queues itself reaches its own park
+ * without running Python frames in between: the woken thread then less
+ * often finds the GIL still held and has to be woken a second time.
+ */
+
+typedef struct {
+    PyObject_HEAD
+    PyThread_type_lock lock;
+    char woken;
+} ThreadWaiterObject;
+
+static PyTypeObject ThreadWaiterType;
+
+static PyObject *
+ThreadWaiter_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    ThreadWaiterObject *self;
+    if ((args != NULL && PyTuple_GET_SIZE(args)) || (kwds != NULL && PyDict_GET_SIZE(kwds))) {
+        PyErr_SetString(PyExc_TypeError, "ThreadWaiter() takes no arguments");
+        return NULL;
+    }
+    self = (ThreadWaiterObject *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    self->lock = PyThread_allocate_lock();
+    if (self->lock == NULL) {
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
+    PyThread_acquire_lock(self->lock, NOWAIT_LOCK);  /* new: always succeeds */
+    return (PyObject *)self;
+}
+
+static void
+ThreadWaiter_dealloc(ThreadWaiterObject *self)
+{
+    if (self->lock != NULL)
+        PyThread_free_lock(self->lock);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* True once woken, False when ``timeout`` seconds (None: forever) passed. */
+static PyObject *
+ThreadWaiter_wait(ThreadWaiterObject *self, PyObject *timeout)
+{
+    PyLockStatus status;
+    double seconds = -1, deadline = 0, now;
+    if (timeout != Py_None) {
+        seconds = PyFloat_AsDouble(timeout);
+        if (seconds == -1.0 && PyErr_Occurred())
+            return NULL;
+        if (seconds < 0)
+            seconds = 0;
+        if (read_clock(&now) < 0)
+            return NULL;
+        deadline = now + seconds;
+    }
+    status = PyThread_acquire_lock_timed(self->lock, 0, 0);
+    while (status != PY_LOCK_ACQUIRED && seconds != 0) {
+        PY_TIMEOUT_T microseconds = seconds < 0 ? -1 : (PY_TIMEOUT_T)(seconds * 1e6);
+        Py_BEGIN_ALLOW_THREADS
+        status = PyThread_acquire_lock_timed(self->lock, microseconds, 1);
+        Py_END_ALLOW_THREADS
+        if (status != PY_LOCK_INTR)
+            break;
+        /* A signal: run its handler (it may raise), then wait out the rest. */
+        if (Py_MakePendingCalls() < 0)
+            return NULL;
+        if (seconds > 0) {
+            if (read_clock(&now) < 0)
+                return NULL;
+            seconds = deadline > now ? deadline - now : 0;
+            status = PyThread_acquire_lock_timed(self->lock, 0, 0);
+        }
+    }
+    return PyBool_FromLong(status == PY_LOCK_ACQUIRED);
+}
+
+static PyObject *
+ThreadWaiter_wake(ThreadWaiterObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (!self->woken) {  /* a second wake changes nothing */
+        self->woken = 1;
+        PyThread_release_lock(self->lock);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef ThreadWaiter_methods[] = {
+    {"wait", (PyCFunction)ThreadWaiter_wait, METH_O,
+     "wait(timeout): block until woken (True) or until timeout seconds passed (False)."},
+    {"wake", (PyCFunction)ThreadWaiter_wake, METH_NOARGS, "wake(): release the waiting thread."},
+    {NULL}
+};
+
+static PyTypeObject ThreadWaiterType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "greenpools._speedups.ThreadWaiter",
+    .tp_doc = "The threading backend's waiter (see greenpools.backends.threading).",
+    .tp_basicsize = sizeof(ThreadWaiterObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_new = ThreadWaiter_new,
+    .tp_dealloc = (destructor)ThreadWaiter_dealloc,
+    .tp_methods = ThreadWaiter_methods,
+};
+
 /* The green waiter, defined below: the contended paths call it directly,
  * and queue it as its own client. */
 static PyTypeObject HubWaiterType;
@@ -545,6 +655,8 @@ new_waiter(FastPathObject *self)
         if (PyType_IsSubtype(type, &HubWaiterType) && type->tp_init == HubWaiterType.tp_init
             && type->tp_new == HubWaiterType.tp_new)
             return type->tp_alloc(type, 0);
+        if (type->tp_new == ThreadWaiter_new && type->tp_init == ThreadWaiterType.tp_init)
+            return ThreadWaiter_new(type, NULL, NULL);
     }
     return PyObject_CallNoArgs(factory);
 }
@@ -554,6 +666,8 @@ call_wait(PyObject *waiter)
 {
     if (PyObject_TypeCheck(waiter, &HubWaiterType))
         return HubWaiter_wait((HubWaiterObject *)waiter, Py_None);
+    if (PyObject_TypeCheck(waiter, &ThreadWaiterType))
+        return ThreadWaiter_wait((ThreadWaiterObject *)waiter, Py_None);
     return PyObject_CallMethodOneArg(waiter, str_wait, Py_None);
 }
 
@@ -562,6 +676,8 @@ call_wake(PyObject *waiter)
 {
     if (PyObject_TypeCheck(waiter, &HubWaiterType))
         return HubWaiter_wake((HubWaiterObject *)waiter, NULL);
+    if (PyObject_TypeCheck(waiter, &ThreadWaiterType))
+        return ThreadWaiter_wake((ThreadWaiterObject *)waiter, NULL);
     return PyObject_CallMethodNoArgs(waiter, str_wake);
 }
 
@@ -1386,7 +1502,8 @@ PyInit__speedups(void)
     PyObject *m;
     if (PyType_Ready(&SlotType) < 0 || PyType_Ready(&ClientType) < 0
         || PyType_Ready(&FastPathType) < 0 || PyType_Ready(&HomeType) < 0
-        || PyType_Ready(&HubWaiterType) < 0 || PyType_Ready(&MutexType) < 0)
+        || PyType_Ready(&HubWaiterType) < 0 || PyType_Ready(&MutexType) < 0
+        || PyType_Ready(&ThreadWaiterType) < 0)
         return NULL;
     str_acquire_slow = PyUnicode_InternFromString("_acquire_slow");
     str_discard_stale = PyUnicode_InternFromString("_discard_stale");
@@ -1436,6 +1553,12 @@ PyInit__speedups(void)
     Py_INCREF(&MutexType);
     if (PyModule_AddObject(m, "Mutex", (PyObject *)&MutexType) < 0) {
         Py_DECREF(&MutexType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&ThreadWaiterType);
+    if (PyModule_AddObject(m, "ThreadWaiter", (PyObject *)&ThreadWaiterType) < 0) {
+        Py_DECREF(&ThreadWaiterType);
         Py_DECREF(m);
         return NULL;
     }

@@ -2,13 +2,14 @@
 
 On gevent and eventlet that is the C waiter (``greenpools._speedups``, when
 built) and the pure-Python one in ``greenpools.backends._green``, over the
-same hub operations; threads have one.  Beyond the contract, the green
-waiters' run-next hand-off: a task that wakes a waiter and then parks
-switches straight into it.
+same hub operations; on threads, the C and the pure-Python lock waiter.
+Beyond the contract, the green waiters' run-next hand-off: a task that
+wakes a waiter and then parks switches straight into it.
 """
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from typing import Any
@@ -18,10 +19,15 @@ from helpers import BACKEND, native_runner, spawn, wait_until
 
 from greenpools import backends
 from greenpools.backends import _green
+from greenpools.backends import threading as threading_backend
 
 
 def _waiter_classes() -> list[type[Any]]:
     real = backends.get_backend().waiter_factory()
+    if real is threading_backend.ThreadWaiter:
+        if real is threading_backend.PyThreadWaiter:
+            return [real]
+        return [real, threading_backend.PyThreadWaiter]
     if not (isinstance(real, type) and issubclass(real, _green.HubOperations)):
         return [real]
     if issubclass(real, _green.PyHubWaiter):
@@ -78,6 +84,13 @@ def test_woken_before_waiting_returns_at_once(make_waiter: Any) -> None:
 
 def test_zero_timeout_does_not_park(make_waiter: Any) -> None:
     assert make_waiter().wait(0) is False
+
+
+def test_a_second_wake_changes_nothing(make_waiter: Any) -> None:
+    waiter = make_waiter()
+    waiter.wake()
+    waiter.wake()
+    assert waiter.wait(None) is True
 
 
 def test_timeout_expires(make_waiter: Any) -> None:
@@ -179,3 +192,58 @@ def test_an_interrupted_wait_forgets_its_task(make_waiter: Any) -> None:
             green.wait()
     assert waiter._greenlet is None
     waiter.wake()  # nobody to resume: harmless
+
+
+threads_only = pytest.mark.skipif(
+    BACKEND != "threading" or threading.current_thread() is not threading.main_thread()
+    or not hasattr(signal, "pthread_kill"),
+    reason="signals the main native thread while it waits (threading backend, POSIX)",
+)
+
+
+def _signal_main_thread_after(seconds: float) -> threading.Timer:
+    """SIGUSR1 to the main thread (the waiting one) ``seconds`` from now."""
+    main = threading.main_thread().ident
+    assert main is not None
+    timer = threading.Timer(seconds, signal.pthread_kill, (main, signal.SIGUSR1))
+    timer.start()
+    return timer
+
+
+@threads_only
+def test_a_signal_neither_ends_nor_extends_a_timed_wait(make_waiter: Any) -> None:
+    handled = []
+    previous = signal.signal(signal.SIGUSR1, lambda *args: handled.append(time.monotonic()))
+    try:
+        waiter = make_waiter()
+        started = time.monotonic()
+        timer = _signal_main_thread_after(0.15)
+        assert waiter.wait(0.3) is False
+        waited = time.monotonic() - started
+        timer.join()
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert handled and handled[0] - started < 0.29  # the handler ran during the wait
+    # Neither cut short by the signal nor started over after it (that is 0.45 s).
+    assert 0.28 <= waited < 0.42, waited
+
+
+@threads_only
+def test_a_signal_handler_that_raises_ends_the_wait(make_waiter: Any) -> None:
+    class Interrupted(Exception):
+        pass
+
+    def interrupt(*args: Any) -> None:
+        raise Interrupted
+
+    previous = signal.signal(signal.SIGUSR1, interrupt)
+    try:
+        waiter = make_waiter()
+        timer = _signal_main_thread_after(0.05)
+        with pytest.raises(Interrupted):
+            waiter.wait(None)
+        timer.join()
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    waiter.wake()
+    assert waiter.wait(None) is True  # still usable: the wake was not lost

@@ -5,25 +5,41 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Hashable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .. import _fastpath
 from .base import Backend, Task, Waiter, native_lock, native_thread_ident
 
 
-class ThreadWaiter(Waiter):
-    """A native lock taken at creation; waking releases it."""
+class PyThreadWaiter(Waiter):
+    """A native lock taken at creation; waking releases it (a second wake
+    changes nothing)."""
 
-    __slots__ = ("_lock",)
+    __slots__ = ("_lock", "_woken")
 
     def __init__(self) -> None:
+        self._woken = False
         lock = self._lock = native_lock()
         lock.acquire()
 
     def wait(self, timeout: float | None) -> bool:
-        return self._lock.acquire(True, -1 if timeout is None else timeout)
+        return self._lock.acquire(True, -1 if timeout is None else max(0.0, timeout))
 
     def wake(self) -> None:
-        self._lock.release()
+        if not self._woken:
+            self._woken = True
+            self._lock.release()
+
+
+if TYPE_CHECKING or not _fastpath.SPEEDUPS:
+    ThreadWaiter = PyThreadWaiter
+else:
+    from .. import _speedups
+
+    class ThreadWaiter(_speedups.ThreadWaiter, Waiter):
+        """The C waiter (the same lock, without Python frames around it)."""
+
+        __slots__ = ()
 
 
 class ThreadingBackend(Backend):
