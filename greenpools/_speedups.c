@@ -303,31 +303,29 @@ pop_idle(FastPathObject *self)
     return (SlotObject *)slot;
 }
 
-/* -- Mutex: the pool's native lock, readable from C ------------------------------
+/* -- Native locks: the pool's Mutex and the threading backend's waiter ---------
  *
- * A plain operating-system lock like _thread.allocate_lock(), whose "held"
- * flag the contended paths below read directly instead of calling
- * locked().  The flag is set once the GIL is back after acquiring and
- * cleared before releasing, so a C step that sees it clear cannot be
- * inside anyone's locked section (one that acquired the lock but has not
- * run yet changes nothing before it does).
+ * Both are an operating-system lock like _thread.allocate_lock()'s with a
+ * flag that C code reads directly.
  */
+
+static int read_clock(double *now);
 
 typedef struct {
     PyObject_HEAD
     PyThread_type_lock lock;
-    char held;
-} MutexObject;
+    char flag;  /* Mutex: held; ThreadWaiter: woken */
+} LockObject;
 
 static PyObject *
-Mutex_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+lock_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    MutexObject *self;
-    if (PyTuple_GET_SIZE(args) || (kwds && PyDict_GET_SIZE(kwds))) {
-        PyErr_SetString(PyExc_TypeError, "Mutex() takes no arguments");
+    LockObject *self;
+    if ((args != NULL && PyTuple_GET_SIZE(args)) || (kwds != NULL && PyDict_GET_SIZE(kwds))) {
+        PyErr_Format(PyExc_TypeError, "%s() takes no arguments", type->tp_name);
         return NULL;
     }
-    self = (MutexObject *)type->tp_alloc(type, 0);
+    self = (LockObject *)type->tp_alloc(type, 0);
     if (self == NULL)
         return NULL;
     self->lock = PyThread_allocate_lock();
@@ -339,41 +337,70 @@ Mutex_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 }
 
 static void
-Mutex_dealloc(MutexObject *self)
+lock_dealloc(LockObject *self)
 {
     if (self->lock != NULL) {
-        if (self->held)
-            PyThread_release_lock(self->lock);
+        /* Unlocked before it is freed, whoever holds it. */
+        PyThread_acquire_lock(self->lock, NOWAIT_LOCK);
+        PyThread_release_lock(self->lock);
         PyThread_free_lock(self->lock);
     }
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-/* 1 when acquired, 0 when not (timeout or not blocking), -1 on error. */
+/* Acquire ``lock``: at once when ``timeout`` is 0, else within ``timeout``
+ * seconds (negative, or too long to count: forever), the GIL released
+ * meanwhile.  A signal runs its handler (which may raise), then the wait
+ * goes on for what is left.  1 when acquired, 0 when not, -1 on error. */
 static int
-mutex_acquire(MutexObject *self, int blocking, double timeout)
+acquire_native(PyThread_type_lock lock, double timeout)
 {
-    PyLockStatus status = PyThread_acquire_lock_timed(self->lock, 0, 0);
-    if (status != PY_LOCK_ACQUIRED && blocking) {
-        PY_TIMEOUT_T microseconds = timeout < 0 ? -1 : (PY_TIMEOUT_T)(timeout * 1e6);
-        do {
-            Py_BEGIN_ALLOW_THREADS
-            status = PyThread_acquire_lock_timed(self->lock, microseconds, 1);
-            Py_END_ALLOW_THREADS
-            /* A signal: run its handler (it may raise), then wait again; the
-             * pool's sections are short, so the timeout is not shortened. */
-            if (status == PY_LOCK_INTR && Py_MakePendingCalls() < 0)
-                return -1;
-        } while (status == PY_LOCK_INTR);
+    PyLockStatus status = PyThread_acquire_lock_timed(lock, 0, 0);
+    double deadline = 0, now;
+    if (status == PY_LOCK_ACQUIRED || timeout == 0)
+        return status == PY_LOCK_ACQUIRED;
+    if (!(timeout * 1e6 < (double)PY_TIMEOUT_MAX))
+        timeout = -1;
+    if (timeout > 0) {
+        if (read_clock(&now) < 0)
+            return -1;
+        deadline = now + timeout;
     }
-    if (status != PY_LOCK_ACQUIRED)
-        return 0;
-    self->held = 1;
-    return 1;
+    for (;;) {
+        PY_TIMEOUT_T microseconds = timeout < 0 ? -1 : (PY_TIMEOUT_T)(timeout * 1e6);
+        Py_BEGIN_ALLOW_THREADS
+        status = PyThread_acquire_lock_timed(lock, microseconds, 1);
+        Py_END_ALLOW_THREADS
+        if (status != PY_LOCK_INTR)
+            return status == PY_LOCK_ACQUIRED;
+        if (Py_MakePendingCalls() < 0)
+            return -1;
+        if (timeout > 0) {
+            if (read_clock(&now) < 0)
+                return -1;
+            if (now >= deadline)
+                return PyThread_acquire_lock_timed(lock, 0, 0) == PY_LOCK_ACQUIRED;
+            timeout = deadline - now;
+        }
+    }
+}
+
+/* The Mutex's flag says it is held: set once the GIL is back after
+ * acquiring and cleared before releasing, so a C step that sees it clear
+ * cannot be inside anyone's locked section (one that acquired the lock but
+ * has not run yet changes nothing before it does).  The contended paths
+ * below read it instead of calling locked(). */
+static int
+mutex_acquire(LockObject *self, int blocking, double timeout)
+{
+    int acquired = acquire_native(self->lock, blocking ? timeout : 0);
+    if (acquired == 1)
+        self->flag = 1;
+    return acquired;
 }
 
 static PyObject *
-Mutex_acquire(MutexObject *self, PyObject *args, PyObject *kwds)
+Mutex_acquire(LockObject *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"blocking", "timeout", NULL};
     int blocking = 1, acquired;
@@ -395,7 +422,7 @@ Mutex_acquire(MutexObject *self, PyObject *args, PyObject *kwds)
 }
 
 static PyObject *
-Mutex_enter(MutexObject *self, PyObject *Py_UNUSED(ignored))
+Mutex_enter(LockObject *self, PyObject *Py_UNUSED(ignored))
 {
     int acquired = mutex_acquire(self, 1, -1);
     if (acquired < 0)
@@ -404,27 +431,27 @@ Mutex_enter(MutexObject *self, PyObject *Py_UNUSED(ignored))
 }
 
 static PyObject *
-Mutex_release(MutexObject *self, PyObject *Py_UNUSED(ignored))
+Mutex_release(LockObject *self, PyObject *Py_UNUSED(ignored))
 {
-    if (!self->held) {
+    if (!self->flag) {
         PyErr_SetString(PyExc_RuntimeError, "release unlocked lock");
         return NULL;
     }
-    self->held = 0;
+    self->flag = 0;
     PyThread_release_lock(self->lock);
     Py_RETURN_NONE;
 }
 
 static PyObject *
-Mutex_exit(MutexObject *self, PyObject *args)
+Mutex_exit(LockObject *self, PyObject *args)
 {
     return Mutex_release(self, NULL);
 }
 
 static PyObject *
-Mutex_locked(MutexObject *self, PyObject *Py_UNUSED(ignored))
+Mutex_locked(LockObject *self, PyObject *Py_UNUSED(ignored))
 {
-    return PyBool_FromLong(self->held);
+    return PyBool_FromLong(self->flag);
 }
 
 static PyMethodDef Mutex_methods[] = {
@@ -441,11 +468,73 @@ static PyTypeObject MutexType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "greenpools._speedups.Mutex",
     .tp_doc = "An operating-system lock whose state C code can read.",
-    .tp_basicsize = sizeof(MutexObject),
+    .tp_basicsize = sizeof(LockObject),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_new = Mutex_new,
-    .tp_dealloc = (destructor)Mutex_dealloc,
+    .tp_new = lock_new,
+    .tp_dealloc = (destructor)lock_dealloc,
     .tp_methods = Mutex_methods,
+};
+
+/* The threading backend's waiter: a lock created held; wait() acquires it,
+ * wake() releases it, from any thread.  In C so that a thread that wakes a
+ * waiter and then queues itself reaches its own park without running
+ * Python frames in between: the woken thread then less often finds the
+ * GIL still held and has to be woken a second time. */
+
+static PyObject *
+ThreadWaiter_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    PyObject *self = lock_new(type, args, kwds);
+    if (self != NULL)
+        PyThread_acquire_lock(((LockObject *)self)->lock, NOWAIT_LOCK);  /* new: succeeds */
+    return self;
+}
+
+/* True once woken, False when ``timeout`` seconds (None: forever) passed. */
+static PyObject *
+ThreadWaiter_wait(LockObject *self, PyObject *timeout)
+{
+    double seconds = -1;
+    int acquired;
+    if (timeout != Py_None) {
+        seconds = PyFloat_AsDouble(timeout);
+        if (seconds == -1.0 && PyErr_Occurred())
+            return NULL;
+        if (!(seconds > 0))
+            seconds = 0;
+    }
+    acquired = acquire_native(self->lock, seconds);
+    if (acquired < 0)
+        return NULL;
+    return PyBool_FromLong(acquired);
+}
+
+static PyObject *
+ThreadWaiter_wake(LockObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (!self->flag) {  /* a second wake changes nothing */
+        self->flag = 1;
+        PyThread_release_lock(self->lock);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef ThreadWaiter_methods[] = {
+    {"wait", (PyCFunction)ThreadWaiter_wait, METH_O,
+     "wait(timeout): block until woken (True) or until timeout seconds passed (False)."},
+    {"wake", (PyCFunction)ThreadWaiter_wake, METH_NOARGS, "wake(): release the waiting thread."},
+    {NULL}
+};
+
+static PyTypeObject ThreadWaiterType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "greenpools._speedups.ThreadWaiter",
+    .tp_doc = "The threading backend's waiter (see greenpools.backends.threading).",
+    .tp_basicsize = sizeof(LockObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_new = ThreadWaiter_new,
+    .tp_dealloc = (destructor)lock_dealloc,
+    .tp_methods = ThreadWaiter_methods,
 };
 
 /* -- The contended paths of a plain pool --------------------------------------
@@ -470,7 +559,7 @@ static int
 mutex_free(FastPathObject *self)
 {
     return self->mutex != NULL && Py_TYPE(self->mutex) == &MutexType
-        && !((MutexObject *)self->mutex)->held;
+        && !((LockObject *)self->mutex)->flag;
 }
 
 /* greenpools.forking.pid, kept here by a fork handler of our own: it runs
@@ -494,6 +583,10 @@ read_clock(double *now)
         return 0;
     }
 #endif
+    if (monotonic == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "greenpools._speedups: configure() was not called");
+        return -1;
+    }
     {
         PyObject *value = PyObject_CallNoArgs(monotonic);
         if (value == NULL)
@@ -503,116 +596,6 @@ read_clock(double *now)
         return (*now == -1.0 && PyErr_Occurred()) ? -1 : 0;
     }
 }
-
-/* -- ThreadWaiter: the threading backend's waiter -----------------------------
- *
- * An operating-system lock created held: wait() acquires it (the GIL
- * released meanwhile), wake() releases it, from any thread.  In C so that
- * a thread that wakes a waiter and then queues itself reaches its own park
- * without running Python frames in between: the woken thread then less
- * often finds the GIL still held and has to be woken a second time.
- */
-
-typedef struct {
-    PyObject_HEAD
-    PyThread_type_lock lock;
-    char woken;
-} ThreadWaiterObject;
-
-static PyTypeObject ThreadWaiterType;
-
-static PyObject *
-ThreadWaiter_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
-{
-    ThreadWaiterObject *self;
-    if ((args != NULL && PyTuple_GET_SIZE(args)) || (kwds != NULL && PyDict_GET_SIZE(kwds))) {
-        PyErr_SetString(PyExc_TypeError, "ThreadWaiter() takes no arguments");
-        return NULL;
-    }
-    self = (ThreadWaiterObject *)type->tp_alloc(type, 0);
-    if (self == NULL)
-        return NULL;
-    self->lock = PyThread_allocate_lock();
-    if (self->lock == NULL) {
-        Py_DECREF(self);
-        return PyErr_NoMemory();
-    }
-    PyThread_acquire_lock(self->lock, NOWAIT_LOCK);  /* new: always succeeds */
-    return (PyObject *)self;
-}
-
-static void
-ThreadWaiter_dealloc(ThreadWaiterObject *self)
-{
-    if (self->lock != NULL)
-        PyThread_free_lock(self->lock);
-    Py_TYPE(self)->tp_free((PyObject *)self);
-}
-
-/* True once woken, False when ``timeout`` seconds (None: forever) passed. */
-static PyObject *
-ThreadWaiter_wait(ThreadWaiterObject *self, PyObject *timeout)
-{
-    PyLockStatus status;
-    double seconds = -1, deadline = 0, now;
-    if (timeout != Py_None) {
-        seconds = PyFloat_AsDouble(timeout);
-        if (seconds == -1.0 && PyErr_Occurred())
-            return NULL;
-        if (seconds < 0)
-            seconds = 0;
-        if (read_clock(&now) < 0)
-            return NULL;
-        deadline = now + seconds;
-    }
-    status = PyThread_acquire_lock_timed(self->lock, 0, 0);
-    while (status != PY_LOCK_ACQUIRED && seconds != 0) {
-        PY_TIMEOUT_T microseconds = seconds < 0 ? -1 : (PY_TIMEOUT_T)(seconds * 1e6);
-        Py_BEGIN_ALLOW_THREADS
-        status = PyThread_acquire_lock_timed(self->lock, microseconds, 1);
-        Py_END_ALLOW_THREADS
-        if (status != PY_LOCK_INTR)
-            break;
-        /* A signal: run its handler (it may raise), then wait out the rest. */
-        if (Py_MakePendingCalls() < 0)
-            return NULL;
-        if (seconds > 0) {
-            if (read_clock(&now) < 0)
-                return NULL;
-            seconds = deadline > now ? deadline - now : 0;
-            status = PyThread_acquire_lock_timed(self->lock, 0, 0);
-        }
-    }
-    return PyBool_FromLong(status == PY_LOCK_ACQUIRED);
-}
-
-static PyObject *
-ThreadWaiter_wake(ThreadWaiterObject *self, PyObject *Py_UNUSED(ignored))
-{
-    if (!self->woken) {  /* a second wake changes nothing */
-        self->woken = 1;
-        PyThread_release_lock(self->lock);
-    }
-    Py_RETURN_NONE;
-}
-
-static PyMethodDef ThreadWaiter_methods[] = {
-    {"wait", (PyCFunction)ThreadWaiter_wait, METH_O,
-     "wait(timeout): block until woken (True) or until timeout seconds passed (False)."},
-    {"wake", (PyCFunction)ThreadWaiter_wake, METH_NOARGS, "wake(): release the waiting thread."},
-    {NULL}
-};
-
-static PyTypeObject ThreadWaiterType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "greenpools._speedups.ThreadWaiter",
-    .tp_doc = "The threading backend's waiter (see greenpools.backends.threading).",
-    .tp_basicsize = sizeof(ThreadWaiterObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
-    .tp_new = ThreadWaiter_new,
-    .tp_dealloc = (destructor)ThreadWaiter_dealloc,
-    .tp_methods = ThreadWaiter_methods,
-};
 
 /* The green waiter, defined below: the contended paths call it directly,
  * and queue it as its own client. */
@@ -667,7 +650,7 @@ call_wait(PyObject *waiter)
     if (PyObject_TypeCheck(waiter, &HubWaiterType))
         return HubWaiter_wait((HubWaiterObject *)waiter, Py_None);
     if (PyObject_TypeCheck(waiter, &ThreadWaiterType))
-        return ThreadWaiter_wait((ThreadWaiterObject *)waiter, Py_None);
+        return ThreadWaiter_wait((LockObject *)waiter, Py_None);
     return PyObject_CallMethodOneArg(waiter, str_wait, Py_None);
 }
 
@@ -677,7 +660,7 @@ call_wake(PyObject *waiter)
     if (PyObject_TypeCheck(waiter, &HubWaiterType))
         return HubWaiter_wake((HubWaiterObject *)waiter, NULL);
     if (PyObject_TypeCheck(waiter, &ThreadWaiterType))
-        return ThreadWaiter_wake((ThreadWaiterObject *)waiter, NULL);
+        return ThreadWaiter_wake((LockObject *)waiter, NULL);
     return PyObject_CallMethodNoArgs(waiter, str_wake);
 }
 
