@@ -122,6 +122,21 @@ def test_woken_by_another_task(make_waiter: Any) -> None:
     assert task.join() is True
 
 
+def test_a_timeout_too_long_to_count_waits_until_woken(make_waiter: Any) -> None:
+    waiter = make_waiter()
+    ready = threading.Event()
+
+    def wait() -> bool:
+        ready.set()
+        return bool(waiter.wait(float("inf")))
+
+    task = spawn(wait)
+    ready.wait(30)
+    wait_until(lambda: _parked(waiter))
+    waiter.wake()
+    assert task.join() is True
+
+
 def test_woken_from_a_native_thread(make_waiter: Any) -> None:
     waiter = make_waiter()
     sleep = _real_sleep()

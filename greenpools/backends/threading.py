@@ -23,7 +23,9 @@ class PyThreadWaiter(Waiter):
         lock.acquire()
 
     def wait(self, timeout: float | None) -> bool:
-        return self._lock.acquire(True, -1 if timeout is None else max(0.0, timeout))
+        if timeout is None or timeout > threading.TIMEOUT_MAX:  # too long to count: forever
+            return self._lock.acquire()
+        return self._lock.acquire(True, max(0.0, timeout))
 
     def wake(self) -> None:
         if not self._woken:
