@@ -161,3 +161,46 @@ def test_mixed_operations_under_load(make_pool: Any) -> None:
     assert_can_take_limit(pool)
     pool.close()
     assert factory.closed_counts() == [1] * len(factory.made)
+
+
+@pytest.mark.skipif(GREEN, reason="needs preemptive threads (green threads run each release whole)")
+def test_racing_double_releases_accept_exactly_one(make_pool: Any) -> None:
+    """Threads release the same resource at the same moment: one return is
+    accepted, the others refused, and the pool never holds it twice."""
+    pool = make_pool(Factory(), limit=2)
+    rounds, racers = 2000, 3
+    sys.setswitchinterval(1e-6)  # the fixture restores it
+    held: list[Any] = []
+    started = [-1]  # the round the racers may start
+    finished: list[int] = []  # one entry per racer and round (append is atomic)
+    outcomes: list[str] = []
+    deadline = time.monotonic() + 60
+
+    def racer(index: int) -> None:
+        for round_ in range(rounds):
+            if index == 0:
+                held.append(pool.acquire())
+                started[0] = round_
+            while started[0] != round_ and time.monotonic() < deadline:
+                pass  # spinning, not sleeping: every racer is runnable when the round starts
+            try:
+                pool.release(held[round_])
+            except ValueError:
+                outcomes.append("refused")
+            else:
+                outcomes.append("accepted")
+            finished.append(index)
+            if index == 0:  # the next round once everyone is done with this one
+                while len(finished) < racers * (round_ + 1) and time.monotonic() < deadline:
+                    pass
+
+    threads = [threading.Thread(target=racer, args=(i,)) for i in range(racers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(90)
+    assert time.monotonic() < deadline, "the racers did not finish"
+    assert outcomes.count("accepted") == rounds  # exactly one per round
+    assert outcomes.count("refused") == rounds * (racers - 1)
+    assert_balanced(pool)
+    assert len({id(slot) for slot in pool._idle}) == len(pool._idle) == 1
