@@ -155,7 +155,7 @@ class _KombuResource(Resource[T]):
 
     def _release_unpooled(self, resource: T) -> None:
         try:
-            self.replace(resource)  # closes it and frees its place
+            self._close_lent(resource, lost=False)  # done with, not broken
         except ValueError:
             raise ValueError(
                 f"resource {resource!r} is not checked out of pool {self.name!r}: "

@@ -738,12 +738,13 @@ class Resource(FastPath, Counters, Generic[T]):
             self._free_capacity_locked()
         self._close_pending()
 
-    def _discard_lent(self, slot: Slot) -> None:
+    def _discard_lent(self, slot: Slot, lost: bool = True) -> None:
         with self._mutex:
             if not slot.lent:
                 return
             slot.lent = False
-            self._n_connections_lost += 1
+            if lost:
+                self._n_connections_lost += 1
             self._pending_close.append(slot)
             self._drop_capacity_locked()
         self._close_pending()
@@ -754,6 +755,11 @@ class Resource(FastPath, Counters, Generic[T]):
         Its place goes to the oldest waiter (who creates a fresh one) or
         back to the pool's free capacity.
         """
+        self._close_lent(resource, lost=True)
+
+    def _close_lent(self, resource: T, lost: bool) -> None:
+        """Close a lent resource and free its place; ``lost`` counts it in
+        the ``connections_lost`` statistic (broken, not just done with)."""
         slot = self._slots.get(id(resource))
         if slot is None or not slot.lent:
             with self._mutex:
@@ -766,7 +772,7 @@ class Resource(FastPath, Counters, Generic[T]):
             )
         if self._track_lending:
             self._usage_s += _monotonic() - slot.lent_at
-        self._discard_lent(slot)
+        self._discard_lent(slot, lost)
 
     def force_close_all(self, close_pool: bool = True) -> None:
         """Close every resource, idle and lent alike, each exactly once.

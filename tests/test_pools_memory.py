@@ -220,6 +220,9 @@ def test_limit_zero_means_no_pooling_as_in_kombu() -> None:
     assert third is not first
     second.release()
     third.release()
+    stats = pool.get_stats()
+    assert stats["connections_num"] == 3
+    assert stats["connections_lost"] == 0  # closed because done with, not because broken
     pool.limit = 2  # pooling from now on
     kept = pool.acquire()
     kept.release()
