@@ -33,8 +33,8 @@ The uncontended acquire and release take no lock at all: they live in
 queues a waiter, shrinks or closes clears ``_quiet`` first
 (``_settle_locked`` sets it back), and ``_idle`` and ``_slots`` are only
 mutated in place, never replaced, so no lock-free step writes into a
-stale list.  Resources popped or pushed across a close
-or reset are caught by their slot's ``generation``.
+stale list.  Resources popped or pushed across a close or reset are
+caught by their slot's ``generation``.
 
 The C module also queues the callers of a *plain* pool at its limit and
 grants returned slots to them (``_take_or_queue`` and ``_grant_locked``
