@@ -41,6 +41,7 @@ from kombu.utils.functional import ChannelPromise
 from . import backends, forking
 from ._kombu_fork import forget_connection
 from .backends.base import native_lock
+from .exceptions import PoolTimeout
 from .resource import Resource, check_limit
 
 __all__ = [
@@ -443,8 +444,15 @@ class ProducerPool(Resource[Any]):
             conn = self.connections.acquire(
                 block, None if deadline is None else max(0.0, deadline - time.monotonic())
             )
-        except BaseException:
+        except BaseException as exc:
             Resource.release(self, producer)
+            if isinstance(exc, PoolTimeout) and timeout:
+                # Say the caller's timeout, not the part left for this wait.
+                source = getattr(self.connections, "name", self.connections)
+                raise type(exc)(
+                    f"pool {self.name!r}: no connection of pool {source!r} became free "
+                    f"within {timeout:g} s"
+                ) from exc
             raise
         channel = producer._channel
         if conn is not producer.__connection__ or (

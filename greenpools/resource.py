@@ -315,12 +315,13 @@ class Resource(FastPath, Counters, Generic[T]):
             timeout = self.timeout
         elif block:
             timeout = check_seconds("timeout", timeout)
+        asked = timeout  # what a timeout error reports, however much is left
         deadline = None if timeout is None else _monotonic() + timeout
         if self._upkeep is None and self._wants_upkeep():
             self._start_upkeep()
         while True:
             try:
-                slot, fresh = self._take_or_queue(block, timeout)
+                slot, fresh = self._take_or_queue(block, timeout, asked)
                 if self._pending_close:
                     self._close_pending()
                 if self._plain_acquire:
@@ -330,9 +331,11 @@ class Resource(FastPath, Counters, Generic[T]):
                 if deadline is not None:
                     timeout = max(0.0, deadline - _monotonic())
 
-    def _take_or_queue(self, block: bool, timeout: float | None) -> tuple[Slot, bool]:
+    def _take_or_queue(
+        self, block: bool, timeout: float | None, asked: float | None = None
+    ) -> tuple[Slot, bool]:
         """A slot lent to the caller, waiting for one if allowed, and whether
-        it was created for this call."""
+        it was created for this call; ``asked`` is the caller's whole timeout."""
         with self._mutex:
             if self._closed:
                 self._n_request_errors += 1
@@ -358,7 +361,7 @@ class Resource(FastPath, Counters, Generic[T]):
                     )
                 if timeout is not None and timeout <= 0:
                     self._n_request_errors += 1
-                    raise self._pool_timeout(f"pool {self.name!r}: no resource is free")
+                    raise self._pool_timeout(self._timed_out(asked))
                 client = WaitingClient(self._new_waiter(), _monotonic(), forking.pid)
                 self._waiting.append(client)
                 self._quiet = False
@@ -367,9 +370,16 @@ class Resource(FastPath, Counters, Generic[T]):
                     self._rebalance_locked()
         if client is None:
             return self._create_lent(), True
-        return self._wait(client, timeout)
+        return self._wait(client, timeout, asked)
 
-    def _wait(self, client: WaitingClient, timeout: float | None) -> tuple[Slot, bool]:
+    def _timed_out(self, asked: float | None) -> str:
+        if not asked:
+            return f"pool {self.name!r}: no resource is free"
+        return f"pool {self.name!r}: no resource became free within {asked:g} s"
+
+    def _wait(
+        self, client: WaitingClient, timeout: float | None, asked: float | None = None
+    ) -> tuple[Slot, bool]:
         if timeout is None and self._stall_watch is not lifecycle.stall_watch.running:
             lifecycle.stall_watch.watch(self)
         try:
@@ -377,7 +387,7 @@ class Resource(FastPath, Counters, Generic[T]):
         except BaseException:
             self._abandon(client)
             raise
-        return self._outcome(client, timeout)
+        return self._outcome(client, timeout if asked is None else asked)
 
     def _finish_queued(self, client: WaitingClient) -> T:
         """The end of a wait the C module queued (see _fastpath), when it was
@@ -404,9 +414,7 @@ class Resource(FastPath, Counters, Generic[T]):
                     self._settle_locked()
                     self._n_request_errors += 1
                     self._wait_s += _monotonic() - client.since
-                    raise self._pool_timeout(
-                        f"pool {self.name!r}: no resource became free within {timeout} seconds"
-                    )
+                    raise self._pool_timeout(self._timed_out(timeout))
         self._wait_s += _monotonic() - client.since  # a statistic: a lost add is harmless
         if state == _GRANTED:
             assert client.slot is not None

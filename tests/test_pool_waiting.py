@@ -363,3 +363,12 @@ def test_green_hand_offs_that_never_yield_still_let_the_hub_run(make_pool: Any) 
     assert progress[0] == 2 * rounds
     assert any(0 < p < rounds for p in seen), sorted(set(seen))[:5]
     assert_balanced(pool)
+
+
+def test_pool_timeout_says_the_timeout_that_was_asked_for(make_pool: Any) -> None:
+    pool = make_pool(Factory(), 1)
+    held = pool.acquire()
+    with pytest.raises(PoolTimeout) as caught:
+        pool.acquire(block=True, timeout=0.05)
+    assert str(caught.value).endswith("no resource became free within 0.05 s"), caught.value
+    pool.release(held)

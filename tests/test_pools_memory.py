@@ -576,3 +576,19 @@ def test_connection_errors_can_be_set_per_pool() -> None:
         with pool.acquired() as conn:
             raise KeyError("counts as broken here")
     assert conn._closed
+
+
+def test_producer_pool_timeout_on_the_connection_says_the_whole_timeout() -> None:
+    # The producer is free at once; the wait for a connection uses what is
+    # left of the timeout, but the error names the timeout the caller gave.
+    url = memory_url()
+    pools.connections[url].limit = 1
+    held = pools.connections[url].acquire()
+    try:
+        with pytest.raises(greenpools.PoolTimeout) as caught:
+            pools.producers[url].acquire(block=True, timeout=0.05)
+        assert isinstance(caught.value, kombu.exceptions.ConnectionLimitExceeded)
+        assert str(caught.value).endswith("became free within 0.05 s"), caught.value
+        assert_balanced(pools.producers[url])
+    finally:
+        held.release()
