@@ -104,8 +104,10 @@ def _all_at_most(pairs: list[tuple[str, str, str]]) -> Any:
             b = bench._metric(summary, "memory", theirs, key)
             if a is None or b is None:
                 return bench.NOT_MEASURED
-            verdict &= a <= b
-            figures.append(f"{a / b:.2f}x")
+            met, figure = bench.judge_ratio(a / b if b else float("inf"), 1.0, at_most=True,
+                                            digits=2)
+            verdict &= met
+            figures.append(figure)
             details.append(f"{ours} {a:.0f} B vs {theirs} {b:.0f} B")
         return verdict, " / ".join(figures), "; ".join(details)
 

@@ -764,15 +764,32 @@ def _metric(summary: dict[str, dict[str, Any]], scenario: str, contender: str,
     return summary.get(scenario, {}).get(contender, {}).get(key)
 
 
+def judge_ratio(ratio: float, bound: float, at_most: bool, digits: int = 3) -> tuple[bool, str]:
+    """Whether ``ratio`` meets ``bound``, and the ratio printed as ``"0.999x"``.
+
+    Judged on the unrounded ratio, and printed with as many digits as it
+    takes for the figure to fall on the same side of the bound: never
+    "NOT MET 1.000x".
+    """
+    met = ratio <= bound if at_most else ratio >= bound
+    text = f"{ratio:.{digits}f}"
+    while digits < 12:
+        shown = float(text)
+        if (shown <= bound if at_most else shown >= bound) == met:
+            break
+        digits += 1
+        text = f"{ratio:.{digits}f}"
+    return met, f"{text}x"
+
+
 def _ratio_target(scenario: str, ours: str, theirs: str, key: str, bound: float,
                   at_most: bool) -> Callable[[Summary], Verdict]:
     def judge(summary: Summary) -> Verdict:
         a, b = _metric(summary, scenario, ours, key), _metric(summary, scenario, theirs, key)
         if a is None or b is None or not b:
             return NOT_MEASURED
-        ratio = a / b
-        met = ratio <= bound if at_most else ratio >= bound
-        return met, f"{ratio:.3f}x", f"greenpools {_fmt(a)}, kombu {_fmt(b)}"
+        met, figure = judge_ratio(a / b, bound, at_most)
+        return met, figure, f"greenpools {_fmt(a)}, kombu {_fmt(b)}"
 
     return judge
 

@@ -70,3 +70,25 @@ def test_ratio_target_judges_in_the_stated_direction() -> None:
     assert at_least(summary)[:2] == (False, "0.990x")
     assert at_most(summary)[0] is True
     assert at_least({})[0] is None  # not measured is neither met nor failed
+
+
+@pytest.mark.parametrize(("ratio", "bound", "at_most", "expected"), [
+    (0.99996, 1.0, False, (False, "0.99996x")),  # once printed "NOT MET 1.000x"
+    (1.0, 1.0, False, (True, "1.000x")),
+    (0.3000049, 0.30, True, (False, "0.300005x")),
+    (0.2999996, 0.30, True, (True, "0.300x")),
+    (0.5, 1.0, False, (False, "0.500x")),
+])
+def test_ratio_verdict_prints_the_side_of_the_bound_it_is_on(
+    ratio: float, bound: float, at_most: bool, expected: tuple[bool, str]
+) -> None:
+    assert bench.judge_ratio(ratio, bound, at_most) == expected
+
+
+def test_ratio_target_never_rounds_a_miss_onto_the_bound() -> None:
+    summary = bench.summarise({"s2": {
+        "gp-conn": [{"cycles_per_s": 99_996.0}], "kombu-conn": [{"cycles_per_s": 100_000.0}],
+    }})
+    judge = bench._ratio_target("s2", "gp-conn", "kombu-conn", "cycles_per_s", 1.0,
+                                at_most=False)
+    assert judge(summary)[:2] == (False, "0.99996x")
