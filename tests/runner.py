@@ -7,8 +7,10 @@ monkey-patched *first*, the way production servers do it (gunicorn's gevent
 worker: ``monkey.patch_all()``; Celery's eventlet pool:
 ``eventlet.monkey_patch()``), and only then imports pytest and runs it
 in-process.  The runner prints one summary line per backend and a last
-line ``N passed, N failed[, N skipped]`` summed over all of them; it exits
-non-zero if any backend failed, including one that collected no tests.
+line ``N passed, N failed[, N skipped]`` summed over all of them, with
+the reasons tests were skipped under each backend's line.  It exits
+non-zero if any backend failed, including one that collected no tests or
+whose tests all skipped (unless ``--allow-all-skipped``).
 """
 
 # Only the standard library's lightest modules at the top: in a child
@@ -49,6 +51,7 @@ class Tally:
     def __init__(self, path: str | None) -> None:
         self.path = path
         self.counts = {"passed": 0, "failed": 0, "skipped": 0}
+        self.skip_reasons: dict[str, int] = {}
 
     def pytest_runtest_logreport(self, report: object) -> None:
         when = getattr(report, "when", None)
@@ -56,6 +59,8 @@ class Tally:
             self.counts["failed"] += 1
         elif getattr(report, "skipped", False):
             self.counts["skipped"] += 1
+            reason = _skip_reason(report)
+            self.skip_reasons[reason] = self.skip_reasons.get(reason, 0) + 1
         elif when == "call" and getattr(report, "passed", False):
             self.counts["passed"] += 1
 
@@ -68,7 +73,18 @@ class Tally:
             import json
 
             with open(self.path, "w") as fh:
-                json.dump({**self.counts, "exitstatus": int(exitstatus)}, fh)
+                json.dump({**self.counts, "exitstatus": int(exitstatus),
+                           "skip_reasons": self.skip_reasons}, fh)
+
+
+def _skip_reason(report: object) -> str:
+    """The reason pytest gives for a skip (its report's ``longrepr``)."""
+    longrepr = getattr(report, "longrepr", None)
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        reason = str(longrepr[2])
+    else:
+        reason = str(longrepr or "no reason given")
+    return reason.removeprefix("Skipped: ")
 
 
 def run_child(backend: str, args: list[str]) -> int:
@@ -80,8 +96,11 @@ def run_child(backend: str, args: list[str]) -> int:
     return int(pytest.main(args, plugins=[Tally(os.environ.get(REPORT_ENV))]))
 
 
-def run_backend(backend: str, args: list[str]) -> tuple[dict[str, int], int, float]:
-    """Run the suite for one backend in a fresh interpreter."""
+def run_backend(
+    backend: str, args: list[str]
+) -> tuple[dict[str, int], int, float, dict[str, int]]:
+    """Run the suite for one backend in a fresh interpreter: the counts, the
+    exit code, the seconds it took and how many tests skipped for each reason."""
     import json
     import subprocess
     import tempfile
@@ -107,8 +126,9 @@ def run_backend(backend: str, args: list[str]) -> tuple[dict[str, int], int, flo
             counts = {}
     finally:
         os.unlink(report)
+    reasons = {str(k): int(v) for k, v in dict(counts.get("skip_reasons") or {}).items()}
     counts = {key: int(counts.get(key, 0)) for key in ("passed", "failed", "skipped")}
-    return counts, code, time.monotonic() - started
+    return counts, code, time.monotonic() - started, reasons
 
 
 def _absolute_if_path(arg: str) -> str:
@@ -129,6 +149,10 @@ def main(argv: list[str]) -> int:
         allow_abbrev=False,  # every other option belongs to pytest
     )
     parser.add_argument("--backend", choices=(*BACKENDS, "all"), default="all")
+    parser.add_argument(
+        "--allow-all-skipped", action="store_true",
+        help="a backend on which every test skipped is not a failure",
+    )
     options, pytest_args = parser.parse_known_args(argv)
     chosen = BACKENDS if options.backend == "all" else (options.backend,)
     # The children run in the repository (for pytest's configuration), so
@@ -140,13 +164,17 @@ def main(argv: list[str]) -> int:
     ok = True
     for backend in chosen:
         print(f"==== greenpools tests on the {backend} backend ====", flush=True)
-        counts, code, seconds = run_backend(backend, pytest_args)
+        counts, code, seconds, reasons = run_backend(backend, pytest_args)
         for key in totals:
             totals[key] += counts[key]
+        all_skipped = code == 0 and counts["skipped"] and not counts["passed"]
         if code == PYTEST_NO_TESTS_COLLECTED:
             verdict = "FAILED: collected no tests"
         elif code != 0:
             verdict = f"FAILED (pytest exit code {code})"
+        elif all_skipped and not options.allow_all_skipped:
+            verdict = "FAILED: every test skipped (--allow-all-skipped accepts that)"
+            code = 1
         else:
             verdict = "ok"
         ok = ok and code == 0
@@ -154,6 +182,8 @@ def main(argv: list[str]) -> int:
             f"{backend}: {counts['passed']} passed, {counts['failed']} failed, "
             f"{counts['skipped']} skipped in {seconds:.1f}s - {verdict}"
         )
+        for reason, n in sorted(reasons.items(), key=lambda item: (-item[1], item[0])):
+            lines.append(f"    skipped {n}: {reason}")
     print()
     for line in lines:
         print(line)
