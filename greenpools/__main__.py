@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 import greenpools
 
 from . import backends
+from .demo import positive_seconds
 
 GEVENT_ENTRY_POINT_GROUP = "gevent.plugins.monkey.did_patch_all"
 GEVENT_ENTRY_POINT_VALUE = "greenpools.backends:on_gevent_patch_all"
@@ -58,6 +59,18 @@ def backend_reason() -> str:
     )
 
 
+def backend_row() -> tuple[bool, str]:
+    """Whether the requested backend is usable, and doctor's line about it."""
+    problem = backends.startup_error
+    if problem is not None:
+        requested = os.environ.get(backends.ENV_VAR, "").strip()
+        return False, (
+            f"{backends.ENV_VAR}={requested} cannot be used: {problem}; "
+            f"unset it or name an installed backend (this report runs on threading)"
+        )
+    return True, f"{backends.get_backend().name}: {backend_reason()}"
+
+
 def gevent_entry_point() -> tuple[bool, str]:
     """Whether greenpools' ``did_patch_all`` entry point is registered for gevent."""
     found = importlib.metadata.entry_points(group=GEVENT_ENTRY_POINT_GROUP)
@@ -75,18 +88,13 @@ def gevent_entry_point() -> tuple[bool, str]:
 
 
 def broker_answers(url: str, timeout: float) -> tuple[bool, str]:
-    """Whether the broker at ``url`` accepts a connection."""
-    from kombu.connection import Connection
+    """Whether the broker at ``url`` accepts a connection, and what was seen."""
+    from .brokercheck import BrokerProblem, check_broker
 
-    connection = Connection(url, connect_timeout=timeout)
     try:
-        connection.ensure_connection(max_retries=1, timeout=timeout)
-    except Exception as exc:
-        return False, f"{connection.as_uri()} does not answer: {type(exc).__name__}: {exc}"
-    else:
-        return True, f"{connection.as_uri()} answers ({connection.transport_cls} transport)"
-    finally:
-        connection.release()
+        return True, check_broker(url, timeout)
+    except BrokerProblem as problem:
+        return False, str(problem)
 
 
 def speedups_state() -> str:
@@ -100,37 +108,43 @@ def speedups_state() -> str:
     return "pure Python (greenpools._speedups is not built: reinstall with a C compiler)"
 
 
+DOCTOR_LABELS = ("python", "greenpools", "kombu", "amqp", "gevent", "eventlet", "greenlet",
+                 "backend", "fast path", "gevent hook", "broker")
+
+
 def doctor(argv: Sequence[str]) -> int:
-    """Print what greenpools sees; exit 1 if something needs fixing."""
+    """Print what greenpools sees, each row as soon as it is known; exit 1
+    if something needs fixing."""
     parser = argparse.ArgumentParser(
         prog="python -m greenpools doctor",
         description="Versions, the active backend and why, the gevent hook, the broker.",
     )
     parser.add_argument("--broker", help="kombu broker URL to try, e.g. amqp://guest:guest@127.0.0.1:5672//")
-    parser.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the broker")
+    parser.add_argument("--timeout", type=positive_seconds, default=5.0,
+                        help="seconds to wait for the broker (default: %(default)s)")
     args = parser.parse_args(argv)
 
+    width = max(map(len, DOCTOR_LABELS))
+
+    def row(label: str, value: str) -> None:
+        print(f"{label:<{width}}  {value}", flush=True)
+
     healthy = True
-    rows = [
-        ("python", f"{platform.python_version()} ({sys.executable})"),
-        ("greenpools", f"{greenpools.__version__} ({os.path.dirname(greenpools.__file__)})"),
-    ]
-    rows += [
-        (name, distribution_version(name))
-        for name in ("kombu", "amqp", "gevent", "eventlet", "greenlet")
-    ]
-    rows.append(("backend", f"{backends.get_backend().name}: {backend_reason()}"))
-    rows.append(("fast path", speedups_state()))
+    row("python", f"{platform.python_version()} ({sys.executable})")
+    row("greenpools", f"{greenpools.__version__} ({os.path.dirname(greenpools.__file__)})")
+    for name in ("kombu", "amqp", "gevent", "eventlet", "greenlet"):
+        row(name, distribution_version(name))
+    usable, about_backend = backend_row()
+    healthy = healthy and usable
+    row("backend", about_backend)
+    row("fast path", speedups_state())
     registered, about_hook = gevent_entry_point()
     healthy = healthy and registered
-    rows.append(("gevent hook", about_hook))
+    row("gevent hook", about_hook)
     if args.broker:
         answers, about_broker = broker_answers(args.broker, args.timeout)
         healthy = healthy and answers
-        rows.append(("broker", about_broker))
-    width = max(len(label) for label, _ in rows)
-    for label, value in rows:
-        print(f"{label:<{width}}  {value}")
+        row("broker", about_broker)
     return 0 if healthy else 1
 
 
@@ -176,6 +190,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = COMMANDS.get(args[0])
     if command is None:
         print(f"unknown command {args[0]!r}\n\n{USAGE}", end="", file=sys.stderr)
+        return 2
+    if backends.startup_error is not None and command is not doctor:
+        requested = os.environ.get(backends.ENV_VAR, "").strip()
+        print(f"greenpools {args[0]}: {backends.ENV_VAR}={requested} cannot be used: "
+              f"{backends.startup_error}; unset it or name an installed backend "
+              f"(python -m greenpools doctor shows what is installed)", file=sys.stderr)
         return 2
     return command(args[1:])
 

@@ -154,10 +154,19 @@ def running_backend() -> str:
 
 def installed_backends() -> list[str]:
     """The backends whose library can be imported here."""
-    import importlib.util
+    return [name for name in BACKENDS if backend_problem(name) is None]
 
-    return [name for name in BACKENDS
-            if name == "threading" or importlib.util.find_spec(name) is not None]
+
+def backend_problem(name: str) -> str | None:
+    """Why the backend ``name`` cannot run here (its library does not
+    import), or ``None`` when it can."""
+    from greenpools import backends
+
+    try:
+        backends.load(name)
+    except ImportError as exc:
+        return str(exc)
+    return None
 
 
 def versions() -> dict[str, str]:
@@ -1041,6 +1050,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         names = installed_backends()
     else:
         names = [args.backend]
+        problem = backend_problem(args.backend)
+        if problem is not None:
+            print(f"greenpools bench: {problem}", file=sys.stderr)
+            return 2
     total = sum(len(plan(n, scenarios, settings, CONTENDERS)) + 1 for n in names)
     bar = ProgressBar(total, stream=open(os.devnull, "w") if args.no_progress else None)
 
@@ -1064,6 +1077,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         with open(args.json, "w") as out:
             json.dump(report, out, indent=1, default=str)
+    failed = [name for name, result in results.items() if "worker" in result.get("errors", {})]
+    if failed:
+        print(f"greenpools bench: the run on {', '.join(failed)} failed (the error is above)",
+              file=sys.stderr)
+        return 1
     return 0
 
 

@@ -23,7 +23,6 @@ import sys
 import textwrap
 import threading
 import time
-import urllib.parse
 import uuid
 from collections import Counter
 from collections.abc import Sequence
@@ -31,8 +30,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import backends
+from .brokercheck import BrokerProblem, check_broker, masked_url
 
 DEFAULT_BROKER = "memory://"
+#: How long the demo gives a broker to answer before it starts.
+BROKER_CHECK_SECONDS = 5.0
 BACKEND_CHOICES = ("auto", *backends.BACKEND_NAMES)
 
 #: Set in the re-started interpreter, so that it never starts another.
@@ -178,6 +180,7 @@ class DemoResult:
     producer_pool_stats: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     elapsed: float = 0.0
+    queue: str = ""
 
     @property
     def expected(self) -> int:
@@ -204,7 +207,10 @@ def run(
 
     Uses the global groups ``greenpools.pools.connections`` and
     ``producers`` with their limit set to ``limit``, the way an
-    application would, and closes every pool at the end.
+    application would, and closes every pool at the end.  ``timeout``
+    bounds each wait for a pool, and the consumer stops once no message
+    has come for ``timeout`` seconds after publishing ended (it never
+    stops while messages still arrive).
     """
     from kombu.connection import Connection
     from kombu.entity import Exchange, Queue
@@ -229,6 +235,7 @@ def run(
     pools.set_limit(limit)
 
     name = f"greenpools-demo-{uuid.uuid4().hex[:8]}"
+    result.queue = name
     exchange = Exchange(name, type="direct", durable=False)
     # x-expires removes the queue from a real broker even if the demo dies.
     queue = Queue(name, exchange, routing_key=name, durable=False, expires=300.0)
@@ -245,10 +252,13 @@ def run(
         with lock:
             result.errors.append(f"{type(failure).__name__}: {failure}")
 
+    last_heard = [time.monotonic()]  # the last message, or the end of publishing
+
     def on_message(body: dict[str, int], message: Any) -> None:
         # Only the consumer task runs this: no lock needed.
         received[body["task"], body["seq"]] += 1
         result.consumed += 1
+        last_heard[0] = time.monotonic()
         message.ack()
 
     def all_received() -> bool:
@@ -256,13 +266,17 @@ def run(
         target = result.published if publishers_done.is_set() else result.expected
         return result.consumed >= target
 
+    def quiet_too_long() -> bool:
+        # While tasks publish, more is coming; after, wait until the queue
+        # has been quiet for ``timeout``: what is still queued is not lost.
+        return publishers_done.is_set() and time.monotonic() - last_heard[0] > timeout
+
     def consume() -> None:
         try:
             with pools.connections[connection].acquire(block=True, timeout=timeout) as conn:
                 with Consumer(conn, queues=[queue], callbacks=[on_message], accept=["json"]):
                     consumer_ready.set()
-                    deadline = time.monotonic() + timeout
-                    while not all_received() and time.monotonic() < deadline:
+                    while not all_received() and not quiet_too_long():
                         try:
                             conn.drain_events(timeout=0.2)
                         except TimeoutError:
@@ -303,6 +317,7 @@ def run(
         publisher.start()
     for publisher in publishers:
         publisher.join()
+    last_heard[0] = max(last_heard[0], time.monotonic())
     publishers_done.set()
     consumer.join()
     result.elapsed = time.monotonic() - started
@@ -339,7 +354,8 @@ def report(result: DemoResult, patched: bool) -> str:
     lines = [
         "greenpools demo",
         f"  backend              {result.backend} ({how})",
-        f"  broker               {_without_password(result.broker)}",
+        f"  broker               {masked_url(result.broker)}",
+        f"  queue                {result.queue} (deleted at the end)",
         f"  pool limit           {result.limit} connections, {result.limit} producers",
         f"  tasks                {result.tasks} {task_kind} x {result.messages_per_task} messages",
         f"  published            {result.published} of {result.expected}",
@@ -362,11 +378,6 @@ def report(result: DemoResult, patched: bool) -> str:
     return "\n".join(lines)
 
 
-def _without_password(url: str) -> str:
-    password = urllib.parse.urlsplit(url).password
-    return url if password is None else url.replace(f":{password}@", ":**@", 1)
-
-
 def _format_stats(stats: dict[str, int]) -> str:
     if not stats:
         return "(no statistics)"
@@ -378,9 +389,23 @@ def _format_stats(stats: dict[str, int]) -> str:
 
 def positive_int(text: str) -> int:
     """argparse type: an int of at least 1."""
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def positive_seconds(text: str) -> float:
+    """argparse type: a finite number of seconds above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, got {text!r}")
     return value
 
 
@@ -406,7 +431,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--messages", type=positive_int, default=20, help="messages per task")
     p.add_argument("--limit", type=positive_int, default=5, help="pool limit")
     p.add_argument(
-        "--timeout", type=float, default=60.0, help="seconds to wait for a pool or the messages"
+        "--timeout", type=positive_seconds, default=60.0,
+        help="seconds to wait for a pool, and for the next message once publishing ended "
+        "(default: %(default)s)",
     )
     return p
 
@@ -432,13 +459,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if backends.get_backend().name != backend:
         backends.use_backend(backend)
-    from kombu.exceptions import OperationalError
+    try:
+        check_broker(args.broker, min(BROKER_CHECK_SECONDS, args.timeout))
+    except BrokerProblem as problem:
+        print(f"greenpools demo: {problem}", file=sys.stderr)
+        return 1
+    from amqp.exceptions import AMQPError
+    from kombu.exceptions import KombuError
 
     try:
         result = run(args.broker, args.tasks, args.messages, args.limit, args.timeout)
-    except (OperationalError, OSError) as exc:
-        print(f"greenpools demo: the broker {_without_password(args.broker)} "
-              f"does not answer: {exc}", file=sys.stderr)
+    except (KombuError, AMQPError, OSError) as exc:
+        print(f"greenpools demo: the broker {masked_url(args.broker)} failed during the "
+              f"demo: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     print(report(result, patched))
     return 0 if result.ok else 1

@@ -57,6 +57,11 @@ def delete_queue(url: str, queue: Queue) -> None:
         channel = conn.default_channel
         bound = queue(channel)
         try:
+            if not url.startswith("amqp"):
+                # kombu's virtual transports delete only the bindings this
+                # connection knows of: declare first, or Redis keeps the
+                # _kombu.binding.* keys.
+                bound.declare()
             bound.delete()
         except Exception:
             pass

@@ -6,24 +6,48 @@ They start processes of their own, so they run once, in the threading run.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
-from helpers import BACKEND
+from helpers import BACKEND, require_amqp, require_redis
+
+from greenpools.brokercheck import masked_url
 
 pytestmark = pytest.mark.skipif(
     BACKEND != "threading", reason="starts its own processes: runs once, in the threading run"
 )
 
 
-def greenpools_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+def cli_env(**env: str) -> dict[str, str]:
     full_env = {k: v for k, v in os.environ.items()
                 if k not in ("GREENPOOLS_BACKEND", "GREENPOOLS_TEST_BACKEND",
                              "GREENPOOLS_NO_SPEEDUPS")}
     full_env.update(env)
-    return subprocess.run([sys.executable, "-m", "greenpools", *args], env=full_env,
+    return full_env
+
+
+def greenpools_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "greenpools", *args], env=cli_env(**env),
                           capture_output=True, text=True, timeout=120)
+
+
+def assert_user_error(result: subprocess.CompletedProcess[str], *phrases: str,
+                      code: int | None = None) -> str:
+    """A non-zero exit, no traceback, and each phrase in the output."""
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    if code is not None:
+        assert result.returncode == code, output
+    assert "Traceback" not in output, output
+    for phrase in phrases:
+        assert phrase in output, output
+    return output
 
 
 def test_doctor_reports_backend_and_fast_path() -> None:
@@ -58,3 +82,175 @@ def test_unknown_command_is_a_usage_error() -> None:
     result = greenpools_cli("bogus")
     assert result.returncode == 2
     assert "unknown command 'bogus'" in result.stderr
+
+
+# -- a user's mistakes: a message and a non-zero exit, never a traceback --------------
+
+
+def test_doctor_names_an_unknown_transport_and_still_prints_its_rows() -> None:
+    result = greenpools_cli("doctor", "--broker", "foo://127.0.0.1")
+    output = assert_user_error(result, "foo://127.0.0.1 names no kombu transport", code=1)
+    assert "\npython " in "\n" + output and "\nbackend " in output and "\ngevent hook " in output
+
+
+def test_demo_says_the_broker_refused_the_credentials() -> None:
+    url = require_amqp()
+    parts = urlsplit(url)
+    wrong = f"amqp://guest:wrong-pw@{parts.hostname}:{parts.port or 5672}//"
+    result = greenpools_cli("demo", "--backend", "threading", "--broker", wrong)
+    output = assert_user_error(result, "refused the credentials",
+                               f"{parts.hostname}:{parts.port or 5672}", code=1)
+    assert "wrong-pw" not in output
+
+
+def test_doctor_says_the_broker_refused_the_credentials() -> None:
+    url = require_amqp()
+    parts = urlsplit(url)
+    wrong = f"amqp://guest:wrong-pw@{parts.hostname}:{parts.port or 5672}//"
+    output = assert_user_error(greenpools_cli("doctor", "--broker", wrong),
+                               "refused the credentials", code=1)
+    assert "does not answer" not in output and "wrong-pw" not in output
+
+
+@pytest.mark.parametrize("args", [
+    ("demo", "--timeout", "-1"),
+    ("demo", "--timeout", "0"),
+    ("demo", "--timeout", "nan"),
+    ("demo", "--timeout", "soon"),
+    ("demo", "--tasks", "0"),
+    ("demo", "--messages", "-3"),
+    ("demo", "--limit", "many"),
+    ("doctor", "--timeout", "-1"),
+])
+def test_bad_numeric_options_are_usage_errors(args: tuple[str, ...]) -> None:
+    result = greenpools_cli(*args)
+    assert_user_error(result, f"argument {args[1]}: ", repr(args[2]) if args[2].isalpha()
+                      else args[2], code=2)
+
+
+def test_doctor_reports_an_unknown_backend_in_the_environment() -> None:
+    result = greenpools_cli("doctor", GREENPOOLS_BACKEND="foo")
+    output = assert_user_error(result, "GREENPOOLS_BACKEND=foo cannot be used", code=1)
+    assert "\nfast path " in output and "\ngevent hook " in output  # the other rows too
+
+
+@pytest.mark.parametrize("command", ["demo", "bench"])
+def test_other_commands_refuse_an_unknown_backend_in_the_environment(command: str) -> None:
+    result = greenpools_cli(command, GREENPOOLS_BACKEND="foo")
+    assert_user_error(result, f"greenpools {command}: GREENPOOLS_BACKEND=foo cannot be used",
+                      code=2)
+
+
+@pytest.fixture
+def without_gevent(tmp_path: Path) -> dict[str, str]:
+    """An environment in which ``import gevent`` really fails (a gevent.py
+    first on the path that raises ImportError, as a missing package would)."""
+    (tmp_path / "gevent.py").write_text(
+        "raise ImportError(\"No module named 'gevent' (hidden by the test)\", name='gevent')\n"
+    )
+    path = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
+    return {"PYTHONPATH": path}
+
+
+def test_without_gevent_importing_it_really_fails(without_gevent: dict[str, str]) -> None:
+    result = subprocess.run([sys.executable, "-c", "import gevent"], env=cli_env(**without_gevent),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0 and "hidden by the test" in result.stderr
+
+
+def test_doctor_reports_a_requested_backend_that_is_not_installed(
+    without_gevent: dict[str, str]
+) -> None:
+    result = greenpools_cli("doctor", GREENPOOLS_BACKEND="gevent", **without_gevent)
+    assert_user_error(result, "GREENPOOLS_BACKEND=gevent cannot be used",
+                      "pip install 'greenpools[gevent]'", code=1)
+
+
+def test_demo_refuses_a_requested_backend_that_is_not_installed(
+    without_gevent: dict[str, str]
+) -> None:
+    result = greenpools_cli("demo", GREENPOOLS_BACKEND="gevent", **without_gevent)
+    assert_user_error(result, "pip install 'greenpools[gevent]'", code=2)
+
+
+def test_bench_refuses_a_backend_that_is_not_installed(without_gevent: dict[str, str]) -> None:
+    result = greenpools_cli("bench", "--backend", "gevent", "--quick", "--no-progress",
+                            **without_gevent)
+    assert_user_error(result, "greenpools bench: ", "pip install 'greenpools[gevent]'", code=2)
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A loopback port that accepts connections and never says anything."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+        yield server.getsockname()[1]
+
+
+def test_doctor_prints_each_row_as_it_learns_it_and_bounds_the_broker_wait(
+    silent_server: int,
+) -> None:
+    # A Redis URL: redis-py alone would wait for a silent server's reply forever.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "greenpools", "doctor", "--broker",
+         f"redis://127.0.0.1:{silent_server}/0", "--timeout", "2"],
+        env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        seen = []
+        for line in proc.stdout:
+            seen.append(line)
+            if line.startswith("gevent hook"):
+                break
+        # The rows before the broker's came while the broker check still ran.
+        assert proc.poll() is None, seen
+        rest = proc.stdout.read()
+        assert proc.wait(timeout=60) == 1
+    finally:
+        proc.kill()
+        proc.wait()
+    assert f"the broker at 127.0.0.1:{silent_server} " in rest, rest
+    assert "did not answer in 2 s" in rest and "Traceback" not in rest, rest
+
+
+def test_demo_reports_a_refused_connection_promptly_with_what_it_tried() -> None:
+    with socket.socket() as probe:  # a free port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    started = time.monotonic()
+    result = greenpools_cli("demo", "--backend", "threading", "--broker",
+                            f"amqp://127.0.0.1:{port}//")
+    elapsed = time.monotonic() - started
+    assert_user_error(result, f"the broker at 127.0.0.1:{port} ", "Connection refused", code=1)
+    assert elapsed < 10, elapsed  # kombu's retries took 12 s before a word was printed
+
+
+def test_doctor_masks_only_a_password_that_is_there() -> None:
+    url = require_redis()
+    result = greenpools_cli("doctor", "--broker", url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert ":**@" not in result.stdout
+    assert f"{masked_url(url)} answers (redis transport)" in result.stdout
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+    ("memory://", "memory://"),
+    ("amqp://guest:guest@127.0.0.1:5672//", "amqp://guest:**@127.0.0.1:5672//"),
+    ("redis://:p%40ss@127.0.0.1:6379/0", "redis://:**@127.0.0.1:6379/0"),
+    ("amqp://user@127.0.0.1//", "amqp://user@127.0.0.1//"),
+    ("amqp://a:x@h1//;amqp://b:y@h2//", "amqp://a:**@h1//;amqp://b:**@h2//"),
+])
+def test_masked_url_hides_passwords_only(url: str, shown: str) -> None:
+    assert masked_url(url) == shown
+
+
+def test_demo_consumer_waits_for_a_quiet_queue_not_a_deadline_from_its_start() -> None:
+    # 10,000 messages take longer than one second to go through: the consumer
+    # must keep going while they arrive and stop once the queue is quiet.
+    result = greenpools_cli("demo", "--backend", "threading", "--timeout", "1",
+                            "--tasks", "200", "--messages", "50")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "consumed             10000 (lost 0, duplicated 0)" in result.stdout

@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from brokers import (  # noqa: F401  (fixtures)
     clean_global_pools,
+    declare_queue,
+    delete_queue,
     drain,
     make_queue,
     redis_url,
@@ -96,3 +98,16 @@ def _closed(fd: int) -> bool:
 def test_same_url_and_connection_share_a_pool(redis_url: str) -> None:
     assert pools.connections[redis_url] is pools.connections[Connection(redis_url)]
     assert pools.producers[redis_url].connections is pools.connections[redis_url]
+
+
+def test_deleting_a_test_queue_leaves_nothing_on_redis(redis_url: str) -> None:
+    import redis
+
+    queue = declare_queue(redis_url)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        assert client.keys(f"*{queue.name}*")  # the binding keys exist
+        delete_queue(redis_url, queue)
+        assert client.keys(f"*{queue.name}*") == []  # _kombu.binding.* included
+    finally:
+        client.close()

@@ -212,7 +212,48 @@ def _subscribe_to_gevent() -> None:
         zope.event.subscribers.append(subscriber)
 
 
+#: Why ``GREENPOOLS_BACKEND`` could not be honoured when ``python -m
+#: greenpools`` started (the command line reports it instead of failing at
+#: import; see :func:`_initial`); ``None`` otherwise.
+startup_error: Exception | None = None
+
+
+def _running_the_command_line() -> bool:
+    """Whether this interpreter was started as ``python -m greenpools``."""
+    argv: list[str] = list(getattr(sys, "orig_argv", ()))  # Python 3.10+
+    args = iter(argv[1:])
+    for arg in args:
+        if arg == "-m":
+            return next(args, None) == "greenpools"
+        if arg.startswith("-m"):
+            return arg == "-mgreenpools"
+        if arg in ("-W", "-X", "--check-hash-based-pycs"):
+            next(args, None)  # the option's value
+        elif not arg.startswith("-") or arg.startswith("-c"):
+            return False  # a script or -c code runs, not the command line
+    return False
+
+
 def _initial() -> Backend:
+    """The backend chosen at import: ``GREENPOOLS_BACKEND``, else detected.
+
+    A bad ``GREENPOOLS_BACKEND`` fails the import, except under ``python
+    -m greenpools``, whose ``doctor`` must be able to say what is wrong:
+    there the error is kept in :data:`startup_error` and the process runs
+    on threading until the command reports it.
+    """
+    global startup_error
+    try:
+        return _requested_or_detected()
+    except (ValueError, BackendUnavailable) as exc:
+        if not _running_the_command_line():
+            raise
+        startup_error = exc
+        _state.automatic = False
+        return load("threading")
+
+
+def _requested_or_detected() -> Backend:
     requested = os.environ.get(ENV_VAR, "").strip()
     if requested and requested != "auto":
         if requested not in BACKEND_NAMES:

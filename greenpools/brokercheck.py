@@ -1,0 +1,154 @@
+"""Trying a broker URL once, with an answer a user can act on.
+
+The command line (``doctor``, ``demo``) checks a broker before using it:
+the URL names a kombu transport, something answers at its address within
+a few seconds, and it accepts the credentials.  Each failure is one
+paragraph that says what was tried (the address, the error), and URLs are
+printed with :func:`masked_url`.
+"""
+
+from __future__ import annotations
+
+import threading
+import urllib.parse
+from typing import Any
+
+__all__ = ["BrokerProblem", "check_broker", "masked_url"]
+
+#: Exception class names that mean "the broker refused these credentials"
+#: (amqp's AccessRefused, redis-py's AuthenticationError and its variants).
+_CREDENTIAL_ERRORS = (
+    "AccessRefused", "AuthenticationError", "AuthenticationWrongNumberOfArgsError",
+)
+
+
+def masked_url(url: str) -> str:
+    """``url`` with its password, if it has one, shown as ``**``.
+
+    A URL without a password is returned unchanged (no ``:**@`` appears
+    where nothing was hidden); each URL of a ``;``-separated failover
+    list is masked on its own.
+    """
+    return ";".join(_mask_one(part) for part in url.split(";"))
+
+
+def _mask_one(url: str) -> str:
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return url
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    user, colon, password = userinfo.partition(":")
+    if not at or not colon or not password:
+        return url
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:**@{hostport}"))
+
+
+class BrokerProblem(Exception):
+    """The broker cannot be used; the message says why, in one paragraph."""
+
+
+def check_broker(url: str, timeout: float) -> str:
+    """Connect to ``url`` once, waiting at most about ``timeout`` seconds.
+
+    Returns a one-line description of what answered; raises
+    :class:`BrokerProblem` for an unknown transport, a broker that does
+    not answer, or refused credentials.  Never retries.
+    """
+    from kombu.connection import Connection
+
+    shown = masked_url(url)
+    connection: Any
+    try:
+        connection = Connection(url, connect_timeout=timeout)
+        transport = connection.transport_cls
+        connection.get_transport_cls()
+    except KeyError as exc:
+        raise BrokerProblem(
+            f"the broker URL {shown} names no kombu transport ({_first_arg(exc)}); "
+            f"use a URL such as amqp://guest:guest@127.0.0.1:5672// or redis://127.0.0.1:6379/0"
+        ) from None
+    except Exception as exc:  # kombu rejects a malformed URL in many ways
+        raise BrokerProblem(f"the broker URL {shown} is not valid: {_describe(exc)}") from None
+    try:
+        address = _address(connection)
+        try:
+            _connect_within(connection, timeout)
+        except Exception as exc:
+            if _refused_credentials(exc):
+                raise BrokerProblem(
+                    f"the broker at {address} ({shown}) refused the credentials: "
+                    f"{_describe(_root(exc))}; check the user name and password in the URL"
+                ) from None
+            root = _root(exc)
+            waited = f" in {timeout:g} s" if isinstance(root, (TimeoutError, _NoReply)) else ""
+            raise BrokerProblem(
+                f"the broker at {address} ({shown}) did not answer{waited}: "
+                f"{_describe(root)}; is it running, and are the host and port right?"
+            ) from None
+        shown = masked_url(connection.as_uri(include_password=True))
+        return f"{shown} answers ({transport} transport)"
+    finally:
+        connection.release()
+
+
+class _NoReply(Exception):
+    def __str__(self) -> str:
+        return "a connection opened, or is still opening, but nothing came back"
+
+
+def _connect_within(connection: Any, timeout: float) -> None:
+    """Connect once; raise what failed, or :class:`_NoReply` after ``timeout``.
+
+    Some transports bound only the TCP connect by ``connect_timeout``
+    (redis-py waits for a silent server's reply forever), so the attempt
+    runs in a daemon thread (a green thread when patched) that is left
+    behind if it never returns.
+    """
+    outcome: list[BaseException | None] = []
+
+    def attempt() -> None:
+        try:
+            connection.ensure_connection(max_retries=0, timeout=timeout)
+        except BaseException as exc:
+            outcome.append(exc)
+        else:
+            outcome.append(None)
+
+    worker = threading.Thread(target=attempt, name="greenpools-broker-check", daemon=True)
+    worker.start()
+    worker.join(timeout + 1.0)
+    if not outcome:
+        raise _NoReply()
+    if outcome[0] is not None:
+        raise outcome[0]
+
+
+def _address(connection: Any) -> str:
+    """``host:port`` as the transport will try it (its default port filled in)."""
+    try:
+        return str(connection.host)
+    except Exception:
+        return str(connection.hostname)
+
+
+def _root(exc: BaseException) -> BaseException:
+    """The error kombu wrapped (its ``OperationalError`` is raised ``from`` it)."""
+    return exc.__cause__ or exc
+
+
+def _refused_credentials(exc: BaseException) -> bool:
+    return any(
+        cls.__name__ in _CREDENTIAL_ERRORS
+        for error in (exc, exc.__cause__) if error is not None
+        for cls in type(error).__mro__
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().rstrip(".") or "no details"
+    return text if isinstance(exc, _NoReply) else f"{type(exc).__name__}: {text}"
+
+
+def _first_arg(exc: BaseException) -> str:
+    return str(exc.args[0]) if exc.args else str(exc)
