@@ -170,9 +170,11 @@ class _KombuResource(Resource[T]):
         """Change the limit (see :meth:`greenpools.Resource.resize`).
 
         Going to 0 stops pooling: every existing resource is retired.
+        Leaving 0 starts it: the resources lent meanwhile close when they
+        come back and do not count against the new limit.
         """
         new_limit = check_limit("limit", limit)
-        if not new_limit and self._limit:
+        if bool(new_limit) != bool(self._limit):
             reset = True
         try:
             super().resize(new_limit, force, ignore_errors, reset)
@@ -385,7 +387,10 @@ class ProducerPool(Resource[Any]):
 
     ``ProducerPool(connections, limit=None, Producer=None, **options)``;
     kombu's positional ``(connections, limit, preload, close_after_fork)``
-    works too.  ``Producer`` is called with the channel ``None``.  A
+    works too.  ``Producer`` is any callable, as in kombu (a class, a
+    ``functools.partial``, a method of a subclass), called with the
+    channel ``None`` whenever a producer is made, so setting
+    ``pool.Producer`` later applies to the producers made after.  A
     producer holds a connection only while lent: ``acquire`` takes one
     from ``connections`` and ``release`` returns both.  An idle
     producer stays bound to the channel it last used, and when its
@@ -395,13 +400,13 @@ class ProducerPool(Resource[Any]):
     (celery #1009).
     """
 
-    Producer: type = _KombuProducer
+    Producer: Callable[..., Any] = _KombuProducer
     close_after_fork = True
     connection_errors = _LazyErrors(_errors_of_connections)  # type: ignore[assignment]
 
     def __init__(
         self, connections: Any, limit: int | None = None, preload: Any = None,
-        close_after_fork: bool | None = None, Producer: type | None = None,
+        close_after_fork: bool | None = None, Producer: Callable[..., Any] | None = None,
         **options: Any,
     ) -> None:
         if isinstance(preload, type):  # ProducerPool(connections, limit, Producer)
@@ -410,8 +415,9 @@ class ProducerPool(Resource[Any]):
             raise TypeError(f"connections must be a connection pool, got {connections!r}")
         self.connections = connections
         if Producer is not None:
+            if not callable(Producer):
+                raise TypeError(f"Producer must be callable, got {Producer!r}")
             self.Producer = Producer
-        self._producer_class = _pooled_producer_class(self.Producer)
         template = getattr(connections, "connection", None)
         if template is not None:
             options.setdefault("name", f"producers {_uri(template)}")
@@ -423,11 +429,18 @@ class ProducerPool(Resource[Any]):
         ``acquire`` binds it (``revive``) to the connection it takes, so
         making a producer never waits for a connection nor holds one.
         """
-        return self._producer_class(None)
+        factory = self.Producer
+        if isinstance(factory, type):
+            return _pooled_producer_class(factory)(None)
+        return factory(None)
 
     def new(self) -> Any:
         producer = self.create_producer()
         producer._pool = self  # its release() returns it here
+        if not isinstance(producer, _PooledProducerMixin):
+            # Made by a factory that is not a class: bind release on the
+            # object, as kombu does for every resource it lends.
+            producer.release = functools.partial(self.release, producer)
         return producer
 
     def acquire(self, block: bool = False, timeout: float | None = None) -> Any:

@@ -46,6 +46,7 @@ ends in ``_finish_queued`` or the methods above.
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import logging
 import random
@@ -120,6 +121,46 @@ def _check_callable(name: str, value: Any) -> Any:
     return value
 
 
+_MISSING = object()
+
+
+class _Hook:
+    """A hook method that one pool may override: ``pool.prepare = f`` (what
+    ``mock.patch.object`` does) is honoured, and deleting it restores the
+    class's method.  Setting or deleting it recomputes the flags that keep
+    hook-less pools on the fast path, so those pay nothing for this."""
+
+    __slots__ = ("func", "name")
+
+    def __init__(self, func: Callable[..., Any]) -> None:
+        self.func = func
+        self.name: str = func.__name__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if instance is None:
+            return self.func
+        override = instance.__dict__.get(self.name, _MISSING)
+        if override is not _MISSING:
+            return override
+        return self.func.__get__(instance, owner)
+
+    def __set__(self, instance: Any, value: Any) -> None:
+        instance.__dict__[self.name] = value
+        instance._hooks_changed()
+
+    def __delete__(self, instance: Any) -> None:
+        if instance.__dict__.pop(self.name, _MISSING) is _MISSING:
+            raise AttributeError(self.name)
+        instance._hooks_changed()
+
+
+#: The hooks a pool instance may override after it was made.
+_HOOK_NAMES = ("prepare", "release_resource")
+
+
 class Resource(FastPath, Counters, Generic[T]):
     """A pool of resources, compatible with ``kombu.resource.Resource``.
 
@@ -150,6 +191,13 @@ class Resource(FastPath, Counters, Generic[T]):
     #: Drop (never use, never protocol-close) inherited resources in a
     #: forked child.
     close_after_fork = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in _HOOK_NAMES:
+            method = cls.__dict__.get(name)
+            if inspect.isfunction(method):
+                setattr(cls, name, _Hook(method))
 
     def __init__(
         self,
@@ -198,21 +246,8 @@ class Resource(FastPath, Counters, Generic[T]):
             self.close_after_fork = bool(close_after_fork)
 
         cls = type(self)
-        # Hooks left at their defaults cost nothing on the hot path.
-        self._prepare_hook = None if cls.prepare is Resource.prepare else self.prepare
-        self._release_hook = (
-            None if cls.release_resource is Resource.release_resource else self.release_resource
-        )
         self._track_lending = bool(track_usage) or self.leak_timeout is not None
-        self._plain_acquire = (
-            self.check is None and self._prepare_hook is None and not self._track_lending
-        )
-        self._plain = bool(self._plain_acquire and (
-            self._release_hook is None and self.reset is None and not self._track_lending
-            and self.max_lifetime is None and self.max_idle is None
-        ))
-        # A plain pool's queue can be served by the C module (see _fastpath).
-        self._queue_in_c = bool(self._plain and self.timeout is None and not self.max_waiting)
+        self._set_hook_flags()
         self._limit_exceeded = specialise(LimitExceeded, cls.LimitExceeded)
         self._pool_timeout = specialise(PoolTimeout, cls.LimitExceeded)
         self._too_many_requests = specialise(TooManyRequests, cls.LimitExceeded)
@@ -221,6 +256,9 @@ class Resource(FastPath, Counters, Generic[T]):
         self._idle: list[Slot] = []
         self._slots: dict[int, Slot] = {}
         self._retired: dict[int, Slot] = {}  # lent when force-closed or forked
+        # Lent when a reset retired them: their place is free already, and
+        # they close when they come back (see _retire_lent_locked).
+        self._retiring: dict[int, Slot] = {}
         self._waiting: deque[WaitingClient] = deque()
         self._pending_close: list[Slot] = []  # filled under the lock, closed outside it
         self._size = 0
@@ -247,6 +285,36 @@ class Resource(FastPath, Counters, Generic[T]):
                 break
         if self._wants_upkeep():
             self._start_upkeep()
+
+    def _set_hook_flags(self) -> None:
+        """Which hooks run, and whether the pool is plain (none at all)."""
+        cls = type(self)
+        # Hooks left at their defaults cost nothing on the hot path.
+        self._prepare_hook = (
+            None if cls.prepare is Resource.prepare and "prepare" not in self.__dict__
+            else self.prepare
+        )
+        self._release_hook = (
+            None if cls.release_resource is Resource.release_resource
+            and "release_resource" not in self.__dict__ else self.release_resource
+        )
+        self._plain_acquire = (
+            self.check is None and self._prepare_hook is None and not self._track_lending
+        )
+        self._plain = bool(self._plain_acquire and (
+            self._release_hook is None and self.reset is None and not self._track_lending
+            and self.max_lifetime is None and self.max_idle is None
+        ))
+        # A plain pool's queue can be served by the C module (see _fastpath).
+        self._queue_in_c = bool(self._plain and self.timeout is None and not self.max_waiting)
+
+    def _hooks_changed(self) -> None:
+        """A hook was set or deleted on this pool: route calls accordingly."""
+        if getattr(self, "_mutex", None) is None:  # still in __init__, which sets the flags
+            return
+        with self._mutex:
+            self._set_hook_flags()
+            self._settle_locked()
 
     if TYPE_CHECKING:  # implemented by FastPath (greenpools._fastpath)
 
@@ -553,6 +621,8 @@ class Resource(FastPath, Counters, Generic[T]):
     # -- release ----------------------------------------------------------
 
     def _release_unknown(self, resource: T) -> None:
+        if self._close_retiring(resource):
+            return
         with self._mutex:
             retired = self._retired.pop(id(resource), None)
         if retired is not None and retired.resource is resource:
@@ -732,6 +802,32 @@ class Resource(FastPath, Counters, Generic[T]):
         """The slots lent right now."""
         return [slot for slot in list(self._slots.values()) if slot.lent]
 
+    def _retire_lent_locked(self) -> None:
+        """A reset: the lent resources stop counting against the limit now.
+
+        Each closes when its holder gives it back, and one that is never
+        given back no longer takes a place (kombu forgets them too).
+        """
+        lent = self._lent_slots()
+        for slot in lent:
+            slot.lent = False
+            self._forget_slot_locked(slot)
+            self._retiring[id(slot.resource)] = slot
+        self._size -= len(lent)
+
+    def _close_retiring(self, resource: Any, lost: bool = False) -> bool:
+        """Close ``resource`` if a reset retired it while lent; whether it had."""
+        if not self._retiring:
+            return False
+        with self._mutex:
+            slot = self._retiring.pop(id(resource), None)
+            if slot is not None and lost:
+                self._n_connections_lost += 1
+        if slot is None:
+            return False
+        self._close_slots([slot], ignore_errors=True)
+        return True
+
     def _close_quietly(self, resource: Any) -> None:
         try:
             self.close_resource(resource)
@@ -770,6 +866,8 @@ class Resource(FastPath, Counters, Generic[T]):
         the ``connections_lost`` statistic (broken, not just done with)."""
         slot = self._slots.get(id(resource))
         if slot is None or not slot.lent:
+            if self._close_retiring(resource, lost):
+                return
             with self._mutex:
                 retired = self._retired.pop(id(resource), None)
             if retired is not None:
@@ -798,11 +896,14 @@ class Resource(FastPath, Counters, Generic[T]):
                 self._retired[id(slot.resource)] = slot
                 slots.append(slot)
             self._size -= len(slots)
+            retiring = list(self._retiring.values())  # their places are free already
+            self._retired.update(self._retiring)
+            self._retiring.clear()
             if close_pool:
                 self._close_locked()
             else:
                 self._wake_creators_locked()
-        self._close_slots(slots, ignore_errors=True, collect=True)
+        self._close_slots(slots + retiring, ignore_errors=True, collect=True)
 
     def close(self) -> None:
         """Close the pool: idle resources now, lent ones when returned.
@@ -856,8 +957,11 @@ class Resource(FastPath, Counters, Generic[T]):
         Shrinking closes idle resources over the new limit now (the least
         recently used first) and lent ones as they come back.  ``reset``
         (or ``force``) also retires every existing resource: idle ones
-        close now, lent ones on return.  Closing errors propagate unless
-        ``ignore_errors``; the new limit is in force either way.
+        close now, lent ones on return, and the lent ones stop counting
+        against the limit at once, so a holder that drops one without
+        releasing it (as kombu's own tests do) costs no capacity.  Closing
+        errors propagate unless ``ignore_errors``; the new limit is in
+        force either way.
         """
         new_limit = check_limit("limit", limit)
         if self.min_size and new_limit and new_limit < self.min_size:
@@ -869,6 +973,7 @@ class Resource(FastPath, Counters, Generic[T]):
                 self._generation += 1
                 to_close = self._take_idle_locked()
                 self._size -= len(to_close)
+                self._retire_lent_locked()
             excess = self._size - new_limit if new_limit else 0
             while excess > 0:
                 try:
@@ -891,6 +996,8 @@ class Resource(FastPath, Counters, Generic[T]):
     def _end_lease(self, resource: T, broken: bool) -> None:
         slot = self._slots.get(id(resource))
         if slot is None or not slot.lent:
+            if self._close_retiring(resource, lost=broken):
+                return
             with self._mutex:
                 self._retired.pop(id(resource), None)
             return  # released (or force-closed) inside the block already
@@ -939,9 +1046,12 @@ class Resource(FastPath, Counters, Generic[T]):
         self._mutex = Mutex()
         # Slots queued for closing are still in _slots: count each once.
         inherited = {
-            id(s): s for s in [*self._slots.values(), *self._idle, *self._pending_close]
+            id(s): s for s in [*self._slots.values(), *self._idle, *self._pending_close,
+                               *self._retiring.values()]
         }.values()
         self._retired.update((id(s.resource), s) for s in self._lent_slots())
+        self._retired.update(self._retiring)
+        self._retiring = {}
         self._idle, self._slots, self._pending_close = [], {}, []
         self._waiting = deque()  # the tasks that waited exist only in the parent
         self._size = self._excess = 0
@@ -1027,6 +1137,11 @@ class Lease(Generic[T]):
         pool = self._pool
         broken = exc is not None and isinstance(exc, pool.connection_errors)
         pool._end_lease(self._resource, broken)
+
+
+# Resource's own hooks too, so that ``pool.prepare = f`` works on any pool.
+for _name in _HOOK_NAMES:
+    setattr(Resource, _name, _Hook(getattr(Resource, _name)))
 
 
 class Pool(Resource[T]):

@@ -39,12 +39,13 @@ class PoolMachine(RuleBasedStateMachine):
         self.pool = greenpools.Pool(self.factory, self.limit, **self.options)
         self.held: list[Thing] = []
         self.retired: list[Thing] = []  # force-closed while we held them
+        self.retiring: list[Thing] = []  # held across a reset: closed when given back
         self.returned: list[Thing] = []  # released at some point
 
     # -- helpers ---------------------------------------------------------
 
     def _is_held(self, thing: Thing) -> bool:
-        return any(h is thing for h in self.held + self.retired)
+        return any(h is thing for h in self.held + self.retired + self.retiring)
 
     def _took(self, thing: Thing) -> None:
         assert not self._is_held(thing), f"{thing} handed to two holders"
@@ -96,6 +97,17 @@ class PoolMachine(RuleBasedStateMachine):
         self.pool.release(thing)  # silently dropped: it was force-closed
         assert thing.closed == 1
 
+    @precondition(lambda self: self.retiring)
+    @rule(replace=st.booleans())
+    def give_back_retiring(self, replace: bool) -> None:
+        thing = self.retiring.pop()
+        assert thing.closed == 0  # a reset does not close what is in use
+        if replace:
+            self.pool.replace(thing)
+        else:
+            self.pool.release(thing)
+        assert thing.closed == 1  # retired by the reset: closed, not pooled
+
     @precondition(lambda self: any(not self._is_held(t) for t in self.returned))
     @rule()
     def release_twice(self) -> None:
@@ -116,14 +128,20 @@ class PoolMachine(RuleBasedStateMachine):
     def resize(self, limit: int, reset: bool) -> None:
         self.pool.resize(limit, reset=reset)
         self.limit = limit
+        if reset:  # what we hold stops counting against the limit
+            self.retiring.extend(self.held)
+            self.held.clear()
 
     @rule()
     def force_close_all(self) -> None:
         self.pool.force_close_all(close_pool=False)
         for thing in self.held:
             assert thing.closed == 1
-        self.retired.extend(self.held)
+        self.retired.extend(self.held + self.retiring)
+        for thing in self.retiring:
+            assert thing.closed == 1
         self.held.clear()
+        self.retiring.clear()
 
     # -- invariants ------------------------------------------------------
 
@@ -138,12 +156,12 @@ class PoolMachine(RuleBasedStateMachine):
             assert stats["pool_size"] <= self.limit  # only lent ones may be over
         counts = self.factory.closed_counts()
         assert all(count <= 1 for count in counts)
-        assert len(counts) - sum(counts) == stats["pool_size"]
+        assert len(counts) - sum(counts) == stats["pool_size"] + len(self.retiring)
         assert stats["requests_waiting"] == 0
 
     def teardown(self) -> None:
         self.pool.close()
-        for thing in self.held + self.retired:
+        for thing in self.held + self.retired + self.retiring:
             self.pool.release(thing)
         assert self.factory.closed_counts() == [1] * len(self.factory.made)
         assert self.pool.get_stats()["pool_size"] == 0

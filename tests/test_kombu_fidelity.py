@@ -1,0 +1,212 @@
+"""kombu drop-in fidelity: what kombu's own pool tests do to a pool.
+
+Found by running kombu's ``t/unit/test_pools.py`` and ``test_connection.py``
+with ``greenpools.install()``: any callable as ``Producer``, hooks set on a
+pool instance, resources lent while pooling was off, and resources dropped
+by their holder after a reset.
+"""
+
+from __future__ import annotations
+
+import functools
+import gc
+import weakref
+from typing import Any
+from unittest import mock
+
+import pytest
+from brokers import clean_global_pools, unique_name  # noqa: F401  (autouse)
+from helpers import Factory, Thing, assert_balanced
+from kombu import Connection, Producer
+
+import greenpools
+from greenpools import pools
+
+
+def memory_url() -> str:
+    return f"memory://localhost/{unique_name('vhost')}"
+
+
+@pytest.fixture
+def connections() -> Any:
+    pool = pools.ConnectionPool(Connection(memory_url()), limit=2)
+    yield pool
+    pool.force_close_all()
+
+
+# -- Producer: any callable ---------------------------------------------------------
+
+
+def test_producer_may_be_a_partial(connections: Any) -> None:
+    pool = pools.ProducerPool(connections, limit=2,
+                              Producer=functools.partial(Producer, serializer="pickle"))
+    producer = pool.acquire()
+    assert producer.serializer == "pickle" and producer.connection is not None
+    producer.release()  # kombu binds release on what it lends: so does greenpools
+    with pool.acquire() as again:
+        assert again is producer
+    assert_balanced(pool)
+    assert_balanced(connections)
+
+
+def test_producer_may_be_a_method_of_a_subclass(connections: Any) -> None:
+    made: list[Any] = []
+
+    class MyPool(pools.ProducerPool):
+        def Producer(self, channel: Any) -> Any:  # noqa: N802  (kombu's name)
+            made.append(Producer(channel, serializer="json"))
+            return made[-1]
+
+    pool = MyPool(connections, limit=2)
+    with pool.acquire() as producer:
+        assert producer is made[0]
+    assert_balanced(pool)
+
+
+def test_producer_set_after_construction_makes_the_next_producers(connections: Any) -> None:
+    class MyProducer(Producer):  # type: ignore[misc]
+        pass
+
+    pool = pools.ProducerPool(connections, limit=2)
+    first = pool.acquire()
+    pool.Producer = MyProducer
+    second = pool.acquire()
+    assert not isinstance(first, MyProducer) and isinstance(second, MyProducer)
+    first.release()
+    second.release()
+    assert_balanced(pool)
+
+
+def test_producer_that_is_not_callable_is_refused(connections: Any) -> None:
+    with pytest.raises(TypeError, match="Producer must be callable, got 42"):
+        pools.ProducerPool(connections, Producer=42)
+
+
+# -- hooks set on an instance ------------------------------------------------------------
+
+
+def test_prepare_set_on_an_instance_is_honoured_and_removable(make_pool: Any) -> None:
+    pool = make_pool(Factory(), 2)
+    assert pool._plain  # no hooks: the fast path
+    prepared: list[Any] = []
+
+    def prepare(resource: Any) -> Any:
+        prepared.append(resource)
+        return resource
+
+    with mock.patch.object(pool, "prepare", side_effect=prepare):  # as kombu's tests do
+        assert not pool._plain
+        thing = pool.acquire()
+        assert prepared == [thing]
+        pool.release(thing)
+        assert pool.acquire() is thing and prepared == [thing, thing]
+        pool.release(thing)
+    assert pool._plain  # the patch is gone: the pool is plain again
+    assert pool.acquire() is thing and prepared == [thing, thing]
+    pool.release(thing)
+    assert_balanced(pool)
+
+
+def test_release_resource_set_on_an_instance_is_honoured(make_pool: Any) -> None:
+    pool = make_pool(Factory(), 2)
+    returned: list[Any] = []
+    pool.release_resource = returned.append
+    thing = pool.acquire()
+    pool.release(thing)
+    assert returned == [thing]
+    del pool.release_resource
+    pool.release(pool.acquire())
+    assert returned == [thing]
+    assert pool.release_resource.__func__ is greenpools.Resource.release_resource
+
+
+def test_prepare_set_on_an_instance_of_a_subclass_replaces_its_method() -> None:
+    class Numbered(greenpools.Resource[Thing]):
+        def new(self) -> Thing:
+            return Thing()
+
+        def prepare(self, resource: Thing) -> Thing:
+            resource.prepared = "by the class"  # type: ignore[attr-defined]
+            return resource
+
+    pool = Numbered(2)
+    thing = pool.acquire()
+    assert thing.prepared == "by the class"  # type: ignore[attr-defined]
+    pool.release(thing)
+
+    def by_instance(resource: Thing) -> Thing:
+        resource.prepared = "by the instance"  # type: ignore[attr-defined]
+        return resource
+
+    pool.prepare = by_instance
+    assert pool.acquire().prepared == "by the instance"  # type: ignore[attr-defined]
+    pool.force_close_all()
+
+
+# -- resources lent while pooling was off ------------------------------------------------
+
+
+def test_resources_lent_at_limit_zero_do_not_count_against_a_later_limit() -> None:
+    pool = pools.ConnectionPool(Connection(memory_url()), limit=0)  # no pooling, as in kombu
+    unpooled = [pool.acquire(), pool.acquire(), pool.acquire()]
+    pool.limit = 1
+    pooled = pool.acquire(block=False)  # the three above take no place
+    assert pooled not in unpooled
+    for conn in unpooled:  # still usable, and closed when given back
+        conn.default_channel
+        conn.release()
+        assert conn._closed
+    pooled.release()
+    assert not pooled._closed and pool.acquire() is pooled
+    pool.force_close_all()
+
+
+# -- a lent resource its holder drops ---------------------------------------------------
+
+
+def test_a_reset_frees_the_places_of_lent_resources_dropped_by_their_holders(
+    make_pool: Any,
+) -> None:
+    # kombu's test_acquire_resize_force_smaller: resize(force=True), then del.
+    factory = Factory()
+    pool = make_pool(factory, 2)
+    c1, c2 = pool.acquire(), pool.acquire()
+    with pytest.raises(greenpools.LimitExceeded):
+        pool.acquire()
+    pool.resize(1, force=True)
+    assert factory.closed_counts() == [0, 0]  # in use: not closed under their holders
+    del c1, c2
+    fresh = pool.acquire()
+    with pytest.raises(greenpools.LimitExceeded):
+        pool.acquire()
+    pool.release(fresh)
+    assert_balanced(pool)
+
+
+def test_a_resource_lent_across_a_reset_closes_when_given_back(make_pool: Any) -> None:
+    pool = make_pool(Factory(), 2)
+    old = pool.acquire()
+    pool.resize(2, reset=True)
+    new = [pool.acquire(), pool.acquire()]  # both places are free
+    assert old not in new
+    pool.release(old)
+    assert old.closed == 1
+    with pytest.raises(ValueError, match="released twice"):
+        pool.release(old)
+    for thing in new:
+        pool.release(thing)
+    assert_balanced(pool)
+
+
+def test_without_a_reset_a_dropped_resource_keeps_its_place(make_pool: Any) -> None:
+    # Documented: capacity comes back through release, replace, resize(reset
+    # or force) or force_close_all, never through garbage collection.
+    pool = make_pool(Factory(), 1)
+    dropped = weakref.ref(pool.acquire())
+    gc.collect()
+    assert dropped() is not None  # the pool keeps it: an open connection is not garbage
+    with pytest.raises(greenpools.LimitExceeded):
+        pool.acquire()
+    pool.force_close_all(close_pool=False)
+    assert dropped().closed == 1  # type: ignore[union-attr]
+    pool.release(pool.acquire())
