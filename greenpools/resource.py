@@ -173,6 +173,12 @@ class Resource(FastPath, Counters, Generic[T]):
     inherited across ``fork()``) and ``setup()`` (runs once at the end of
     ``__init__``).
 
+    A hook may also be set on one pool (``pool.prepare = f``) and deleted
+    again.  A resource its holder drops without releasing keeps its place,
+    as in kombu: places come back through ``release``, ``replace``,
+    ``force_close_all`` or a reset (``resize(..., reset=True)``), never
+    through garbage collection.
+
     ``limit`` of ``None`` or 0 means unlimited.  The keyword options have
     psycopg_pool's meanings and are fixed at construction; all are off by
     default, so a plain kombu-style pool pays for none of them.
