@@ -53,7 +53,7 @@ def test_producer_may_be_a_method_of_a_subclass(connections: Any) -> None:
     made: list[Any] = []
 
     class MyPool(pools.ProducerPool):
-        def Producer(self, channel: Any) -> Any:  # noqa: N802  (kombu's name)
+        def Producer(self, channel: Any) -> Any:  # kombu's name for it
             made.append(Producer(channel, serializer="json"))
             return made[-1]
 
@@ -153,7 +153,7 @@ def test_resources_lent_at_limit_zero_do_not_count_against_a_later_limit() -> No
     pooled = pool.acquire(block=False)  # the three above take no place
     assert pooled not in unpooled
     for conn in unpooled:  # still usable, and closed when given back
-        conn.default_channel
+        assert conn.default_channel is not None
         conn.release()
         assert conn._closed
     pooled.release()
