@@ -165,12 +165,14 @@ def test_celery_eventlet_example_publishes_each_body_once_on_eventlet(
     env = support.example_env(QUEUE=queue)
     celery = os.path.join(os.path.dirname(support.PYTHON), "celery")
     # The README's command; then only what keeps this worker apart from
-    # others on the same broker: its own task queue and node name, and no
-    # gossip or mingle with them.
+    # others on the same broker (its own task queue and node name, no gossip
+    # or mingle with them) and -l INFO for its "ready." line.  Heartbeats
+    # stay on: with them, a worker publishing with confirms on Celery's own
+    # connections hangs in its warm shutdown (see the example's README).
     command = [
         celery, "-A", "tasks", "worker", "-P", "eventlet", "-c", "50",
         "-Q", task_queue, "-n", f"greenpools-example-{uuid.uuid4().hex[:8]}@localhost",
-        "--without-heartbeat", "--without-gossip", "--without-mingle", "-l", "INFO",
+        "--without-gossip", "--without-mingle", "-l", "INFO",
     ]
     with open(log_path, "w") as log:
         worker = subprocess.Popen(command, cwd=EXAMPLE_DIR, env=env, stdout=log,

@@ -25,30 +25,38 @@ import greenpools
 greenpools.install()
 
 from celery import Celery  # noqa: E402
-from kombu import Queue  # noqa: E402
+from kombu import Connection, Queue  # noqa: E402
+
+from greenpools.pools import producers  # noqa: E402
 
 BROKER_URL = os.environ.get("BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
 QUEUE = os.environ.get("QUEUE", "greenpools-example")
 
 app = Celery("tasks", broker=BROKER_URL, backend="rpc://")
 app.conf.update(
-    # Publisher confirms for every message this app publishes (tasks too).
-    broker_transport_options={"confirm_publish": True},
-    # The limit of every pool (connections and producers) per broker, in
-    # each process: 50 green threads share 10 connections here.
+    # The limit of every pool in greenpools' global groups (Celery's and the
+    # one below), per broker and process: 50 green threads share 10 here.
     broker_pool_limit=10,
-    # How long a task waits for a free producer before it fails.
+    # How long Celery waits for a free connection or producer (sending a
+    # task, say) before it raises OperationalError.
     broker_pool_acquire_timeout=10,
     broker_connection_retry_on_startup=True,
 )
 
+# Publisher confirms for what the task publishes: a connection whose
+# publishes wait for the broker's confirm.  Its pools sit in the same global
+# groups as Celery's, under the same limit.  (Confirms for all of Celery's
+# messages, with broker_transport_options, make an eventlet worker hang in
+# its warm shutdown: see the README.)
+confirming = Connection(BROKER_URL, transport_options={"confirm_publish": True})
 queue = Queue(QUEUE, durable=True)
 
 
 @app.task
 def publish(body):
     """Publish ``body`` to ``QUEUE``; the greenpools backend it ran on."""
-    with app.producer_or_acquire() as producer:
+    # Waits (cooperatively) while all 10 producers are busy, at most 10 s.
+    with producers[confirming].acquire(block=True, timeout=10) as producer:
         producer.publish(
             body,
             routing_key=QUEUE,  # the default exchange routes by queue name
