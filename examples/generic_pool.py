@@ -26,9 +26,12 @@ import sys
 import threading
 import time
 
-import redis
-
 import greenpools
+
+try:
+    import redis
+except ImportError:
+    sys.exit("generic_pool.py needs redis-py: pip install redis")
 
 THREADS, INCREMENTS, LIMIT, TIMEOUT = 20, 50, 4, 0.5
 
