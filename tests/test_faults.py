@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import kombu.exceptions
 import pytest
 from brokers import amqp_url, clean_global_pools, make_proxy  # noqa: F401  (fixtures)
 from e2e import support
@@ -226,6 +227,34 @@ def test_black_hole_fails_acquire_and_publish_within_their_timeouts(
     with pools.producers[conn].acquire(block=True, timeout=10) as producer:
         support.publish_one(producer, queue, "healed")
     assert [body.decode() for body in support.drain_queue(queue, 10)] == ["healed"]
+    assert_pools_balanced(conn)
+
+
+def test_refused_connect_fails_within_connect_timeout_and_recovers(
+    amqp_url: str, make_proxy: Callable[[], FaultProxy], queue: str
+) -> None:
+    """Nothing listens: kombu retries the connect for ``connect_timeout``,
+    then the caller gets kombu's ``OperationalError``; the unconnected
+    connection goes back to the pool, and once the broker listens again
+    the same pool publishes."""
+    proxy = make_proxy()
+    proxy.refuse()
+    connect_timeout = 0.5
+    conn = support.confirming_connection(proxy.url(amqp_url), connect_timeout=connect_timeout)
+
+    def publish_refused() -> float:
+        started = time.monotonic()
+        with pytest.raises(kombu.exceptions.OperationalError, match=r"(?i)refused"):
+            with pools.producers[conn].acquire(block=True, timeout=5) as producer:
+                support.publish_one(producer, queue, "refused")
+        return time.monotonic() - started
+
+    assert spawn(publish_refused).join() < connect_timeout + 2.5
+    assert_pools_balanced(conn)
+    proxy.pass_through()
+    with pools.producers[conn].acquire(block=True, timeout=10) as producer:
+        support.publish_one(producer, queue, "listening")
+    assert [body.decode() for body in support.drain_queue(queue, 10)] == ["listening"]
     assert_pools_balanced(conn)
 
 
