@@ -285,10 +285,14 @@ def test_failover_to_the_second_broker_url_when_the_first_dies_mid_load(
                                   max_duplicates=LIMIT)
     assert load.longest < 60
     assert_pools_balanced(conn)
-    # New connections of the pool go to the second URL as well.
-    with pools.connections[conn].acquire(block=True, timeout=10) as fresh:
-        fresh.default_channel  # noqa: B018 - connects
-        assert fresh.connection.sock.getpeername()[1] == second.port
+    # A connection made now starts at the dead first URL and fails over too.
+    later = pools.ConnectionPool(conn, limit=1)
+    try:
+        with later.acquire(block=True, timeout=10) as fresh:
+            fresh.default_channel  # noqa: B018 - connects
+            assert fresh.connection.sock.getpeername()[1] == second.port
+    finally:
+        later.close()
 
 
 def test_publish_timeout_bounds_a_confirm_wait_on_a_silent_broker(
