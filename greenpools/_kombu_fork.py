@@ -64,19 +64,20 @@ def detach_socket(sock: Any) -> None:
     closed through its own ``close()``, which does no I/O either.  A task
     that was waiting on it in the parent is copied into the child, still
     registered with the hub.  Under gevent, closing the descriptor under
-    that watcher kills the child: libev re-registers every watched
-    descriptor with a fresh epoll after ``fork()`` and aborts on a closed
-    one ("I/O watcher with invalid fd found in epoll_ctl", SIGABRT; gevent
-    #2100 is the same abort without a fork).  gevent's own ``close()``
-    cancels the waits first (the copied task gets ``OSError(EBADF)``),
-    closes the watchers, and closes the descriptor only then, on the
-    child's first turn of the hub, before libev re-registers anything.
-    Keeping the descriptor number valid some other way (``dup2`` of
-    ``/dev/null`` over it) would also stop the abort, but leaves a
-    descriptor open for ever and the copied task woken in a loop.
-    eventlet's ``close()`` closes at once; its hub drops a stale waiter
-    when the number is reused, which is eventlet's own rule for any
-    socket closed under a waiting task.
+    that watcher kills the child: this callback runs inside ``os.fork()``,
+    before gevent's ``reinit()``, and on the hub's first turn in the child
+    libev re-registers every watched descriptor with a fresh epoll and
+    aborts on a closed one ("I/O watcher with invalid fd found in
+    epoll_ctl", SIGABRT; gevent #2100 is the same abort without a fork).
+    While a task waits on the socket, gevent's ``close()`` hands the work
+    to the hub: cancel the wait (the copied task gets ``OSError(EBADF)``),
+    close the watchers, and only then close the descriptor, so libev never
+    meets a watcher on a closed descriptor.  Keeping the number valid some
+    other way (``dup2`` of ``/dev/null`` over it) would also stop the
+    abort, but leaves a descriptor open for ever and the copied task woken
+    in a loop.  eventlet's ``close()`` closes at once; its hub fails a
+    stale waiter when the number is reused, which is eventlet's own rule
+    for any socket closed under a waiting task.
     """
     raw = _raw_socket(sock)
     if raw is None:

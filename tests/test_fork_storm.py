@@ -12,6 +12,7 @@ monkey patching (tests/runner.py).
 from __future__ import annotations
 
 import collections
+import errno
 import json
 import os
 import threading
@@ -113,6 +114,7 @@ class BlockedReader:
         self.done = threading.Event()
         self.got: list[str] = []
         self.error: BaseException | None = None
+        self.fd, self.inode = -1, -1
 
     def start(self) -> None:
         greenpools.get_backend().spawn(self._run)  # no threading.Thread: see child_report
@@ -125,6 +127,8 @@ class BlockedReader:
         try:
             with pools.connections[self.conn].acquire(block=True, timeout=self.timeout) as conn:
                 channel = conn.default_channel
+                self.fd = conn.connection.sock.fileno()
+                self.inode = os.fstat(self.fd).st_ino
                 tag = channel.basic_consume(
                     queue=self.queue, no_ack=True,
                     callback=lambda message: self.got.append(str(message.body)))
@@ -137,18 +141,29 @@ class BlockedReader:
             self.done.set()
 
     def child_report(self) -> str:
-        """In a child: what became of the task copied from the parent."""
+        """In a child: what became of the task copied from the parent, and
+        whether the child still holds the parent's socket."""
+        return f"reader_copy={self._copy()} inherited_socket={self._socket()}"
+
+    def _copy(self) -> str:
         if BACKEND == "threading":
-            return "reader_copy=none"  # threads do not exist in a forked child
+            return "none"  # threads do not exist in a forked child
         if BACKEND == "gevent":  # the copy is failed on the child's first hub turn
             self.done.wait(self.timeout / 2)
         if self.got:
-            return "reader_copy=read-the-parents-message"
+            return "read-the-parents-message"
         if self.error is None:
-            return "reader_copy=still-waiting"
+            return "still-waiting"
         kind = ("connection-error" if isinstance(self.error, tuple(self.conn.connection_errors))
                 else "other-error")
-        return f"reader_copy={kind}:{type(self.error).__name__}"
+        return f"{kind}:{type(self.error).__name__}:{getattr(self.error, 'errno', None)}"
+
+    def _socket(self) -> str:
+        try:
+            same = os.fstat(self.fd).st_ino == self.inode
+        except OSError:
+            same = False
+        return "open" if same else "closed"
 
 
 @pytest.mark.broker
@@ -176,14 +191,20 @@ def test_fork_with_a_task_blocked_reading_a_pooled_connection(queue: str) -> Non
     assert (reader.got, reader.error) == (["wake"], None)
     assert len(result.child_reports) == CHILDREN
     assert all(f"published={per_process}" in line for line in result.child_reports)
-    copies = collections.Counter(line.rsplit(" ", 1)[1] for line in result.child_reports)
+    reports = [dict(item.split("=", 1) for item in line.split()[1:])
+               for line in result.child_reports]
+    # No child keeps the parent's socket open (the broker would not see the
+    # parent close it), whatever the copied task was doing.
+    assert [report["inherited_socket"] for report in reports] == ["closed"] * CHILDREN, reports
+    copies = collections.Counter(report["reader_copy"] for report in reports)
     if BACKEND == "gevent":
         # gevent's own close of the socket cancels the copied wait at once.
-        assert all(copy.startswith("reader_copy=connection-error:") for copy in copies), copies
+        assert all(copy.startswith("connection-error:") and copy.endswith(f":{errno.EBADF}")
+                   for copy in copies), copies
     elif BACKEND == "eventlet":
         # eventlet fails a waiter only when it sees the descriptor reused or
         # closed: by then, or still waiting, but never on the parent's data.
-        assert not copies["reader_copy=read-the-parents-message"], copies
+        assert not copies["read-the-parents-message"], copies
     assert (result.parent.published, result.parent.errors, result.parent.hung_tasks) == (
         per_process, [], 0)
     assert result.held_after == result.held_before
