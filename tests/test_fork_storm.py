@@ -15,15 +15,23 @@ import collections
 import errno
 import json
 import os
+import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 import kombu
 import pytest
-from brokers import clean_global_pools  # noqa: F401 - autouse: empty global pools
+from brokers import clean_global_pools, run_in_child  # noqa: F401 - autouse: empty global pools
 from e2e import storm, support
-from helpers import BACKEND, assert_balanced, require_amqp, require_redis, wait_until
+from helpers import (
+    BACKEND,
+    assert_balanced,
+    require_amqp,
+    require_redis,
+    spawn,
+    wait_until,
+)
 
 import greenpools
 from greenpools import pools
@@ -402,3 +410,36 @@ def test_pool_with_min_size_refills_with_fresh_connections_in_child() -> None:
         assert sorted(_lent_ports(pool, 2)) == sorted(parent_ports)
     finally:
         pool.close()
+
+
+@pytest.mark.skipif(BACKEND != "eventlet", reason="a fact about eventlet's epoll hub")
+def test_eventlet_child_shares_the_parents_epoll_instance() -> None:
+    """What the README says of eventlet after fork: its epoll hub makes no
+    new epoll instance in the child, so the parent's registrations are
+    polled there too, even for a socket the child closed (as greenpools
+    closes inherited ones); green I/O in the child works all the same."""
+    import eventlet.hubs
+
+    hub = eventlet.hubs.get_hub()
+    if not hasattr(hub.poll, "fileno"):
+        pytest.skip(f"eventlet runs its {type(hub).__module__} hub here, not epolls")
+    parent_end, other_end = socket.socketpair()
+    blocked = spawn(parent_end.recv, 1)
+    wait_until(lambda: parent_end.fileno() in hub.listeners[hub.READ],
+               message="the task never waited on its socket")
+    inode = os.fstat(parent_end.fileno()).st_ino
+
+    def child() -> None:
+        parent_end.close()
+        with open(f"/proc/self/fdinfo/{hub.poll.fileno()}") as info:
+            registered = [line for line in info if line.startswith("tfd:")]
+        assert any(f"ino:{inode:x}" in line for line in registered), registered
+        mine, peer = socket.socketpair()
+        spawn(peer.sendall, b"x")
+        assert mine.recv(1) == b"x"
+
+    run_in_child(child)
+    other_end.sendall(b"y")
+    assert blocked.join() == b"y"  # the parent's task was not disturbed
+    for sock in (parent_end, other_end):
+        sock.close()
