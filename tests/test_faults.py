@@ -184,6 +184,32 @@ def test_publishing_with_retry_survives_two_cuts(
     assert_pools_balanced(conn)
 
 
+def test_cut_without_retry_fails_one_publish_and_the_pool_replaces_the_connection(
+    amqp_url: str, make_proxy: Callable[[], FaultProxy], queue: str
+) -> None:
+    """An idle pooled connection is cut: the next publish on it raises one of
+    its connection errors (nothing retried), the pool replaces it, and the
+    publish after that goes out on a new connection."""
+    proxy = make_proxy()
+    conn = support.confirming_connection(proxy.url(amqp_url), connect_timeout=5)
+    with pools.producers[conn].acquire(block=True, timeout=10) as producer:
+        support.publish_one(producer, queue, "before")
+        cut = producer.connection
+    proxy.cut()
+    with pytest.raises(tuple(cut.connection_errors)):
+        with pools.producers[conn].acquire(block=True, timeout=10) as producer:
+            assert producer.connection is cut  # the warm one, now dead
+            support.publish_one(producer, queue, "unconfirmed")
+    assert pools.connections[conn].get_stats()["connections_lost"] == 1
+    with pools.producers[conn].acquire(block=True, timeout=10) as producer:
+        assert producer.connection is not cut
+        support.publish_one(producer, queue, "after")
+    bodies = [body.decode() for body in support.drain_queue(queue, 10)]
+    assert sorted(set(bodies)) in (["after", "before"], ["after", "before", "unconfirmed"])
+    assert len(bodies) == len(set(bodies))
+    assert_pools_balanced(conn)
+
+
 def test_black_hole_fails_acquire_and_publish_within_their_timeouts(
     amqp_url: str, make_proxy: Callable[[], FaultProxy], queue: str
 ) -> None:
