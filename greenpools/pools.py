@@ -200,6 +200,33 @@ class PooledConnection(_KombuPooledConnection):  # type: ignore[misc]
             self._pool.release(self)
 
 
+def _bound_close_waits(conn: Any) -> None:
+    """Make a polite close of ``conn`` give up on a broker that stopped answering.
+
+    py-amqp's close sends ``Channel.Close`` and ``Connection.Close`` and
+    waits for each answer with the socket's own timeout, which is none once
+    connected: a silent broker (a black-holed network path) would hold the
+    caller of ``replace()``, or the upkeep, for ever.  So each of those
+    waits is bounded (by ``_CLOSE_TIMEOUT``, or the connection's shorter
+    ``connect_timeout``); on a timeout py-amqp drops the socket and kombu
+    carries on closing.  A close is a courtesy: a broker that misses it
+    sees the TCP connection end instead.
+    """
+    established = vars(conn).get("_connection")  # never connect just to close
+    sock = getattr(getattr(established, "_transport", None), "sock", None)
+    if sock is None:
+        return
+    try:
+        sock.settimeout(min(conn.connect_timeout or _CLOSE_TIMEOUT, _CLOSE_TIMEOUT))
+    except (OSError, ValueError, TypeError):
+        pass
+
+
+#: The longest a pooled connection's close waits for each of the broker's
+#: two answers (``Channel.CloseOk``, ``Connection.CloseOk``).
+_CLOSE_TIMEOUT = 1.0
+
+
 class ConnectionPool(_KombuResource[PooledConnection]):
     """A pool of connections made like ``connection`` (a URL works too).
 
@@ -232,6 +259,7 @@ class ConnectionPool(_KombuResource[PooledConnection]):
         return conn
 
     def close_resource(self, resource: PooledConnection) -> None:
+        _bound_close_waits(resource)
         resource._close()
 
     def collect_resource(self, resource: PooledConnection, socket_timeout: float = 0.1) -> None:
