@@ -171,7 +171,7 @@ class Load:
         times = sorted(t for t in self.confirm_times if t >= since)
         if not times:
             return float("inf")
-        return max(b - a for a, b in zip([since, *times], times, strict=True))
+        return max(b - a for a, b in zip([since, *times[:-1]], times, strict=True))
 
 
 def drain(cluster: RabbitCluster, queue: Queue, want: set[str],
