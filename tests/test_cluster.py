@@ -131,7 +131,9 @@ class Load:
         self.confirmed: list[str] = []
         self.confirm_times: list[float] = []
         self.errors: collections.Counter[str] = collections.Counter()
-        self.longest = 0.0
+        self.first_error: dict[str, str] = {}
+        self.longest = 0.0  # of a confirmed publish, acquire included
+        self.longest_call = 0.0  # of any publish, also one that raised
         self.tasks = [spawn(self._publish, n) for n in range(PUBLISHERS)]
 
     def _publish(self, task: int) -> None:
@@ -149,11 +151,13 @@ class Load:
                     )
             except Exception as exc:
                 self.errors[type(exc).__name__] += 1
+                self.first_error.setdefault(type(exc).__name__, str(exc)[:200])
             else:
                 now = time.monotonic()
                 self.confirmed.append(ident)
                 self.confirm_times.append(now)
                 self.longest = max(self.longest, now - started)
+            self.longest_call = max(self.longest_call, time.monotonic() - started)
             time.sleep(PACE)
 
     def wait_for_confirms(self, more: int, timeout: float = HANG) -> None:
@@ -206,7 +210,9 @@ def check_outcome(cluster: RabbitCluster, queue: Queue, load: Load, label: str) 
     unconfirmed_arrived = len(seen.keys() - confirmed)
     print(f"[{BACKEND}] {label}: {len(confirmed)} confirmed, {len(lost)} lost, "
           f"{duplicates} duplicates, {unconfirmed_arrived} unconfirmed arrived, "
-          f"publish errors {dict(load.errors)}, longest publish {load.longest:.2f}s")
+          f"publish errors {dict(load.errors)} {load.first_error}, "
+          f"longest confirmed publish {load.longest:.2f}s, longest call {load.longest_call:.2f}s")
+    assert load.longest_call < HANG, f"a publish took {load.longest_call:.1f}s"
     assert not lost, f"{len(lost)} confirmed messages never arrived, e.g. {sorted(lost)[:5]}"
     assert_balanced(load.producers)
     assert_balanced(load.producers.connections)
