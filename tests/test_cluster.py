@@ -57,7 +57,11 @@ def cluster() -> Iterator[RabbitCluster]:
     made = RabbitCluster.create()
     made.save(state)  # first, so that the runner stops it whatever happens
     started = time.monotonic()
-    made.start()
+    try:
+        made.start()
+    except BaseException:  # a half-started cluster is no use to the next backend
+        made.stop()
+        raise
     print(f"cluster of 3 booted and joined in {time.monotonic() - started:.1f}s")
     yield made
 
