@@ -21,6 +21,7 @@ the first host.
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Sequence
 from typing import Any
@@ -69,9 +70,9 @@ def _same_host(host: Any, connection: Any) -> bool:
 class HostSpread:
     """Round-robin placement of new connections over a connection's hosts.
 
-    ``hosts`` is the connection's ``alt`` list (its URLs in the order the
-    user gave them).  Not thread-safe by itself: a lost race only makes two
-    connections share a host once, which round-robin corrects next time.
+    ``hosts`` are the URLs of :func:`hosts_of`.  Safe to share between
+    threads: the cursor is an ``itertools.count``, whose ``next()`` the
+    interpreter does not interrupt.
     """
 
     __slots__ = ("_cursor", "_hosts", "_pid", "_rng", "placement")
@@ -85,7 +86,7 @@ class HostSpread:
         # forked child, unless a test passes a seeded random.Random.
         self._rng = random if rng is None else rng
         self._pid = -1  # no cursor yet
-        self._cursor = 0
+        self._cursor = itertools.count()
 
     def choose(self) -> int:
         """The index in ``hosts`` of the host the next connection goes to."""
@@ -93,11 +94,9 @@ class HostSpread:
         if count < 2 or self.placement == "first":
             return 0
         if self._pid != forking.pid:  # first use in this process: a random start
+            self._cursor = itertools.count(self._rng.randrange(count))
             self._pid = forking.pid
-            self._cursor = self._rng.randrange(count)
-        index = self._cursor
-        self._cursor = (index + 1) % count
-        return index
+        return next(self._cursor) % count
 
     def place(self, info: dict[str, Any]) -> dict[str, Any]:
         """``info`` (a connection's ``_info()``) for a connection on the next host.

@@ -43,6 +43,11 @@ def test_connections_go_round_robin_over_the_hosts() -> None:
         pool.force_close_all()
 
 
+def test_a_groups_pools_spread_too() -> None:
+    pool = pools.connections[Connection(THREE)]
+    assert sorted(ports_of(pool, 6)) == [5701, 5701, 5702, 5702, 5703, 5703]
+
+
 def test_placement_first_keeps_kombus_first_host() -> None:
     pool = pools.ConnectionPool(THREE, limit=4, placement="first")
     try:
