@@ -43,9 +43,16 @@ def test_connections_go_round_robin_over_the_hosts() -> None:
         pool.force_close_all()
 
 
-def test_a_groups_pools_spread_too() -> None:
+def test_a_groups_pools_spread_unless_the_group_says_first() -> None:
     pool = pools.connections[Connection(THREE)]
     assert sorted(ports_of(pool, 6)) == [5701, 5701, 5702, 5702, 5703, 5703]
+    first = pools.Connections(limit=3, placement="first")
+    try:
+        assert ports_of(first[Connection(THREE)], 3) == [5701] * 3
+    finally:
+        for made in first.values():
+            made.force_close_all()
+        first.clear()
 
 
 def test_placement_first_keeps_kombus_first_host() -> None:
