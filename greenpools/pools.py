@@ -41,6 +41,7 @@ from kombu.utils.functional import ChannelPromise
 from . import backends, forking
 from ._kombu_fork import forget_connection
 from .backends.base import native_lock
+from .placement import HostSpread, hosts_of
 from .resource import Resource, check_limit
 
 __all__ = [
@@ -245,17 +246,25 @@ class ConnectionPool(_KombuResource[PooledConnection]):
     #: The class of the pooled connections.
     Connection: type[PooledConnection] = PooledConnection
 
+    #: Where new connections go when the connection has alternates:
+    #: ``"spread"`` (round-robin over the hosts, see :mod:`greenpools.placement`)
+    #: or ``"first"`` (kombu's way: the first host, then failover).
+    placement = "spread"
+
     def __init__(
         self, connection: Any, limit: int | None = None, preload: int | None = None,
-        **options: Any,
+        *, placement: str | None = None, **options: Any,
     ) -> None:
         self.connection = _as_connection(connection)
+        self._hosts = HostSpread(
+            hosts_of(self.connection), self.placement if placement is None else placement)
         options.setdefault("name", f"connections {_uri(self.connection)}")
         super().__init__(limit, preload, **options)
 
     def new(self) -> PooledConnection:
         # Its release() returns it here: nothing is bound per acquire.
-        conn: PooledConnection = self.Connection(self, **dict(self.connection._info(resolve=False)))
+        info = self._hosts.place(dict(self.connection._info(resolve=False)))
+        conn: PooledConnection = self.Connection(self, **info)
         return conn
 
     def close_resource(self, resource: PooledConnection) -> None:

@@ -120,6 +120,24 @@ def _absolute_if_path(arg: str) -> str:
     return arg
 
 
+def _share_cluster() -> str:
+    """Name a state file through which the backends share one test cluster."""
+    import tempfile
+
+    from rabbit_cluster import STATE_ENV  # tests/ is the script's directory
+
+    state = os.path.join(tempfile.mkdtemp(prefix="greenpools-cluster-state-"), "cluster.json")
+    os.environ[STATE_ENV] = state
+    return state
+
+
+def _stop_cluster(state: str) -> None:
+    from rabbit_cluster import stop_recorded
+
+    stop_recorded(state)
+    os.rmdir(os.path.dirname(state))
+
+
 def main(argv: list[str]) -> int:
     import argparse
 
@@ -138,9 +156,15 @@ def main(argv: list[str]) -> int:
     totals = {"passed": 0, "failed": 0, "skipped": 0}
     lines = []
     ok = True
+    # One RabbitMQ cluster for all backends: the first that needs it starts it.
+    cluster_state = _share_cluster()
     for backend in chosen:
         print(f"==== greenpools tests on the {backend} backend ====", flush=True)
-        counts, code, seconds = run_backend(backend, pytest_args)
+        try:
+            counts, code, seconds = run_backend(backend, pytest_args)
+        except BaseException:
+            _stop_cluster(cluster_state)
+            raise
         for key in totals:
             totals[key] += counts[key]
         if code == PYTEST_NO_TESTS_COLLECTED:
@@ -154,6 +178,7 @@ def main(argv: list[str]) -> int:
             f"{backend}: {counts['passed']} passed, {counts['failed']} failed, "
             f"{counts['skipped']} skipped in {seconds:.1f}s - {verdict}"
         )
+    _stop_cluster(cluster_state)
     print()
     for line in lines:
         print(line)
