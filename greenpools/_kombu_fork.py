@@ -15,8 +15,14 @@ call, garbage collection) can send a byte or shut a socket down.  The
 ``kombu.Connection`` itself is left unconnected: used again in the child,
 it opens a fresh connection.
 
+A green task of the parent that was waiting on one of these sockets lives
+on in the child, and so does its hub's watcher on the descriptor: see
+:func:`detach_socket` for why a green socket is closed through its own
+library.
+
 Everything here runs in an at-fork callback: it only drops references and
-closes descriptors, never blocks, never yields, never logs.
+closes descriptors (or has the hub close them), never blocks, never
+yields, never logs.
 """
 
 from __future__ import annotations
@@ -47,16 +53,41 @@ def _raw_socket(sock: Any) -> Any:
 def detach_socket(sock: Any) -> None:
     """Close this process's descriptor of ``sock`` without any I/O.
 
-    ``_socket.socket.detach`` (the C method, bypassing the wrappers'
-    overrides) makes the object forget its descriptor, so neither a later
-    ``close()`` nor the garbage collector touches a descriptor number the
-    child may have reused.  No ``shutdown()``: that would reach the parent.
-    The descriptor is closed with ``posix.close``: gevent's patched
-    ``os.close`` would schedule the close on a hub not yet re-initialised.
+    No ``shutdown()``: that would reach the parent.  A plain socket is
+    detached with ``_socket.socket.detach`` (the C method, bypassing the
+    wrappers' overrides), so that neither a later ``close()`` nor the
+    garbage collector touches a descriptor number the child may have
+    reused, and its descriptor is closed with ``posix.close`` (gevent's
+    patched ``os.close`` defers the close to its hub).
+
+    A green socket (gevent's, eventlet's, or an ssl socket over one) is
+    closed through its own ``close()``, which does no I/O either.  A task
+    that was waiting on it in the parent is copied into the child, still
+    registered with the hub.  Under gevent, closing the descriptor under
+    that watcher kills the child: this callback runs inside ``os.fork()``,
+    before gevent's ``reinit()``, and on the hub's first turn in the child
+    libev re-registers every watched descriptor with a fresh epoll and
+    aborts on a closed one ("I/O watcher with invalid fd found in
+    epoll_ctl", SIGABRT; gevent #2100 is the same abort without a fork).
+    While a task waits on the socket, gevent's ``close()`` hands the work
+    to the hub: cancel the wait (the copied task gets ``OSError(EBADF)``),
+    close the watchers, and only then close the descriptor, so libev never
+    meets a watcher on a closed descriptor.  Keeping the number valid some
+    other way (``dup2`` of ``/dev/null`` over it) would also stop the
+    abort, but leaves a descriptor open for ever and the copied task woken
+    in a loop.  eventlet's ``close()`` closes at once; its hub fails a
+    stale waiter when the number is reused, which is eventlet's own rule
+    for any socket closed under a waiting task.
     """
     raw = _raw_socket(sock)
     if raw is None:
         return
+    if sock is not raw:
+        try:
+            sock.close()
+            return
+        except Exception:
+            pass  # a wrapper that cannot close: detach the real socket below
     try:
         fd = _socket.socket.detach(raw)
     except Exception:

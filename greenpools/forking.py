@@ -7,7 +7,10 @@ billiard), unlike kombu's hook, which only multiprocessing children run.
 The child-side callback must never block or yield: under gevent it runs
 before the hub is re-initialised, and a switch there would run copies of
 the parent's greenlets.  So every reset below only drops references,
-creates fresh locks and closes file descriptors.
+creates fresh locks and closes file descriptors; a descriptor a green
+task may still wait on is handed to its library's own close, which under
+gevent finishes on the child's first turn of the hub (see
+:mod:`greenpools._kombu_fork`).
 """
 
 from __future__ import annotations

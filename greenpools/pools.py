@@ -42,6 +42,7 @@ from . import backends, forking
 from ._kombu_fork import forget_connection
 from .backends.base import native_lock
 from .exceptions import PoolTimeout
+from .placement import HostSpread, hosts_of
 from .resource import Resource, check_limit
 
 __all__ = [
@@ -203,6 +204,33 @@ class PooledConnection(_KombuPooledConnection):  # type: ignore[misc]
             self._pool.release(self)
 
 
+def _bound_close_waits(conn: Any) -> None:
+    """Make a polite close of ``conn`` give up on a broker that stopped answering.
+
+    py-amqp's close sends ``Channel.Close`` and ``Connection.Close`` and
+    waits for each answer with the socket's own timeout, which is none once
+    connected: a silent broker (a black-holed network path) would hold the
+    caller of ``replace()``, or the upkeep, for ever.  So each of those
+    waits is bounded (by ``_CLOSE_TIMEOUT``, or the connection's shorter
+    ``connect_timeout``); on a timeout py-amqp drops the socket and kombu
+    carries on closing.  A close is a courtesy: a broker that misses it
+    sees the TCP connection end instead.
+    """
+    established = vars(conn).get("_connection")  # never connect just to close
+    sock = getattr(getattr(established, "_transport", None), "sock", None)
+    if sock is None:
+        return
+    try:
+        sock.settimeout(min(conn.connect_timeout or _CLOSE_TIMEOUT, _CLOSE_TIMEOUT))
+    except (OSError, ValueError, TypeError):
+        pass
+
+
+#: The longest a pooled connection's close waits for each of the broker's
+#: two answers (``Channel.CloseOk``, ``Connection.CloseOk``).
+_CLOSE_TIMEOUT = 1.0
+
+
 class ConnectionPool(_KombuResource[PooledConnection]):
     """A pool of connections made like ``connection`` (a URL works too).
 
@@ -221,20 +249,29 @@ class ConnectionPool(_KombuResource[PooledConnection]):
     #: The class of the pooled connections.
     Connection: type[PooledConnection] = PooledConnection
 
+    #: Where new connections go when the connection has alternates:
+    #: ``"spread"`` (round-robin over the hosts, see :mod:`greenpools.placement`)
+    #: or ``"first"`` (kombu's way: the first host, then failover).
+    placement = "spread"
+
     def __init__(
         self, connection: Any, limit: int | None = None, preload: int | None = None,
-        **options: Any,
+        *, placement: str | None = None, **options: Any,
     ) -> None:
         self.connection = _as_connection(connection)
+        self._hosts = HostSpread(
+            hosts_of(self.connection), self.placement if placement is None else placement)
         options.setdefault("name", f"connections {_uri(self.connection)}")
         super().__init__(limit, preload, **options)
 
     def new(self) -> PooledConnection:
         # Its release() returns it here: nothing is bound per acquire.
-        conn: PooledConnection = self.Connection(self, **dict(self.connection._info(resolve=False)))
+        info = self._hosts.place(dict(self.connection._info(resolve=False)))
+        conn: PooledConnection = self.Connection(self, **info)
         return conn
 
     def close_resource(self, resource: PooledConnection) -> None:
+        _bound_close_waits(resource)
         resource._close()
 
     def collect_resource(self, resource: PooledConnection, socket_timeout: float = 0.1) -> None:

@@ -149,3 +149,24 @@ def run_in_child(check: Callable[[], object]) -> None:
     posix.close(read)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0, f"in the child: {message.decode()}"
+
+
+@pytest.fixture
+def make_proxy(amqp_url: str) -> Iterator[Callable[[], Any]]:
+    """``make_proxy()``: a started ``faultproxy.FaultProxy`` in front of the
+    RabbitMQ at ``amqp_url``, stopped after the test."""
+    from urllib.parse import urlsplit
+
+    from faultproxy import FaultProxy
+
+    parts = urlsplit(amqp_url)
+    made: list[FaultProxy] = []
+
+    def make() -> FaultProxy:
+        proxy = FaultProxy(parts.hostname or "127.0.0.1", parts.port or 5672, lifetime=300)
+        made.append(proxy)
+        return proxy
+
+    yield make
+    for proxy in made:
+        proxy.close()

@@ -140,6 +140,24 @@ def _absolute_if_path(arg: str) -> str:
     return arg
 
 
+def _share_cluster() -> str:
+    """Name a state file through which the backends share one test cluster."""
+    import tempfile
+
+    from rabbit_cluster import STATE_ENV  # tests/ is the script's directory
+
+    state = os.path.join(tempfile.mkdtemp(prefix="greenpools-cluster-state-"), "cluster.json")
+    os.environ[STATE_ENV] = state
+    return state
+
+
+def _stop_cluster(state: str) -> None:
+    from rabbit_cluster import stop_recorded
+
+    stop_recorded(state)
+    os.rmdir(os.path.dirname(state))
+
+
 def main(argv: list[str]) -> int:
     import argparse
 
@@ -162,9 +180,15 @@ def main(argv: list[str]) -> int:
     totals = {"passed": 0, "failed": 0, "skipped": 0}
     lines = []
     ok = True
+    # One RabbitMQ cluster for all backends: the first that needs it starts it.
+    cluster_state = _share_cluster()
     for backend in chosen:
         print(f"==== greenpools tests on the {backend} backend ====", flush=True)
-        counts, code, seconds, reasons = run_backend(backend, pytest_args)
+        try:
+            counts, code, seconds, reasons = run_backend(backend, pytest_args)
+        except BaseException:
+            _stop_cluster(cluster_state)
+            raise
         for key in totals:
             totals[key] += counts[key]
         all_skipped = code == 0 and counts["skipped"] and not counts["passed"]
@@ -184,6 +208,7 @@ def main(argv: list[str]) -> int:
         )
         for reason, n in sorted(reasons.items(), key=lambda item: (-item[1], item[0])):
             lines.append(f"    skipped {n}: {reason}")
+    _stop_cluster(cluster_state)
     print()
     for line in lines:
         print(line)

@@ -12,16 +12,28 @@ monkey patching (tests/runner.py).
 from __future__ import annotations
 
 import collections
+import errno
 import json
 import os
+import socket
+import threading
 from collections.abc import Iterator
+from typing import Any
 
 import kombu
 import pytest
-from brokers import clean_global_pools  # noqa: F401 - autouse: empty global pools
+from brokers import clean_global_pools, run_in_child  # noqa: F401 - autouse: empty global pools
 from e2e import storm, support
-from helpers import BACKEND, require_amqp, require_redis, wait_until
+from helpers import (
+    BACKEND,
+    assert_balanced,
+    require_amqp,
+    require_redis,
+    spawn,
+    wait_until,
+)
 
+import greenpools
 from greenpools import pools
 
 CHILDREN = 4
@@ -93,6 +105,120 @@ def test_fork_storm_forking_while_parent_threads_publish(queue: str) -> None:
     assert result.held_after == result.held_before
     assert result.idle_after == result.idle_before
     assert_delivered_exactly(queue, result.expected_bodies)
+
+
+class BlockedReader:
+    """A task blocked reading a pooled connection when the parent forks.
+
+    It holds a connection of ``pools.connections[conn]``, consumes from a
+    queue of its own and waits in ``drain_events`` until the test publishes
+    the one message it waits for.  Under gevent and eventlet the task is
+    copied into every child, still waiting on the inherited socket.
+    """
+
+    def __init__(self, conn: Any, queue: str, timeout: float) -> None:
+        self.conn, self.queue, self.timeout = conn, queue, timeout
+        self.reading = threading.Event()
+        self.done = threading.Event()
+        self.got: list[str] = []
+        self.error: BaseException | None = None
+        self.fd, self.inode = -1, -1
+
+    def start(self) -> None:
+        greenpools.get_backend().spawn(self._run)  # no threading.Thread: see child_report
+        if not self.reading.wait(self.timeout):
+            raise support.Overrun(f"the reader did not start reading in {self.timeout}s")
+        # A green task gives way only when it blocks: from here on it waits on
+        # its socket.  (A native thread may be a few instructions short of it.)
+
+    def _run(self) -> None:
+        try:
+            with pools.connections[self.conn].acquire(block=True, timeout=self.timeout) as conn:
+                channel = conn.default_channel
+                self.fd = conn.connection.sock.fileno()
+                self.inode = os.fstat(self.fd).st_ino
+                tag = channel.basic_consume(
+                    queue=self.queue, no_ack=True,
+                    callback=lambda message: self.got.append(str(message.body)))
+                self.reading.set()
+                conn.drain_events(timeout=self.timeout)
+                channel.basic_cancel(tag)
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            self.done.set()
+
+    def child_report(self) -> str:
+        """In a child: what became of the task copied from the parent, and
+        whether the child still holds the parent's socket."""
+        return f"reader_copy={self._copy()} inherited_socket={self._socket()}"
+
+    def _copy(self) -> str:
+        if BACKEND == "threading":
+            return "none"  # threads do not exist in a forked child
+        if BACKEND == "gevent":  # the copy is failed on the child's first hub turn
+            self.done.wait(self.timeout / 2)
+        if self.got:
+            return "read-the-parents-message"
+        if self.error is None:
+            return "still-waiting"
+        kind = ("connection-error" if isinstance(self.error, tuple(self.conn.connection_errors))
+                else "other-error")
+        return f"{kind}:{type(self.error).__name__}:{getattr(self.error, 'errno', None)}"
+
+    def _socket(self) -> str:
+        try:
+            same = os.fstat(self.fd).st_ino == self.inode
+        except OSError:
+            same = False
+        return "open" if same else "closed"
+
+
+@pytest.mark.broker
+def test_fork_with_a_task_blocked_reading_a_pooled_connection(queue: str) -> None:
+    """Issue 9, bug 1: a child forked while a green task waits on a pooled
+    socket was killed by libev (SIGABRT, "I/O watcher with invalid fd found
+    in epoll_ctl"): the reset closed the descriptor under the hub's watcher."""
+    per_process = 100
+    conn = support.confirming_connection()
+    with support.temporary_queue("fork-reader") as reader_queue:
+        reader = BlockedReader(conn, reader_queue, CHILD_TIMEOUT)
+        result = storm.run_storm(
+            pools, queue, children=CHILDREN, per_process=per_process, tasks=TASKS,
+            timeout=CHILD_TIMEOUT, before_fork=reader.start, child_report=reader.child_report,
+        )
+        assert sorted(result.child_exit_codes.values()) == [0] * CHILDREN, (
+            "a child was killed by a signal (negative code), failed or hung; see its stderr"
+        )
+        # The parent's reader was not disturbed: it still waits on the same
+        # socket and reads what comes now.
+        assert not reader.done.is_set(), reader.error
+        with support.admin_channel() as channel:
+            support.publish_one(kombu.Producer(channel), reader_queue, "wake")
+        assert reader.done.wait(CHILD_TIMEOUT), "the parent's reader never woke"
+    assert (reader.got, reader.error) == (["wake"], None)
+    assert len(result.child_reports) == CHILDREN
+    assert all(f"published={per_process}" in line for line in result.child_reports)
+    reports = [dict(item.split("=", 1) for item in line.split()[1:])
+               for line in result.child_reports]
+    # No child keeps the parent's socket open (the broker would not see the
+    # parent close it), whatever the copied task was doing.
+    assert [report["inherited_socket"] for report in reports] == ["closed"] * CHILDREN, reports
+    copies = collections.Counter(report["reader_copy"] for report in reports)
+    if BACKEND == "gevent":
+        # gevent's own close of the socket cancels the copied wait at once.
+        assert all(copy.startswith("connection-error:") and copy.endswith(f":{errno.EBADF}")
+                   for copy in copies), copies
+    elif BACKEND == "eventlet":
+        # eventlet fails a waiter only when it sees the descriptor reused or
+        # closed: by then, or still waiting, but never on the parent's data.
+        assert not copies["read-the-parents-message"], copies
+    assert (result.parent.published, result.parent.errors, result.parent.hung_tasks) == (
+        per_process, [], 0)
+    assert result.held_after == result.held_before
+    assert result.idle_after == result.idle_before
+    assert_delivered_exactly(queue, result.expected_bodies)
+    assert_balanced(pools.connections[conn])
 
 
 def _kept_pools_child(
@@ -284,3 +410,36 @@ def test_pool_with_min_size_refills_with_fresh_connections_in_child() -> None:
         assert sorted(_lent_ports(pool, 2)) == sorted(parent_ports)
     finally:
         pool.close()
+
+
+@pytest.mark.skipif(BACKEND != "eventlet", reason="a fact about eventlet's epoll hub")
+def test_eventlet_child_shares_the_parents_epoll_instance() -> None:
+    """What the README says of eventlet after fork: its epoll hub makes no
+    new epoll instance in the child, so the parent's registrations are
+    polled there too, even for a socket the child closed (as greenpools
+    closes inherited ones); green I/O in the child works all the same."""
+    import eventlet.hubs
+
+    hub = eventlet.hubs.get_hub()
+    if not hasattr(hub.poll, "fileno"):
+        pytest.skip(f"eventlet runs its {type(hub).__module__} hub here, not epolls")
+    parent_end, other_end = socket.socketpair()
+    blocked = spawn(parent_end.recv, 1)
+    wait_until(lambda: parent_end.fileno() in hub.listeners[hub.READ],
+               message="the task never waited on its socket")
+    inode = os.fstat(parent_end.fileno()).st_ino
+
+    def child() -> None:
+        parent_end.close()
+        with open(f"/proc/self/fdinfo/{hub.poll.fileno()}") as info:
+            registered = [line for line in info if line.startswith("tfd:")]
+        assert any(f"ino:{inode:x}" in line for line in registered), registered
+        mine, peer = socket.socketpair()
+        spawn(peer.sendall, b"x")
+        assert mine.recv(1) == b"x"
+
+    run_in_child(child)
+    other_end.sendall(b"y")
+    assert blocked.join() == b"y"  # the parent's task was not disturbed
+    for sock in (parent_end, other_end):
+        sock.close()

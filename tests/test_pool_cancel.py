@@ -494,9 +494,18 @@ def test_interruption_storm(make_pool: Any, storm: Storm) -> None:
     overlaps: list[Any] = []
     counts = {"interrupted": 0, "cycles": 0}
 
+    # Thirty rounds each, and more until some task was interrupted: on a
+    # loaded machine a thread can run all its rounds without ever waiting.
+    deadline = time.monotonic() + 10.0
+
+    def more_rounds(done: int) -> bool:
+        return done < 30 or (not counts["interrupted"] and time.monotonic() < deadline)
+
     def worker(me: int) -> None:
         try:
-            for _ in range(30):
+            done = 0
+            while more_rounds(done):
+                done += 1
                 try:
                     resource = pool.acquire(True, PATIENCE)
                 except Interrupted:

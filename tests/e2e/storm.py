@@ -17,6 +17,7 @@ import dataclasses
 import os
 import threading
 import time
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -98,13 +99,18 @@ def publish_concurrently(
 def run_storm(
     pools: ModuleType, queue: str, *, children: int = 4, per_process: int = 300,
     tasks: int = 6, warm: int = 20, timeout: float = 60.0, url: str = support.AMQP_URL,
-    fork_while_publishing: bool = False,
+    fork_while_publishing: bool = False, before_fork: Callable[[], object] | None = None,
+    child_report: Callable[[], str] | None = None,
 ) -> StormResult:
     """Run the storm once against ``queue`` (which must exist and be empty).
 
     With ``fork_while_publishing`` the parent's tasks are already publishing
     when the children are forked (only sound for native threads, which do
     not exist in the child: green threads would carry on there).
+    ``before_fork()`` runs in the parent after the warm-up, before the
+    connections held across the fork are taken;
+    ``child_report()`` runs in each child after it published, and what it
+    returns ends the child's report line.
     """
     started = time.monotonic()
     conn = support.confirming_connection(url)
@@ -113,6 +119,8 @@ def run_storm(
     pre_fork_errors = pre_fork.errors + [f"{pre_fork.hung_tasks} warm-up tasks hung"] * bool(
         pre_fork.hung_tasks)
 
+    if before_fork is not None:
+        before_fork()
     pool = pools.connections[conn]
     held = pool.acquire(block=True, timeout=timeout)
     idle = pool.acquire(block=True, timeout=timeout)
@@ -147,7 +155,7 @@ def run_storm(
                 os.close(read_fd)
                 support.run_forked_child(
                     lambda tag=tag: _child_body(pools, conn, queue, tag, per_process, tasks,
-                                                timeout),
+                                                timeout, child_report),
                     report_fd=write_fd, watchdog=int(timeout * 1.5),
                 )
             pids.append(pid)
@@ -187,7 +195,8 @@ def run_storm(
 
 
 def _child_body(
-    pools: ModuleType, conn: Any, queue: str, tag: str, count: int, tasks: int, timeout: float
+    pools: ModuleType, conn: Any, queue: str, tag: str, count: int, tasks: int, timeout: float,
+    report: Callable[[], str] | None = None,
 ) -> str:
     outcome = publish_concurrently(pools, conn, queue, tag, count, tasks, timeout)
     if outcome.errors or outcome.hung_tasks or outcome.published != count:
@@ -195,7 +204,8 @@ def _child_body(
             f"{tag}: published {outcome.published}/{count}, {outcome.hung_tasks} hung tasks, "
             f"errors: {outcome.errors[:5]}"
         )
-    return f"{tag} pid={os.getpid()} published={outcome.published}"
+    extra = f" {report()}" if report is not None else ""
+    return f"{tag} pid={os.getpid()} published={outcome.published}{extra}"
 
 
 def _publish_on(conn: Any, queue: str, body: str, expected: list[str]) -> dict[str, Any] | None:

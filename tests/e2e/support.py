@@ -30,6 +30,7 @@ AMQP_URL = os.environ.get("GREENPOOLS_TEST_AMQP_URL", "amqp://guest:guest@127.0.
 E2E_DIR = os.path.dirname(os.path.abspath(__file__))
 TESTS_DIR = os.path.dirname(E2E_DIR)
 REPO_ROOT = os.path.dirname(TESTS_DIR)
+EXAMPLES_DIR = os.path.join(REPO_ROOT, "examples")
 PYTHON = sys.executable
 BACKEND = os.environ.get("GREENPOOLS_TEST_BACKEND", "threading")
 
@@ -379,6 +380,46 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     env["PYTHONWARNINGS"] = "ignore::DeprecationWarning"
     env.update(extra)
     return env
+
+
+def example_env(**extra: str) -> dict[str, str]:
+    """Environment for running an example as a user would: the test's broker
+    as ``BROKER_URL``, no test-only import path, no backend chosen for it."""
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("GREENPOOLS_BACKEND", "GREENPOOLS_TEST_BACKEND",
+                          "GREENPOOLS_RUNNER_REPORT", "PYTHONPATH")}
+    env["BROKER_URL"] = AMQP_URL
+    env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONWARNINGS"] = "ignore::DeprecationWarning"
+    env.update(extra)
+    return env
+
+
+def wait_for_log_lines(path: str, pattern: str, wanted: int, timeout: float,
+                       proc: subprocess.Popen[Any]) -> list[str]:
+    """The first match of regex ``pattern``'s group 1 on each of the first
+    ``wanted`` matching lines of the log at ``path``.
+
+    For processes whose only signal of readiness is their log (examples,
+    which carry no test hooks): polls the file until then, bounded by
+    ``timeout``, and fails early if ``proc`` exits first.
+    """
+    import re
+
+    regex = re.compile(pattern)
+    deadline = time.monotonic() + timeout
+    while True:
+        with open(path, errors="replace") as log:
+            found = [m.group(1) for m in map(regex.search, log) if m]
+        if len(found) >= wanted:
+            return found[:wanted]
+        if proc.poll() is not None:
+            raise AssertionError(f"{proc.args!r} exited with {proc.returncode} before "
+                                 f"logging {wanted} lines matching {pattern!r}")
+        if time.monotonic() > deadline:
+            raise Overrun(f"{len(found)} of {wanted} lines matching {pattern!r} "
+                          f"in {path} after {timeout}s")
+        time.sleep(0.05)
 
 
 def stop_process(proc: subprocess.Popen[Any], timeout: float, sig: int = signal.SIGTERM) -> int:

@@ -1,0 +1,136 @@
+"""The single-file examples, run as a user runs them: ``python examples/NAME.py ...``.
+
+Each runs in a fresh interpreter (it chooses its own backend), once per
+suite, in the threading run; the assertions are on what it prints and on
+what it leaves behind on the servers.  The gunicorn and Celery examples
+have their own tests (test_e2e_gunicorn.py, test_e2e_celery.py).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from e2e import support
+from helpers import redis_url, require_amqp, require_redis
+
+pytestmark = pytest.mark.slow
+
+RUN_TIMEOUT = 120.0
+
+
+def once_per_suite(marker: Any) -> Any:
+    """``marker`` (the service the test needs) in the threading run; a plain
+    skip in the others, which under ``CI=true`` must not turn into a failure."""
+    if support.BACKEND == "threading":
+        return marker
+    return pytest.mark.skip(reason=support.ONCE_PER_SUITE)
+
+
+def run_example(name: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``python examples/<name> <args>`` from the checkout's top, as the README shows."""
+    return subprocess.run(
+        [support.PYTHON, os.path.join("examples", name), *args], cwd=support.REPO_ROOT,
+        env=support.example_env(**env), capture_output=True, text=True, timeout=RUN_TIMEOUT,
+    )
+
+
+def printed(result: subprocess.CompletedProcess[str], label: str) -> str:
+    """The rest of the line the example printed after ``label:``."""
+    match = re.search(rf"^{label}:\s+(.*)$", result.stdout, re.MULTILINE)
+    assert match, f"no {label!r} line in:\n{result.stdout}\n{result.stderr}"
+    return match.group(1)
+
+
+def queue_exists(name: str) -> bool:
+    try:
+        support.queue_count(name)
+    except Exception as exc:  # the broker answers a passive declare with 404
+        if "NOT_FOUND" in str(exc) or "404" in str(exc):
+            return False
+        raise
+    return True
+
+
+@pytest.fixture
+def amqp_queue() -> Iterator[str]:
+    """A queue name of this test's own; deleted afterwards if the example left it."""
+    require_amqp()
+    name = support.unique_queue_name("example")
+    try:
+        yield name
+    finally:
+        if queue_exists(name):
+            support.delete_queue(name)
+
+
+@once_per_suite(pytest.mark.broker)
+def test_threaded_publisher_delivers_every_message_once_and_deletes_its_queue(
+    amqp_queue: str,
+) -> None:
+    result = run_example("threaded_publisher.py", "--queue", amqp_queue,
+                         "--threads", "6", "--messages", "40")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert printed(result, "backend") == "threading"
+    assert printed(result, "published") == "240 messages from 6 threads"
+    assert printed(result, "consumed") == "240 distinct, 0 duplicates"
+    made = re.match(r"(\d+) made \(limit 4\) for 240 acquires", printed(result, "producers"))
+    assert made and 1 <= int(made.group(1)) <= 4, printed(result, "producers")
+    assert "guest:**@" in printed(result, "broker")
+    assert not queue_exists(amqp_queue)
+
+
+@pytest.fixture
+def redis_key() -> Iterator[str]:
+    """A Redis key of this test's own; deleted afterwards if the example left it."""
+    url = require_redis()
+    import redis
+
+    name = f"greenpools.test.example.{os.getpid()}.{uuid.uuid4().hex[:10]}"
+    client = redis.Redis.from_url(url)
+    try:
+        yield name
+    finally:
+        client.delete(name)
+        client.close()
+
+
+@once_per_suite(pytest.mark.redis)
+def test_generic_pool_counts_replaces_a_dead_client_and_times_out(redis_key: str) -> None:
+    import redis
+
+    result = run_example("generic_pool.py", "--redis", redis_url(), "--key", redis_key)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert printed(result, "counted") == "1000 from 20 threads through 4 clients"
+    # The client whose connection Redis dropped failed its check and was
+    # never handed out; the caller got a live one.
+    check = re.match(r"client (\d+) lost its connection; the pool handed out client (\d+)",
+                     printed(result, "check"))
+    assert check and check.group(1) != check.group(2), printed(result, "check")
+    assert "failed its check" in result.stdout
+    gave_up = re.fullmatch(r"with all 4 clients lent, a caller gave up after ([\d.]+) s: "
+                           r"PoolTimeout", printed(result, "timeout"))
+    assert gave_up and float(gave_up.group(1)) < 30, printed(result, "timeout")
+    assert printed(result, "stats").endswith("1 gave up")
+    with redis.Redis.from_url(redis_url()) as client:
+        assert not client.exists(redis_key)
+
+
+def test_quickstart_masks_the_password_it_prints() -> None:
+    """On kombu's in-memory transport: no broker needed, so every backend's
+    run may do it, but once is enough."""
+    if support.BACKEND != "threading":
+        pytest.skip(support.ONCE_PER_SUITE)
+    result = run_example("quickstart.py", "--broker", "memory://guest:s3cret@localhost//")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "s3cret" not in result.stdout + result.stderr
+    assert printed(result, "broker") == "memory://guest:**@localhost//"
+    assert printed(result, "consumed") == "500"
