@@ -49,9 +49,9 @@ from __future__ import annotations
 import itertools
 import logging
 import random
+import sys
 import time
 import traceback
-import warnings
 import weakref
 from collections import deque
 from collections.abc import Callable
@@ -98,6 +98,20 @@ def check_seconds(name: str, value: Any) -> float | None:
     if not value >= 0:  # also refuses NaN
         raise ValueError(f"{name} must be a non-negative number of seconds, got {value!r}")
     return float(value)
+
+
+#: Modules whose frames sit between a caller and the hand-out: a leak
+#: report's stack ends at the first frame outside them, whichever fast path
+#: (C or Python) is in between.
+_POOL_MODULES = frozenset({"greenpools.resource", "greenpools._fastpath", "greenpools.pools"})
+
+
+def acquirer_stack() -> traceback.StackSummary:
+    """The running task's stack, ending with the line that called ``acquire``."""
+    frame: Any = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__") in _POOL_MODULES:
+        frame = frame.f_back
+    return traceback.extract_stack(frame)
 
 
 def _check_error_classes(value: Any) -> tuple[type[BaseException], ...]:
@@ -474,7 +488,7 @@ class Resource(FastPath, Counters, Generic[T]):
                 slot.holder = self._backend.current_task()
                 slot.leak_warned = False
                 if self.leak_timeout is not None:
-                    slot.stack = traceback.extract_stack()[:-3]
+                    slot.stack = acquirer_stack()
             if self._prepare_hook is not None:
                 prepared = self._prepare_hook(resource)
                 if prepared is not resource:
@@ -985,10 +999,9 @@ class Resource(FastPath, Counters, Generic[T]):
                 slot.leak_warned = True
         for slot in overdue:
             stack = "".join(traceback.format_list(slot.stack or []))
-            warnings.warn(
-                f"pool {self.name!r}: {slot.resource!r} held for more than {leak_timeout}s "
-                f"by {slot.holder!r}; acquired at:\n{stack}",
-                ResourceWarning, stacklevel=1,
+            logger.warning(
+                "greenpools: pool %r: %r held for more than %ss by %r; acquired at:\n%s",
+                self.name, slot.resource, leak_timeout, slot.holder, stack.rstrip("\n"),
             )
 
 

@@ -7,8 +7,10 @@ become visible (``wait_until``), never for a fixed time.
 
 from __future__ import annotations
 
+import logging
+import re
+import sys
 import time
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -273,34 +275,71 @@ def test_reconnect_failed_not_called_when_creation_recovers(make_pool: Any,
 # -- leak_timeout ------------------------------------------------------------------------
 
 
-def _hold_it_somewhere(pool: Any) -> Any:
-    return pool.acquire()
+def _hold_it_somewhere(pool: Any) -> tuple[Any, int]:
+    """Acquire from ``pool``; return the resource and the line that acquired it."""
+    resource = pool.acquire(); line = sys._getframe().f_lineno  # noqa: E702  (one line)
+    return resource, line
 
 
-def test_leak_timeout_warns_with_the_holders_stack(make_pool: Any) -> None:
+def _leak_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records
+            if r.name == "greenpools" and "held for more than" in r.getMessage()]
+
+
+def test_leak_timeout_logs_once_with_the_acquirers_line(
+        make_pool: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """On the greenpools logger at WARNING (not a ResourceWarning that Python's
+    default filters hide), once per lease, and the stack's last line is the
+    caller's acquire, whichever fast path (C or Python) ran in between."""
+    caplog.set_level("WARNING", logger="greenpools")
     pool = make_pool(Factory(), 2, leak_timeout=0.02, name="leaky")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        thing = _hold_it_somewhere(pool)
-        wait_until(lambda: any(issubclass(w.category, ResourceWarning) for w in caught))
-    leaks = [w for w in caught if issubclass(w.category, ResourceWarning)]
-    assert len(leaks) == 1
-    message = str(leaks[0].message)
+    rounds = lifecycle.interval_for(pool)
+    thing, line = _hold_it_somewhere(pool)
+    wait_until(lambda: _leak_records(caplog))
+    started = time.monotonic()  # let the upkeep run several more rounds
+    wait_until(lambda: time.monotonic() - started > 5 * rounds)
+    leaks = _leak_records(caplog)
+    assert len(leaks) == 1, [r.getMessage() for r in leaks]
+    assert leaks[0].levelno == logging.WARNING
+    message = leaks[0].getMessage()
     assert "'leaky'" in message and repr(thing) in message
-    assert "_hold_it_somewhere" in message  # where it was acquired
-    assert "test_leak_timeout_warns_with_the_holders_stack" in message
+    frames = re.findall(r'File "([^"]+)", line (\d+), in (\w+)', message)
+    assert frames[-1] == (__file__, str(line), "_hold_it_somewhere"), frames[-3:]
+    assert frames[-2][2] == "test_leak_timeout_logs_once_with_the_acquirers_line"
     pool.release(thing)
 
 
-def test_leak_timeout_is_quiet_for_short_leases(make_pool: Any) -> None:
+def test_leak_timeout_warns_again_for_the_next_lease(
+        make_pool: Any, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("WARNING", logger="greenpools")
+    pool = make_pool(Factory(), 1, leak_timeout=0.02)
+    for expected in (1, 2):
+        thing = pool.acquire()
+        wait_until(lambda: len(_leak_records(caplog)) == expected)  # noqa: B023
+        pool.release(thing)
+
+
+def test_leak_timeout_through_a_lease_points_at_the_with_line(
+        make_pool: Any, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("WARNING", logger="greenpools")
+    pool = make_pool(Factory(), 1, leak_timeout=0.02)
+    with pool.acquired():
+        line = sys._getframe().f_lineno - 1  # the ``with`` line acquired it
+        wait_until(lambda: _leak_records(caplog))
+    message = _leak_records(caplog)[0].getMessage()
+    frames = re.findall(r'File "([^"]+)", line (\d+), in (\w+)', message)
+    assert frames[-1][:2] == (__file__, str(line)), frames[-3:]
+
+
+def test_leak_timeout_is_quiet_for_short_leases(make_pool: Any,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("WARNING", logger="greenpools")
     pool = make_pool(Factory(), 2, leak_timeout=0.05)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        for _ in range(5):
-            pool.release(pool.acquire())
-        pool.acquire()  # held: the only one that may warn
-        wait_until(lambda: any(issubclass(w.category, ResourceWarning) for w in caught))
-    assert len([w for w in caught if issubclass(w.category, ResourceWarning)]) == 1
+    for _ in range(5):
+        pool.release(pool.acquire())
+    pool.acquire()  # held: the only one that may warn
+    wait_until(lambda: _leak_records(caplog))
+    assert len(_leak_records(caplog)) == 1
 
 
 def test_usage_is_tracked(make_pool: Any) -> None:
