@@ -15,9 +15,19 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from helpers import Factory, Thing, assert_balanced, join_all, spawn, start_acquirer, wait_until
+from helpers import (
+    HANG_TIMEOUT,
+    Factory,
+    Thing,
+    assert_balanced,
+    assert_can_take_limit,
+    join_all,
+    spawn,
+    start_acquirer,
+    wait_until,
+)
 
-from greenpools import PoolTimeout, lifecycle
+from greenpools import Pool, PoolClosed, PoolTimeout, lifecycle
 
 
 @pytest.fixture
@@ -393,3 +403,127 @@ def test_stalled_waiter_is_reported(make_pool: Any, quick_upkeep: None,
     assert "'nested'" in caplog.text and "1 of 1 in use" in caplog.text
     pool.release(held)
     pool.release(task.join())
+
+
+# -- keepalive -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("value", "error"), [
+    (0, ValueError), (-1, ValueError), (float("nan"), ValueError), ("5", TypeError),
+    (True, TypeError),
+])
+def test_keepalive_is_validated(make_pool: Any, value: Any, error: type) -> None:
+    with pytest.raises(error, match="keepalive"):
+        make_pool(Factory(), 2, keepalive=value, check=lambda thing: None)
+
+
+def test_keepalive_needs_a_check(make_pool: Any) -> None:
+    with pytest.raises(ValueError, match=r"keepalive=5.*check"):
+        make_pool(Factory(), 2, keepalive=5)
+
+
+def test_keepalive_checks_idle_resources_and_replaces_dead_ones(
+        make_pool: Any, quick_upkeep: None) -> None:
+    checked: list[Any] = []
+
+    def check(thing: Any) -> None:
+        checked.append(thing)
+        if getattr(thing, "dead", False):
+            raise ConnectionError("the peer is gone")
+
+    pool = make_pool(Factory(), 3, keepalive=0.01, check=check)
+    idle, lent = pool.acquire(), pool.acquire()
+    pool.release(idle)
+    wait_until(lambda: idle in checked)
+    idle.dead = True
+    wait_until(lambda: pool.get_stats()["connections_lost"] == 1,
+               message="keepalive did not notice the dead idle resource")
+    assert idle.closed == 1
+    wait_until(lambda: pool.get_stats()["pool_available"] == 1,
+               message="keepalive did not replace the dead idle resource")
+    assert lent not in checked  # a lent resource belongs to its holder
+    fresh = pool.acquire()
+    assert fresh is not idle and fresh is not lent
+    pool.release(fresh)
+    pool.release(lent)
+    assert_balanced(pool)
+
+
+class _Touching(Pool[Any]):
+    """A plain pool (no check: the lock-free fast path stays on) whose
+    keepalive marks each idle resource while it works on it, yielding."""
+
+    touched = 0
+
+    def _keep_alive(self, resource: Any) -> None:
+        resource.busy = True
+        time.sleep(0)  # let the acquirers run while the resource is out
+        resource.busy = False
+        self.touched += 1
+
+
+def test_keepalive_never_shares_a_resource_with_a_lock_free_acquire() -> None:
+    pool = _Touching(Factory(), 4, keepalive=0.001)
+    assert pool._quiet, "the pool must be on the lock-free fast path"
+    clashes: list[Any] = []
+
+    def churn() -> None:
+        for _ in range(300):
+            thing = pool.acquire(block=True, timeout=HANG_TIMEOUT)
+            if getattr(thing, "busy", False):
+                clashes.append(thing)
+            time.sleep(0)
+            pool.release(thing)
+
+    try:
+        for _ in range(2):  # make the pool's resources first, so keepalive has some
+            pool.release(pool.acquire())
+        join_all([spawn(churn) for _ in range(6)])
+        wait_until(lambda: pool.touched >= 20)
+        assert clashes == []
+        assert_balanced(pool)
+        assert_can_take_limit(pool)
+    finally:
+        pool.close()
+
+
+# -- wait(): readiness -----------------------------------------------------------------------
+
+
+def test_wait_returns_once_min_size_exists(make_pool: Any, quick_upkeep: None) -> None:
+    pool = make_pool(Factory(), 5, min_size=3)
+    pool.wait(timeout=HANG_TIMEOUT)
+    assert pool.get_stats()["pool_available"] == 3
+
+
+def test_wait_without_min_size_returns_at_once(make_pool: Any) -> None:
+    make_pool(Factory(), 5).wait(timeout=0)
+
+
+def test_wait_times_out_saying_how_many_are_ready_and_the_pool_keeps_trying(
+        make_pool: Any, quick_upkeep: None) -> None:
+    factory = Factory()
+    factory.fail_next = 10**9
+    pool = make_pool(factory, 5, min_size=2)
+    with pytest.raises(PoolTimeout, match="0 of min_size 2"):
+        pool.wait(timeout=0.1)
+    assert not pool.closed
+    factory.fail_next = 0
+    pool.wait(timeout=HANG_TIMEOUT)
+    assert pool.get_stats()["pool_available"] == 2
+
+
+def test_wait_is_woken_by_close(make_pool: Any, quick_upkeep: None) -> None:
+    factory = Factory()
+    factory.fail_next = 10**9
+    pool = make_pool(factory, 5, min_size=2)
+    task = spawn(pool.wait, None)
+    wait_until(lambda: pool._ready_waiters)
+    pool.close()
+    with pytest.raises(PoolClosed):
+        task.join()
+
+
+def test_wait_validates_its_timeout(make_pool: Any) -> None:
+    with pytest.raises(ValueError, match=r"timeout must be a non-negative number.*-1"):
+        make_pool(Factory(), 5, min_size=1).wait(timeout=-1)
