@@ -680,11 +680,13 @@ class Resource(FastPath, Counters, Generic[T]):
             elif self._waiting:
                 self._grant_locked(slot)
             else:
-                idle = self._idle
+                # A snapshot: lock-free acquires may pop meanwhile, and an
+                # insert past the end appends.
+                idle = list(self._idle)
                 position = len(idle)
                 while position and idle[position - 1].idle_since > slot.idle_since:
                     position -= 1
-                idle.insert(position, slot)
+                self._idle.insert(position, slot)
         self._close_pending()
 
     def _drop_dead_idle(self, slot: Slot) -> None:

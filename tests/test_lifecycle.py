@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -20,7 +21,6 @@ from helpers import (
     Factory,
     Thing,
     assert_balanced,
-    assert_can_take_limit,
     join_all,
     spawn,
     start_acquirer,
@@ -457,34 +457,41 @@ class _Touching(Pool[Any]):
 
     def _keep_alive(self, resource: Any) -> None:
         resource.busy = True
-        time.sleep(0)  # let the acquirers run while the resource is out
+        time.sleep(0.001)  # let the acquirers run while the resource is out
         resource.busy = False
         self.touched += 1
 
 
 def test_keepalive_never_shares_a_resource_with_a_lock_free_acquire() -> None:
-    pool = _Touching(Factory(), 4, keepalive=0.001)
+    factory = Factory()
+    pool = _Touching(factory, 4, keepalive=0.001)
     assert pool._quiet, "the pool must be on the lock-free fast path"
     clashes: list[Any] = []
+    enough = threading.Event()
 
     def churn() -> None:
-        for _ in range(300):
+        while not enough.is_set():
             thing = pool.acquire(block=True, timeout=HANG_TIMEOUT)
             if getattr(thing, "busy", False):
                 clashes.append(thing)
             time.sleep(0)
             pool.release(thing)
+            time.sleep(0)  # idle a moment: keepalive may take it now
 
     try:
-        for _ in range(2):  # make the pool's resources first, so keepalive has some
-            pool.release(pool.acquire())
-        join_all([spawn(churn) for _ in range(6)])
-        wait_until(lambda: pool.touched >= 20)
+        for thing in [pool.acquire() for _ in range(4)]:  # all four made
+            pool.release(thing)
+        tasks = [spawn(churn) for _ in range(4)]  # as many as the limit
+        wait_until(lambda: pool.touched >= 30)
+        enough.set()
+        join_all(tasks)
         assert clashes == []
-        assert_balanced(pool)
-        assert_can_take_limit(pool)
     finally:
         pool.close()
+    # Closed once each, the one keepalive may hold right now included.
+    wait_until(lambda: factory.closed_counts() == [1, 1, 1, 1],
+               message=f"closed {factory.closed_counts()}")
+    wait_until(lambda: pool.get_stats()["pool_size"] == 0)
 
 
 # -- wait(): readiness -----------------------------------------------------------------------
