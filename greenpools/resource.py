@@ -151,6 +151,14 @@ class Resource(FastPath, Counters, Generic[T]):
     default, so a plain kombu-style pool pays for none of them.
     ``track_usage`` (implied by ``leak_timeout``) times every lease for
     the ``usage_ms`` statistic.
+
+    ``keepalive`` (seconds) runs ``check`` on every idle resource that
+    often, in the background, each one out of the idle stack meanwhile;
+    one whose check raises is closed, counted in ``connections_lost`` and
+    replaced.  kombu connection pools keep idle connections with a
+    heartbeat alive without it.  ``leak_timeout`` logs a warning on the
+    ``greenpools`` logger, once per lease, with the acquiring stack.
+    :meth:`wait` blocks until ``min_size`` resources are ready.
     """
 
     #: Raised, specialised, when no resource is free and the caller would
