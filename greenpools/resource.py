@@ -636,7 +636,8 @@ class Resource(FastPath, Counters, Generic[T]):
             raise
         self._connect_s += _monotonic() - started
         self._put_back_idle(slot)
-        return True
+        # A resource that still is not ready would make upkeep loop: stop.
+        return self._is_ready(slot.resource)
 
     def _idle_resources(self) -> list[Any]:
         """The idle resources now, warmest last (a snapshot)."""
