@@ -1,10 +1,14 @@
-"""Background upkeep of one pool: min_size, max_idle, max_lifetime, leaks.
+"""Background upkeep of one pool: min_size, max_idle, max_lifetime, leaks, keepalive.
 
 One small task per pool that asked for any of these (a plain kombu-style
 pool starts none).  It holds only a weak reference to its pool, so an
 abandoned pool is collected and its task ends; it also ends when the pool
 closes, after a fork (the child restarts it lazily) and when the backend
 switches (the pool starts a new one on the new backend).
+
+The task works on the pool through its methods (``_take_idle``,
+``_put_back_idle``, ``_add_ready``, ...): an idle resource it works on is
+out of the idle stack meanwhile, so no caller can acquire it.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ class Upkeep:
         self._failing_since: float | None = None
         self._retry_at = 0.0
         self._delay = MAX_INTERVAL
+        self._keepalive_at = 0.0
 
     @classmethod
     def start(cls, pool: Resource[Any], backend: Backend) -> Upkeep:
@@ -76,7 +81,9 @@ class Upkeep:
         now = self._backend.monotonic()
         pool._warn_leaks(now)
         self._retire_idle(pool, now)
+        self._keep_idle_alive(pool, now)
         self._fill(pool, now)
+        pool._wake_ready_waiters()
 
     @staticmethod
     def _retire_idle(pool: Resource[Any], now: float) -> None:
@@ -103,19 +110,52 @@ class Upkeep:
         if doomed:
             pool._close_slots(doomed, ignore_errors=True)
 
+    def _keep_idle_alive(self, pool: Resource[Any], now: float) -> None:
+        """Every keepalive interval, keep each idle resource alive (kombu:
+        service its heartbeats) one at a time, out of the idle stack; a dead
+        one is closed, counted in ``connections_lost`` and replaced."""
+        interval = pool._keepalive_interval()
+        # A tenth early: rounds are ``interval`` apart, and must not skip one.
+        if interval is None or now < self._keepalive_at - interval / 10:
+            return
+        self._keepalive_at = now + interval
+        lost = 0
+        for resource in pool._idle_resources():
+            slot = pool._take_idle_resource(resource)
+            if slot is None:  # acquired (or closed) meanwhile
+                continue
+            try:
+                pool._keep_alive(resource)
+            except Exception:
+                logger.info("greenpools: pool %r replaces an idle resource that died",
+                            pool.name, exc_info=True)
+                pool._drop_dead_idle(slot)
+                lost += 1
+            else:
+                pool._put_back_idle(slot)
+        for _ in range(lost):  # before anyone asks for one: connected, not lazy
+            try:
+                if not pool._create_idle(ready=True):
+                    break
+            except Exception:
+                logger.info("greenpools: pool %r could not replace a dead resource yet",
+                            pool.name, exc_info=True)
+                break
+
     def _fill(self, pool: Resource[Any], now: float) -> None:
-        """Create idle resources up to min_size, backing off on failure."""
+        """Add (or connect) resources up to min_size, backing off on failure."""
         if now < self._retry_at:
             return
-        while pool._size < pool.min_size and not pool._closed:
+        while not pool._closed and pool._below_min_size():
             try:
-                if not pool._create_idle():
+                if not pool._add_ready():
                     return
             except Exception:
                 self._failed(pool, now)
                 return
             self._failing_since = None
             self._delay = MAX_INTERVAL
+            pool._wake_ready_waiters()
 
     def _failed(self, pool: Resource[Any], now: float) -> None:
         logger.warning("greenpools: pool %r could not reach min_size", pool.name, exc_info=True)
@@ -140,6 +180,9 @@ def interval_for(pool: Resource[Any]) -> float:
     for option in (pool.max_idle, pool.max_lifetime, pool.leak_timeout):
         if option is not None:
             interval = min(interval, option / 4)
+    keepalive = pool._keepalive_interval()
+    if keepalive is not None:
+        interval = min(interval, keepalive)
     return max(interval, 0.01)
 
 

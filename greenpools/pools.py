@@ -43,7 +43,7 @@ from ._kombu_fork import forget_connection
 from .backends.base import native_lock
 from .exceptions import PoolTimeout
 from .placement import HostSpread, hosts_of
-from .resource import Resource, check_limit
+from .resource import Resource, check_limit, check_seconds
 
 __all__ = [
     "ChannelPool",
@@ -71,6 +71,13 @@ T = TypeVar("T")
 use_default_limit = use_global_limit
 
 _DEFAULT_LIMIT = 10  # kombu's real default (its docs say 200: kombu #1313)
+
+#: Heartbeat checks per heartbeat interval, as kombu's ``heartbeat_check``
+#: and Celery's worker (``broker_heartbeat_checkrate``) do it.
+HEARTBEAT_RATE = 2
+
+#: Most frames one keepalive pass reads from an idle connection (heartbeats).
+_MAX_IDLE_FRAMES = 100
 
 
 def _as_connection(connection: Any) -> Any:
@@ -262,6 +269,7 @@ class ConnectionPool(_KombuResource[PooledConnection]):
         self._hosts = HostSpread(
             hosts_of(self.connection), self.placement if placement is None else placement)
         options.setdefault("name", f"connections {_uri(self.connection)}")
+        self._heartbeat_interval = _heartbeat_check_interval(self.connection)
         super().__init__(limit, preload, **options)
 
     def new(self) -> PooledConnection:
@@ -280,10 +288,47 @@ class ConnectionPool(_KombuResource[PooledConnection]):
     def forget_resource(self, resource: PooledConnection) -> None:
         forget_connection(resource)
 
+    # Upkeep (min_size, keepalive) works on connected connections; acquire
+    # still hands out lazy ones, as kombu does.
+
+    def _make_ready(self, resource: PooledConnection) -> None:
+        # One attempt per host (failover URLs), no sleeps: upkeep backs off.
+        hosts = len(getattr(resource, "alt", None) or ()) or 1
+        resource.ensure_connection(max_retries=hosts - 1)
+
+    def _is_ready(self, resource: PooledConnection) -> bool:
+        return bool(resource.connected)
+
+    def _keepalive_interval(self) -> float | None:
+        intervals = [i for i in (self.keepalive, self._heartbeat_interval) if i is not None]
+        return min(intervals) if intervals else None
+
+    def _keep_alive(self, resource: PooledConnection) -> None:
+        """Read what the broker sent an idle connection (its heartbeats; an
+        error if it is gone) and send ours when due."""
+        if resource.connected and resource.supports_heartbeats:
+            for _ in range(_MAX_IDLE_FRAMES):
+                try:
+                    resource.drain_events(timeout=0)
+                except TimeoutError:
+                    break
+            if resource.get_heartbeat_interval():
+                resource.heartbeat_check(rate=HEARTBEAT_RATE)
+        super()._keep_alive(resource)
 
     def acquire_channel(self, block: bool = False) -> _ChannelLease:
         """``with pool.acquire_channel() as (connection, channel):`` as in kombu."""
         return _ChannelLease(self, block)
+
+
+def _heartbeat_check_interval(connection: Any) -> float | None:
+    """How often a pool of connections like ``connection`` must check heartbeats."""
+    heartbeat = getattr(connection, "heartbeat", 0)
+    try:
+        supported = heartbeat and connection.supports_heartbeats
+    except Exception:  # a transport that cannot say: no heartbeats then
+        return None
+    return float(heartbeat) / HEARTBEAT_RATE if supported else None
 
 
 class _ChannelLease:
@@ -546,6 +591,18 @@ class ProducerPool(Resource[Any]):
         # Idle producers hold no connection; lent ones give theirs back on
         # release, so there is nothing to close.
         pass
+
+    def wait(self, timeout: float | None = 30.0) -> None:
+        """Block until ``min_size`` producers exist and ``connections`` is
+        ready too (its own ``min_size`` connections connected): producers
+        hold no connection while idle, so a producer pool's ``min_size``
+        makes producers only.  Raises :class:`greenpools.PoolTimeout`."""
+        timeout = check_seconds("timeout", timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        Resource.wait(self, timeout)
+        wait = getattr(self.connections, "wait", None)
+        if callable(wait):
+            wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
     def forget_resource(self, resource: Any) -> None:
         pass

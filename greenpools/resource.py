@@ -50,9 +50,9 @@ import inspect
 import itertools
 import logging
 import random
+import sys
 import time
 import traceback
-import warnings
 import weakref
 from collections import deque
 from collections.abc import Callable
@@ -99,6 +99,20 @@ def check_seconds(name: str, value: Any) -> float | None:
     if not value >= 0:  # also refuses NaN
         raise ValueError(f"{name} must be a non-negative number of seconds, got {value!r}")
     return float(value)
+
+
+#: Modules whose frames sit between a caller and the hand-out: a leak
+#: report's stack ends at the first frame outside them, whichever fast path
+#: (C or Python) is in between.
+_POOL_MODULES = frozenset({"greenpools.resource", "greenpools._fastpath", "greenpools.pools"})
+
+
+def acquirer_stack() -> traceback.StackSummary:
+    """The running task's stack, ending with the line that called ``acquire``."""
+    frame: Any = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__") in _POOL_MODULES:
+        frame = frame.f_back
+    return traceback.extract_stack(frame)
 
 
 def _check_error_classes(value: Any) -> tuple[type[BaseException], ...]:
@@ -184,6 +198,14 @@ class Resource(FastPath, Counters, Generic[T]):
     default, so a plain kombu-style pool pays for none of them.
     ``track_usage`` (implied by ``leak_timeout``) times every lease for
     the ``usage_ms`` statistic.
+
+    ``keepalive`` (seconds) runs ``check`` on every idle resource that
+    often, in the background, each one out of the idle stack meanwhile;
+    one whose check raises is closed, counted in ``connections_lost`` and
+    replaced.  kombu connection pools keep idle connections with a
+    heartbeat alive without it.  ``leak_timeout`` logs a warning on the
+    ``greenpools`` logger, once per lease, with the acquiring stack.
+    :meth:`wait` blocks until ``min_size`` resources are ready.
     """
 
     #: Raised, specialised, when no resource is free and the caller would
@@ -222,6 +244,7 @@ class Resource(FastPath, Counters, Generic[T]):
         reconnect_timeout: float | None = None,
         reconnect_failed: Callable[[Resource[T]], object] | None = None,
         leak_timeout: float | None = None,
+        keepalive: float | None = None,
         track_usage: bool = False,
         name: str | None = None,
         connection_errors: tuple[type[BaseException], ...] | None = None,
@@ -243,6 +266,16 @@ class Resource(FastPath, Counters, Generic[T]):
         self.reconnect_timeout = check_seconds("reconnect_timeout", reconnect_timeout)
         self.reconnect_failed = _check_callable("reconnect_failed", reconnect_failed)
         self.leak_timeout = check_seconds("leak_timeout", leak_timeout)
+        self.keepalive = check_seconds("keepalive", keepalive)
+        if self.keepalive == 0:
+            raise ValueError(f"keepalive must be a positive number of seconds, got {keepalive!r}")
+        if self.keepalive is not None and self.check is None and (
+            type(self)._keep_alive is Resource._keep_alive
+        ):
+            raise ValueError(
+                f"keepalive={keepalive!r} runs the pool's check on idle resources: "
+                f"pass check too"
+            )
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str or None, got {name!r}")
         self.name = name or f"pool-{next(_pool_names)}"
@@ -273,8 +306,9 @@ class Resource(FastPath, Counters, Generic[T]):
         self._closed = False
         self._needs_upkeep = bool(  # the options are fixed: ask once
             self.min_size or self.max_idle is not None or self.max_lifetime is not None
-            or self.leak_timeout is not None
+            or self.leak_timeout is not None or self._keepalive_interval() is not None
         )
+        self._ready_waiters: list[backends.Waiter] = []  # callers of wait()
         self._n_requests = 0
         self._quiet = self._plain
         self._reset_counters()
@@ -556,7 +590,7 @@ class Resource(FastPath, Counters, Generic[T]):
                 slot.holder = self._backend.current_task()
                 slot.leak_warned = False
                 if self.leak_timeout is not None:
-                    slot.stack = traceback.extract_stack()[:-3]
+                    slot.stack = acquirer_stack()
             if self._prepare_hook is not None:
                 prepared = self._prepare_hook(resource)
                 if prepared is not resource:
@@ -574,14 +608,18 @@ class Resource(FastPath, Counters, Generic[T]):
 
     # -- creating ---------------------------------------------------------
 
-    def _new_slot(self) -> Slot:
-        """Create a resource for a unit of capacity already counted in _size."""
+    def _new_slot(self, ready: bool = False) -> Slot:
+        """Create a resource for a unit of capacity already counted in _size;
+        ``ready`` also connects it (see :meth:`_make_ready`)."""
         started = _monotonic()
         try:
             resource = self.new()
-            if self.configure is not None:
+            if ready or self.configure is not None:
                 try:
-                    self.configure(resource)
+                    if ready:
+                        self._make_ready(resource)
+                    if self.configure is not None:
+                        self.configure(resource)
                 except BaseException:
                     self._close_quietly(resource)
                     raise
@@ -612,17 +650,187 @@ class Resource(FastPath, Counters, Generic[T]):
         self._close_quietly(slot.resource)
         raise PoolClosed(f"pool {self.name!r} was closed while creating a resource")
 
-    def _create_idle(self) -> bool:
-        """Add one idle resource if below the limit; False if there was no room."""
+    def _create_idle(self, ready: bool = False) -> bool:
+        """Add one idle resource if below the limit; False if there was no room.
+
+        ``ready``: connected too, for upkeep (``preload`` stays lazy, as in kombu).
+        """
         with self._mutex:
             if self._closed or (self._limit and self._size >= self._limit):
                 return False
             self._size += 1
-        slot = self._new_slot()
+        slot = self._new_slot(ready)
         with self._mutex:
             self._return_locked(slot)
         self._close_pending()
         return True
+
+    # -- readiness and idle upkeep (called by greenpools.lifecycle) ---------
+
+    def _make_ready(self, resource: T) -> None:
+        """Make a new resource usable before upkeep counts it (kombu: connect)."""
+
+    def _is_ready(self, resource: T) -> bool:
+        """Whether ``resource`` counts towards ``min_size`` (kombu: connected)."""
+        return True
+
+    def _keepalive_interval(self) -> float | None:
+        """How often upkeep runs :meth:`_keep_alive` on idle resources."""
+        return self.keepalive
+
+    def _keep_alive(self, resource: T) -> None:
+        """Keep an idle resource alive, or raise if it is dead: runs ``check``."""
+        if self.check is not None:
+            self.check(resource)
+
+    def _ready_count(self) -> int:
+        """How many resources of the current generation are ready."""
+        with self._mutex:
+            generation = self._generation
+            slots = [s for s in self._slots.values() if s.generation == generation]
+        if type(self)._is_ready is Resource._is_ready:
+            return len(slots)
+        return sum(1 for slot in slots if self._is_ready(slot.resource))
+
+    def _below_min_size(self) -> bool:
+        """Whether upkeep should add (or connect) a resource for ``min_size``."""
+        if self._size < self.min_size:
+            return True
+        return type(self)._is_ready is not Resource._is_ready and (
+            self._ready_count() < self.min_size
+        )
+
+    def _add_ready(self) -> bool:
+        """One more ready resource for ``min_size``: a new one, or an idle
+        unready one readied.  False when there is nothing to do it with."""
+        if self._size < self.min_size:
+            return self._create_idle(ready=True)
+        slot = self._take_idle(lambda r: not self._is_ready(r))
+        if slot is None:
+            return False
+        started = _monotonic()
+        try:
+            self._make_ready(slot.resource)
+        except BaseException:
+            with self._mutex:
+                self._n_connection_errors += 1
+            self._put_back_idle(slot)
+            raise
+        self._connect_s += _monotonic() - started
+        self._put_back_idle(slot)
+        # A resource that still is not ready would make upkeep loop: stop.
+        return self._is_ready(slot.resource)
+
+    def _idle_resources(self) -> list[Any]:
+        """The idle resources now, warmest last (a snapshot)."""
+        return [slot.resource for slot in list(self._idle)]
+
+    def _take_idle(self, wanted: Callable[[T], bool]) -> Slot | None:
+        """Take the coldest idle slot whose resource is ``wanted`` out of the
+        idle stack, so that nobody acquires it while upkeep works on it.
+
+        ``list.remove`` is one atomic step against the lock-free paths
+        (which only pop and append), so the slot is either ours or theirs.
+        """
+        for slot in list(self._idle):
+            if not wanted(slot.resource):
+                continue
+            with self._mutex:
+                if slot.generation != self._generation:
+                    continue
+                try:
+                    self._idle.remove(slot)
+                except ValueError:  # a caller took it meanwhile
+                    continue
+                return slot
+        return None
+
+    def _take_idle_resource(self, resource: T) -> Slot | None:
+        """Take ``resource``'s slot out of the idle stack if it is still idle."""
+        slot = self._slots.get(id(resource))
+        if slot is None or slot.resource is not resource:
+            return None
+        with self._mutex:
+            try:
+                self._idle.remove(slot)
+            except ValueError:  # lent, or closed, meanwhile
+                return None
+        return slot
+
+    def _put_back_idle(self, slot: Slot) -> None:
+        """Return a slot taken by :meth:`_take_idle` where it was: to the oldest
+        waiter, or into the idle stack by its ``idle_since`` (so that upkeep
+        neither warms it up nor resets its ``max_idle`` clock)."""
+        with self._mutex:
+            if (
+                self._closed or self._excess or slot.generation != self._generation
+                or (slot.expires != _INF and _monotonic() >= slot.expires)
+            ):
+                self._pending_close.append(slot)
+                self._drop_capacity_locked()
+            elif self._waiting:
+                self._grant_locked(slot)
+            else:
+                # A snapshot: lock-free acquires may pop meanwhile, and an
+                # insert past the end appends.
+                idle = list(self._idle)
+                position = len(idle)
+                while position and idle[position - 1].idle_since > slot.idle_since:
+                    position -= 1
+                self._idle.insert(position, slot)
+        self._close_pending()
+
+    def _drop_dead_idle(self, slot: Slot) -> None:
+        """A slot taken by :meth:`_take_idle` holds a dead resource: close it
+        (quickly, it cannot talk) and count it in ``connections_lost``."""
+        with self._mutex:
+            self._n_connections_lost += 1
+            self._drop_capacity_locked()
+        self._close_slots([slot], ignore_errors=True, collect=True)
+
+    def wait(self, timeout: float | None = 30.0) -> None:
+        """Block until ``min_size`` resources are ready (connected, for kombu pools).
+
+        Raises :class:`PoolTimeout` saying how many are ready when
+        ``timeout`` seconds pass first (``None``: wait for ever); the pool
+        stays open and upkeep keeps trying.  For a readiness probe that must
+        not block, read :meth:`get_stats` instead.
+        """
+        timeout = check_seconds("timeout", timeout)
+        deadline = None if timeout is None else _monotonic() + timeout
+        if self._upkeep is None and self._wants_upkeep():
+            self._start_upkeep()
+        while True:
+            with self._mutex:
+                if self._closed:
+                    raise PoolClosed(f"wait on closed pool {self.name!r}")
+                waiter = self._new_waiter()
+                self._ready_waiters.append(waiter)  # before counting: no wake is lost
+            try:
+                ready = self._ready_count()
+                if ready >= self.min_size:
+                    return
+                remaining = None if deadline is None else deadline - _monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise self._pool_timeout(
+                        f"pool {self.name!r}: {ready} of min_size {self.min_size} resources "
+                        f"ready after {timeout} seconds"
+                    )
+                waiter.wait(remaining)
+            finally:
+                with self._mutex:
+                    if waiter in self._ready_waiters:
+                        self._ready_waiters.remove(waiter)
+
+    def _wake_ready_waiters(self) -> None:
+        """Let the callers of :meth:`wait` count again."""
+        if not self._ready_waiters:
+            return
+        with self._mutex:
+            waiters = self._ready_waiters[:]
+            del self._ready_waiters[:]
+        for waiter in waiters:
+            waiter.wake()
 
     # -- release ----------------------------------------------------------
 
@@ -925,6 +1133,7 @@ class Resource(FastPath, Counters, Generic[T]):
             self._size -= len(slots)
             self._close_locked()
         self._close_slots(slots, ignore_errors=True)
+        self._wake_ready_waiters()  # they raise PoolClosed
 
     def _take_idle_locked(self) -> list[Slot]:
         idle = self._idle
@@ -1060,6 +1269,7 @@ class Resource(FastPath, Counters, Generic[T]):
         self._retiring = {}
         self._idle, self._slots, self._pending_close = [], {}, []
         self._waiting = deque()  # the tasks that waited exist only in the parent
+        self._ready_waiters = []
         self._size = self._excess = 0
         self._generation += 1
         self._settle_locked()
@@ -1109,10 +1319,9 @@ class Resource(FastPath, Counters, Generic[T]):
                 slot.leak_warned = True
         for slot in overdue:
             stack = "".join(traceback.format_list(slot.stack or []))
-            warnings.warn(
-                f"pool {self.name!r}: {slot.resource!r} held for more than {leak_timeout}s "
-                f"by {slot.holder!r}; acquired at:\n{stack}",
-                ResourceWarning, stacklevel=1,
+            logger.warning(
+                "greenpools: pool %r: %r held for more than %ss by %r; acquired at:\n%s",
+                self.name, slot.resource, leak_timeout, slot.holder, stack.rstrip("\n"),
             )
 
 

@@ -7,15 +7,27 @@ become visible (``wait_until``), never for a fixed time.
 
 from __future__ import annotations
 
+import logging
+import re
+import sys
+import threading
 import time
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from helpers import Factory, Thing, assert_balanced, join_all, spawn, start_acquirer, wait_until
+from helpers import (
+    HANG_TIMEOUT,
+    Factory,
+    Thing,
+    assert_balanced,
+    join_all,
+    spawn,
+    start_acquirer,
+    wait_until,
+)
 
-from greenpools import PoolTimeout, lifecycle
+from greenpools import Pool, PoolClosed, PoolTimeout, lifecycle
 
 
 @pytest.fixture
@@ -273,34 +285,71 @@ def test_reconnect_failed_not_called_when_creation_recovers(make_pool: Any,
 # -- leak_timeout ------------------------------------------------------------------------
 
 
-def _hold_it_somewhere(pool: Any) -> Any:
-    return pool.acquire()
+def _hold_it_somewhere(pool: Any) -> tuple[Any, int]:
+    """Acquire from ``pool``; return the resource and the line that acquired it."""
+    resource = pool.acquire(); line = sys._getframe().f_lineno  # noqa: E702  (one line)
+    return resource, line
 
 
-def test_leak_timeout_warns_with_the_holders_stack(make_pool: Any) -> None:
+def _leak_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records
+            if r.name == "greenpools" and "held for more than" in r.getMessage()]
+
+
+def test_leak_timeout_logs_once_with_the_acquirers_line(
+        make_pool: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """On the greenpools logger at WARNING (not a ResourceWarning that Python's
+    default filters hide), once per lease, and the stack's last line is the
+    caller's acquire, whichever fast path (C or Python) ran in between."""
+    caplog.set_level("WARNING", logger="greenpools")
     pool = make_pool(Factory(), 2, leak_timeout=0.02, name="leaky")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        thing = _hold_it_somewhere(pool)
-        wait_until(lambda: any(issubclass(w.category, ResourceWarning) for w in caught))
-    leaks = [w for w in caught if issubclass(w.category, ResourceWarning)]
-    assert len(leaks) == 1
-    message = str(leaks[0].message)
+    rounds = lifecycle.interval_for(pool)
+    thing, line = _hold_it_somewhere(pool)
+    wait_until(lambda: _leak_records(caplog))
+    started = time.monotonic()  # let the upkeep run several more rounds
+    wait_until(lambda: time.monotonic() - started > 5 * rounds)
+    leaks = _leak_records(caplog)
+    assert len(leaks) == 1, [r.getMessage() for r in leaks]
+    assert leaks[0].levelno == logging.WARNING
+    message = leaks[0].getMessage()
     assert "'leaky'" in message and repr(thing) in message
-    assert "_hold_it_somewhere" in message  # where it was acquired
-    assert "test_leak_timeout_warns_with_the_holders_stack" in message
+    frames = re.findall(r'File "([^"]+)", line (\d+), in (\w+)', message)
+    assert frames[-1] == (__file__, str(line), "_hold_it_somewhere"), frames[-3:]
+    assert frames[-2][2] == "test_leak_timeout_logs_once_with_the_acquirers_line"
     pool.release(thing)
 
 
-def test_leak_timeout_is_quiet_for_short_leases(make_pool: Any) -> None:
+def test_leak_timeout_warns_again_for_the_next_lease(
+        make_pool: Any, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("WARNING", logger="greenpools")
+    pool = make_pool(Factory(), 1, leak_timeout=0.02)
+    for expected in (1, 2):
+        thing = pool.acquire()
+        wait_until(lambda: len(_leak_records(caplog)) == expected)  # noqa: B023
+        pool.release(thing)
+
+
+def test_leak_timeout_through_a_lease_points_at_the_with_line(
+        make_pool: Any, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("WARNING", logger="greenpools")
+    pool = make_pool(Factory(), 1, leak_timeout=0.02)
+    with pool.acquired():
+        line = sys._getframe().f_lineno - 1  # the ``with`` line acquired it
+        wait_until(lambda: _leak_records(caplog))
+    message = _leak_records(caplog)[0].getMessage()
+    frames = re.findall(r'File "([^"]+)", line (\d+), in (\w+)', message)
+    assert frames[-1][:2] == (__file__, str(line)), frames[-3:]
+
+
+def test_leak_timeout_is_quiet_for_short_leases(make_pool: Any,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("WARNING", logger="greenpools")
     pool = make_pool(Factory(), 2, leak_timeout=0.05)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        for _ in range(5):
-            pool.release(pool.acquire())
-        pool.acquire()  # held: the only one that may warn
-        wait_until(lambda: any(issubclass(w.category, ResourceWarning) for w in caught))
-    assert len([w for w in caught if issubclass(w.category, ResourceWarning)]) == 1
+    for _ in range(5):
+        pool.release(pool.acquire())
+    pool.acquire()  # held: the only one that may warn
+    wait_until(lambda: _leak_records(caplog))
+    assert len(_leak_records(caplog)) == 1
 
 
 def test_usage_is_tracked(make_pool: Any) -> None:
@@ -354,3 +403,134 @@ def test_stalled_waiter_is_reported(make_pool: Any, quick_upkeep: None,
     assert "'nested'" in caplog.text and "1 of 1 in use" in caplog.text
     pool.release(held)
     pool.release(task.join())
+
+
+# -- keepalive -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("value", "error"), [
+    (0, ValueError), (-1, ValueError), (float("nan"), ValueError), ("5", TypeError),
+    (True, TypeError),
+])
+def test_keepalive_is_validated(make_pool: Any, value: Any, error: type) -> None:
+    with pytest.raises(error, match="keepalive"):
+        make_pool(Factory(), 2, keepalive=value, check=lambda thing: None)
+
+
+def test_keepalive_needs_a_check(make_pool: Any) -> None:
+    with pytest.raises(ValueError, match=r"keepalive=5.*check"):
+        make_pool(Factory(), 2, keepalive=5)
+
+
+def test_keepalive_checks_idle_resources_and_replaces_dead_ones(
+        make_pool: Any, quick_upkeep: None) -> None:
+    checked: list[Any] = []
+
+    def check(thing: Any) -> None:
+        checked.append(thing)
+        if getattr(thing, "dead", False):
+            raise ConnectionError("the peer is gone")
+
+    pool = make_pool(Factory(), 3, keepalive=0.01, check=check)
+    idle, lent = pool.acquire(), pool.acquire()
+    pool.release(idle)
+    wait_until(lambda: idle in checked)
+    idle.dead = True
+    wait_until(lambda: pool.get_stats()["connections_lost"] == 1,
+               message="keepalive did not notice the dead idle resource")
+    assert idle.closed == 1
+    wait_until(lambda: pool.get_stats()["pool_available"] == 1,
+               message="keepalive did not replace the dead idle resource")
+    assert lent not in checked  # a lent resource belongs to its holder
+    fresh = pool.acquire()
+    assert fresh is not idle and fresh is not lent
+    pool.release(fresh)
+    pool.release(lent)
+    assert_balanced(pool)
+
+
+class _Touching(Pool[Any]):
+    """A plain pool (no check: the lock-free fast path stays on) whose
+    keepalive marks each idle resource while it works on it, yielding."""
+
+    touched = 0
+
+    def _keep_alive(self, resource: Any) -> None:
+        resource.busy = True
+        time.sleep(0.001)  # let the acquirers run while the resource is out
+        resource.busy = False
+        self.touched += 1
+
+
+def test_keepalive_never_shares_a_resource_with_a_lock_free_acquire() -> None:
+    factory = Factory()
+    pool = _Touching(factory, 4, keepalive=0.001)
+    assert pool._quiet, "the pool must be on the lock-free fast path"
+    clashes: list[Any] = []
+    enough = threading.Event()
+
+    def churn() -> None:
+        while not enough.is_set():
+            thing = pool.acquire(block=True, timeout=HANG_TIMEOUT)
+            if getattr(thing, "busy", False):
+                clashes.append(thing)
+            time.sleep(0)
+            pool.release(thing)
+            time.sleep(0)  # idle a moment: keepalive may take it now
+
+    try:
+        for thing in [pool.acquire() for _ in range(4)]:  # all four made
+            pool.release(thing)
+        tasks = [spawn(churn) for _ in range(4)]  # as many as the limit
+        wait_until(lambda: pool.touched >= 30)
+        enough.set()
+        join_all(tasks)
+        assert clashes == []
+    finally:
+        pool.close()
+    # Closed once each, the one keepalive may hold right now included.
+    wait_until(lambda: factory.closed_counts() == [1, 1, 1, 1],
+               message=f"closed {factory.closed_counts()}")
+    wait_until(lambda: pool.get_stats()["pool_size"] == 0)
+
+
+# -- wait(): readiness -----------------------------------------------------------------------
+
+
+def test_wait_returns_once_min_size_exists(make_pool: Any, quick_upkeep: None) -> None:
+    pool = make_pool(Factory(), 5, min_size=3)
+    pool.wait(timeout=HANG_TIMEOUT)
+    assert pool.get_stats()["pool_available"] == 3
+
+
+def test_wait_without_min_size_returns_at_once(make_pool: Any) -> None:
+    make_pool(Factory(), 5).wait(timeout=0)
+
+
+def test_wait_times_out_saying_how_many_are_ready_and_the_pool_keeps_trying(
+        make_pool: Any, quick_upkeep: None) -> None:
+    factory = Factory()
+    factory.fail_next = 10**9
+    pool = make_pool(factory, 5, min_size=2)
+    with pytest.raises(PoolTimeout, match="0 of min_size 2"):
+        pool.wait(timeout=0.1)
+    assert not pool.closed
+    factory.fail_next = 0
+    pool.wait(timeout=HANG_TIMEOUT)
+    assert pool.get_stats()["pool_available"] == 2
+
+
+def test_wait_is_woken_by_close(make_pool: Any, quick_upkeep: None) -> None:
+    factory = Factory()
+    factory.fail_next = 10**9
+    pool = make_pool(factory, 5, min_size=2)
+    task = spawn(pool.wait, None)
+    wait_until(lambda: pool._ready_waiters)
+    pool.close()
+    with pytest.raises(PoolClosed):
+        task.join()
+
+
+def test_wait_validates_its_timeout(make_pool: Any) -> None:
+    with pytest.raises(ValueError, match=r"timeout must be a non-negative number.*-1"):
+        make_pool(Factory(), 5, min_size=1).wait(timeout=-1)
