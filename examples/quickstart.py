@@ -24,7 +24,7 @@ import time
 from kombu import Connection, Consumer, Exchange, Queue
 
 import greenpools
-from greenpools.demo import _without_password as without_password  # the demo's masking
+from greenpools.brokercheck import masked_url
 from greenpools.pools import connections, producers, set_limit
 
 TASKS = 50
@@ -79,7 +79,7 @@ def main() -> int:
                 pass  # nothing more arrived: report what did
 
     print(f"backend:   {greenpools.get_backend().name}")
-    print(f"broker:    {without_password(args.broker)}")
+    print(f"broker:    {masked_url(args.broker)}")
     print(f"published: {expected} messages from {TASKS} tasks")
     print(f"consumed:  {len(received)}")
     stats = producers[connection].get_stats()

@@ -24,7 +24,7 @@ import threading
 from kombu import Connection, Consumer, Queue
 
 import greenpools
-from greenpools.demo import _without_password as without_password  # the demo's masking
+from greenpools.brokercheck import masked_url
 from greenpools.pools import connections, producers, set_limit
 
 LIMIT = 4  # connections (and producers) per broker, shared by every thread
@@ -86,7 +86,7 @@ def main() -> int:
 
     stats = producers[connection].get_stats()
     duplicates = sum(count - 1 for count in received.values() if count > 1)
-    print(f"broker:     {without_password(args.broker)}")
+    print(f"broker:     {masked_url(args.broker)}")
     print(f"backend:    {greenpools.get_backend().name}")
     print(f"published:  {expected} messages from {args.threads} threads")
     print(f"consumed:   {len(received)} distinct, {duplicates} duplicates")

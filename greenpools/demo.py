@@ -378,10 +378,6 @@ def report(result: DemoResult, patched: bool) -> str:
     return "\n".join(lines)
 
 
-#: The name examples/ import the URL masking by (one helper: brokercheck's).
-_without_password = masked_url
-
-
 def _format_stats(stats: dict[str, int]) -> str:
     if not stats:
         return "(no statistics)"
