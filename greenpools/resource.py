@@ -762,10 +762,7 @@ class Resource(FastPath, Counters, Generic[T]):
         waiter, or into the idle stack by its ``idle_since`` (so that upkeep
         neither warms it up nor resets its ``max_idle`` clock)."""
         with self._mutex:
-            if (
-                self._closed or self._excess or slot.generation != self._generation
-                or (slot.expires != _INF and _monotonic() >= slot.expires)
-            ):
+            if self._must_close_locked(slot):
                 self._pending_close.append(slot)
                 self._drop_capacity_locked()
             elif self._waiting:
@@ -930,12 +927,17 @@ class Resource(FastPath, Counters, Generic[T]):
             self._plain and not self._waiting and not self._excess and not self._closed
         )
 
-    def _return_locked(self, slot: Slot) -> None:
-        """Route a slot that is neither idle nor lent: to a waiter, idle, or closing."""
-        if (
+    def _must_close_locked(self, slot: Slot) -> bool:
+        """Whether a slot coming back must close rather than be reused: the
+        pool closed or shrinks, the slot is from before a reset, or expired."""
+        return bool(
             self._closed or self._excess or slot.generation != self._generation
             or (slot.expires != _INF and _monotonic() >= slot.expires)
-        ):
+        )
+
+    def _return_locked(self, slot: Slot) -> None:
+        """Route a slot that is neither idle nor lent: to a waiter, idle, or closing."""
+        if self._must_close_locked(slot):
             self._pending_close.append(slot)
             self._drop_capacity_locked()
         elif self._waiting:

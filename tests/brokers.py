@@ -123,8 +123,9 @@ def clean_global_pools() -> Iterator[None]:
     pools.set_limit(10)
 
 
-def run_in_child(check: Callable[[], object]) -> None:
-    """Run ``check()`` in a forked child; fail the test if it fails there.
+def run_in_child(check: Callable[[], object]) -> str:
+    """Run ``check()`` in a forked child; fail the test if it fails there,
+    else return what it returned, as a string (``""`` for ``None``).
 
     The child reports through a pipe and leaves with ``os._exit``.  Pipes
     are closed with ``posix.close``: gevent's patched ``os.close`` only
@@ -137,7 +138,9 @@ def run_in_child(check: Callable[[], object]) -> None:
         posix.close(read)
         code = 0
         try:
-            check()
+            result = check()
+            if result is not None:
+                os.write(write, str(result).encode()[:4000])
         except BaseException as exc:
             os.write(write, f"{type(exc).__name__}: {exc}".encode()[:4000])
             code = 1
@@ -149,6 +152,7 @@ def run_in_child(check: Callable[[], object]) -> None:
     posix.close(read)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0, f"in the child: {message.decode()}"
+    return message.decode()
 
 
 @pytest.fixture

@@ -3,16 +3,14 @@
 # ruff: noqa: F811  (pytest fixtures imported from brokers are redefined as arguments)
 from __future__ import annotations
 
-import os
-import posix
 import random
 import socket
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from brokers import amqp_url, clean_global_pools  # noqa: F401  (fixtures)
-from helpers import assert_balanced, wait_for_child
+from brokers import amqp_url, clean_global_pools, run_in_child  # noqa: F401  (fixtures)
+from helpers import assert_balanced
 from kombu import Connection
 
 from greenpools import pools
@@ -106,21 +104,7 @@ def test_each_forked_process_starts_at_a_random_host() -> None:
     ports_of(pool, 1)  # the parent's cursor is now set
     starts = set()
     for _ in range(12):  # all 12 alike by chance: 3 ** -11
-        read, write = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            posix.close(read)
-            code = 0
-            try:
-                os.write(write, str(pool._hosts.choose()).encode())
-            except BaseException:
-                code = 1
-            os._exit(code)
-        posix.close(write)
-        answer = os.read(read, 16)
-        posix.close(read)
-        assert os.waitstatus_to_exitcode(wait_for_child(pid)) == 0
-        starts.add(int(answer))
+        starts.add(int(run_in_child(pool._hosts.choose)))
     pool.force_close_all()
     assert len(starts) > 1, f"every child started at host {starts}"
 
