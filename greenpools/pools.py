@@ -274,7 +274,10 @@ class ConnectionPool(_KombuResource[PooledConnection]):
 
     def new(self) -> PooledConnection:
         # Its release() returns it here: nothing is bound per acquire.
-        info = self._hosts.place(dict(self.connection._info(resolve=False)))
+        info = dict(self.connection._info(resolve=False))
+        # kombu's publish(retry_policy=...) writes into this dict: one each.
+        info["transport_options"] = dict(info.get("transport_options") or {})
+        info = self._hosts.place(info)
         conn: PooledConnection = self.Connection(self, **info)
         return conn
 

@@ -210,3 +210,26 @@ def test_without_a_reset_a_dropped_resource_keeps_its_place(make_pool: Any) -> N
     pool.force_close_all(close_pool=False)
     assert dropped().closed == 1  # type: ignore[union-attr]
     pool.release(pool.acquire())
+
+
+# -- one connection's options stay its own ---------------------------------------------
+
+
+def test_a_publish_retry_policy_stays_on_its_own_connection() -> None:
+    """kombu's ``publish(retry=True, retry_policy=...)`` writes the policy into
+    its connection's ``transport_options``: pooled connections must not share
+    that dict with each other or with the pool's template."""
+    template = Connection(memory_url(), transport_options={"confirm_publish": False})
+    pool = pools.ProducerPool(pools.ConnectionPool(template, limit=2), limit=2)
+    try:
+        first, second = pool.acquire(), pool.acquire()
+        first.publish("x", routing_key="nowhere", retry=True, retry_policy={"max_retries": 7})
+        assert first.connection.transport_options["max_retries"] == 7
+        assert "max_retries" not in second.connection.transport_options
+        assert template.transport_options == {"confirm_publish": False}
+        first.release()
+        second.release()
+        assert_balanced(pool)
+    finally:
+        pool.force_close_all()
+        pool.connections.force_close_all()
