@@ -1054,6 +1054,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if problem is not None:
             print(f"greenpools bench: {problem}", file=sys.stderr)
             return 2
+    json_out: IO[str] | None = None
+    if args.json:
+        # Opened before the run, so that a path that cannot be written is
+        # said at once, not after minutes of benchmarking.
+        try:
+            json_out = open(args.json, "w")
+        except OSError as exc:
+            print(f"greenpools bench: cannot write --json {args.json}: {exc.strerror or exc}",
+                  file=sys.stderr)
+            return 2
     total = sum(len(plan(n, scenarios, settings, CONTENDERS)) + 1 for n in names)
     bar = ProgressBar(total, stream=open(os.devnull, "w") if args.no_progress else None)
 
@@ -1074,9 +1084,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     bar.finish()
     report = build_report(results, TARGETS, preset, settings)
     print(render_report(report, CONTENDERS, [COLUMNS]))
-    if args.json:
-        with open(args.json, "w") as out:
-            json.dump(report, out, indent=1, default=str)
+    if json_out is not None:
+        with json_out:
+            json.dump(report, json_out, indent=1, default=str)
     failed = [name for name, result in results.items() if "worker" in result.get("errors", {})]
     if failed:
         print(f"greenpools bench: the run on {', '.join(failed)} failed (the error is above)",

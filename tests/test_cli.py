@@ -179,6 +179,15 @@ def test_bench_refuses_a_backend_that_is_not_installed(without_gevent: dict[str,
     assert_user_error(result, "greenpools bench: ", "pip install 'greenpools[gevent]'", code=2)
 
 
+def test_bench_refuses_a_json_path_it_cannot_write_before_it_runs(tmp_path: Path) -> None:
+    target = tmp_path / "no-such-folder" / "results.json"
+    result = greenpools_cli("bench", "--backend", "current", "--quick", "--scenario", "s1",
+                            "--no-progress", "--json", str(target))
+    output = assert_user_error(result, f"greenpools bench: cannot write --json {target}",
+                               "No such file or directory", code=2)
+    assert "S1 ns/cycle" not in output  # refused before the benchmark ran
+
+
 @pytest.fixture
 def silent_server() -> Iterator[int]:
     """A loopback port that accepts connections and never says anything."""
