@@ -59,6 +59,8 @@ def check_broker(url: str, timeout: float) -> str:
 
     shown = masked_url(url)
     connection: Any
+    # kombu loads the transport inside Connection(): name it from the URL till then.
+    transport = url.partition("://")[0] if "://" in url else ""
     try:
         connection = Connection(url, connect_timeout=timeout)
         transport = connection.transport_cls
@@ -69,6 +71,12 @@ def check_broker(url: str, timeout: float) -> str:
             f"use a URL such as amqp://guest:guest@127.0.0.1:5672// or redis://127.0.0.1:6379/0"
         ) from None
     except Exception as exc:  # kombu rejects a malformed URL in many ways
+        if transport and _transport_failed_to_load(exc):
+            raise BrokerProblem(
+                f"kombu's {transport} transport, which {shown} needs, could not be "
+                f"loaded ({_describe(exc)}); is its client library installed? "
+                f"pip install 'kombu[{_EXTRAS.get(transport, transport)}]'"
+            ) from None
         raise BrokerProblem(f"the broker URL {shown} is not valid: {_describe(exc)}") from None
     try:
         address = _address(connection)
@@ -122,6 +130,26 @@ def _connect_within(connection: Any, timeout: float) -> None:
         raise _NoReply()
     if outcome[0] is not None:
         raise outcome[0]
+
+
+#: kombu extras whose name is not the transport's.
+_EXTRAS = {"rediss": "redis"}
+
+
+def _transport_failed_to_load(exc: BaseException) -> bool:
+    """Whether ``exc`` came from importing a transport module, whose client
+    library is missing (an ImportError, or, as kombu's Redis transport does
+    without redis-py, an AttributeError on the missing module's ``None``)."""
+    if isinstance(exc, ImportError):
+        return True
+    traceback = exc.__traceback__
+    while traceback is not None:
+        frame = traceback.tb_frame
+        if frame.f_code.co_name == "<module>" and \
+                str(frame.f_globals.get("__name__", "")).startswith("kombu.transport."):
+            return True
+        traceback = traceback.tb_next
+    return False
 
 
 def _address(connection: Any) -> str:

@@ -188,6 +188,22 @@ def test_bench_refuses_a_json_path_it_cannot_write_before_it_runs(tmp_path: Path
     assert "S1 ns/cycle" not in output  # refused before the benchmark ran
 
 
+@pytest.mark.parametrize("scheme", ["redis", "rediss"])
+def test_doctor_names_the_kombu_extra_a_transport_without_its_library_needs(
+    tmp_path: Path, scheme: str
+) -> None:
+    # Without redis-py, kombu's Redis transport fails to import with an
+    # AttributeError (it subclasses redis.Redis with redis set to None).
+    (tmp_path / "redis.py").write_text(
+        "raise ImportError(\"No module named 'redis' (hidden by the test)\", name='redis')\n"
+    )
+    path = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
+    result = greenpools_cli("doctor", "--broker", f"{scheme}://127.0.0.1:1/0", PYTHONPATH=path)
+    output = assert_user_error(result, f"kombu's {scheme} transport", "could not be loaded",
+                               "pip install 'kombu[redis]'", code=1)
+    assert "is not valid" not in output
+
+
 @pytest.fixture
 def silent_server() -> Iterator[int]:
     """A loopback port that accepts connections and never says anything."""
