@@ -20,6 +20,7 @@ import argparse
 import sys
 import threading
 import time
+import uuid
 
 from kombu import Connection, Consumer, Exchange, Queue
 
@@ -40,13 +41,14 @@ def main() -> int:
     set_limit(5)
     # polling_interval only matters to the in-memory transport, which polls.
     connection = Connection(args.broker, transport_options={"polling_interval": 0.01})
-    exchange = Exchange("greenpools-quickstart", type="direct", durable=False)
-    queue = Queue("greenpools-quickstart", exchange, routing_key="quickstart", durable=False)
+    # Names of this run's own, deleted at the end: a shared broker keeps nothing.
+    name = f"greenpools-quickstart-{uuid.uuid4().hex[:8]}"
+    exchange = Exchange(name, type="direct", durable=False)
+    queue = Queue(name, exchange, routing_key="quickstart", durable=False)
 
     # A pooled connection: declare the exchange, the queue and the binding.
     with connections[connection].acquire(block=True) as conn:
         queue(conn.default_channel).declare()
-        queue(conn.default_channel).purge()
 
     def publish(task: int) -> None:
         for seq in range(MESSAGES_PER_TASK):
@@ -77,9 +79,12 @@ def main() -> int:
                     conn.drain_events(timeout=5)
             except TimeoutError:
                 pass  # nothing more arrived: report what did
+        queue(conn.default_channel).delete()
+        exchange(conn.default_channel).delete()
 
     print(f"backend:   {greenpools.get_backend().name}")
     print(f"broker:    {masked_url(args.broker)}")
+    print(f"queue:     {name} (deleted)")
     print(f"published: {expected} messages from {TASKS} tasks")
     print(f"consumed:  {len(received)}")
     stats = producers[connection].get_stats()

@@ -134,3 +134,29 @@ def test_quickstart_masks_the_password_it_prints() -> None:
     assert "s3cret" not in result.stdout + result.stderr
     assert printed(result, "broker") == "memory://guest:**@localhost//"
     assert printed(result, "consumed") == "500"
+
+
+@once_per_suite(pytest.mark.broker)
+def test_quickstart_deletes_its_queue_and_exchange_from_the_broker() -> None:
+    url = require_amqp()
+    result = run_example("quickstart.py", "--broker", url)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert printed(result, "consumed") == "500"
+    name = printed(result, "queue").removesuffix(" (deleted)")
+    assert name.startswith("greenpools-quickstart-"), name
+    assert not queue_exists(name)
+    assert not exchange_exists(name)
+
+
+def exchange_exists(name: str) -> bool:
+    from kombu import Connection
+
+    with Connection(require_amqp()) as conn:
+        try:
+            conn.default_channel.exchange_declare(name, "direct", passive=True)
+        except Exception as exc:  # the broker answers a passive declare with 404
+            if "NOT_FOUND" in str(exc) or "404" in str(exc):
+                return False
+            raise
+    return True
