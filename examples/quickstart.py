@@ -25,7 +25,7 @@ import uuid
 from kombu import Connection, Consumer, Exchange, Queue
 
 import greenpools
-from greenpools.brokercheck import masked_url
+from greenpools.brokercheck import BrokerProblem, check_broker, masked_url
 from greenpools.pools import connections, producers, set_limit
 
 TASKS = 50
@@ -36,6 +36,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--broker", default="memory://", help="kombu broker URL")
     args = parser.parse_args()
+    try:  # a wrong URL or password: one line, not kombu's retries and a traceback
+        check_broker(args.broker, timeout=5)
+    except BrokerProblem as problem:
+        sys.exit(f"quickstart.py: {problem}")
 
     # At most 5 connections, and 5 producers, per broker; kombu's default is 10.
     set_limit(5)

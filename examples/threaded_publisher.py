@@ -24,7 +24,8 @@ import threading
 from kombu import Connection, Consumer, Queue
 
 import greenpools
-from greenpools.brokercheck import masked_url
+from greenpools.brokercheck import BrokerProblem, check_broker, masked_url
+from greenpools.demo import positive_int
 from greenpools.pools import connections, producers, set_limit
 
 LIMIT = 4  # connections (and producers) per broker, shared by every thread
@@ -36,9 +37,14 @@ def main() -> int:
         "BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//"), help="kombu broker URL")
     parser.add_argument("--queue", default=os.environ.get(
         "QUEUE", "greenpools-threaded-example"), help="queue to publish to (deleted at the end)")
-    parser.add_argument("--threads", type=int, default=8, help="publishing threads (8)")
-    parser.add_argument("--messages", type=int, default=50, help="messages per thread (50)")
+    parser.add_argument("--threads", type=positive_int, default=8, help="publishing threads (8)")
+    parser.add_argument("--messages", type=positive_int, default=50,
+                        help="messages per thread (50)")
     args = parser.parse_args()
+    try:  # a wrong URL or password: one line, not kombu's retries and a traceback
+        check_broker(args.broker, timeout=5)
+    except BrokerProblem as problem:
+        sys.exit(f"threaded_publisher.py: {problem}")
 
     set_limit(LIMIT)
     connection = Connection(args.broker, transport_options={"confirm_publish": True})

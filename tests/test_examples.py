@@ -160,3 +160,18 @@ def exchange_exists(name: str) -> bool:
                 return False
             raise
     return True
+
+
+@once_per_suite(pytest.mark.broker)
+@pytest.mark.parametrize("example", ["quickstart.py", "threaded_publisher.py"])
+def test_a_wrong_password_is_one_line_and_a_non_zero_exit(example: str) -> None:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(require_amqp())
+    wrong = f"amqp://guest:wrong-pw@{parts.hostname}:{parts.port or 5672}//"
+    result = run_example(example, "--broker", wrong)
+
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert "Traceback" not in output and "wrong-pw" not in output, output
+    assert f"{example}: the broker at " in output and "refused the credentials" in output, output
