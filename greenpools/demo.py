@@ -427,9 +427,12 @@ def parser() -> argparse.ArgumentParser:
         default="auto",
         help="concurrency backend; auto: gevent when installed, else threads",
     )
-    p.add_argument("--tasks", type=positive_int, default=100, help="publishing tasks")
-    p.add_argument("--messages", type=positive_int, default=20, help="messages per task")
-    p.add_argument("--limit", type=positive_int, default=5, help="pool limit")
+    p.add_argument("--tasks", type=positive_int, default=100,
+                   help="publishing tasks (default: %(default)s)")
+    p.add_argument("--messages", type=positive_int, default=20,
+                   help="messages per task (default: %(default)s)")
+    p.add_argument("--limit", type=positive_int, default=5,
+                   help="pool limit, connections and producers (default: %(default)s)")
     p.add_argument(
         "--timeout", type=positive_seconds, default=60.0,
         help="seconds to wait for a pool, and for the next message once publishing ended "

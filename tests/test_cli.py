@@ -78,6 +78,16 @@ def test_demo_delivers_every_message_exactly_once(backend: str) -> None:
     assert "OK: every message arrived exactly once" in result.stdout
 
 
+def test_demo_help_shows_the_default_load() -> None:
+    result = greenpools_cli("demo", "--help")
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())  # as one line, whatever argparse wrapped
+    for shown in ("--tasks TASKS publishing tasks (default: 100)",
+                  "--messages MESSAGES messages per task (default: 20)",
+                  "(default: 5) --timeout"):
+        assert shown in text, text
+
+
 def test_unknown_command_is_a_usage_error() -> None:
     result = greenpools_cli("bogus")
     assert result.returncode == 2
