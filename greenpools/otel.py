@@ -24,6 +24,10 @@ __all__ = ["instrument", "uninstrument"]
 POOL_NAME = "db.client.connection.pool.name"
 STATE = "db.client.connection.state"
 
+#: Histogram buckets in seconds: the SDK's default ones (0, 5, 10 ... 10000)
+#: suit milliseconds and would put every pool wait in the first bucket.
+SECONDS_BUCKETS = [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0]
+
 _active: _Metrics | None = None
 
 
@@ -57,15 +61,19 @@ class _Metrics:
         self.timeouts = meter.create_counter(
             "db.client.connection.timeouts", unit="{timeout}",
             description="Waits for a connection that ran out.")
-        self.create_time = meter.create_histogram(
+        histogram = meter.create_histogram
+        self.create_time = histogram(
             "db.client.connection.create_time", unit="s",
-            description="Time it took to create a connection.")
-        self.wait_time = meter.create_histogram(
+            description="Time it took to create a connection.",
+            explicit_bucket_boundaries_advisory=SECONDS_BUCKETS)
+        self.wait_time = histogram(
             "db.client.connection.wait_time", unit="s",
-            description="Time it took to obtain a connection from the pool.")
-        self.use_time = meter.create_histogram(
+            description="Time it took to obtain a connection from the pool.",
+            explicit_bucket_boundaries_advisory=SECONDS_BUCKETS)
+        self.use_time = histogram(
             "db.client.connection.use_time", unit="s",
-            description="Time a connection was held out of the pool.")
+            description="Time a connection was held out of the pool.",
+            explicit_bucket_boundaries_advisory=SECONDS_BUCKETS)
         self._live = True
 
     def attributes(self, pool: Any) -> dict[str, str]:

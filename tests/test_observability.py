@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -273,3 +274,35 @@ def test_instrument_without_opentelemetry_names_the_extra() -> None:
         "except ImportError as e:\n    print(e)\n"
     )
     assert "greenpools[otel]" in result.stdout, result.stderr
+
+
+def test_prometheus_exporter_serves_the_metrics_to_a_scrape() -> None:
+    from urllib.request import urlopen
+
+    from opentelemetry.exporter.prometheus import PrometheusMetricReader
+    from prometheus_client import REGISTRY, start_http_server
+
+    reader = PrometheusMetricReader()
+    server, _thread = start_http_server(0, addr="127.0.0.1")
+    try:
+        greenpools.instrument(MeterProvider(metric_readers=[reader]))
+        pool = Pool(Thing, 2, name="scraped")
+        held = pool.acquire()
+        pool.release(pool.acquire())
+        port = server.server_address[1]
+        with urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as response:
+            text = response.read().decode()
+        pool.release(held)
+    finally:
+        greenpools.uninstrument()
+        server.shutdown()
+        server.server_close()
+        REGISTRY.unregister(reader._collector)
+    pool_label = 'db_client_connection_pool_name="scraped"'
+    assert re.search(r'^db_client_connection_count\{' + pool_label
+                     + r',db_client_connection_state="used",[^}]*\} 1\.0$', text, re.M), text
+    assert re.search(r'^db_client_connection_wait_time_seconds_count\{' + pool_label
+                     + r',[^}]*\} 2\.0$', text, re.M), text
+    # Buckets fit seconds: a sub-millisecond wait is not lumped with a 5 s one.
+    assert re.search(r'^db_client_connection_wait_time_seconds_bucket\{' + pool_label
+                     + r',le="0\.001",[^}]*\} 2\.0$', text, re.M), text
