@@ -107,8 +107,7 @@ def joined_group(pool: Any, group: Any) -> None:
     """``pool`` was made by ``group``: the group's listeners apply to it."""
     with _lock:
         _memberships.setdefault(pool, []).append(weakref.ref(group))
-    if group in _listeners:
-        pool._watch_changed()
+    pool._watch_changed()
 
 
 def _targets(pool: Any) -> Iterable[Any]:
@@ -120,14 +119,27 @@ def _targets(pool: Any) -> Iterable[Any]:
     yield from type(pool).__mro__
 
 
-def watched(pool: Any) -> bool:
-    """Whether anything listens to ``pool`` (it then leaves the fast path)."""
-    if _sink is not None:
-        return True
-    return any(
-        any(_listeners.get(target, {}).values()) for target in _targets(pool)
-        if _is_weakrefable_key(target)
-    )
+def listeners_for(pool: Any) -> dict[str, tuple[Listener, ...]]:
+    """``pool``'s listeners by event, from every target that covers it.
+
+    The pool keeps this as ``_event_listeners`` and gets a fresh one on
+    every :func:`listen` and :func:`remove_listener`, so emitting an event
+    looks nothing up.
+    """
+    found: dict[str, list[Listener]] = {}
+    with _lock:
+        for target in _targets(pool):
+            if not _is_weakrefable_key(target):
+                continue
+            for event, fns in _listeners[target].items():
+                if fns:
+                    found.setdefault(event, []).extend(fns)
+    return {event: tuple(fns) for event, fns in found.items()}
+
+
+def metrics_on() -> bool:
+    """Whether a sink (the metrics) sees every pool's events."""
+    return _sink is not None
 
 
 def _is_weakrefable_key(target: Any) -> bool:
@@ -152,13 +164,10 @@ def emit(pool: Any, event: str, resource: Any = None, seconds: float | None = No
             sink(pool, event, resource, seconds)
         except Exception:
             logger.exception("greenpools: metrics failed on %r of pool %r", event, pool.name)
-    for target in _targets(pool):
-        if not _is_weakrefable_key(target):
-            continue
-        for fn in list(_listeners[target].get(event, ())):
-            try:
-                fn(pool, resource, seconds)
-            except Exception:
-                logger.exception(
-                    "greenpools: listener %r for %r of pool %r raised", fn, event, pool.name
-                )
+    for fn in pool._event_listeners.get(event, ()):
+        try:
+            fn(pool, resource, seconds)
+        except Exception:
+            logger.exception(
+                "greenpools: listener %r for %r of pool %r raised", fn, event, pool.name
+            )

@@ -332,7 +332,8 @@ class Resource(FastPath, Counters, Generic[T]):
         """Which hooks run, and whether the pool is plain (none at all)."""
         cls = type(self)
         # A watched pool emits events (greenpools.events) from the slow paths only.
-        self._watched = events.watched(self)
+        self._event_listeners = events.listeners_for(self)
+        self._watched = bool(self._event_listeners) or events.metrics_on()
         self._track_lending = self._track_usage or self._watched
         # Hooks left at their defaults cost nothing on the hot path.
         self._prepare_hook = (

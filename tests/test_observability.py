@@ -47,9 +47,11 @@ class Recorder:
 @pytest.fixture
 def reader() -> Iterator[InMemoryMetricReader]:
     reader = InMemoryMetricReader()
-    greenpools.instrument(MeterProvider(metric_readers=[reader]))
+    provider = MeterProvider(metric_readers=[reader])
+    greenpools.instrument(provider)
     yield reader
     greenpools.uninstrument()
+    provider.shutdown()
 
 
 def points(reader: InMemoryMetricReader, pool_name: str) -> dict[tuple[str, str], Any]:
@@ -280,12 +282,12 @@ def test_prometheus_exporter_serves_the_metrics_to_a_scrape() -> None:
     from urllib.request import urlopen
 
     from opentelemetry.exporter.prometheus import PrometheusMetricReader
-    from prometheus_client import REGISTRY, start_http_server
+    from prometheus_client import start_http_server
 
-    reader = PrometheusMetricReader()
+    provider = MeterProvider(metric_readers=[PrometheusMetricReader()])
     server, _thread = start_http_server(0, addr="127.0.0.1")
     try:
-        greenpools.instrument(MeterProvider(metric_readers=[reader]))
+        greenpools.instrument(provider)
         pool = Pool(Thing, 2, name="scraped")
         held = pool.acquire()
         pool.release(pool.acquire())
@@ -297,7 +299,7 @@ def test_prometheus_exporter_serves_the_metrics_to_a_scrape() -> None:
         greenpools.uninstrument()
         server.shutdown()
         server.server_close()
-        REGISTRY.unregister(reader._collector)
+        provider.shutdown()  # takes its collector out of prometheus_client's registry
     pool_label = 'db_client_connection_pool_name="scraped"'
     assert re.search(r'^db_client_connection_count\{' + pool_label
                      + r',db_client_connection_state="used",[^}]*\} 1\.0$', text, re.M), text
