@@ -9,11 +9,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .backends import Backend, BackendUnavailable, get_backend, use_backend
+from .events import listen, remove_listener
 from .exceptions import LimitExceeded, PoolClosed, PoolError, PoolTimeout, TooManyRequests
 from .resource import Lease, Pool, Resource
 
 if TYPE_CHECKING:
     from .kombu_patch import install, uninstall
+    from .otel import instrument, uninstrument
     from .pools import connections, producers
 
 __version__ = "0.1.0"
@@ -32,8 +34,12 @@ __all__ = [
     "connections",
     "get_backend",
     "install",
+    "instrument",
+    "listen",
     "producers",
+    "remove_listener",
     "uninstall",
+    "uninstrument",
     "use_backend",
 ]
 
@@ -43,6 +49,8 @@ _LAZY = {
     "producers": "pools",
     "install": "kombu_patch",
     "uninstall": "kombu_patch",
+    "instrument": "otel",
+    "uninstrument": "otel",
 }
 
 

@@ -31,6 +31,7 @@ from typing import Any
 
 from . import backends
 from .brokercheck import BrokerProblem, check_broker, masked_url
+from .events import listen, remove_listener
 
 DEFAULT_BROKER = "memory://"
 #: How long the demo gives a broker to answer before it starts.
@@ -179,6 +180,8 @@ class DemoResult:
     connection_pool_stats: dict[str, int] = field(default_factory=dict)
     producer_pool_stats: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    #: "connection wait", "producer use"... -> seconds, from the pool events
+    timings: dict[str, list[float]] = field(default_factory=dict)
     elapsed: float = 0.0
     queue: str = ""
 
@@ -233,6 +236,8 @@ def run(
         options["transport_options"] = {"polling_interval": 0.005}
     connection = Connection(broker, transport=counting_transport(broker, counter), **options)
     pools.set_limit(limit)
+    timings = Timings(result.timings, {"connection": pools.connections,
+                                       "producer": pools.producers})
 
     name = f"greenpools-demo-{uuid.uuid4().hex[:8]}"
     result.queue = name
@@ -329,6 +334,7 @@ def run(
     result.most_producers_held = producers_held.most
     result.connection_pool_stats = _stats_of(pools.connections[connection])
     result.producer_pool_stats = _stats_of(pools.producers[connection])
+    timings.stop()
 
     try:
         with pools.connections[connection].acquire(block=True, timeout=timeout) as conn:
@@ -339,6 +345,44 @@ def run(
         print(f"note: could not delete the demo queue {name}: {exc}", file=sys.stderr)
     pools.reset()
     return result
+
+
+class Timings:
+    """Collects the wait (checkout) and use (checkin) times of groups' pools."""
+
+    def __init__(self, into: dict[str, list[float]], groups: dict[str, Any]) -> None:
+        self._registered: list[tuple[Any, str, Any]] = []
+        for label, group in groups.items():
+            for event, kind in (("checkout", "wait"), ("checkin", "use")):
+                times = into.setdefault(f"{label} {kind}", [])
+                fn = self._collector(times)
+                listen(group, event, fn)
+                self._registered.append((group, event, fn))
+
+    @staticmethod
+    def _collector(times: list[float]) -> Any:
+        def collect(pool: Any, resource: Any, seconds: float | None) -> None:
+            if seconds is not None:
+                times.append(seconds)
+        return collect
+
+    def stop(self) -> None:
+        for group, event, fn in self._registered:
+            remove_listener(group, event, fn)
+        self._registered = []
+
+
+def percentiles(times: list[float]) -> str:
+    """``p50 p90 p99 max`` of ``times`` in milliseconds, for the report."""
+    if not times:
+        return "(none)"
+    ordered = sorted(times)
+
+    def at(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+    return (f"p50 {at(0.5):.3f}  p90 {at(0.9):.3f}  p99 {at(0.99):.3f}  "
+            f"max {ordered[-1] * 1000:.3f} ms ({len(ordered)} leases)")
 
 
 def _stats_of(pool: Any) -> dict[str, int]:
@@ -368,6 +412,8 @@ def report(result: DemoResult, patched: bool) -> str:
         f"  connection pool      {_format_stats(result.connection_pool_stats)}",
         f"  producer pool        {_format_stats(result.producer_pool_stats)}",
     ]
+    for label, times in result.timings.items():
+        lines.append(f"  {label + ' time':<21}{percentiles(times)}")
     lines.extend(f"  error                {error}" for error in result.errors[:10])
     if len(result.errors) > 10:
         lines.append(f"  ... and {len(result.errors) - 10} more errors")

@@ -38,7 +38,7 @@ from kombu.pools import use_global_limit
 from kombu.utils.collections import EqualityDict, eqhash
 from kombu.utils.functional import ChannelPromise
 
-from . import backends, forking
+from . import backends, events, forking
 from ._kombu_fork import forget_connection
 from .backends.base import native_lock
 from .exceptions import PoolTimeout
@@ -704,6 +704,7 @@ class PoolGroup(EqualityDict):  # type: ignore[misc]
             if limit is use_global_limit:
                 limit = get_limit()
             pool = self.create(resource, limit)
+            events.joined_group(pool, self)
             with self._mutex:
                 dict.__setitem__(self, key, pool)
         finally:

@@ -58,7 +58,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from . import backends, forking, lifecycle
+from . import backends, events, forking, lifecycle
 from ._fastpath import FastPath, Mutex, Slot, WaitingClient, configure
 from .exceptions import LimitExceeded, PoolClosed, PoolTimeout, TooManyRequests, specialise
 from .stats import Counters
@@ -285,7 +285,9 @@ class Resource(FastPath, Counters, Generic[T]):
             self.close_after_fork = bool(close_after_fork)
 
         cls = type(self)
-        self._track_lending = bool(track_usage) or self.leak_timeout is not None
+        self._track_usage = bool(track_usage) or self.leak_timeout is not None
+        self._track_lending = self._track_usage
+        self._watched = False
         self._set_hook_flags()
         self._limit_exceeded = specialise(LimitExceeded, cls.LimitExceeded)
         self._pool_timeout = specialise(PoolTimeout, cls.LimitExceeded)
@@ -329,6 +331,10 @@ class Resource(FastPath, Counters, Generic[T]):
     def _set_hook_flags(self) -> None:
         """Which hooks run, and whether the pool is plain (none at all)."""
         cls = type(self)
+        # A watched pool emits events (greenpools.events) from the slow paths only.
+        self._event_listeners = events.listeners_for(self)
+        self._watched = bool(self._event_listeners) or events.metrics_on()
+        self._track_lending = self._track_usage or self._watched
         # Hooks left at their defaults cost nothing on the hot path.
         self._prepare_hook = (
             None if cls.prepare is Resource.prepare and "prepare" not in self.__dict__
@@ -355,6 +361,15 @@ class Resource(FastPath, Counters, Generic[T]):
         with self._mutex:
             self._set_hook_flags()
             self._settle_locked()
+
+    def _watch_changed(self) -> None:
+        """A listener or the metrics came or went (see greenpools.events)."""
+        self._hooks_changed()
+
+    def _emit(self, event: str, resource: Any = None, seconds: float | None = None) -> None:
+        """Tell listeners and metrics of ``event``; free for unwatched pools."""
+        if self._watched:
+            events.emit(self, event, resource, seconds)
 
     if TYPE_CHECKING:  # implemented by FastPath (greenpools._fastpath)
 
@@ -425,6 +440,7 @@ class Resource(FastPath, Counters, Generic[T]):
             timeout = check_seconds("timeout", timeout)
         asked = timeout  # what a timeout error reports, however much is left
         deadline = None if timeout is None else _monotonic() + timeout
+        started = _monotonic() if self._watched else 0.0
         if self._upkeep is None and self._wants_upkeep():
             self._start_upkeep()
         while True:
@@ -434,7 +450,14 @@ class Resource(FastPath, Counters, Generic[T]):
                     self._close_pending()
                 if self._plain_acquire:
                     return slot.resource  # type: ignore[no-any-return]
-                return self._hand_out(slot, fresh)
+                resource = self._hand_out(slot, fresh)
+                if self._watched:
+                    self._emit("checkout", resource, _monotonic() - started)
+                return resource
+            except PoolTimeout:
+                if self._watched:
+                    self._emit("timeout", None, _monotonic() - started)
+                raise
             except _AcquireAgain:
                 if deadline is not None:
                     timeout = max(0.0, deadline - _monotonic())
@@ -469,6 +492,7 @@ class Resource(FastPath, Counters, Generic[T]):
                     )
                 if timeout is not None and timeout <= 0:
                     self._n_request_errors += 1
+                    self._n_timeouts += 1
                     raise self._pool_timeout(self._timed_out(asked))
                 client = WaitingClient(self._new_waiter(), _monotonic(), forking.pid)
                 self._waiting.append(client)
@@ -521,6 +545,7 @@ class Resource(FastPath, Counters, Generic[T]):
                     self._waiting.remove(client)
                     self._settle_locked()
                     self._n_request_errors += 1
+                    self._n_timeouts += 1
                     self._wait_s += _monotonic() - client.since
                     raise self._pool_timeout(self._timed_out(timeout))
         self._wait_s += _monotonic() - client.since  # a statistic: a lost add is harmless
@@ -638,7 +663,8 @@ class Resource(FastPath, Counters, Generic[T]):
             self._connect_s += now - started
             slot = Slot(resource, now, expires, self._generation, forking.pid)
             self._slots[id(resource)] = slot
-            return slot
+        self._emit("connect", resource, now - started)
+        return slot
 
     def _create_lent(self) -> Slot:
         slot = self._new_slot()
@@ -783,6 +809,7 @@ class Resource(FastPath, Counters, Generic[T]):
         with self._mutex:
             self._n_connections_lost += 1
             self._drop_capacity_locked()
+        self._emit("invalidate", slot.resource)
         self._close_slots([slot], ignore_errors=True, collect=True)
 
     def wait(self, timeout: float | None = 30.0) -> None:
@@ -865,9 +892,12 @@ class Resource(FastPath, Counters, Generic[T]):
                 self._n_returns_bad += 1
                 self._pending_close.append(slot)
                 self._drop_capacity_locked()
+            self._emit("invalidate", resource)
         else:
             with self._mutex:
                 self._return_locked(slot)
+            if self._watched:
+                self._emit("checkin", resource, now - slot.lent_at)
         self._close_pending()
 
     def _give_back(self, slot: Slot) -> None:
@@ -993,6 +1023,7 @@ class Resource(FastPath, Counters, Generic[T]):
                 self._forget_slot_locked(slot)
         first_error: Exception | None = None
         for slot in slots:
+            self._emit("close", slot.resource)
             try:
                 if slot.pid != forking.pid:
                     self.forget_resource(slot.resource)
@@ -1041,6 +1072,8 @@ class Resource(FastPath, Counters, Generic[T]):
                 self._n_connections_lost += 1
         if slot is None:
             return False
+        if lost:
+            self._emit("invalidate", resource)
         self._close_slots([slot], ignore_errors=True)
         return True
 
@@ -1067,6 +1100,8 @@ class Resource(FastPath, Counters, Generic[T]):
                 self._n_connections_lost += 1
             self._pending_close.append(slot)
             self._drop_capacity_locked()
+        if lost:
+            self._emit("invalidate", slot.resource)
         self._close_pending()
 
     def replace(self, resource: T) -> None:
@@ -1282,6 +1317,7 @@ class Resource(FastPath, Counters, Generic[T]):
                     self.forget_resource(slot.resource)
                 except Exception:  # pragma: no cover - must not kill the child
                     pass
+        self._emit("fork")
 
     def _on_backend_switch(self, backend: backends.Backend) -> None:
         self._backend = backend
@@ -1395,6 +1431,11 @@ class Pool(Resource[T]):
 
 
 _live_pools: weakref.WeakSet[Resource[Any]] = weakref.WeakSet()
+
+
+def live_pools() -> list[Resource[Any]]:
+    """Every open pool of this process (a snapshot)."""
+    return list(_live_pools)
 
 
 def _switch_all(backend: backends.Backend) -> None:

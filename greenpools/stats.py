@@ -12,6 +12,7 @@ COUNTERS = {
     "_n_queued": "requests_queued",
     "_wait_s": "requests_wait_ms",
     "_n_request_errors": "requests_errors",
+    "_n_timeouts": "requests_timeouts",
     "_n_returns_bad": "returns_bad",
     "_n_connections": "connections_num",
     "_connect_s": "connections_ms",
@@ -27,6 +28,7 @@ class Counters:
     _n_queued: int
     _wait_s: float
     _n_request_errors: int
+    _n_timeouts: int
     _n_returns_bad: int
     _n_connections: int
     _connect_s: float

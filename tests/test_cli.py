@@ -6,6 +6,7 @@ They start processes of their own, so they run once, in the threading run.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -76,6 +77,9 @@ def test_demo_delivers_every_message_exactly_once(backend: str) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "consumed             200 (lost 0, duplicated 0)" in result.stdout
     assert "OK: every message arrived exactly once" in result.stdout
+    assert re.search(r"producer wait time +p50 [0-9.]+ +p90 [0-9.]+ +p99 [0-9.]+ +max [0-9.]+ "
+                     r"ms \(200 leases\)", result.stdout), result.stdout
+    assert re.search(r"connection use time +p50 ", result.stdout), result.stdout
 
 
 def test_demo_help_shows_the_default_load() -> None:

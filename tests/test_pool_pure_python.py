@@ -20,7 +20,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 MODULES = [
     "test_pool_basics.py", "test_pool_waiting.py", "test_pool_cancel.py",
     "test_pool_stress.py", "test_lifecycle.py", "test_stateful.py",
-    "test_faults_lifecycle.py",
+    "test_faults_lifecycle.py", "test_observability.py",
 ]
 NESTED = "GREENPOOLS_PURE_PYTHON_RUN"
 

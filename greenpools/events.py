@@ -1,0 +1,173 @@
+"""Pool events and their listeners.
+
+``listen(target, event, fn)`` registers ``fn`` for one event of a pool, of
+every pool of a group (present and future) or of every pool of a class
+(and its subclasses).  A pool with no listener and metrics off is not
+*watched*: it keeps its lock-free fast paths and emits nothing, so it pays
+nothing for this module.  A watched pool is not plain (see
+:mod:`greenpools.resource`), so every acquire and release takes the slow
+path, where the pool calls :func:`emit`.
+
+Every listener is called as ``fn(pool, resource, seconds)``:
+
+- ``connect``: a resource was created; ``seconds`` it took.
+- ``checkout``: a resource was handed out; ``seconds`` the caller waited.
+- ``checkin``: a resource came back; ``seconds`` it was held.
+- ``invalidate``: a resource was found broken, replaced or lost.
+- ``close``: a resource was closed (or dropped, in a forked child).
+- ``timeout``: a wait ran out; ``resource`` is None, ``seconds`` waited.
+- ``fork``: the pool was reset in a forked child; ``resource`` is None.
+
+``seconds`` is None where the list above gives none.  Listeners run
+outside the pool's lock; one that raises is logged on the ``greenpools``
+logger and changes nothing for the pool or its caller.  A ``fork``
+listener runs in the child's at-fork callback: it must not block.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+__all__ = ["EVENTS", "Sink", "emit", "listen", "remove_listener"]
+
+logger = logging.getLogger("greenpools")
+
+EVENTS = frozenset({"connect", "checkout", "checkin", "invalidate", "close", "timeout", "fork"})
+
+Listener = Callable[[Any, Any, "float | None"], object]
+
+
+class Sink(Protocol):
+    """Something that sees every event of every pool (the metrics)."""
+
+    def __call__(self, pool: Any, event: str, resource: Any, seconds: float | None) -> None: ...
+
+
+#: target (pool, group or class) -> event -> listeners, in registration order
+_listeners: weakref.WeakKeyDictionary[Any, dict[str, list[Listener]]] = (
+    weakref.WeakKeyDictionary()
+)
+#: pool -> the groups it belongs to
+_memberships: weakref.WeakKeyDictionary[Any, list[weakref.ref[Any]]] = (
+    weakref.WeakKeyDictionary()
+)
+_sink: Sink | None = None
+_lock = threading.Lock()  # registrations only; emit reads without it
+
+
+def _check(target: Any, event: Any, fn: Any) -> None:
+    from .pools import PoolGroup
+    from .resource import Resource
+
+    if not (
+        isinstance(target, (Resource, PoolGroup))
+        or (isinstance(target, type) and issubclass(target, Resource))
+    ):
+        raise TypeError(
+            f"target must be a pool, a pool group or a pool class, got {target!r}"
+        )
+    if event not in EVENTS:
+        raise ValueError(f"event must be one of {sorted(EVENTS)}, got {event!r}")
+    if not callable(fn):
+        raise TypeError(f"fn must be callable, got {fn!r}")
+
+
+def listen(target: Any, event: str, fn: Listener) -> None:
+    """Call ``fn(pool, resource, seconds)`` on ``event`` of ``target``'s pools."""
+    _check(target, event, fn)
+    with _lock:
+        by_event = _listeners.setdefault(target, {})
+        by_event.setdefault(event, []).append(fn)
+    _rewatch()
+
+
+def remove_listener(target: Any, event: str, fn: Listener) -> None:
+    """Undo one :func:`listen`; ``ValueError`` if ``fn`` was not listening."""
+    _check(target, event, fn)
+    with _lock:
+        found = _listeners.get(target, {}).get(event, [])
+        if fn not in found:
+            raise ValueError(f"{fn!r} does not listen to {event!r} of {target!r}")
+        found.remove(fn)
+    _rewatch()
+
+
+def set_sink(sink: Sink | None) -> None:
+    """Send every event of every pool to ``sink`` too (None: stop)."""
+    global _sink
+    _sink = sink
+    _rewatch()
+
+
+def joined_group(pool: Any, group: Any) -> None:
+    """``pool`` was made by ``group``: the group's listeners apply to it."""
+    with _lock:
+        _memberships.setdefault(pool, []).append(weakref.ref(group))
+    pool._watch_changed()
+
+
+def _targets(pool: Any) -> Iterable[Any]:
+    yield pool
+    for ref in _memberships.get(pool, ()):
+        group = ref()
+        if group is not None:
+            yield group
+    yield from type(pool).__mro__
+
+
+def listeners_for(pool: Any) -> dict[str, tuple[Listener, ...]]:
+    """``pool``'s listeners by event, from every target that covers it.
+
+    The pool keeps this as ``_event_listeners`` and gets a fresh one on
+    every :func:`listen` and :func:`remove_listener`, so emitting an event
+    looks nothing up.
+    """
+    found: dict[str, list[Listener]] = {}
+    with _lock:
+        for target in _targets(pool):
+            if not _is_weakrefable_key(target):
+                continue
+            for event, fns in _listeners[target].items():
+                if fns:
+                    found.setdefault(event, []).extend(fns)
+    return {event: tuple(fns) for event, fns in found.items()}
+
+
+def metrics_on() -> bool:
+    """Whether a sink (the metrics) sees every pool's events."""
+    return _sink is not None
+
+
+def _is_weakrefable_key(target: Any) -> bool:
+    try:
+        return target in _listeners
+    except TypeError:
+        return False
+
+
+def _rewatch() -> None:
+    from .resource import live_pools
+
+    for pool in live_pools():
+        pool._watch_changed()
+
+
+def emit(pool: Any, event: str, resource: Any = None, seconds: float | None = None) -> None:
+    """Tell the sink and ``event``'s listeners; never raises."""
+    sink = _sink
+    if sink is not None:
+        try:
+            sink(pool, event, resource, seconds)
+        except Exception:
+            logger.exception("greenpools: metrics failed on %r of pool %r", event, pool.name)
+    for fn in pool._event_listeners.get(event, ()):
+        try:
+            fn(pool, resource, seconds)
+        except Exception:
+            logger.exception(
+                "greenpools: listener %r for %r of pool %r raised", fn, event, pool.name
+            )
