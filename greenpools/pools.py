@@ -91,12 +91,15 @@ def _as_connection(connection: Any) -> Any:
     return connection
 
 
-def _uri(connection: Any) -> str:
-    """``connection``'s URL with the password masked, for pool names."""
+def _pool_label(connection: Any) -> str:
+    """``transport://host:port/virtual_host`` of ``connection``, for pool names
+    (and so for the metrics' pool-name attribute): no user, no password."""
     try:
-        return str(connection.as_uri())
+        port = f":{connection.port}" if connection.port else ""
+        return (f"{connection.transport_cls}://{connection.hostname or 'localhost'}{port}"
+                f"/{connection.virtual_host or ''}")
     except Exception:
-        return repr(connection)
+        return type(connection).__name__
 
 
 def _is_connection_error(connection: Any, exc: BaseException) -> bool:
@@ -268,7 +271,7 @@ class ConnectionPool(_KombuResource[PooledConnection]):
         self.connection = _as_connection(connection)
         self._hosts = HostSpread(
             hosts_of(self.connection), self.placement if placement is None else placement)
-        options.setdefault("name", f"connections {_uri(self.connection)}")
+        options.setdefault("name", f"connections {_pool_label(self.connection)}")
         self._heartbeat_interval = _heartbeat_check_interval(self.connection)
         super().__init__(limit, preload, **options)
 
@@ -402,7 +405,7 @@ class ChannelPool(_KombuResource[Any]):
         **options: Any,
     ) -> None:
         self.connection = _as_connection(connection)
-        options.setdefault("name", f"channels {_uri(self.connection)}")
+        options.setdefault("name", f"channels {_pool_label(self.connection)}")
         super().__init__(limit, preload, **options)
 
     def new(self) -> Any:
@@ -505,7 +508,7 @@ class ProducerPool(Resource[Any]):
             self.Producer = Producer
         template = getattr(connections, "connection", None)
         if template is not None:
-            options.setdefault("name", f"producers {_uri(template)}")
+            options.setdefault("name", f"producers {_pool_label(template)}")
         super().__init__(limit, preload, close_after_fork, **options)
 
     def create_producer(self) -> Any:
