@@ -137,6 +137,14 @@ def assert_pools_balanced(conn: Any) -> None:
     assert_balanced(pools.connections[conn])
 
 
+def assert_publishes_again(conn: Any, queue: str, body: str) -> None:
+    """After healing, the same pools publish ``body`` and it arrives, alone."""
+    with pools.producers[conn].acquire(block=True, timeout=10) as producer:
+        support.publish_one(producer, queue, body)
+    assert [received.decode() for received in support.drain_queue(queue, 10)] == [body]
+    assert_pools_balanced(conn)
+
+
 @pytest.fixture
 def queue() -> Iterator[str]:
     with support.temporary_queue("faults") as name:
@@ -250,10 +258,7 @@ def test_black_hole_fails_acquire_and_publish_within_their_timeouts(
     assert_pools_balanced(conn)
 
     proxy.pass_through()
-    with pools.producers[conn].acquire(block=True, timeout=10) as producer:
-        support.publish_one(producer, queue, "healed")
-    assert [body.decode() for body in support.drain_queue(queue, 10)] == ["healed"]
-    assert_pools_balanced(conn)
+    assert_publishes_again(conn, queue, "healed")
 
 
 def test_refused_connect_fails_within_connect_timeout_and_recovers(
@@ -278,10 +283,7 @@ def test_refused_connect_fails_within_connect_timeout_and_recovers(
     assert spawn(publish_refused).join() < connect_timeout + 2.5
     assert_pools_balanced(conn)
     proxy.pass_through()
-    with pools.producers[conn].acquire(block=True, timeout=10) as producer:
-        support.publish_one(producer, queue, "listening")
-    assert [body.decode() for body in support.drain_queue(queue, 10)] == ["listening"]
-    assert_pools_balanced(conn)
+    assert_publishes_again(conn, queue, "listening")
 
 
 def test_failover_to_the_second_broker_url_when_the_first_dies_mid_load(
