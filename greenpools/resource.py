@@ -491,9 +491,7 @@ class Resource(FastPath, Counters, Generic[T]):
                         f"pool {self.name!r}: {self.max_waiting} requests are already waiting"
                     )
                 if timeout is not None and timeout <= 0:
-                    self._n_request_errors += 1
-                    self._n_timeouts += 1
-                    raise self._pool_timeout(self._timed_out(asked))
+                    raise self._timeout_locked(asked)
                 client = WaitingClient(self._new_waiter(), _monotonic(), forking.pid)
                 self._waiting.append(client)
                 self._quiet = False
@@ -504,10 +502,15 @@ class Resource(FastPath, Counters, Generic[T]):
             return self._create_lent(), True
         return self._wait(client, timeout, asked)
 
-    def _timed_out(self, asked: float | None) -> str:
+    def _timeout_locked(self, asked: float | None) -> Exception:
+        """Count a wait that ran out (``asked``: the caller's whole timeout)
+        and make its error."""
+        self._n_request_errors += 1
+        self._n_timeouts += 1
         if not asked:
-            return f"pool {self.name!r}: no resource is free"
-        return f"pool {self.name!r}: no resource became free within {asked:g} s"
+            return self._pool_timeout(f"pool {self.name!r}: no resource is free")
+        return self._pool_timeout(
+            f"pool {self.name!r}: no resource became free within {asked:g} s")
 
     def _wait(
         self, client: WaitingClient, timeout: float | None, asked: float | None = None
@@ -544,10 +547,8 @@ class Resource(FastPath, Counters, Generic[T]):
                 if state == _WAITING:
                     self._waiting.remove(client)
                     self._settle_locked()
-                    self._n_request_errors += 1
-                    self._n_timeouts += 1
                     self._wait_s += _monotonic() - client.since
-                    raise self._pool_timeout(self._timed_out(timeout))
+                    raise self._timeout_locked(timeout)
         self._wait_s += _monotonic() - client.since  # a statistic: a lost add is harmless
         if state == _GRANTED:
             assert client.slot is not None
