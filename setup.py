@@ -1,10 +1,34 @@
-"""Build script: metadata lives in setup.cfg; this only adds the optional C speedups."""
+"""Build script: metadata lives in setup.cfg; this only compiles the pool core.
+
+The modules named in ``greenpools/_build.py`` are plain Python with Cython
+declarations beside them (``.pxd``).  With Cython (a build requirement)
+and a C compiler they are compiled; without a compiler the build goes on
+and greenpools runs the same sources as plain Python.
+"""
+
+import os
+import runpy
 
 from setuptools import Extension, setup
 
-setup(
-    ext_modules=[
-        # optional: without a compiler, greenpools falls back to pure Python.
-        Extension("greenpools._speedups", ["greenpools/_speedups.c"], optional=True),
-    ],
-)
+HERE = os.path.dirname(os.path.abspath(__file__))
+COMPILED = runpy.run_path(os.path.join(HERE, "greenpools", "_build.py"))["COMPILED"]
+
+#: Annotations are for mypy; Cython takes its types from the .pxd files.
+DIRECTIVES = {
+    "language_level": 3, "annotation_typing": False, "embedsignature": True, "binding": False,
+}
+
+
+def extensions() -> list:
+    try:
+        from Cython.Build import cythonize
+    except ImportError:  # no Cython: plain Python
+        return []
+    modules = [
+        Extension(name, [name.replace(".", "/") + ".py"], optional=True) for name in COMPILED
+    ]
+    return cythonize(modules, compiler_directives=DIRECTIVES, quiet=True)
+
+
+setup(ext_modules=extensions())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from . import _build  # noqa: F401  (first: chooses the compiled or plain-Python core)
 from .backends import Backend, BackendUnavailable, get_backend, use_backend
 from .events import listen, remove_listener
 from .exceptions import LimitExceeded, PoolClosed, PoolError, PoolTimeout, TooManyRequests

@@ -98,18 +98,16 @@ def broker_answers(url: str, timeout: float) -> tuple[bool, str]:
 
 
 def speedups_state() -> str:
-    """Whether the C fast path is in use, and why not if it is not."""
-    from greenpools import _fastpath
+    """Which build of the pool core runs, and why when it is not the compiled one."""
+    from greenpools import _build
 
-    if _fastpath.SPEEDUPS:
-        return "C (greenpools._speedups)"
-    if os.environ.get("GREENPOOLS_NO_SPEEDUPS"):
-        return "pure Python (GREENPOOLS_NO_SPEEDUPS is set)"
-    return "pure Python (greenpools._speedups is not built: reinstall with a C compiler)"
+    if _build.COMPILED_BUILD:
+        return "compiled (Cython: " + ", ".join(_build.COMPILED) + ")"
+    return _build.BUILD
 
 
 DOCTOR_LABELS = ("python", "greenpools", "kombu", "amqp", "gevent", "eventlet", "greenlet",
-                 "backend", "fast path", "gevent hook", "broker")
+                 "backend", "build", "gevent hook", "broker")
 
 
 def doctor(argv: Sequence[str]) -> int:
@@ -137,7 +135,7 @@ def doctor(argv: Sequence[str]) -> int:
     usable, about_backend = backend_row()
     healthy = healthy and usable
     row("backend", about_backend)
-    row("fast path", speedups_state())
+    row("build", speedups_state())
     registered, about_hook = gevent_entry_point()
     healthy = healthy and registered
     row("gevent hook", about_hook)

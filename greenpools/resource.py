@@ -1,47 +1,10 @@
-"""The pool algorithm: an idle stack, a FIFO queue of waiters, a limit.
+"""Pools of anything: ``Resource`` (kombu's API) and ``Pool`` (built from callables).
 
-Written once for every backend.  The shape:
-
-- ``_idle`` is a stack of :class:`Slot` (one per resource, made when the
-  resource is created): acquire pops the most recently released, warm one.
-- ``_slots`` maps ``id(resource)`` to the slot of every resource the
-  pool holds, idle or lent, from its creation until it is closed; a
-  slot's ``lent`` flag says whether a caller has it.  So any object can be
-  pooled (nothing is set on it, it need not be hashable), a double or
-  foreign release is caught, and lending and returning only flip a flag:
-  the map changes only when resources are made and closed.
-- ``_size`` counts every resource that exists or is being created; it
-  never exceeds ``limit``.
-- A caller that must wait appends a :class:`WaitingClient` to
-  ``_waiting``.  Whoever frees something (a release, a discard, a failed
-  creation, a resize) hands it *directly* to the oldest client: either
-  the resource itself or the permission to create one.  Nobody takes an
-  idle resource while someone is queued, so grants follow request order.
-  A client that stops waiting (timeout, exception) removes itself under
-  the lock; if a grant reached it first it passes the grant on.
-
-Locking.  Everything that changes ``_size``, ``_waiting`` or the
-generation happens under ``_mutex``, a native lock that is never held
-across anything that can block or yield (creating, closing, checking and
-preparing resources all happen outside it); so one kind of lock serves
-threads, gevent and eventlet alike (see :mod:`greenpools.backends.base`).
-
-The uncontended acquire and release take no lock at all: they live in
-:mod:`greenpools._fastpath` (C when built) and only move a slot between
-``_idle`` and a caller (flipping its ``lent`` flag), and only while
-``_quiet`` says that nothing else is going on.  Every locked path that
-queues a waiter, shrinks or closes clears ``_quiet`` first
-(``_settle_locked`` sets it back), and ``_idle`` and ``_slots`` are only
-mutated in place, never replaced, so no lock-free step writes into a
-stale list.  Resources popped or pushed across a close or reset are
-caught by their slot's ``generation``.
-
-The C module also queues the callers of a *plain* pool at its limit and
-grants returned slots to them (``_take_or_queue`` and ``_grant_locked``
-for that one case), without taking ``_mutex`` but only while it is free:
-a C step that calls no Python code cannot interleave with a locked
-section, whichever thread holds the GIL.  Whatever it does not handle
-ends in ``_finish_queued`` or the methods above.
+The algorithm itself (the idle stack, the limit, the queue of waiters,
+the lock-free paths) is :class:`greenpools.slotpool.SlotPool`; this
+module adds what a user configures around it: the hooks a subclass
+overrides, psycopg_pool's options, closing and resizing, statistics, the
+context manager, and the reset of a pool in a forked child.
 """
 
 from __future__ import annotations
@@ -50,30 +13,26 @@ import inspect
 import itertools
 import logging
 import random
-import sys
 import time
 import traceback
 import weakref
-from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import backends, events, forking, lifecycle
-from ._fastpath import FastPath, Mutex, Slot, WaitingClient, configure
+from .backends.base import Mutex
 from .exceptions import LimitExceeded, PoolClosed, PoolTimeout, TooManyRequests, specialise
+from .slotpool import Slot, SlotPool, acquirer_stack, check_seconds
 from .stats import Counters
+from .waiting import WaitQueue
 
-__all__ = ["Lease", "Pool", "Resource", "Slot"]
+__all__ = ["Lease", "Pool", "Resource", "Slot", "acquirer_stack", "check_seconds"]
 
 T = TypeVar("T")
 logger = logging.getLogger("greenpools")
 
 _INF = float("inf")
 _monotonic = time.monotonic  # every backend's clock (Backend.monotonic)
-
-
-# WaitingClient states (the C module knows the first two)
-_WAITING, _GRANTED, _MAY_CREATE, _REFUSED = 0, 1, 2, 3
 
 _pool_names = itertools.count(1)
 
@@ -88,31 +47,6 @@ def check_limit(name: str, value: Any, *, allow_none: bool = True) -> int:
     if value < 0:
         raise ValueError(f"{name} must be a non-negative int, got {value!r}")
     return value
-
-
-def check_seconds(name: str, value: Any) -> float | None:
-    """``value`` as a non-negative float or ``None``, or a clear error."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds or None, got {value!r}")
-    if not value >= 0:  # also refuses NaN
-        raise ValueError(f"{name} must be a non-negative number of seconds, got {value!r}")
-    return float(value)
-
-
-#: Modules whose frames sit between a caller and the hand-out: a leak
-#: report's stack ends at the first frame outside them, whichever fast path
-#: (C or Python) is in between.
-_POOL_MODULES = frozenset({"greenpools.resource", "greenpools._fastpath", "greenpools.pools"})
-
-
-def acquirer_stack() -> traceback.StackSummary:
-    """The running task's stack, ending with the line that called ``acquire``."""
-    frame: Any = sys._getframe(1)
-    while frame is not None and frame.f_globals.get("__name__") in _POOL_MODULES:
-        frame = frame.f_back
-    return traceback.extract_stack(frame)
 
 
 def _check_error_classes(value: Any) -> tuple[type[BaseException], ...]:
@@ -175,7 +109,7 @@ class _Hook:
 _HOOK_NAMES = ("prepare", "release_resource")
 
 
-class Resource(FastPath, Counters, Generic[T]):
+class Resource(SlotPool, Counters, Generic[T]):
     """A pool of resources, compatible with ``kombu.resource.Resource``.
 
     Subclasses implement ``new()``; the other hooks are optional:
@@ -249,7 +183,9 @@ class Resource(FastPath, Counters, Generic[T]):
         name: str | None = None,
         connection_errors: tuple[type[BaseException], ...] | None = None,
     ) -> None:
-        self._limit = check_limit("limit", limit)
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a str or None, got {name!r}")
+        SlotPool.__init__(self, name or f"pool-{next(_pool_names)}", check_limit("limit", limit))
         self.preload = check_limit("preload", preload)
         self.min_size = check_limit("min_size", min_size, allow_none=False)
         if self._limit and self.preload > self._limit:
@@ -276,9 +212,6 @@ class Resource(FastPath, Counters, Generic[T]):
                 f"keepalive={keepalive!r} runs the pool's check on idle resources: "
                 f"pass check too"
             )
-        if name is not None and not isinstance(name, str):
-            raise TypeError(f"name must be a str or None, got {name!r}")
-        self.name = name or f"pool-{next(_pool_names)}"
         if connection_errors is not None:
             self.connection_errors = _check_error_classes(connection_errors)
         if close_after_fork is not None:
@@ -286,38 +219,24 @@ class Resource(FastPath, Counters, Generic[T]):
 
         cls = type(self)
         self._track_usage = bool(track_usage) or self.leak_timeout is not None
-        self._track_lending = self._track_usage
-        self._watched = False
         self._set_hook_flags()
+        self._settle_locked()  # the lock-free paths only for bare leases
         self._limit_exceeded = specialise(LimitExceeded, cls.LimitExceeded)
         self._pool_timeout = specialise(PoolTimeout, cls.LimitExceeded)
         self._too_many_requests = specialise(TooManyRequests, cls.LimitExceeded)
 
-        self._mutex = Mutex()
-        self._idle: list[Slot] = []
-        self._slots: dict[int, Slot] = {}
         self._retired: dict[int, Slot] = {}  # lent when force-closed or forked
         # Lent when a reset retired them: their place is free already, and
         # they close when they come back (see _retire_lent_locked).
         self._retiring: dict[int, Slot] = {}
-        self._waiting: deque[WaitingClient] = deque()
-        self._pending_close: list[Slot] = []  # filled under the lock, closed outside it
-        self._size = 0
-        self._excess = 0  # resources to close, not keep, when next returned
-        self._generation = 0
-        self._closed = False
         self._needs_upkeep = bool(  # the options are fixed: ask once
             self.min_size or self.max_idle is not None or self.max_lifetime is not None
             or self.leak_timeout is not None or self._keepalive_interval() is not None
         )
         self._ready_waiters: list[backends.Waiter] = []  # callers of wait()
-        self._n_requests = 0
-        self._quiet = self._plain
         self._reset_counters()
         self._backend = backends.current()
         self._new_waiter = backends.waiter_factory()
-        self._upkeep: lifecycle.Upkeep | None = None
-        self._stall_watch: object = False  # lifecycle.stall_watch.running once it watches us
         forking.track(self)
         _live_pools.add(self)
 
@@ -329,7 +248,7 @@ class Resource(FastPath, Counters, Generic[T]):
             self._start_upkeep()
 
     def _set_hook_flags(self) -> None:
-        """Which hooks run, and whether the pool is plain (none at all)."""
+        """Which hooks run, and whether leases are bare (none at all)."""
         cls = type(self)
         # A watched pool emits events (greenpools.events) from the slow paths only.
         self._event_listeners = events.listeners_for(self)
@@ -344,19 +263,17 @@ class Resource(FastPath, Counters, Generic[T]):
             None if cls.release_resource is Resource.release_resource
             and "release_resource" not in self.__dict__ else self.release_resource
         )
-        self._plain_acquire = (
+        self._bare_hand_out = (
             self.check is None and self._prepare_hook is None and not self._track_lending
         )
-        self._plain = bool(self._plain_acquire and (
-            self._release_hook is None and self.reset is None and not self._track_lending
+        self._bare_leases = bool(self._bare_hand_out and (
+            self._release_hook is None and self.reset is None
             and self.max_lifetime is None and self.max_idle is None
         ))
-        # A plain pool's queue can be served by the C module (see _fastpath).
-        self._queue_in_c = bool(self._plain and self.timeout is None and not self.max_waiting)
 
     def _hooks_changed(self) -> None:
         """A hook was set or deleted on this pool: route calls accordingly."""
-        if getattr(self, "_mutex", None) is None:  # still in __init__, which sets the flags
+        if getattr(self, "_track_usage", None) is None:  # still in __init__, which sets the flags
             return
         with self._mutex:
             self._set_hook_flags()
@@ -366,12 +283,7 @@ class Resource(FastPath, Counters, Generic[T]):
         """A listener or the metrics came or went (see greenpools.events)."""
         self._hooks_changed()
 
-    def _emit(self, event: str, resource: Any = None, seconds: float | None = None) -> None:
-        """Tell listeners and metrics of ``event``; free for unwatched pools."""
-        if self._watched:
-            events.emit(self, event, resource, seconds)
-
-    if TYPE_CHECKING:  # implemented by FastPath (greenpools._fastpath)
+    if TYPE_CHECKING:  # implemented by SlotPool (greenpools.slotpool)
 
         def acquire(self, block: bool = False, timeout: float | None = None) -> T: ...
         def release(self, resource: T) -> None: ...
@@ -433,205 +345,6 @@ class Resource(FastPath, Counters, Generic[T]):
 
     # -- acquire ----------------------------------------------------------
 
-    def _acquire_slow(self, block: bool, timeout: float | None) -> T:
-        if timeout is None:
-            timeout = self.timeout
-        elif block:
-            timeout = check_seconds("timeout", timeout)
-        asked = timeout  # what a timeout error reports, however much is left
-        deadline = None if timeout is None else _monotonic() + timeout
-        started = _monotonic() if self._watched else 0.0
-        if self._upkeep is None and self._wants_upkeep():
-            self._start_upkeep()
-        while True:
-            try:
-                slot, fresh = self._take_or_queue(block, timeout, asked)
-                if self._pending_close:
-                    self._close_pending()
-                if self._plain_acquire:
-                    return slot.resource  # type: ignore[no-any-return]
-                resource = self._hand_out(slot, fresh)
-                if self._watched:
-                    self._emit("checkout", resource, _monotonic() - started)
-                return resource
-            except PoolTimeout:
-                if self._watched:
-                    self._emit("timeout", None, _monotonic() - started)
-                raise
-            except _AcquireAgain:
-                if deadline is not None:
-                    timeout = max(0.0, deadline - _monotonic())
-
-    def _take_or_queue(
-        self, block: bool, timeout: float | None, asked: float | None = None
-    ) -> tuple[Slot, bool]:
-        """A slot lent to the caller, waiting for one if allowed, and whether
-        it was created for this call; ``asked`` is the caller's whole timeout."""
-        with self._mutex:
-            if self._closed:
-                self._n_request_errors += 1
-                raise PoolClosed(f"acquire on closed pool {self.name!r}")
-            if not self._waiting:
-                slot = self._pop_idle_locked()
-                if slot is not None:
-                    return self._lend_locked(slot), False
-            limit = self._limit
-            if not limit or self._size < limit:
-                self._size += 1
-                client = None
-            else:
-                if not block:
-                    self._n_request_errors += 1
-                    raise self._limit_exceeded(
-                        f"pool {self.name!r}: all {limit} resources are in use"
-                    )
-                if self.max_waiting and len(self._waiting) >= self.max_waiting:
-                    self._n_request_errors += 1
-                    raise self._too_many_requests(
-                        f"pool {self.name!r}: {self.max_waiting} requests are already waiting"
-                    )
-                if timeout is not None and timeout <= 0:
-                    raise self._timeout_locked(asked)
-                client = WaitingClient(self._new_waiter(), _monotonic(), forking.pid)
-                self._waiting.append(client)
-                self._quiet = False
-                self._n_queued += 1
-                if self._idle:  # a lock-free release pushed one since we looked
-                    self._rebalance_locked()
-        if client is None:
-            return self._create_lent(), True
-        return self._wait(client, timeout, asked)
-
-    def _timeout_locked(self, asked: float | None) -> Exception:
-        """Count a wait that ran out (``asked``: the caller's whole timeout)
-        and make its error."""
-        self._n_request_errors += 1
-        self._n_timeouts += 1
-        if not asked:
-            return self._pool_timeout(f"pool {self.name!r}: no resource is free")
-        return self._pool_timeout(
-            f"pool {self.name!r}: no resource became free within {asked:g} s")
-
-    def _wait(
-        self, client: WaitingClient, timeout: float | None, asked: float | None = None
-    ) -> tuple[Slot, bool]:
-        if timeout is None and self._stall_watch is not lifecycle.stall_watch.running:
-            lifecycle.stall_watch.watch(self)
-        try:
-            client.waiter.wait(timeout)
-        except BaseException:
-            self._abandon(client)
-            raise
-        return self._outcome(client, timeout if asked is None else asked)
-
-    def _finish_queued(self, client: WaitingClient) -> T:
-        """The end of a wait the C module queued (see _fastpath), when it was
-        not a plain grant: a permission to create, a refusal, or a fork."""
-        try:
-            slot, _ = self._outcome(client, None)
-        except _AcquireAgain:
-            return self._acquire_slow(True, None)
-        self._close_pending()
-        return slot.resource  # type: ignore[no-any-return]
-
-    def _outcome(self, client: WaitingClient, timeout: float | None) -> tuple[Slot, bool]:
-        """What a wait that returned brought: a slot and whether it is new."""
-        if client.pid != forking.pid:
-            raise _AcquireAgain
-        # A grant is final and made before the wake: only a client still
-        # _WAITING (timed out, or a grant racing in) needs the lock to decide.
-        state = client.state
-        if state == _WAITING:
-            with self._mutex:
-                state = client.state
-                if state == _WAITING:
-                    self._waiting.remove(client)
-                    self._settle_locked()
-                    self._wait_s += _monotonic() - client.since
-                    raise self._timeout_locked(timeout)
-        self._wait_s += _monotonic() - client.since  # a statistic: a lost add is harmless
-        if state == _GRANTED:
-            assert client.slot is not None
-            return client.slot, False
-        if state == _MAY_CREATE:
-            return self._create_lent(), True
-        raise PoolClosed(f"pool {self.name!r} was closed while waiting")
-
-    def _abandon(self, client: WaitingClient) -> None:
-        """The waiting task was interrupted: pass on whatever reached it."""
-        if client.pid != forking.pid:
-            return  # queued in the parent: nothing of it is in this process's pool
-        with self._mutex:
-            state = client.state
-            client.state = _REFUSED
-            if state == _WAITING:
-                self._waiting.remove(client)
-            elif state == _GRANTED:
-                slot = client.slot
-                assert slot is not None
-                slot.lent = False
-                self._return_locked(slot)
-            elif state == _MAY_CREATE:
-                self._free_capacity_locked()
-            self._settle_locked()
-        self._close_pending()
-
-    def _pop_idle_locked(self) -> Slot | None:
-        """The warmest usable idle slot; stale ones met on the way are closed."""
-        idle = self._idle
-        while idle:  # a raised IndexError costs more than this test
-            try:
-                slot = idle.pop()
-            except IndexError:  # a lock-free acquire took the last one
-                return None
-            if slot.generation == self._generation and (
-                slot.expires == _INF or _monotonic() < slot.expires
-            ):
-                return slot
-            self._pending_close.append(slot)
-            self._free_capacity_locked()
-        return None
-
-    def _lend_locked(self, slot: Slot) -> Slot:
-        slot.lent = True
-        return slot
-
-    def _hand_out(self, slot: Slot, fresh: bool) -> T:
-        """Run the hand-out hooks on a lent slot; return what the caller gets."""
-        resource = slot.resource
-        try:
-            # A resource made for this very call is not checked: it just
-            # connected, and a check that always fails would otherwise loop
-            # forever creating and discarding resources.
-            if self.check is not None and not fresh:
-                try:
-                    self.check(resource)
-                except Exception:
-                    logger.warning("greenpools: pool %r discards a resource that failed its "
-                                   "check", self.name, exc_info=True)
-                    self._discard_lent(slot)
-                    raise _AcquireAgain from None
-            if self._track_lending:
-                slot.lent_at = _monotonic()
-                slot.holder = self._backend.current_task()
-                slot.leak_warned = False
-                if self.leak_timeout is not None:
-                    slot.stack = acquirer_stack()
-            if self._prepare_hook is not None:
-                prepared = self._prepare_hook(resource)
-                if prepared is not resource:
-                    with self._mutex:
-                        self._forget_slot_locked(slot)
-                        slot.resource = prepared
-                        self._slots[id(prepared)] = slot
-                    resource = prepared
-        except _AcquireAgain:
-            raise
-        except BaseException:
-            self._give_back(slot)
-            raise
-        return resource  # type: ignore[no-any-return]
-
     # -- creating ---------------------------------------------------------
 
     def _new_slot(self, ready: bool = False) -> Slot:
@@ -666,16 +379,6 @@ class Resource(FastPath, Counters, Generic[T]):
             self._slots[id(resource)] = slot
         self._emit("connect", resource, now - started)
         return slot
-
-    def _create_lent(self) -> Slot:
-        slot = self._new_slot()
-        with self._mutex:
-            if not self._closed:
-                return self._lend_locked(slot)
-            self._size -= 1
-            self._forget_slot_locked(slot)
-        self._close_quietly(slot.resource)
-        raise PoolClosed(f"pool {self.name!r} was closed while creating a resource")
 
     def _create_idle(self, ready: bool = False) -> bool:
         """Add one idle resource if below the limit; False if there was no room.
@@ -871,152 +574,7 @@ class Resource(FastPath, Counters, Generic[T]):
             f"released twice, or never acquired from it"
         )
 
-    def _release_slow(self, slot: Slot) -> None:
-        if self._plain:  # only waiters, a shrink or a close kept it off the fast path
-            with self._mutex:
-                self._return_locked(slot)
-            self._close_pending()
-            return
-        resource = slot.resource
-        now = _monotonic()
-        if self._track_lending:
-            self._usage_s += now - slot.lent_at
-        try:
-            if self._release_hook is not None:
-                self._release_hook(resource)
-            if self.reset is not None:
-                self.reset(resource)
-        except Exception:
-            logger.warning("greenpools: pool %r discards a resource whose reset failed",
-                           self.name, exc_info=True)
-            with self._mutex:
-                self._n_returns_bad += 1
-                self._pending_close.append(slot)
-                self._drop_capacity_locked()
-            self._emit("invalidate", resource)
-        else:
-            with self._mutex:
-                self._return_locked(slot)
-            if self._watched:
-                self._emit("checkin", resource, now - slot.lent_at)
-        self._close_pending()
-
-    def _give_back(self, slot: Slot) -> None:
-        """Put a lent slot back untouched (a hand-out hook failed)."""
-        with self._mutex:
-            if slot.lent:
-                slot.lent = False
-                self._return_locked(slot)
-        self._close_pending()
-
-    def _rebalance(self) -> None:
-        with self._mutex:
-            self._rebalance_locked()
-        self._close_pending()
-
-    def _rebalance_locked(self) -> None:
-        """Hand idle slots to waiters; retire stale and excess idle slots."""
-        if not self._idle:  # the usual case when a waiter queues up
-            self._settle_locked()
-            return
-        waiting = self._waiting
-        while waiting:
-            slot = self._pop_idle_locked()
-            if slot is None:
-                break
-            self._grant_locked(slot)
-        while self._excess:  # a shrink raced with a lock-free release
-            try:
-                self._pending_close.append(self._idle.pop(0))
-            except IndexError:
-                break
-            self._excess -= 1
-            self._size -= 1
-        self._settle_locked()
-        generation = self._generation
-        for slot in [s for s in self._idle if s.generation != generation]:
-            try:
-                self._idle.remove(slot)
-            except ValueError:  # taken by a lock-free acquire meanwhile
-                continue
-            self._pending_close.append(slot)
-            self._free_capacity_locked()
-
-    def _grant_locked(self, slot: Slot) -> None:
-        waiting = self._waiting
-        client = waiting.popleft()
-        client.slot = slot
-        client.state = _GRANTED
-        slot.lent = True
-        client.waiter.wake()
-        if not waiting:
-            self._settle_locked()
-
-    def _settle_locked(self) -> None:
-        """Let the lock-free fast path run again if nothing else is going on."""
-        self._quiet = (
-            self._plain and not self._waiting and not self._excess and not self._closed
-        )
-
-    def _must_close_locked(self, slot: Slot) -> bool:
-        """Whether a slot coming back must close rather than be reused: the
-        pool closed or shrinks, the slot is from before a reset, or expired."""
-        return bool(
-            self._closed or self._excess or slot.generation != self._generation
-            or (slot.expires != _INF and _monotonic() >= slot.expires)
-        )
-
-    def _return_locked(self, slot: Slot) -> None:
-        """Route a slot that is neither idle nor lent: to a waiter, idle, or closing."""
-        if self._must_close_locked(slot):
-            self._pending_close.append(slot)
-            self._drop_capacity_locked()
-        elif self._waiting:
-            self._grant_locked(slot)  # no clock read: the contended path's common case
-        else:
-            slot.idle_since = _monotonic()
-            self._idle.append(slot)
-
-    def _drop_capacity_locked(self) -> None:
-        """A resource is going away: count it against a shrink, or pass it on."""
-        if self._excess:
-            self._excess -= 1
-            self._size -= 1
-            self._settle_locked()
-        else:
-            self._free_capacity_locked()
-
-    def _free_capacity_locked(self) -> None:
-        """A resource stopped existing: let the oldest waiter create one."""
-        waiting = self._waiting
-        if waiting and not self._closed and (not self._limit or self._size <= self._limit):
-            client = waiting.popleft()
-            client.state = _MAY_CREATE
-            client.waiter.wake()
-            self._settle_locked()
-        else:
-            self._size -= 1
-
-    def _wake_creators_locked(self) -> None:
-        """Capacity appeared (grown limit, dropped resources): hand it out."""
-        waiting = self._waiting
-        while waiting and (not self._limit or self._size < self._limit):
-            self._size += 1
-            client = waiting.popleft()
-            client.state = _MAY_CREATE
-            client.waiter.wake()
-        self._settle_locked()
-
     # -- discarding and closing ------------------------------------------
-
-    def _close_pending(self) -> None:
-        """Close the slots queued by code that held the lock."""
-        if not self._pending_close:
-            return
-        with self._mutex:
-            slots = self._pending_close[:]
-            del self._pending_close[:]
-        self._close_slots(slots, ignore_errors=True)
 
     def _close_slots(self, slots: list[Slot], ignore_errors: bool, collect: bool = False) -> None:
         with self._mutex:
@@ -1039,12 +597,6 @@ class Resource(FastPath, Counters, Generic[T]):
                              slot.resource, exc_info=True)
         if first_error is not None and not ignore_errors:
             raise first_error
-
-    def _forget_slot_locked(self, slot: Slot) -> None:
-        """Drop a slot (no longer idle or lent) from ``_slots``."""
-        key = id(slot.resource)
-        if self._slots.get(key) is slot:
-            del self._slots[key]
 
     def _lent_slots(self) -> list[Slot]:
         """The slots lent right now."""
@@ -1084,26 +636,6 @@ class Resource(FastPath, Counters, Generic[T]):
         except Exception:
             logger.debug("greenpools: pool %r failed to close %r", self.name, resource,
                          exc_info=True)
-
-    def _discard_stale(self, slot: Slot) -> None:
-        """A lock-free acquire popped a slot retired by a close or reset."""
-        with self._mutex:
-            self._pending_close.append(slot)
-            self._free_capacity_locked()
-        self._close_pending()
-
-    def _discard_lent(self, slot: Slot, lost: bool = True) -> None:
-        with self._mutex:
-            if not slot.lent:
-                return
-            slot.lent = False
-            if lost:
-                self._n_connections_lost += 1
-            self._pending_close.append(slot)
-            self._drop_capacity_locked()
-        if lost:
-            self._emit("invalidate", slot.resource)
-        self._close_pending()
 
     def replace(self, resource: T) -> None:
         """Close a broken lent resource instead of returning it.
@@ -1185,12 +717,8 @@ class Resource(FastPath, Counters, Generic[T]):
 
     def _close_locked(self) -> None:
         self._closed = True
-        self._quiet = False
-        waiting = self._waiting
-        while waiting:
-            client = waiting.popleft()
-            client.state = _REFUSED
-            client.waiter.wake()
+        self._lock_free = False
+        self._refuse_all_locked()
         _live_pools.discard(self)
 
     def __enter__(self) -> Resource[T]:
@@ -1236,7 +764,7 @@ class Resource(FastPath, Counters, Generic[T]):
                 self._size -= 1
                 excess -= 1
             self._excess = max(0, excess)
-            self._wake_creators_locked()  # also settles _quiet
+            self._wake_creators_locked()  # also settles _lock_free
         self._close_slots(to_close, ignore_errors=ignore_errors)
 
     # -- context manager for any pool --------------------------------------
@@ -1306,7 +834,7 @@ class Resource(FastPath, Counters, Generic[T]):
         self._retired.update(self._retiring)
         self._retiring = {}
         self._idle, self._slots, self._pending_close = [], {}, []
-        self._waiting = deque()  # the tasks that waited exist only in the parent
+        self._waiting = WaitQueue()  # the tasks that waited exist only in the parent
         self._ready_waiters = []
         self._size = self._excess = 0
         self._generation += 1
@@ -1362,15 +890,6 @@ class Resource(FastPath, Counters, Generic[T]):
                 "greenpools: pool %r: %r held for more than %ss by %r; acquired at:\n%s",
                 self.name, slot.resource, leak_timeout, slot.holder, stack.rstrip("\n"),
             )
-
-
-class _AcquireAgain(Exception):
-    """Internal: start the acquire over (with what is left of the timeout).
-
-    Raised when the check hook refused a resource, and when a waiter
-    copied into a forked child wakes there: the child's pool never knew of
-    its request, so it asks that pool afresh.
-    """
 
 
 class Lease(Generic[T]):
@@ -1445,6 +964,3 @@ def _switch_all(backend: backends.Backend) -> None:
 
 
 backends.on_switch(_switch_all)
-
-# What the C module reads when it queues and serves a plain pool's callers.
-configure(lifecycle.stall_watch, _monotonic, deque)

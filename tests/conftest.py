@@ -66,11 +66,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    from greenpools._fastpath import SPEEDUPS
+    from greenpools import _build
 
     return (f"greenpools backend under test: {BACKEND} "
             f"(active: {greenpools.get_backend().name}, patched: {_patched_for(BACKEND)}, "
-            f"C speedups: {SPEEDUPS})")
+            f"build: {_build.BUILD})")
 
 
 @pytest.hookimpl(hookwrapper=True)

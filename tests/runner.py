@@ -1,6 +1,7 @@
 """Run the test suite once per concurrency backend, each in a fresh process.
 
-    python tests/runner.py [--backend threading|gevent|eventlet|all] [pytest args...]
+    python tests/runner.py [--backend threading|gevent|eventlet|all]
+                           [--build compiled|pure|both] [pytest args...]
 
 Each backend gets its own interpreter with ``GREENPOOLS_TEST_BACKEND`` set,
 monkey-patched *first*, the way production servers do it (gunicorn's gevent
@@ -11,6 +12,14 @@ line ``N passed, N failed[, N skipped]`` summed over all of them, with
 the reasons tests were skipped under each backend's line.  It exits
 non-zero if any backend failed, including one that collected no tests or
 whose tests all skipped (unless ``--allow-all-skipped``).
+
+Both builds of the pool core run the suite (``--build both``, the
+default): the compiled one, then the plain-Python one
+(``GREENPOOLS_NO_SPEEDUPS=1``), which leaves out the end-to-end tests
+marked ``slow`` and the RabbitMQ cluster's (they exercise processes and
+brokers, not the core).  ``tests/test_build.py`` checks in every run that
+the build under test is the one asked for, so a missing compiled build
+fails instead of passing as plain Python.
 """
 
 # Only the standard library's lightest modules at the top: in a child
@@ -24,6 +33,10 @@ BACKENDS = ("threading", "gevent", "eventlet")
 CHILD_FLAG = "--child"
 REPORT_ENV = "GREENPOOLS_RUNNER_REPORT"
 BACKEND_ENV = "GREENPOOLS_TEST_BACKEND"
+BUILD_ENV = "GREENPOOLS_TEST_BUILD"  # the build tests/test_build.py expects
+BUILDS = ("compiled", "pure")
+#: What the plain-Python pass leaves out (see the module docstring).
+PURE_ONLY_ARGS = ["-m", "not slow", "--ignore=tests/test_cluster.py"]
 PYTEST_NO_TESTS_COLLECTED = 5
 #: eventlet's import-time warning; its text starts with a newline.
 EVENTLET_DEPRECATION = r"\s*Eventlet is deprecated"
@@ -97,7 +110,7 @@ def run_child(backend: str, args: list[str]) -> int:
 
 
 def run_backend(
-    backend: str, args: list[str]
+    backend: str, args: list[str], build: str = "compiled"
 ) -> tuple[dict[str, int], int, float, dict[str, int]]:
     """Run the suite for one backend in a fresh interpreter: the counts, the
     exit code, the seconds it took and how many tests skipped for each reason."""
@@ -108,6 +121,12 @@ def run_backend(
 
     env = dict(os.environ)
     env[BACKEND_ENV] = backend
+    env[BUILD_ENV] = build
+    if build == "pure":
+        env["GREENPOOLS_NO_SPEEDUPS"] = "1"
+        args = [*PURE_ONLY_ARGS, *args]
+    else:
+        env.pop("GREENPOOLS_NO_SPEEDUPS", None)
     # The backend must follow the patching, as in production.
     env.pop("GREENPOOLS_BACKEND", None)
     fd, report = tempfile.mkstemp(prefix=f"greenpools-{backend}-", suffix=".json")
@@ -167,12 +186,15 @@ def main(argv: list[str]) -> int:
         allow_abbrev=False,  # every other option belongs to pytest
     )
     parser.add_argument("--backend", choices=(*BACKENDS, "all"), default="all")
+    parser.add_argument("--build", choices=(*BUILDS, "both"), default="both",
+                        help="which build of the pool core to test (default: both)")
     parser.add_argument(
         "--allow-all-skipped", action="store_true",
         help="a backend on which every test skipped is not a failure",
     )
     options, pytest_args = parser.parse_known_args(argv)
     chosen = BACKENDS if options.backend == "all" else (options.backend,)
+    builds = BUILDS if options.build == "both" else (options.build,)
     # The children run in the repository (for pytest's configuration), so
     # paths given relative to the caller's directory are made absolute.
     pytest_args = [_absolute_if_path(arg) for arg in pytest_args]
@@ -182,10 +204,11 @@ def main(argv: list[str]) -> int:
     ok = True
     # One RabbitMQ cluster for all backends: the first that needs it starts it.
     cluster_state = _share_cluster()
-    for backend in chosen:
-        print(f"==== greenpools tests on the {backend} backend ====", flush=True)
+    for build, backend in [(b, backend) for b in builds for backend in chosen]:
+        name = backend if build == "compiled" else f"{backend} ({build})"
+        print(f"==== greenpools tests on the {name} build/backend ====", flush=True)
         try:
-            counts, code, seconds, reasons = run_backend(backend, pytest_args)
+            counts, code, seconds, reasons = run_backend(backend, pytest_args, build)
         except BaseException:
             _stop_cluster(cluster_state)
             raise
@@ -203,7 +226,7 @@ def main(argv: list[str]) -> int:
             verdict = "ok"
         ok = ok and code == 0
         lines.append(
-            f"{backend}: {counts['passed']} passed, {counts['failed']} failed, "
+            f"{name}: {counts['passed']} passed, {counts['failed']} failed, "
             f"{counts['skipped']} skipped in {seconds:.1f}s - {verdict}"
         )
         for reason, n in sorted(reasons.items(), key=lambda item: (-item[1], item[0])):

@@ -56,7 +56,7 @@ def test_doctor_reports_backend_and_fast_path() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     rows = {line[:12].strip(): line[12:].strip() for line in result.stdout.splitlines()}
     assert rows["backend"].startswith("threading: nothing is monkey-patched"), rows
-    assert rows["fast path"].startswith(("C (greenpools._speedups)", "pure Python (")), rows
+    assert rows["build"].startswith(("compiled (Cython", "pure Python (")), rows
 
 
 def test_doctor_says_when_the_fast_path_is_pure_python() -> None:
@@ -145,7 +145,7 @@ def test_bad_numeric_options_are_usage_errors(args: tuple[str, ...]) -> None:
 def test_doctor_reports_an_unknown_backend_in_the_environment() -> None:
     result = greenpools_cli("doctor", GREENPOOLS_BACKEND="foo")
     output = assert_user_error(result, "GREENPOOLS_BACKEND=foo cannot be used", code=1)
-    assert "\nfast path " in output and "\ngevent hook " in output  # the other rows too
+    assert "\nbuild " in output and "\ngevent hook " in output  # the other rows too
 
 
 @pytest.mark.parametrize("command", ["demo", "bench"])

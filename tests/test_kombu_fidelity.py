@@ -87,7 +87,7 @@ def test_producer_that_is_not_callable_is_refused(connections: Any) -> None:
 
 def test_prepare_set_on_an_instance_is_honoured_and_removable(make_pool: Any) -> None:
     pool = make_pool(Factory(), 2)
-    assert pool._plain  # no hooks: the fast path
+    assert pool._bare_leases  # no hooks: the fast path
     prepared: list[Any] = []
 
     def prepare(resource: Any) -> Any:
@@ -95,13 +95,13 @@ def test_prepare_set_on_an_instance_is_honoured_and_removable(make_pool: Any) ->
         return resource
 
     with mock.patch.object(pool, "prepare", side_effect=prepare):  # as kombu's tests do
-        assert not pool._plain
+        assert not pool._bare_leases
         thing = pool.acquire()
         assert prepared == [thing]
         pool.release(thing)
         assert pool.acquire() is thing and prepared == [thing, thing]
         pool.release(thing)
-    assert pool._plain  # the patch is gone: the pool is plain again
+    assert pool._bare_leases  # the patch is gone: the pool is plain again
     assert pool.acquire() is thing and prepared == [thing, thing]
     pool.release(thing)
     assert_balanced(pool)

@@ -465,7 +465,7 @@ class _Touching(Pool[Any]):
 def test_keepalive_never_shares_a_resource_with_a_lock_free_acquire() -> None:
     factory = Factory()
     pool = _Touching(factory, 4, keepalive=0.001)
-    assert pool._quiet, "the pool must be on the lock-free fast path"
+    assert pool._lock_free, "the pool must be on the lock-free fast path"
     clashes: list[Any] = []
     enough = threading.Event()
 

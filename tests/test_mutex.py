@@ -1,7 +1,7 @@
-"""The pool's lock (``greenpools._fastpath.Mutex``): a plain OS lock.
+"""The pool's lock (``greenpools.backends.base.Mutex``): a plain OS lock.
 
-With the C extension it is ``_speedups.Mutex``, whose held flag the C
-contended paths read; without it, ``_thread``'s lock.  Both behave alike.
+Compiled it calls CPython's lock functions directly; as plain Python it is
+``_thread``'s lock itself.  Both behave alike.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from helpers import BACKEND, native_runner
 
-from greenpools._fastpath import Mutex
+from greenpools.backends.base import Mutex
 
 
 def test_acquire_release_and_locked() -> None:

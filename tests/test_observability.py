@@ -159,11 +159,11 @@ def test_group_target_covers_pools_created_later() -> None:
 
 def test_unwatched_pool_is_back_on_the_fast_path() -> None:
     pool = Pool(Thing, 2)
-    assert pool._plain and pool._quiet
+    assert pool._bare_leases and pool._lock_free
     rec = Recorder(pool)
-    assert not pool._plain and not pool._quiet
+    assert not pool._bare_leases and not pool._lock_free
     rec.remove()
-    assert pool._plain and pool._quiet
+    assert pool._bare_leases and pool._lock_free
     pool.release(pool.acquire())
     assert rec.log == []
 
@@ -237,7 +237,7 @@ def test_nothing_recorded_after_uninstrument() -> None:
     pool.release(pool.acquire())
     before = points(reader, "metrics-off")[("db.client.connection.wait_time", "")].count
     greenpools.uninstrument()
-    assert pool._quiet
+    assert pool._lock_free
     pool.release(pool.acquire())
     with pytest.raises(PoolTimeout):
         held = pool.acquire()

@@ -34,8 +34,8 @@ from greenpools import PoolTimeout, backends
 from greenpools.backends import Waiter
 
 #: How long the interrupted callers are prepared to wait: every test runs once
-#: with a timeout and once without, since a plain pool's waits without one are
-#: queued by the C module when it is built (see greenpools._fastpath).
+#: with a timeout and once without (a wait without one is also watched for
+#: stalls).
 PATIENCE: float | None = HANG_TIMEOUT
 
 

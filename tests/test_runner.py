@@ -39,7 +39,7 @@ def skipping_tests(tmp_path: Path) -> str:
 
 
 def test_a_backend_whose_tests_all_skipped_fails_with_the_reasons(skipping_tests: str) -> None:
-    result = run_runner("-q", "-p", "no:cacheprovider", skipping_tests)
+    result = run_runner("--build", "compiled", "-q", "-p", "no:cacheprovider", skipping_tests)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "FAILED: every test skipped" in result.stdout
     assert "    skipped 2: no frobnicator on this machine" in result.stdout

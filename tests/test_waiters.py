@@ -1,8 +1,8 @@
 """The waiter contract, on this run's backend, for every waiter it has.
 
-On gevent and eventlet that is the C waiter (``greenpools._speedups``, when
-built) and the pure-Python one in ``greenpools.backends._green``, over the
-same hub operations; on threads, the C and the pure-Python lock waiter.
+On gevent and eventlet that is ``greenpools.backends._green.HubWaiter``
+over the backend's hub operations; on threads, the lock waiter.  Each runs
+compiled and as plain Python (the runner's two builds).
 Beyond the contract, the green waiters' run-next hand-off: a task that
 wakes a waiter and then parks switches straight into it.
 """
@@ -18,24 +18,12 @@ import pytest
 from helpers import BACKEND, native_runner, spawn, wait_until
 
 from greenpools import backends
-from greenpools.backends import _green
-from greenpools.backends import threading as threading_backend
 
 
 def _waiter_classes() -> list[type[Any]]:
-    real = backends.get_backend().waiter_factory()
-    if real is threading_backend.ThreadWaiter:
-        if real is threading_backend.PyThreadWaiter:
-            return [real]
-        return [real, threading_backend.PyThreadWaiter]
-    if not (isinstance(real, type) and issubclass(real, _green.HubOperations)):
-        return [real]
-    if issubclass(real, _green.PyHubWaiter):
-        return [real]
-    operations = {name: value for name, value in vars(real).items()
-                  if name.startswith("_") and not name.startswith("__")}
-    python = type(f"Py{real.__name__}", (_green.PyHubWaiter,), {**operations, "__slots__": ()})
-    return [real, python]
+    """The active backend's waiter (the build under test: the runner runs the
+    suite once compiled and once as plain Python)."""
+    return [backends.get_backend().waiter_factory()]  # type: ignore[list-item]
 
 
 @pytest.fixture(params=_waiter_classes(), ids=lambda cls: cls.__name__)

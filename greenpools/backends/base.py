@@ -1,16 +1,21 @@
 """The interface every concurrency backend implements.
 
-The pool algorithm in :mod:`greenpools.resource` only ever talks to a
-:class:`Backend` object: it never asks which library is underneath.  A
-backend supplies five things: a one-shot :class:`Waiter` that a releaser
-wakes, ``sleep``, ``spawn`` for background upkeep, a monotonic clock and
-the identity of the running task.
+The pool algorithm only ever talks to a :class:`Backend` object: it never
+asks which library is underneath.  A backend supplies five things: a
+one-shot :class:`Waiter` that a releaser wakes, ``sleep``, ``spawn`` for
+background upkeep, a monotonic clock and the identity of the running task.
+A green backend (gevent, eventlet) builds its waiter from the shared
+:class:`greenpools.backends._green.HubWaiter` and the :class:`HubOperations`
+of its event loop, the second half of this interface.
 
 Mutual exclusion is deliberately *not* part of the interface.  The pool's
-critical sections never block or yield, so one native (unpatched) lock
-serves every backend: green threads never contend on it, native threads
-hold it for nanoseconds, and a backend switch never leaves a pool guarded
-by a primitive of the previous library.
+critical sections never block or yield, so one native (unpatched) lock,
+:class:`Mutex`, serves every backend: green threads never contend on it,
+native threads hold it for nanoseconds, and a backend switch never leaves
+a pool guarded by a primitive of the previous library.
+
+Compiled by Cython when built (``base.pxd`` declares ``Waiter`` and
+``Mutex``); the same source runs as plain Python otherwise.
 """
 
 from __future__ import annotations
@@ -19,7 +24,18 @@ import abc
 import sys
 import time
 from collections.abc import Callable, Hashable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+import cython
+
+if TYPE_CHECKING:  # C functions, declared for Cython in base.pxd
+
+    def PyThread_allocate_lock() -> Any: ...
+    def PyThread_free_lock(lock: Any) -> None: ...
+    def PyThread_acquire_lock(lock: Any, mode: int) -> int: ...
+    def PyThread_acquire_lock_timed(lock: Any, microseconds: int, intr: int) -> int: ...
+    def PyThread_release_lock(lock: Any) -> None: ...
+    def PyErr_CheckSignals() -> int: ...
 
 
 class NativeLock(Protocol):
@@ -44,6 +60,8 @@ def _unpatched_thread_function(name: str) -> Any:
     return getattr(_thread, name)
 
 
+_monotonic = time.monotonic
+
 #: ``_thread.allocate_lock`` as it was before any patching (looked up once:
 #: a waiter of the threading backend makes a lock per wait).
 _allocate_lock: Callable[[], NativeLock] = _unpatched_thread_function("allocate_lock")
@@ -54,12 +72,90 @@ def native_lock() -> NativeLock:
     return _allocate_lock()
 
 
+class Mutex:
+    """The pool's lock: an operating-system lock, never a green one.
+
+    Compiled, it calls CPython's thread-lock functions directly, so that a
+    locked section costs two C calls; as plain Python it *is* the native
+    lock (``_thread.allocate_lock()`` before any patching), see below.
+    It is held only across steps that never block or yield, so a blocking
+    acquire waits nanoseconds; it releases the GIL while it waits.
+    """
+
+    def __cinit__(self) -> None:
+        self._lock = PyThread_allocate_lock()
+        self._held = False
+        if not self._lock:
+            raise MemoryError("greenpools: cannot allocate a lock")
+
+    def __dealloc__(self) -> None:
+        if self._lock:
+            PyThread_acquire_lock(self._lock, 0)  # freed unlocked, whoever held it
+            PyThread_release_lock(self._lock)
+            PyThread_free_lock(self._lock)
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        """Like ``_thread.lock.acquire``: True once held, False if not in time."""
+        if not blocking and timeout != -1:
+            raise ValueError("can't specify a timeout for a non-blocking call")
+        if timeout < 0 and timeout != -1:
+            raise ValueError("timeout value must be a non-negative number")
+        if PyThread_acquire_lock(self._lock, 0):
+            self._held = True
+            return True
+        if not blocking:
+            return False
+        deadline = 0.0
+        if timeout != -1:
+            deadline = _monotonic() + timeout
+        while True:
+            microseconds = -1 if timeout == -1 else int(timeout * 1e6)
+            with cython.nogil:
+                status = PyThread_acquire_lock_timed(self._lock, microseconds, 1)
+            if status == PY_LOCK_ACQUIRED:  # noqa: F821 (declared in base.pxd)
+                self._held = True
+                return True
+            if status != PY_LOCK_INTR:  # noqa: F821
+                return False
+            # A signal arrived: run its handler (which may raise), then wait
+            # for what is left, as _thread's lock does.
+            PyErr_CheckSignals()
+            if timeout != -1:
+                timeout = deadline - _monotonic()
+                if timeout <= 0:
+                    return bool(PyThread_acquire_lock(self._lock, 0)) and self._set_held()
+
+    def release(self) -> None:
+        if not self._held:
+            raise RuntimeError("release unlocked lock")
+        self._held = False
+        PyThread_release_lock(self._lock)
+
+    def locked(self) -> bool:
+        return self._held
+
+    def _set_held(self) -> bool:
+        self._held = True
+        return True
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+if not cython.compiled:
+    # Plain Python: the native lock itself, no wrapper around it.
+    Mutex = native_lock  # type: ignore[assignment,misc]
+
+
 #: Identity of the running native thread, ignoring monkey patching (the
 #: builtin itself: it is called on hot paths).
 native_thread_ident: Callable[[], int] = _unpatched_thread_function("get_ident")
 
 
-class Waiter(abc.ABC):
+class Waiter:
     """A one-shot signal: one task waits, another wakes it once.
 
     ``wake`` may be called from any task (and, where the backend allows it,
@@ -67,19 +163,55 @@ class Waiter(abc.ABC):
     True once woken, False when ``timeout`` seconds passed first.  An
     exception delivered to the waiting task (a timeout of the library,
     a kill, ``KeyboardInterrupt``) propagates out of ``wait``.
+
+    Subclasses implement both methods (a compiled class, so that the pool
+    calls them without a Python method lookup).
     """
 
-    __slots__ = ()
+    def wait(self, timeout: float | None) -> bool:
+        raise NotImplementedError
+
+    def wake(self) -> None:
+        raise NotImplementedError
+
+
+class HubOperations(abc.ABC):
+    """What a green backend's waiter needs of its event loop (its *hub*).
+
+    Each operation runs in the hub's own native thread unless its name
+    says otherwise; callbacks get one bool: True when run as a wake-up,
+    False when run by a timer.
+    """
 
     @abc.abstractmethod
-    def wait(self, timeout: float | None) -> bool: ...
+    def get_hub(self) -> Any:
+        """The running thread's hub, made if it has none yet."""
+
+    def peek_hub(self) -> Any:
+        """The running thread's hub if it has one yet, else None: a cheaper
+        :meth:`get_hub` for every wait but a thread's first."""
+        return None
+
+    def prepare_hub(self, hub: Any) -> None:
+        """Called in the hub's thread when waiters first use it (and again
+        in a forked child); does nothing by default."""
+        return None
 
     @abc.abstractmethod
-    def wake(self) -> None: ...
+    def call_soon(self, hub: Any, func: Callable[[bool], object]) -> None:
+        """Run ``func(True)`` from ``hub``'s loop."""
 
+    @abc.abstractmethod
+    def call_soon_threadsafe(self, hub: Any, func: Callable[[bool], object]) -> None:
+        """Run ``func(True)`` from ``hub``'s loop; called from another native thread."""
 
-class Task(Protocol):
-    """A handle on a background task started with :meth:`Backend.spawn`."""
+    @abc.abstractmethod
+    def call_later(self, hub: Any, seconds: float, func: Callable[[bool], object]) -> Any:
+        """Run ``func(False)`` after ``seconds``; returns a handle for :meth:`cancel`."""
+
+    @abc.abstractmethod
+    def cancel(self, handle: Any) -> None:
+        """Stop a :meth:`call_later` that has not run (harmless if it has)."""
 
 
 class Backend(abc.ABC):
@@ -106,7 +238,7 @@ class Backend(abc.ABC):
         """Suspend the running task, letting others run."""
 
     @abc.abstractmethod
-    def spawn(self, func: Callable[..., Any], *args: Any) -> Task:
+    def spawn(self, func: Callable[..., Any], *args: Any) -> None:
         """Run ``func(*args)`` as a daemon task; never waits for it."""
 
     #: A callable returning an identity for the running task (thread or

@@ -21,7 +21,7 @@ from greenlet import getcurrent
 
 from .. import forking
 from ._green import HubWaiter
-from .base import Backend, Task, Waiter
+from .base import Backend, HubOperations, Waiter
 
 _real_os = original("os")
 
@@ -67,37 +67,45 @@ def _doorbell(hub: Any) -> _Doorbell:
     return bell
 
 
-class EventletWaiter(HubWaiter):
-    __slots__ = ()
+class EventletHub(HubOperations):
+    """eventlet's hub, as the green waiter uses it."""
 
-    _get_hub = staticmethod(hubs.get_hub)
-    # hubs.get_hub() is Python; the thread-local it reads is cheaper to ask
-    # directly once the thread has a hub.
-    _peek_hub = (
-        functools.partial(getattr, hubs._threadlocal, "hub", None)
-        if hasattr(hubs, "_threadlocal") else None
-    )
+    def __init__(self) -> None:
+        # hubs.get_hub() is Python; the thread-local it reads is cheaper to
+        # ask directly once the thread has a hub.
+        local = getattr(hubs, "_threadlocal", None)
+        if local is not None:
+            self.peek_hub = functools.partial(getattr, local, "hub", None)  # type: ignore[method-assign]
+        self.get_hub = hubs.get_hub  # type: ignore[method-assign]
 
-    @staticmethod
-    def _prepare_hub(hub: Any) -> None:
+    def get_hub(self) -> Any:
+        return hubs.get_hub()
+
+    def prepare_hub(self, hub: Any) -> None:
         # Made here, in the hub's thread: hub.add is not thread-safe.
         _doorbell(hub)
 
-    @staticmethod
-    def _call_soon(hub: Any, func: Callable[[bool], None]) -> None:
+    def call_soon(self, hub: Any, func: Callable[[bool], object]) -> None:
         hub.schedule_call_global(0, func, True)
 
-    @staticmethod
-    def _call_soon_threadsafe(hub: Any, func: Callable[[bool], None]) -> None:
+    def call_soon_threadsafe(self, hub: Any, func: Callable[[bool], object]) -> None:
         _doorbell(hub).call(func, True)
 
-    @staticmethod
-    def _call_later(hub: Any, seconds: float, func: Callable[[bool], None]) -> Any:
+    def call_later(self, hub: Any, seconds: float, func: Callable[[bool], object]) -> Any:
         return hub.schedule_call_global(seconds, func, False)
 
-    @staticmethod
-    def _cancel(handle: Any) -> None:
+    def cancel(self, handle: Any) -> None:
         handle.cancel()
+
+
+_HUB = EventletHub()
+
+
+class EventletWaiter(HubWaiter):
+    __slots__ = ()
+
+    def hub_operations(self) -> HubOperations:
+        return _HUB
 
 
 class EventletBackend(Backend):
@@ -109,9 +117,8 @@ class EventletBackend(Backend):
     def sleep(self, seconds: float) -> None:
         eventlet.sleep(seconds)
 
-    def spawn(self, func: Callable[..., Any], *args: Any) -> Task:
-        task: Task = eventlet.spawn(func, *args)
-        return task
+    def spawn(self, func: Callable[..., Any], *args: Any) -> None:
+        eventlet.spawn(func, *args)
 
     #: A builtin, not a method: the pool calls it on every acquire.
     current_task: Callable[[], Hashable] = staticmethod(getcurrent)  # type: ignore[assignment]

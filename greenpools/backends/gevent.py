@@ -11,36 +11,49 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 import gevent
+from gevent._hub_local import get_hub_if_exists
 from greenlet import getcurrent
 
 from ._green import HubWaiter
-from .base import Backend, Task, Waiter
+from .base import Backend, HubOperations, Waiter
 
 
-class GeventWaiter(HubWaiter):
-    __slots__ = ()
+class GeventHub(HubOperations):
+    """gevent's hub, as the green waiter uses it."""
 
-    _get_hub = staticmethod(gevent.get_hub)
+    def __init__(self) -> None:
+        # gevent's own functions (compiled), without a Python frame around them.
+        self.get_hub = gevent.get_hub  # type: ignore[method-assign]
+        self.peek_hub = get_hub_if_exists  # type: ignore[method-assign]
 
-    @staticmethod
-    def _call_soon(hub: Any, func: Callable[[bool], None]) -> None:
+    def get_hub(self) -> Any:
+        return gevent.get_hub()
+
+    def call_soon(self, hub: Any, func: Callable[[bool], object]) -> None:
         hub.loop.run_callback(func, True)
 
-    @staticmethod
-    def _call_soon_threadsafe(hub: Any, func: Callable[[bool], None]) -> None:
+    def call_soon_threadsafe(self, hub: Any, func: Callable[[bool], object]) -> None:
         hub.loop.run_callback_threadsafe(func, True)
 
-    @staticmethod
-    def _call_later(hub: Any, seconds: float, func: Callable[[bool], None]) -> Any:
+    def call_later(self, hub: Any, seconds: float, func: Callable[[bool], object]) -> Any:
         timer = hub.loop.timer(seconds)
         # From now, not from the loop's cached time: a greenlet that ran long
         # without yielding would otherwise time out early (as gevent.Timeout).
         timer.start(func, False, update=True)
         return timer
 
-    @staticmethod
-    def _cancel(handle: Any) -> None:
+    def cancel(self, handle: Any) -> None:
         handle.close()
+
+
+_HUB = GeventHub()
+
+
+class GeventWaiter(HubWaiter):
+    __slots__ = ()
+
+    def hub_operations(self) -> HubOperations:
+        return _HUB
 
 
 class GeventBackend(Backend):
@@ -55,9 +68,8 @@ class GeventBackend(Backend):
     def sleep(self, seconds: float) -> None:
         gevent.sleep(seconds)
 
-    def spawn(self, func: Callable[..., Any], *args: Any) -> Task:
-        task: Task = gevent.spawn(func, *args)
-        return task
+    def spawn(self, func: Callable[..., Any], *args: Any) -> None:
+        gevent.spawn(func, *args)
 
 
 backend = GeventBackend()

@@ -1,0 +1,37 @@
+# Cython declarations for _green.py (compiled in pure-Python mode).
+cimport cython
+
+from greenpools.backends.base cimport Waiter
+
+
+cdef class Home:
+    cdef public object hub
+    cdef public object ops
+    cdef public long thread
+    cdef public long pid
+    cdef public HubWaiter run_next
+    cdef public bint due
+    cdef public int direct
+    cdef public object flush
+
+
+cdef Home _last_home
+
+@cython.locals(pid=long, home=Home)
+cdef Home _home_here(object ops)
+
+
+cdef object _ops_class
+cdef object _ops
+cdef object _operations_of(HubWaiter waiter)
+
+
+cdef class HubWaiter(Waiter):
+    cdef public bint _woken
+    cdef public object _greenlet
+    cdef public Home _home
+
+    @cython.locals(seconds=double, home=Home, waiter=HubWaiter)
+    cpdef bint wait(self, object timeout) except -1
+    @cython.locals(home=Home)
+    cpdef wake(self)

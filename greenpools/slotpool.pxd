@@ -1,0 +1,118 @@
+# Cython declarations for slotpool.py (compiled in pure-Python mode).
+cimport cython
+from cpython.long cimport PyLong_FromVoidPtr
+from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
+
+from greenpools.backends.base cimport Mutex
+from greenpools.waiting cimport GRANTED, MAY_CREATE, WAITING, WaitingClient, WaitQueue, new_client
+
+
+cdef double _INF
+
+
+cdef inline double _now() noexcept nogil:
+    """time.monotonic() (the same clock), without a Python call."""
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec + ts.tv_nsec * 1e-9
+
+
+cdef inline object _identity(object obj):
+    """id(obj), without calling the builtin."""
+    return PyLong_FromVoidPtr(<void *>obj)
+
+
+cdef class Slot:
+    cdef public object resource
+    cdef public object holder
+    cdef public object stack
+    cdef public double created
+    cdef public double expires
+    cdef public double lent_at
+    cdef public double idle_since
+    cdef public Py_ssize_t generation
+    cdef public long pid
+    cdef public bint leak_warned
+    cdef public bint lent
+    cdef public bint fresh
+
+
+cdef class SlotPool:
+    cdef public list _idle
+    cdef public dict _slots
+    cdef public Mutex _mutex
+    cdef public WaitQueue _waiting
+    cdef public list _pending_close
+    cdef public object _new_waiter
+    cdef public object _stall_watch
+    cdef public object _upkeep
+    cdef public object _backend
+    cdef public object _limit_exceeded
+    cdef public object _pool_timeout
+    cdef public object _too_many_requests
+    cdef public object name
+    cdef public object timeout
+    cdef public object leak_timeout
+    cdef public object check
+    cdef public object reset
+    cdef public object _prepare_hook
+    cdef public object _release_hook
+    cdef public Py_ssize_t max_waiting
+    cdef public Py_ssize_t _size
+    cdef public Py_ssize_t _limit
+    cdef public Py_ssize_t _excess
+    cdef public Py_ssize_t _generation
+    cdef public Py_ssize_t _n_requests
+    cdef public Py_ssize_t _n_queued
+    cdef public Py_ssize_t _n_request_errors
+    cdef public Py_ssize_t _n_timeouts
+    cdef public Py_ssize_t _n_returns_bad
+    cdef public Py_ssize_t _n_connections_lost
+    cdef public double _wait_s
+    cdef public double _usage_s
+    cdef public bint _closed
+    cdef public bint _lock_free
+    cdef public bint _bare_leases
+    cdef public bint _bare_hand_out
+    cdef public bint _track_lending
+    cdef public bint _watched
+    cdef public bint _needs_upkeep
+
+    @cython.locals(slot=Slot, deadline=double, started=double)
+    cpdef _acquire_slow(self, bint block, object timeout)
+    @cython.locals(client=WaitingClient, slot=Slot, limit=Py_ssize_t)
+    cpdef Slot _take_or_queue(self, bint block, object timeout, object asked)
+    cpdef object _timeout_locked(self, object asked)
+    cpdef Slot _wait(self, WaitingClient client, object timeout, object asked)
+    @cython.locals(state=int)
+    cpdef Slot _outcome(self, WaitingClient client, object asked)
+    @cython.locals(state=int, slot=Slot)
+    cpdef _abandon(self, WaitingClient client)
+    @cython.locals(idle=list, slot=Slot)
+    cpdef Slot _pop_idle_locked(self)
+    @cython.locals(fresh=bint)
+    cpdef _hand_out(self, Slot slot)
+    @cython.locals(slot=Slot)
+    cpdef Slot _create_lent(self)
+    @cython.locals(now=double)
+    cpdef _release_slow(self, Slot slot)
+    cpdef _give_back(self, Slot slot)
+    cpdef _rebalance(self)
+    @cython.locals(slot=Slot, stale=Slot, generation=Py_ssize_t)
+    cpdef _rebalance_locked(self)
+    @cython.locals(client=WaitingClient)
+    cpdef _grant_locked(self, Slot slot)
+    cpdef _settle_locked(self)
+    cpdef bint _must_close_locked(self, Slot slot) except -1
+    cpdef _return_locked(self, Slot slot)
+    cpdef _drop_capacity_locked(self)
+    @cython.locals(client=WaitingClient)
+    cpdef _free_capacity_locked(self)
+    @cython.locals(client=WaitingClient)
+    cpdef _wake_creators_locked(self)
+    cpdef _refuse_all_locked(self)
+    cpdef _close_pending(self)
+    cpdef _forget_slot_locked(self, Slot slot)
+    cpdef _discard_stale(self, Slot slot)
+    cpdef _discard_lent(self, Slot slot, bint lost=*)
+    cpdef _emit(self, str event, object resource=*, object seconds=*)

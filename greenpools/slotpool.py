@@ -1,0 +1,661 @@
+"""The pool algorithm: an idle stack of slots, a limit, a FIFO queue of waiters.
+
+Written once for every backend and both builds: Cython compiles this
+module (declarations in ``slotpool.pxd``) when greenpools is built with a
+compiler, and the very same source runs as plain Python otherwise.
+:class:`greenpools.resource.Resource` adds the hooks and options around
+it; nothing here asks which backend is active.
+
+- ``_idle`` is a stack of :class:`Slot` (one per resource, made when the
+  resource is created): acquire pops the most recently released, warm one.
+- ``_slots`` maps ``id(resource)`` to the slot of every resource the
+  pool holds, idle or lent, from its creation until it is closed; a
+  slot's ``lent`` flag says whether a caller has it.  So any object can be
+  pooled (nothing is set on it, it need not be hashable), a double or
+  foreign release is caught, and lending and returning only flip a flag:
+  the map changes only when resources are made and closed.
+- ``_size`` counts every resource that exists or is being created; it
+  never exceeds ``limit``.
+- A caller that must wait joins ``_waiting``, a
+  :class:`greenpools.waiting.WaitQueue`.  Whoever frees something (a
+  release, a discard, a failed creation, a resize) hands it *directly* to
+  the oldest client: the resource itself or the permission to create one.
+  Nobody takes an idle resource while someone is queued, so grants follow
+  request order.  A client that stops waiting withdraws under the lock
+  and passes on whatever reached it.
+
+Locking.  Everything that changes ``_size``, ``_waiting`` or the
+generation happens under ``_mutex``, a native lock that is never held
+across anything that can block or yield (creating, closing, checking and
+preparing resources all happen outside it); so one kind of lock serves
+threads, gevent and eventlet alike (see :mod:`greenpools.backends.base`).
+
+The lock-free paths.  While ``_lock_free`` says that nothing else is going
+on (the pool's leases are bare, nobody waits, nothing is to shrink, the
+pool is open), ``acquire`` pops a slot off ``_idle`` and ``release``
+pushes it back, flipping its ``lent`` flag, without the lock.  Every
+locked path that queues a waiter, shrinks or closes clears ``_lock_free``
+first (``_settle_locked`` sets it back), and ``_idle`` and ``_slots`` are
+only mutated in place, never replaced, so no lock-free step writes into a
+stale list; ``release`` reads ``_lock_free`` again after its push, so
+that one side always sees the other.  Slots popped or pushed across a
+close or reset are caught by their ``generation``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+import traceback
+from typing import TYPE_CHECKING, Any
+
+import cython
+
+from . import events, forking, lifecycle
+from .backends.base import Mutex
+from .exceptions import PoolClosed, PoolTimeout
+from .waiting import WaitingClient, WaitQueue, new_client
+
+if not cython.compiled:  # compiled, slotpool.pxd cimports the C enum
+    from .waiting import GRANTED, MAY_CREATE, WAITING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ["AcquireAgain", "Slot", "SlotPool", "acquirer_stack", "check_seconds"]
+
+logger = logging.getLogger("greenpools")
+
+_INF = float("inf")
+
+if not cython.compiled:  # compiled, slotpool.pxd defines both inline, without a call
+    _identity = id
+    _now = time.monotonic
+
+
+def check_seconds(name: str, value: Any) -> float | None:
+    """``value`` as a non-negative float or ``None``, or a clear error."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds or None, got {value!r}")
+    if not value >= 0:  # also refuses NaN
+        raise ValueError(f"{name} must be a non-negative number of seconds, got {value!r}")
+    return float(value)
+
+
+#: Modules whose frames sit between a caller and the hand-out: a leak
+#: report's stack ends at the first frame outside them.
+_POOL_MODULES = frozenset({"greenpools.resource", "greenpools.slotpool", "greenpools.pools"})
+
+
+def acquirer_stack() -> traceback.StackSummary:
+    """The running task's stack, ending with the line that called ``acquire``.
+
+    (Compiled code has no frames of its own, so the walk starts wherever the
+    innermost Python frame is.)
+    """
+    frame: Any = sys._getframe(0)
+    while frame is not None and frame.f_globals.get("__name__") in _POOL_MODULES:
+        frame = frame.f_back
+    return traceback.extract_stack(frame)
+
+
+class AcquireAgain(Exception):
+    """Internal: start the acquire over (with what is left of the timeout).
+
+    Raised when the check hook refused a resource, and when a waiter
+    copied into a forked child wakes there: the child's pool never knew of
+    its request, so it asks that pool afresh.
+    """
+
+
+class Slot:
+    """Book-keeping for one pooled resource, made once when it is created."""
+
+    def __init__(
+        self, resource: Any, now: float, expires: float, generation: int, pid: int = 0
+    ) -> None:
+        self.resource = resource
+        self.created = now
+        self.expires = expires
+        self.lent_at = now
+        self.idle_since = now
+        self.generation = generation
+        self.pid = pid
+        self.holder: Any = None
+        self.stack: list[traceback.FrameSummary] | None = None
+        self.leak_warned = False
+        self.lent = False  # held by a caller, or granted to a waiter
+        self.fresh = False  # made for the caller it is lent to, not handed out yet
+
+
+def _no_waiter() -> Any:
+    raise RuntimeError("greenpools: the pool has no backend yet")
+
+
+class SlotPool:
+    """The pool algorithm; :class:`greenpools.resource.Resource` builds on it.
+
+    The attributes are set by ``Resource.__init__``; the methods a subclass
+    must provide are listed at the end of the class.
+    """
+
+    def __init__(self, name: str, limit: int) -> None:
+        self.name = name
+        self._limit = limit
+        self._mutex = Mutex()
+        self._idle: list[Slot] = []
+        self._slots: dict[int, Slot] = {}
+        self._waiting = WaitQueue()
+        self._pending_close: list[Slot] = []  # filled under the lock, closed outside it
+        self._size = 0
+        self._excess = 0  # resources to close, not keep, when next returned
+        self._generation = 0
+        self._closed = False
+        self._n_requests = 0
+        self._n_queued = 0
+        self._n_request_errors = 0
+        self._n_timeouts = 0
+        self._n_returns_bad = 0
+        self._n_connections_lost = 0
+        self._wait_s = 0.0
+        self._usage_s = 0.0
+        # What the pool's options and hooks ask of the algorithm (Resource sets them).
+        self.timeout: float | None = None
+        self.max_waiting = 0
+        self.leak_timeout: float | None = None
+        self.check: Callable[[Any], object] | None = None
+        self.reset: Callable[[Any], object] | None = None
+        self._prepare_hook: Callable[[Any], Any] | None = None
+        self._release_hook: Callable[[Any], object] | None = None
+        self._bare_leases = True  # a lease is the slot alone: nothing runs at hand-out or return
+        self._bare_hand_out = True  # nothing runs at hand-out
+        self._track_lending = False  # note when and by whom each resource is lent
+        self._watched = False  # listeners or metrics want events
+        self._needs_upkeep = False
+        self._lock_free = True
+        # Errors raised, as the subclass specialises them.
+        self._limit_exceeded: Callable[[str], Exception] = PoolTimeout
+        self._pool_timeout: Callable[[str], Exception] = PoolTimeout
+        self._too_many_requests: Callable[[str], Exception] = PoolTimeout
+        # What the backend provides.
+        self._backend: Any = None
+        self._new_waiter: Callable[[], Any] = _no_waiter
+        self._upkeep: Any = None
+        self._stall_watch: object = False  # lifecycle.stall_watch.running once it watches us
+
+    # -- the lock-free paths ----------------------------------------------
+
+    @cython.locals(slot=Slot, idle=list, last=cython.Py_ssize_t)
+    def acquire(self, block: bool = False, timeout: float | None = None) -> Any:
+        """Take a resource out of the pool.
+
+        Reuses the most recently released idle resource, else creates one
+        while under ``limit``.  Otherwise, with ``block`` false, raises
+        ``LimitExceeded``; with ``block`` true, queues first come, first
+        served for up to ``timeout`` seconds (default: the pool's
+        ``timeout`` option; ``None``: forever) and then raises
+        ``PoolTimeout``.
+        """
+        self._n_requests += 1
+        idle = self._idle
+        if self._lock_free and idle:
+            if cython.compiled:
+                # Two steps with no Python code between them: one under the
+                # GIL (and cheaper than pop(), which reallocates the list).
+                last = len(idle) - 1
+                slot = idle[last]
+                del idle[last]
+            else:
+                try:
+                    slot = idle.pop()
+                except IndexError:  # another thread took the last one
+                    return self._acquire_slow(block, timeout)
+            if slot.generation == self._generation:
+                slot.lent = True
+                return slot.resource
+            self._discard_stale(slot)
+        return self._acquire_slow(block, timeout)
+
+    @cython.locals(slot=Slot, lent=cython.bint)
+    def release(self, resource: Any) -> None:
+        """Return a resource acquired from this pool.
+
+        Raises ``ValueError`` (and changes nothing) when ``resource`` is
+        not currently lent by this pool: released twice, or never acquired.
+        """
+        slot: Slot | None = self._slots.get(_identity(resource))
+        if slot is None:
+            self._release_unknown(resource)
+            return
+        # Test and clear as one step, so that of two racing releases one
+        # fails.  Compiled, the two statements run under the GIL with no
+        # Python code between them; as plain Python they need the lock.
+        if cython.compiled:
+            lent = slot.lent
+            slot.lent = False
+        else:
+            with self._mutex:
+                lent = slot.lent
+                slot.lent = False
+        if not lent:
+            self._release_unknown(resource)
+            return
+        if self._lock_free and slot.generation == self._generation:
+            self._idle.append(slot)
+            # Read again after the push: a thread may have queued a waiter,
+            # shrunk or closed the pool since the first look.
+            if not self._lock_free or slot.generation != self._generation:
+                self._rebalance()
+            return
+        self._release_slow(slot)
+
+    # -- acquire ----------------------------------------------------------
+
+    def _acquire_slow(self, block: bool, timeout: float | None) -> Any:
+        if timeout is None:
+            timeout = self.timeout
+        elif block:
+            timeout = check_seconds("timeout", timeout)
+        asked = timeout  # what a timeout error reports, however much is left
+        deadline: float = _INF if timeout is None else _now() + timeout
+        started: float = _now() if self._watched else 0.0
+        if self._upkeep is None and self._needs_upkeep and not self._closed:
+            self._start_upkeep()
+        while True:
+            try:
+                slot = self._take_or_queue(block, timeout, asked)
+                if self._pending_close:
+                    self._close_pending()
+                if self._bare_hand_out:
+                    slot.fresh = False
+                    return slot.resource
+                resource = self._hand_out(slot)
+                if self._watched:
+                    self._emit("checkout", resource, _now() - started)
+                return resource
+            except PoolTimeout:
+                if self._watched:
+                    self._emit("timeout", None, _now() - started)
+                raise
+            except AcquireAgain:
+                if deadline != _INF:
+                    timeout = max(0.0, deadline - _now())
+
+    def _take_or_queue(self, block: bool, timeout: float | None, asked: float | None) -> Slot:
+        """A slot lent to the caller, waiting for one if allowed (its
+        ``fresh`` flag says whether it was made for this call); ``asked`` is
+        the caller's whole timeout, for the error."""
+        client: WaitingClient | None = None
+        slot: Slot | None
+        self._mutex.acquire()
+        try:
+            if self._closed:
+                self._n_request_errors += 1
+                raise PoolClosed(f"acquire on closed pool {self.name!r}")
+            if not self._waiting:
+                slot = self._pop_idle_locked()
+                if slot is not None:
+                    slot.lent = True
+                    return slot
+            limit = self._limit
+            if not limit or self._size < limit:
+                self._size += 1
+            else:
+                if not block:
+                    self._n_request_errors += 1
+                    raise self._limit_exceeded(
+                        f"pool {self.name!r}: all {limit} resources are in use"
+                    )
+                if self.max_waiting and len(self._waiting) >= self.max_waiting:
+                    self._n_request_errors += 1
+                    raise self._too_many_requests(
+                        f"pool {self.name!r}: {self.max_waiting} requests are already waiting"
+                    )
+                if timeout is not None and timeout <= 0:
+                    raise self._timeout_locked(asked)
+                client = new_client(self._new_waiter(), _now(), forking.pid)
+                self._waiting.push(client)
+                self._lock_free = False
+                self._n_queued += 1
+                if self._idle:  # a lock-free release pushed one since we looked
+                    self._rebalance_locked()
+        finally:
+            self._mutex.release()
+        if client is None:
+            return self._create_lent()
+        return self._wait(client, timeout, asked)
+
+    def _timeout_locked(self, asked: float | None) -> Exception:
+        """Count a wait that ran out (``asked``: the caller's whole timeout)
+        and make its error."""
+        self._n_request_errors += 1
+        self._n_timeouts += 1
+        if not asked:
+            return self._pool_timeout(f"pool {self.name!r}: no resource is free")
+        return self._pool_timeout(
+            f"pool {self.name!r}: no resource became free within {asked:g} s")
+
+    def _wait(self, client: WaitingClient, timeout: float | None, asked: float | None) -> Slot:
+        if timeout is None and self._stall_watch is not lifecycle.stall_watch.running:
+            lifecycle.stall_watch.watch(self)
+        try:
+            client.waiter.wait(timeout)
+        except BaseException:
+            self._abandon(client)
+            raise
+        return self._outcome(client, asked)
+
+    def _outcome(self, client: WaitingClient, asked: float | None) -> Slot:
+        """What a wait that returned brought: a slot, or an error."""
+        if client.pid != forking.pid:
+            raise AcquireAgain
+        # A grant is final and made before the wake: only a client still
+        # WAITING (timed out, or a grant racing in) needs the lock to decide.
+        state = client.state
+        if state == WAITING:
+            self._mutex.acquire()
+            try:
+                state = client.state
+                if state == WAITING:
+                    client.withdraw()
+                    self._waiting.remove(client)
+                    self._settle_locked()
+                    self._wait_s += _now() - client.since
+                    raise self._timeout_locked(asked)
+            finally:
+                self._mutex.release()
+        self._wait_s += _now() - client.since  # a statistic: a lost add is harmless
+        if state == GRANTED:
+            return client.slot  # type: ignore[no-any-return]
+        if state == MAY_CREATE:
+            return self._create_lent()
+        raise PoolClosed(f"pool {self.name!r} was closed while waiting")
+
+    def _abandon(self, client: WaitingClient) -> None:
+        """The waiting task was interrupted: pass on whatever reached it."""
+        if client.pid != forking.pid:
+            return  # queued in the parent: nothing of it is in this process's pool
+        with self._mutex:
+            state = client.withdraw()
+            if state == WAITING:
+                self._waiting.remove(client)
+            elif state == GRANTED:
+                slot: Slot = client.slot
+                slot.lent = False
+                self._return_locked(slot)
+            elif state == MAY_CREATE:
+                self._free_capacity_locked()
+            self._settle_locked()
+        self._close_pending()
+
+    def _pop_idle_locked(self) -> Slot | None:
+        """The warmest usable idle slot; stale ones met on the way are closed."""
+        idle = self._idle
+        while idle:
+            try:
+                slot: Slot = idle.pop()
+            except IndexError:  # a lock-free acquire took the last one
+                return None
+            if slot.generation == self._generation and (
+                slot.expires == _INF or _now() < slot.expires
+            ):
+                return slot
+            self._pending_close.append(slot)
+            self._free_capacity_locked()
+        return None
+
+    def _hand_out(self, slot: Slot) -> Any:
+        """Run the hand-out hooks on a lent slot; return what the caller gets."""
+        resource = slot.resource
+        fresh = slot.fresh
+        slot.fresh = False
+        try:
+            # A resource made for this very call is not checked: it just
+            # connected, and a check that always fails would otherwise loop
+            # forever creating and discarding resources.
+            if self.check is not None and not fresh:
+                try:
+                    self.check(resource)
+                except Exception:
+                    logger.warning(
+                        "greenpools: pool %r discards a resource that failed its check",
+                        self.name, exc_info=True)
+                    self._discard_lent(slot, True)
+                    raise AcquireAgain from None
+            if self._track_lending:
+                slot.lent_at = _now()
+                slot.holder = self._backend.current_task()
+                slot.leak_warned = False
+                if self.leak_timeout is not None:
+                    slot.stack = acquirer_stack()
+            if self._prepare_hook is not None:
+                prepared = self._prepare_hook(resource)
+                if prepared is not resource:
+                    with self._mutex:
+                        self._forget_slot_locked(slot)
+                        slot.resource = prepared
+                        self._slots[_identity(prepared)] = slot
+                    resource = prepared
+        except AcquireAgain:
+            raise
+        except BaseException:
+            self._give_back(slot)
+            raise
+        return resource
+
+    def _create_lent(self) -> Slot:
+        slot: Slot = self._new_slot(False)
+        with self._mutex:
+            if not self._closed:
+                slot.lent = True
+                slot.fresh = True
+                return slot
+            self._size -= 1
+            self._forget_slot_locked(slot)
+        self._close_quietly(slot.resource)
+        raise PoolClosed(f"pool {self.name!r} was closed while creating a resource")
+
+    # -- release ----------------------------------------------------------
+
+    def _release_slow(self, slot: Slot) -> None:
+        if self._bare_leases:  # only waiters, a shrink or a close kept it off the fast path
+            self._mutex.acquire()
+            try:
+                self._return_locked(slot)
+            finally:
+                self._mutex.release()
+            if self._pending_close:
+                self._close_pending()
+            return
+        resource = slot.resource
+        now = _now()
+        if self._track_lending:
+            self._usage_s += now - slot.lent_at
+        try:
+            if self._release_hook is not None:
+                self._release_hook(resource)
+            if self.reset is not None:
+                self.reset(resource)
+        except Exception:
+            logger.warning("greenpools: pool %r discards a resource whose reset failed",
+                           self.name, exc_info=True)
+            with self._mutex:
+                self._n_returns_bad += 1
+                self._pending_close.append(slot)
+                self._drop_capacity_locked()
+            self._emit("invalidate", resource, None)
+        else:
+            with self._mutex:
+                self._return_locked(slot)
+            if self._watched:
+                self._emit("checkin", resource, now - slot.lent_at)
+        self._close_pending()
+
+    def _give_back(self, slot: Slot) -> None:
+        """Put a lent slot back untouched (a hand-out hook failed)."""
+        with self._mutex:
+            if slot.lent:
+                slot.lent = False
+                self._return_locked(slot)
+        self._close_pending()
+
+    def _rebalance(self) -> None:
+        with self._mutex:
+            self._rebalance_locked()
+        self._close_pending()
+
+    def _rebalance_locked(self) -> None:
+        """Hand idle slots to waiters; retire stale and excess idle slots."""
+        if not self._idle:  # the usual case when a waiter queues up
+            self._settle_locked()
+            return
+        while self._waiting:
+            slot = self._pop_idle_locked()
+            if slot is None:
+                break
+            self._grant_locked(slot)
+        while self._excess:  # a shrink raced with a lock-free release
+            try:
+                self._pending_close.append(self._idle.pop(0))
+            except IndexError:
+                break
+            self._excess -= 1
+            self._size -= 1
+        self._settle_locked()
+        generation = self._generation
+        for stale in [s for s in self._idle if s.generation != generation]:
+            try:
+                self._idle.remove(stale)
+            except ValueError:  # taken by a lock-free acquire meanwhile
+                continue
+            self._pending_close.append(stale)
+            self._free_capacity_locked()
+
+    def _grant_locked(self, slot: Slot) -> None:
+        """Lend ``slot`` to the oldest client (there is one)."""
+        slot.lent = True
+        while True:
+            client = self._waiting.pop_oldest()
+            if client is None:  # nobody took it after all: keep it idle
+                slot.lent = False
+                slot.idle_since = _now()
+                self._idle.append(slot)
+                break
+            if client.grant(slot):
+                break
+        if not self._waiting:
+            self._settle_locked()
+
+    def _settle_locked(self) -> None:
+        """Let the lock-free paths run again if nothing else is going on."""
+        self._lock_free = (
+            self._bare_leases and not self._waiting and not self._excess and not self._closed
+        )
+
+    def _must_close_locked(self, slot: Slot) -> bool:
+        """Whether a slot coming back must close rather than be reused: the
+        pool closed or shrinks, the slot is from before a reset, or expired."""
+        return bool(
+            self._closed or self._excess or slot.generation != self._generation
+            or (slot.expires != _INF and _now() >= slot.expires)
+        )
+
+    def _return_locked(self, slot: Slot) -> None:
+        """Route a slot that is neither idle nor lent: to a waiter, idle, or closing."""
+        if self._must_close_locked(slot):
+            self._pending_close.append(slot)
+            self._drop_capacity_locked()
+        elif self._waiting:
+            self._grant_locked(slot)  # no clock read: the contended path's common case
+        else:
+            slot.idle_since = _now()
+            self._idle.append(slot)
+
+    def _drop_capacity_locked(self) -> None:
+        """A resource is going away: count it against a shrink, or pass it on."""
+        if self._excess:
+            self._excess -= 1
+            self._size -= 1
+            self._settle_locked()
+        else:
+            self._free_capacity_locked()
+
+    def _free_capacity_locked(self) -> None:
+        """A resource stopped existing: let the oldest waiter create one."""
+        if not self._closed and (not self._limit or self._size <= self._limit):
+            while self._waiting:
+                client = self._waiting.pop_oldest()
+                if client is not None and client.allow_create():
+                    self._settle_locked()
+                    return
+        self._size -= 1
+
+    def _wake_creators_locked(self) -> None:
+        """Capacity appeared (grown limit, dropped resources): hand it out."""
+        while self._waiting and (not self._limit or self._size < self._limit):
+            client = self._waiting.pop_oldest()
+            if client is not None and client.allow_create():
+                self._size += 1
+        self._settle_locked()
+
+    def _refuse_all_locked(self) -> None:
+        """The pool closed: every queued client gets PoolClosed."""
+        for client in self._waiting.take_all():
+            client.refuse()
+
+    # -- discarding -------------------------------------------------------
+
+    def _close_pending(self) -> None:
+        """Close the slots queued by code that held the lock."""
+        if not self._pending_close:
+            return
+        with self._mutex:
+            slots = self._pending_close[:]
+            del self._pending_close[:]
+        self._close_slots(slots, True, False)
+
+    def _forget_slot_locked(self, slot: Slot) -> None:
+        """Drop a slot (no longer idle or lent) from ``_slots``."""
+        key = _identity(slot.resource)
+        if self._slots.get(key) is slot:
+            del self._slots[key]
+
+    def _discard_stale(self, slot: Slot) -> None:
+        """A lock-free acquire popped a slot retired by a close or reset."""
+        with self._mutex:
+            self._pending_close.append(slot)
+            self._free_capacity_locked()
+        self._close_pending()
+
+    def _discard_lent(self, slot: Slot, lost: bool = True) -> None:
+        with self._mutex:
+            if not slot.lent:
+                return
+            slot.lent = False
+            if lost:
+                self._n_connections_lost += 1
+            self._pending_close.append(slot)
+            self._drop_capacity_locked()
+        if lost:
+            self._emit("invalidate", slot.resource, None)
+        self._close_pending()
+
+    def _emit(self, event: str, resource: Any = None, seconds: float | None = None) -> None:
+        """Tell listeners and metrics of ``event``; free for unwatched pools."""
+        if self._watched:
+            events.emit(self, event, resource, seconds)
+
+    # -- provided by the subclass (greenpools.resource.Resource) -------------
+
+    if TYPE_CHECKING:
+
+        def _new_slot(self, ready: bool = False) -> Slot: ...
+        def _close_slots(
+            self, slots: list[Slot], ignore_errors: bool, collect: bool = False
+        ) -> None: ...
+        def _close_quietly(self, resource: Any) -> None: ...
+        def _release_unknown(self, resource: Any) -> None: ...
+        def _start_upkeep(self) -> None: ...
