@@ -303,11 +303,10 @@ def test_leak_timeout_logs_once_with_the_acquirers_line(
     caller's acquire, whichever fast path (C or Python) ran in between."""
     caplog.set_level("WARNING", logger="greenpools")
     pool = make_pool(Factory(), 2, leak_timeout=0.02, name="leaky")
-    rounds = lifecycle.interval_for(pool)
     thing, line = _hold_it_somewhere(pool)
     wait_until(lambda: _leak_records(caplog))
-    started = time.monotonic()  # let the upkeep run several more rounds
-    wait_until(lambda: time.monotonic() - started > 5 * rounds)
+    started = time.monotonic()  # let the upkeep run several more rounds (4 per leak_timeout)
+    wait_until(lambda: time.monotonic() - started > 5 * pool.leak_timeout)
     leaks = _leak_records(caplog)
     assert len(leaks) == 1, [r.getMessage() for r in leaks]
     assert leaks[0].levelno == logging.WARNING
