@@ -229,10 +229,7 @@ class Resource(SlotPool, Counters, Generic[T]):
         # Lent when a reset retired them: their place is free already, and
         # they close when they come back (see _retire_lent_locked).
         self._retiring: dict[int, Slot] = {}
-        self._needs_upkeep = bool(  # the options are fixed: ask once
-            self.min_size or self.max_idle is not None or self.max_lifetime is not None
-            or self.leak_timeout is not None or self._keepalive_interval() is not None
-        )
+        self._needs_upkeep = lifecycle.needs_upkeep(self)  # the options are fixed: ask once
         self._ready_waiters: list[backends.Waiter] = []  # callers of wait()
         self._reset_counters()
         self._backend = backends.current()
@@ -515,6 +512,65 @@ class Resource(SlotPool, Counters, Generic[T]):
             self._drop_capacity_locked()
         self._emit("invalidate", slot.resource)
         self._close_slots([slot], ignore_errors=True, collect=True)
+
+    # What greenpools.lifecycle sees of a pool (lifecycle.UpkeepPool), beside
+    # the methods above: the upkeep tasks call these and never touch the
+    # pool's lists themselves.
+
+    def _has_upkeep(self, upkeep: object) -> bool:
+        """Whether ``upkeep`` is this pool's upkeep task now."""
+        return self._upkeep is upkeep
+
+    def _join_stall_watch(self, token: object) -> bool:
+        """Record that the stall watch ``token`` watches this pool (the C
+        fast path reads it too); False if it already did."""
+        if self._stall_watch is token:
+            return False
+        self._stall_watch = token
+        return True
+
+    def _retire_idle(self, now: float) -> int:
+        """Close idle resources past their lifetime, or idle for ``max_idle``
+        while more than ``min_size`` are idle; how many were closed."""
+        doomed: list[Slot] = []
+        with self._mutex:
+            keep: list[Slot] = []
+            spare = len(self._idle) - self.min_size  # idle ones max_idle may close
+            for slot in self._idle:  # the coldest first
+                if now >= slot.expires:
+                    doomed.append(slot)
+                elif (
+                    self.max_idle is not None and spare > 0
+                    and now - slot.idle_since >= self.max_idle
+                ):
+                    doomed.append(slot)
+                    spare -= 1
+                else:
+                    keep.append(slot)
+            if doomed:
+                self._idle[:] = keep  # in place: the lock-free paths hold the list
+                for _ in doomed:
+                    self._free_capacity_locked()
+        if doomed:
+            self._close_slots(doomed, ignore_errors=True)
+        return len(doomed)
+
+    def _keep_idle_alive(self, resource: T) -> bool:
+        """Run :meth:`_keep_alive` on ``resource`` if it is still idle, out of
+        the idle stack meanwhile; False if it died (it is closed and counted
+        in ``connections_lost``), True otherwise."""
+        slot = self._take_idle_resource(resource)
+        if slot is None:  # acquired (or closed) meanwhile
+            return True
+        try:
+            self._keep_alive(resource)
+        except Exception:
+            logger.info("greenpools: pool %r replaces an idle resource that died",
+                        self.name, exc_info=True)
+            self._drop_dead_idle(slot)
+            return False
+        self._put_back_idle(slot)
+        return True
 
     def wait(self, timeout: float | None = 30.0) -> None:
         """Block until ``min_size`` resources are ready (connected, for kombu pools).
@@ -819,7 +875,9 @@ class Resource(SlotPool, Counters, Generic[T]):
         return self._needs_upkeep and not self._closed
 
     def _start_upkeep(self) -> None:
-        lifecycle.Upkeep.start(self, self._backend)  # it publishes itself as self._upkeep
+        upkeep = lifecycle.Upkeep(self, self._backend)
+        self._upkeep = upkeep  # before it runs: it ends at once if not the pool's upkeep
+        upkeep.start()
 
     def _after_fork_in_child(self) -> None:
         # Never blocks or yields: see greenpools.forking.  The child is single

@@ -188,7 +188,7 @@ class SlotPool:
 
     # -- the lock-free paths ----------------------------------------------
 
-    @cython.locals(slot=Slot, idle=list, last=cython.Py_ssize_t)
+    @cython.locals(slot=Slot, idle=list, last=cython.Py_ssize_t)  # type: ignore[untyped-decorator]
     def acquire(self, block: bool = False, timeout: float | None = None) -> Any:
         """Take a resource out of the pool.
 
@@ -219,7 +219,7 @@ class SlotPool:
             self._discard_stale(slot)
         return self._acquire_slow(block, timeout)
 
-    @cython.locals(slot=Slot, lent=cython.bint)
+    @cython.locals(slot=Slot, lent=cython.bint)  # type: ignore[untyped-decorator]
     def release(self, resource: Any) -> None:
         """Return a resource acquired from this pool.
 
@@ -340,7 +340,7 @@ class SlotPool:
 
     def _wait(self, client: WaitingClient, timeout: float | None, asked: float | None) -> Slot:
         if timeout is None and self._stall_watch is not lifecycle.stall_watch.running:
-            lifecycle.stall_watch.watch(self)
+            lifecycle.stall_watch.watch(self)  # type: ignore[arg-type]  # a Resource
         try:
             client.waiter.wait(timeout)
         except BaseException:

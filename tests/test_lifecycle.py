@@ -7,12 +7,16 @@ become visible (``wait_until``), never for a fixed time.
 
 from __future__ import annotations
 
+import ast
+import gc
 import logging
 import re
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -303,11 +307,10 @@ def test_leak_timeout_logs_once_with_the_acquirers_line(
     caller's acquire, whichever fast path (C or Python) ran in between."""
     caplog.set_level("WARNING", logger="greenpools")
     pool = make_pool(Factory(), 2, leak_timeout=0.02, name="leaky")
-    rounds = lifecycle.interval_for(pool)
     thing, line = _hold_it_somewhere(pool)
     wait_until(lambda: _leak_records(caplog))
-    started = time.monotonic()  # let the upkeep run several more rounds
-    wait_until(lambda: time.monotonic() - started > 5 * rounds)
+    started = time.monotonic()  # let the upkeep run several more rounds (4 per leak_timeout)
+    wait_until(lambda: time.monotonic() - started > 5 * pool.leak_timeout)
     leaks = _leak_records(caplog)
     assert len(leaks) == 1, [r.getMessage() for r in leaks]
     assert leaks[0].levelno == logging.WARNING
@@ -375,6 +378,59 @@ def test_upkeep_stops_when_the_pool_closes(make_pool: Any, quick_upkeep: None) -
     join_all(tasks)
     wait_until(lambda: pool._upkeep is None or pool._upkeep._live_pool() is None)
     assert len(factory.made) == 2
+
+
+def _collected(dropped: weakref.ref[Any]) -> bool:
+    gc.collect()  # an upkeep job may hold the pool for a moment: look again
+    return dropped() is None
+
+
+def test_a_dropped_pool_with_upkeep_is_collected_and_its_task_ends(quick_upkeep: None) -> None:
+    pool = Pool(Factory(), 3, min_size=1, max_idle=10, max_lifetime=60, leak_timeout=10,
+                keepalive=0.01, check=lambda thing: None)
+    pool.wait(timeout=HANG_TIMEOUT)
+    upkeep = pool._upkeep
+    assert upkeep is not None and len(upkeep.tasks) == 4 and not upkeep.ended
+    dropped = weakref.ref(pool)
+    del pool  # never closed: only the upkeep task could keep it alive
+    wait_until(lambda: _collected(dropped), message="the dropped pool was never collected")
+    wait_until(lambda: upkeep.ended, message="the upkeep task outlived its pool")
+
+
+def test_a_dropped_pool_that_waited_without_a_timeout_is_collected() -> None:
+    pool = Pool(Factory(), 1)
+    held = pool.acquire()
+    waiter = start_acquirer(pool)  # no timeout: the stall watch watches the pool now
+    assert pool._stall_watch is lifecycle.stall_watch.running
+    pool.release(held)
+    pool.release(waiter.join())
+    del waiter  # its function holds the pool
+    dropped = weakref.ref(pool)
+    del pool
+    wait_until(lambda: _collected(dropped), message="the stall watch kept the pool alive")
+
+
+def test_a_pool_without_lifecycle_options_starts_no_task(make_pool: Any) -> None:
+    pool = make_pool(Factory(), 2, check=lambda thing: None, timeout=1)
+    pool.release(pool.acquire(block=True))
+    pool.wait(timeout=0)
+    assert pool._upkeep is None
+
+
+def test_lifecycle_does_not_import_the_pool() -> None:
+    """Upkeep types against its own protocol of a pool: no import cycle,
+    not even one for type checking only."""
+    source = Path(lifecycle.__file__).read_text()
+    imported: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = "greenpools." * (node.level > 0) + (node.module or "")
+            imported.add(base.rstrip("."))
+            imported.update(f"{base}.{alias.name}".replace("..", ".") for alias in node.names)
+    assert "greenpools.backends" in imported  # the walk does see its imports
+    assert not {name for name in imported if name.startswith("greenpools.resource")}, imported
 
 
 def test_timeouts_with_lifecycle_options(make_pool: Any, quick_upkeep: None) -> None:

@@ -617,7 +617,7 @@ def test_acquire_takes_block_and_timeout_like_kombu() -> None:
     assert first is not second
     pool.release(first)
     pool.release(second)
-    with pytest.raises(TypeError, match="multiple values for (keyword )?argument 'block'"):
+    with pytest.raises(TypeError, match=r"multiple values for (keyword )?argument 'block'"):
         pool.acquire(True, block=True)  # type: ignore[misc]
     with pytest.raises(TypeError, match="unexpected keyword argument 'wait'"):
         pool.acquire(wait=True)  # type: ignore[call-arg]

@@ -2,8 +2,6 @@
 cimport cython
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.pythread cimport (
-    PY_LOCK_ACQUIRED,
-    PY_LOCK_INTR,
     PyLockStatus,
     PyThread_acquire_lock,
     PyThread_allocate_lock,

@@ -112,10 +112,10 @@ class Mutex:
             microseconds = -1 if timeout == -1 else int(timeout * 1e6)
             with cython.nogil:
                 status = PyThread_acquire_lock_timed(self._lock, microseconds, 1)
-            if status == PY_LOCK_ACQUIRED:  # noqa: F821 (declared in base.pxd)
+            if status == 1:  # PY_LOCK_ACQUIRED
                 self._held = True
                 return True
-            if status != PY_LOCK_INTR:  # noqa: F821
+            if status != 2:  # PY_LOCK_INTR: a signal interrupted the wait
                 return False
             # A signal arrived: run its handler (which may raise), then wait
             # for what is left, as _thread's lock does.
