@@ -18,7 +18,8 @@ import random
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from . import backends, forking
+from . import backends
+from .forking import fork_guard
 
 if TYPE_CHECKING:
     from .backends import Backend
@@ -36,7 +37,7 @@ class Upkeep:
     def __init__(self, pool: Resource[Any], backend: Backend) -> None:
         self._pool = weakref.ref(pool)
         self._backend = backend
-        self._pid = forking.pid
+        self._pid = fork_guard.pid
         self._stopped = False
         self._failing_since: float | None = None
         self._retry_at = 0.0
@@ -59,7 +60,7 @@ class Upkeep:
         pool = self._pool()
         if (
             pool is None or self._stopped or pool._closed or pool._upkeep is not self
-            or forking.pid != self._pid
+            or fork_guard.pid != self._pid
         ):
             return None
         return pool
@@ -205,8 +206,8 @@ class StallWatch:
 
     def watch(self, pool: Resource[Any]) -> None:
         running = self.running
-        if running is None or running[0] != forking.pid or running[1] is not pool._backend:
-            running = self.running = (forking.pid, pool._backend)
+        if running is None or running[0] != fork_guard.pid or running[1] is not pool._backend:
+            running = self.running = (fork_guard.pid, pool._backend)
             pool._backend.spawn(self._run, running)
         if pool._stall_watch is not running:
             pool._stall_watch = running
@@ -214,7 +215,7 @@ class StallWatch:
 
     def _run(self, running: tuple[int, Backend]) -> None:
         backend = running[1]
-        while self.running == running and forking.pid == running[0]:
+        while self.running == running and fork_guard.pid == running[0]:
             backend.sleep(min(self.after / 4, MAX_INTERVAL * 5))
             now = backend.monotonic()
             for pool in list(self._pools):
@@ -226,7 +227,7 @@ stall_watch = StallWatch()
 
 # Pools skip watch() while their token is the running one; after a fork or
 # a switch no task runs for them any more, so the next wait starts one.
-@forking.after_fork_in_child
+@fork_guard.after_fork_in_child
 def _stall_watch_gone() -> None:
     stall_watch.running = None
 

@@ -38,10 +38,11 @@ from kombu.pools import use_global_limit
 from kombu.utils.collections import EqualityDict, eqhash
 from kombu.utils.functional import ChannelPromise
 
-from . import backends, events, forking
+from . import backends, events
 from ._kombu_fork import forget_connection
 from .backends.base import native_lock
 from .exceptions import PoolTimeout
+from .forking import fork_guard
 from .placement import HostSpread, hosts_of
 from .resource import Resource, check_limit, check_seconds
 
@@ -838,7 +839,7 @@ def reset(*args: Any, **kwargs: Any) -> None:
         group.clear()
 
 
-@forking.after_fork_in_child
+@fork_guard.after_fork_in_child
 def _reset_groups_in_child() -> None:
     alive = []
     for ref in _live_groups:

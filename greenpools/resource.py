@@ -318,7 +318,7 @@ class Resource(FastPath, Counters, Generic[T]):
         self._new_waiter = backends.waiter_factory()
         self._upkeep: lifecycle.Upkeep | None = None
         self._stall_watch: object = False  # lifecycle.stall_watch.running once it watches us
-        forking.track(self)
+        forking.fork_guard.track(self)
         _live_pools.add(self)
 
         self.setup()
