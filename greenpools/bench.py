@@ -129,22 +129,6 @@ class Contender:
 # -- backend helpers ------------------------------------------------------------
 
 
-def patch_for(backend: str) -> None:
-    """Monkey-patch the running process for ``backend``, as servers do."""
-    if backend == "gevent":
-        from gevent import monkey
-
-        monkey.patch_all()
-    elif backend == "eventlet":
-        import warnings
-
-        warnings.filterwarnings("ignore", message=".*[Ee]ventlet is deprecated")
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        import eventlet
-
-        eventlet.monkey_patch()
-
-
 def running_backend() -> str:
     """The backend the running process is patched for."""
     from greenpools import backends
@@ -656,16 +640,8 @@ def run_steps(backend: str, steps: Sequence[Step], settings: Settings,
 #: Runs in a fresh interpreter: patch first, import greenpools after.
 _WORKER_CODE = """\
 import sys
-backend = sys.argv[1]
-if backend == "gevent":
-    from gevent import monkey
-    monkey.patch_all()
-elif backend == "eventlet":
-    import warnings
-    warnings.filterwarnings("ignore", message=".*[Ee]ventlet is deprecated")
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    import eventlet
-    eventlet.monkey_patch()
+from greenpools.startup import patch_first
+patch_first(sys.argv[1])
 from greenpools.bench import worker_main
 sys.exit(worker_main(sys.argv[1:]))
 """
