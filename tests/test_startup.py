@@ -54,5 +54,5 @@ def test_patch_first_threading_patches_nothing() -> None:
 def test_patch_first_rejects_an_unknown_backend_naming_it() -> None:
     from greenpools.startup import patch_first
 
-    with pytest.raises(ValueError, match="backend_name must be one of .*, got 'asyncio'"):
+    with pytest.raises(ValueError, match=r"backend_name must be one of .*, got 'asyncio'"):
         patch_first("asyncio")
