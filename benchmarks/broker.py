@@ -82,12 +82,12 @@ def publish(
         except BaseException as exc:
             failures.append(exc)
 
-    workers = bench._start_tasks(tasks, task)
+    workers = bench.start_tasks(tasks, task)
     time.sleep(0.01)
     deadline = time.monotonic() + seconds
     started, cpu_started = time.perf_counter(), time.process_time()
     go.set()
-    finished = bench._join(workers, seconds + 30.0)
+    finished = bench.join_tasks(workers, seconds + 30.0)
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     if failures or not finished:
         raise RuntimeError(f"S5 publish failed: {failures[:1]!r}, all finished: {finished}")

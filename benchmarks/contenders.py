@@ -15,7 +15,7 @@ from typing import Any
 
 from greenlet import getcurrent
 
-from greenpools.bench import Contender, Subject, _kombu_subject, running_backend
+from greenpools.bench import Contender, Subject, kombu_subject, running_backend
 
 
 class Thing:
@@ -52,7 +52,7 @@ def make_kombu_generic_pool(limit: int, create: Any = Thing) -> Any:
 
 
 def make_kombu_generic(limit: int) -> Subject:
-    return _kombu_subject(make_kombu_generic_pool(limit))
+    return kombu_subject(make_kombu_generic_pool(limit))
 
 
 def make_eventlet_pool(limit: int) -> Subject:

@@ -138,7 +138,7 @@ def waiter_bytes(subject: bench.Subject, count: int) -> float:
 
     grown, tasks = traced_growth(lambda: _park(count, wait_on_pool, all_queued))
     subject.release(held)
-    bench._join(tasks, 30.0)
+    bench.join_tasks(tasks, 30.0)
     return grown / count
 
 

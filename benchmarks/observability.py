@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import sys
 
-from gevent import monkey
+from greenpools.startup import patch_first
 
-monkey.patch_all()
+patch_first("gevent")
 
 import time  # noqa: E402
 

@@ -1,6 +1,7 @@
 """Run the whole benchmark suite: greenpools next to kombu and the others.
 
     python benchmarks/run.py [--quick] [--backend NAME]... [--scenario NAME]...
+    python benchmarks/run.py --baseline DIR [--rounds N] [--quick] [...]
 
 Each backend (threading; gevent and eventlet, monkey-patched) runs in its
 own freshly started process (benchmarks/worker.py); S4 runs in unpatched
@@ -12,6 +13,12 @@ and everything is saved as JSON in benchmarks/results/<timestamp>.json.
 Scenarios: s1 (uncontended cycle), s2 (contended), s3 (fairness), s4
 (cooperative waiting), s5 (RabbitMQ publish, confirms on), memory.
 The full run takes a few minutes; --quick well under one.
+
+With --baseline DIR (another greenpools checkout, e.g. a git worktree of
+an older commit), the worker scenarios (not s4) run round by round from
+both checkouts alternately, and each greenpools figure is printed as a
+ratio new/old with its spread over the rounds and whether it is within
+the run's noise (see benchmarks/baseline.py).
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from typing import Any
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+import baseline  # noqa: E402
 import cooperative  # noqa: E402
 import suite  # noqa: E402
 
@@ -47,6 +55,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
                         help="where to save the JSON (default: benchmarks/results/<time>.json)")
     parser.add_argument("--markdown", metavar="PATH", help="also write the tables as Markdown")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--baseline", metavar="DIR",
+                        help="compare with the greenpools checkout in DIR, round by round")
+    parser.add_argument("--rounds", type=int, default=3, metavar="N",
+                        help="rounds of the --baseline comparison (default: 3)")
     return parser.parse_args(argv)
 
 
@@ -66,6 +78,9 @@ def main(argv: list[str]) -> int:
     settings = suite.PRESETS[preset]
     backends = args.backend or bench.installed_backends()
     scenarios = args.scenario or list(suite.ALL_SCENARIOS)
+    if args.baseline:
+        return baseline.compare(args.baseline, backends, scenarios, preset, args.rounds,
+                                open(os.devnull, "w") if args.no_progress else None)
     in_workers = [s for s in suite.WORKER_SCENARIOS if s in scenarios]
     # The broker scenario last, for every backend: the broker shares the
     # machine's cores and stays busy a while after it (confirms, queue

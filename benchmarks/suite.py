@@ -79,17 +79,17 @@ PAIRS = [*bench.PAIRS, ("gp-generic", "kombu-generic", "ratio generic pools")]
 
 
 def _s4(summary: bench.Summary) -> bench.Verdict:
-    ours = bench._metric(summary, "s4", "gp-conn", "hub_ran")
+    ours = bench.metric(summary, "s4", "gp-conn", "hub_ran")
     if ours is None:
         return bench.NOT_MEASURED
-    ticks = bench._metric(summary, "s4", "gp-conn", "ticks_during_wait")
-    theirs = bench._metric(summary, "s4", "kombu-conn", "hub_ran")
-    kombu_ticks = bench._metric(summary, "s4", "kombu-conn", "ticks_during_wait")
-    auto = bench._metric(summary, "s4", "gp-conn-auto", "hub_ran")
-    return bool(ours), f"hub ran {bench._yes(ours)}", (
-        f"{_fmt_int(ticks)} ticks during the wait; kombu: hub ran {bench._yes(theirs)} "
+    ticks = bench.metric(summary, "s4", "gp-conn", "ticks_during_wait")
+    theirs = bench.metric(summary, "s4", "kombu-conn", "hub_ran")
+    kombu_ticks = bench.metric(summary, "s4", "kombu-conn", "ticks_during_wait")
+    auto = bench.metric(summary, "s4", "gp-conn-auto", "hub_ran")
+    return bool(ours), f"hub ran {bench.yes_no(ours)}", (
+        f"{_fmt_int(ticks)} ticks during the wait; kombu: hub ran {bench.yes_no(theirs)} "
         f"({_fmt_int(kombu_ticks)} ticks); greenpools with the backend left to "
-        f"detection (nothing patched, so threading): hub ran {bench._yes(auto)}")
+        f"detection (nothing patched, so threading): hub ran {bench.yes_no(auto)}")
 
 
 def _fmt_int(value: Any) -> str:
@@ -100,8 +100,8 @@ def _all_at_most(pairs: list[tuple[str, str, str]]) -> Any:
     def judge(summary: bench.Summary) -> bench.Verdict:
         figures, details, verdict = [], [], True
         for ours, theirs, key in pairs:
-            a = bench._metric(summary, "memory", ours, key)
-            b = bench._metric(summary, "memory", theirs, key)
+            a = bench.metric(summary, "memory", ours, key)
+            b = bench.metric(summary, "memory", theirs, key)
             if a is None or b is None:
                 return bench.NOT_MEASURED
             met, figure = bench.judge_ratio(a / b if b else float("inf"), 1.0, at_most=True,
@@ -114,7 +114,7 @@ def _all_at_most(pairs: list[tuple[str, str, str]]) -> Any:
     return judge
 
 
-_s2_ratio = bench._ratio_target("s2", "gp-conn", "kombu-conn", "cycles_per_s", 1.0,
+_s2_ratio = bench.ratio_target("s2", "gp-conn", "kombu-conn", "cycles_per_s", 1.0,
                                 at_most=False)
 
 
@@ -123,9 +123,9 @@ def _spreads(summary: bench.Summary, scenario: str, key: str, unit: str,
     """'; greenpools a-b, kombu c-d <unit> over the repetitions' (or nothing)."""
     parts = []
     for contender, name in zip(contenders, ("greenpools", "kombu"), strict=True):
-        spread = bench._metric(summary, scenario, contender, f"{key}_spread")
+        spread = bench.metric(summary, scenario, contender, f"{key}_spread")
         if spread:
-            parts.append(f"{name} {bench._fmt(spread[0])}-{bench._fmt(spread[1])}")
+            parts.append(f"{name} {bench.fmt(spread[0])}-{bench.fmt(spread[1])}")
     return f"; {', '.join(parts)} {unit} over the repetitions" if parts else ""
 
 
@@ -133,17 +133,17 @@ def _s2_throughput(summary: bench.Summary) -> bench.Verdict:
     """The S2 ratio, with its spread and how close the fair floors get."""
     met, figure, detail = _s2_ratio(summary)
     detail += _spreads(summary, "s2", "cycles_per_s", "cycles/s", ("gp-conn", "kombu-conn"))
-    kombu = bench._metric(summary, "s2", "kombu-conn", "cycles_per_s")
+    kombu = bench.metric(summary, "s2", "kombu-conn", "cycles_per_s")
     for floor_id, label in (("floor-fifo", "the minimal FIFO hand-off"),
                             ("floor-run-next", "the FIFO hand-off with run-next")):
-        floor = bench._metric(summary, "s2", floor_id, "cycles_per_s")
+        floor = bench.metric(summary, "s2", floor_id, "cycles_per_s")
         if floor and kombu:
             detail += (f"; {label} reaches {floor / kombu:.2f}x kombu "
-                       f"({bench._fmt(floor)} cycles/s)")
+                       f"({bench.fmt(floor)} cycles/s)")
     return met, figure, detail
 
 
-_s5_ratio = bench._ratio_target("s5", "gp-producer", "kombu-producer", "messages_per_s", 1.0,
+_s5_ratio = bench.ratio_target("s5", "gp-producer", "kombu-producer", "messages_per_s", 1.0,
                                 at_most=False)
 
 
@@ -152,7 +152,7 @@ def _s5_rate(summary: bench.Summary) -> bench.Verdict:
     pair = ("gp-producer", "kombu-producer")
     met, figure, detail = _s5_ratio(summary)
     detail += _spreads(summary, "s5", "messages_per_s", "msgs/s", pair)
-    cpu = [bench._metric(summary, "s5", contender, "cpu_us_per_message") for contender in pair]
+    cpu = [bench.metric(summary, "s5", contender, "cpu_us_per_message") for contender in pair]
     if None not in cpu:
         detail += f"; CPU per message: greenpools {cpu[0]:.0f} us, kombu {cpu[1]:.0f} us"
     return met, figure, detail

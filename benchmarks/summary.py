@@ -75,7 +75,7 @@ def summary_tables(report: dict[str, Any]) -> str:
     names = list(report["backends"])
 
     def metric(name: str, scenario: str, contender: str, key: str) -> Any:
-        return bench._metric(report["backends"][name]["summary"], scenario, contender, key)
+        return bench.metric(report["backends"][name]["summary"], scenario, contender, key)
 
     rows = []
     for caption, scenario, ours, theirs, key, with_ratio in PAIRED:
@@ -86,13 +86,13 @@ def summary_tables(report: dict[str, Any]) -> str:
                 cells.append("n/a")
                 continue
             ratio = f" ({a / b:.2f}x)" if with_ratio and a is not None and b else ""
-            cells.append(f"{bench._fmt(a)} / {bench._fmt(b)}{ratio}")
+            cells.append(f"{bench.fmt(a)} / {bench.fmt(b)}{ratio}")
         rows.append([caption, *cells])
     paired = bench.table(["greenpools / kombu", *names], rows, markdown=True)
 
     rows = []
     for caption, scenario, contender, key in OTHERS:
-        cells = [bench._fmt(metric(name, scenario, contender, key)) for name in names]
+        cells = [bench.fmt(metric(name, scenario, contender, key)) for name in names]
         if any(cell != "-" for cell in cells):
             rows.append([caption, *cells])
     others = bench.table(["floors and other pools", *names], rows, markdown=True)

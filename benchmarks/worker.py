@@ -6,23 +6,13 @@ Started by benchmarks/run.py; reports progress and results on stdout in
 greenpools.bench's line protocol.
 """
 
-# Nothing but the standard library before the monkey patching.
+# Nothing before the monkey patching (greenpools.startup imports nothing else).
 import sys
 
+from greenpools.startup import patch_first
+
 if __name__ == "__main__":
-    _backend = sys.argv[1]
-    if _backend == "gevent":
-        from gevent import monkey
-
-        monkey.patch_all()
-    elif _backend == "eventlet":
-        import warnings
-
-        warnings.filterwarnings("ignore", message=".*[Ee]ventlet is deprecated")
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        import eventlet
-
-        eventlet.monkey_patch()
+    patch_first(sys.argv[1])
 
 import suite
 

@@ -6,18 +6,23 @@ eventlet), with psycopg_pool's lifecycle options and fork safety.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
-from . import _build  # noqa: F401  (first: chooses the compiled or plain-Python core)
-from .backends import Backend, BackendUnavailable, get_backend, use_backend
-from .events import listen, remove_listener
-from .exceptions import LimitExceeded, PoolClosed, PoolError, PoolTimeout, TooManyRequests
-from .resource import Lease, Pool, Resource
+from . import _build  # noqa: F401  (standard library only: which build of the core runs)
+
+if os.environ.get("GREENPOOLS_BACKEND", "").strip() not in ("", "auto"):
+    # A backend named in the environment is loaded (or refused) at import.
+    from . import backends  # noqa: F401
 
 if TYPE_CHECKING:
+    from .backends import Backend, BackendUnavailable, get_backend, use_backend
+    from .events import listen, remove_listener
+    from .exceptions import LimitExceeded, PoolClosed, PoolError, PoolTimeout, TooManyRequests
     from .kombu_patch import install, uninstall
     from .otel import instrument, uninstrument
     from .pools import connections, producers
+    from .resource import Lease, Pool, Resource
 
 __version__ = "0.1.0"
 
@@ -44,8 +49,25 @@ __all__ = [
     "use_backend",
 ]
 
-# The kombu layer loads on first use: importing greenpools stays cheap.
+# Every name loads on first use, so that importing the package (or
+# greenpools.startup, which must run before anything is monkey-patched)
+# imports no pool module, no backend library and no kombu.  Unless the
+# environment names a backend, it is chosen on first use of these names.
 _LAZY = {
+    "Backend": "backends",
+    "BackendUnavailable": "backends",
+    "get_backend": "backends",
+    "use_backend": "backends",
+    "listen": "events",
+    "remove_listener": "events",
+    "LimitExceeded": "exceptions",
+    "PoolClosed": "exceptions",
+    "PoolError": "exceptions",
+    "PoolTimeout": "exceptions",
+    "TooManyRequests": "exceptions",
+    "Lease": "resource",
+    "Pool": "resource",
+    "Resource": "resource",
     "connections": "pools",
     "producers": "pools",
     "install": "kombu_patch",
@@ -61,4 +83,11 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     import importlib
 
-    return getattr(importlib.import_module(f"{__name__}.{module_name}"), name)
+    value = getattr(importlib.import_module(f"{__name__}.{module_name}"), name)
+    if module_name not in ("pools", "kombu_patch", "otel"):
+        globals()[name] = value  # the next lookup is a plain attribute read
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -147,18 +147,9 @@ def doctor(argv: Sequence[str]) -> int:
 
 
 def bench(argv: Sequence[str]) -> int:
-    """Run ``greenpools.bench.main(argv)`` if the benchmark module is installed."""
-    try:
-        bench_module = importlib.import_module("greenpools.bench")
-    except ModuleNotFoundError as exc:
-        if exc.name != "greenpools.bench":
-            raise
-        print(
-            "greenpools bench: the benchmark module (greenpools.bench) is not part of this "
-            "installation yet; see benchmarks/ in the repository",
-            file=sys.stderr,
-        )
-        return 2
+    """Run the short benchmark (:func:`greenpools.bench.main`)."""
+    from . import bench as bench_module
+
     return int(bench_module.main(list(argv)) or 0)
 
 

@@ -7,9 +7,11 @@ next to floors (a native lock pair, a deque pop+append, the backend's
 semaphore pair), on the current process's backend or on all three, each
 in its own freshly monkey-patched interpreter.
 
-The full suite in ``benchmarks/`` reuses everything here: the contenders,
-the scenario functions, the worker protocol, the summary and the targets,
-and adds its own contenders and scenarios.
+The full suite in ``benchmarks/`` reuses everything here through public
+names only (the contenders, the scenario functions, the worker protocol,
+``metric``/``fmt``/``yes_no``/``ratio_target`` for summaries and targets,
+``start_tasks``/``join_tasks``, ``kombu_subject``), and adds its own
+contenders and scenarios.
 
 Importing this module imports neither gevent nor eventlet nor kombu:
 each contender imports what it needs when it is built, after the worker
@@ -127,22 +129,6 @@ class Contender:
 
 
 # -- backend helpers ------------------------------------------------------------
-
-
-def patch_for(backend: str) -> None:
-    """Monkey-patch the running process for ``backend``, as servers do."""
-    if backend == "gevent":
-        from gevent import monkey
-
-        monkey.patch_all()
-    elif backend == "eventlet":
-        import warnings
-
-        warnings.filterwarnings("ignore", message=".*[Ee]ventlet is deprecated")
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        import eventlet
-
-        eventlet.monkey_patch()
 
 
 def running_backend() -> str:
@@ -280,7 +266,8 @@ def queue_waiting(queue: Any) -> Callable[[], int] | None:
     return None  # gevent's (compiled) keeps it to itself
 
 
-def _kombu_subject(pool: Any) -> Subject:
+def kombu_subject(pool: Any) -> Subject:
+    """A kombu ``Resource`` (or pool) as a benchmark :class:`Subject`."""
     return Subject(partial(pool.acquire, True), pool.release,
                    lambda timeout: pool.acquire(True, timeout),
                    queue_waiting(pool._resource), pool.force_close_all)
@@ -318,7 +305,7 @@ def make_kombu_connection_pool(limit: int, connection: Any = None) -> Any:
 
 
 def make_kombu_connection(limit: int) -> Subject:
-    return _kombu_subject(make_kombu_connection_pool(limit))
+    return kombu_subject(make_kombu_connection_pool(limit))
 
 
 def make_kombu_producer_pool(limit: int, connection: Any = None) -> Any:
@@ -328,7 +315,7 @@ def make_kombu_producer_pool(limit: int, connection: Any = None) -> Any:
 
 
 def make_kombu_producer(limit: int) -> Subject:
-    return _kombu_subject(make_kombu_producer_pool(limit))
+    return kombu_subject(make_kombu_producer_pool(limit))
 
 
 CONTENDERS: list[Contender] = [
@@ -413,14 +400,16 @@ def count_overtakes(records: Sequence[tuple[float, float]], margin: float) -> in
     return overtakes
 
 
-def _start_tasks(count: int, target: Callable[..., None], *args: Any) -> list[threading.Thread]:
+def start_tasks(count: int, target: Callable[..., None], *args: Any) -> list[threading.Thread]:
+    """Start ``count`` daemon threads (green under patching) running ``target(i, *args)``."""
     tasks = [threading.Thread(target=target, args=(i, *args), daemon=True) for i in range(count)]
     for task in tasks:
         task.start()
     return tasks
 
 
-def _join(tasks: Iterable[threading.Thread], timeout: float) -> bool:
+def join_tasks(tasks: Iterable[threading.Thread], timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds in all for ``tasks``; whether all ended."""
     deadline = time.monotonic() + timeout
     for task in tasks:
         task.join(max(0.0, deadline - time.monotonic()))
@@ -468,12 +457,12 @@ def run_s2(contender: Contender, settings: Settings) -> dict[str, Any]:
         records.extend(mine)
 
     try:
-        workers = _start_tasks(tasks, task)
+        workers = start_tasks(tasks, task)
         time.sleep(0.01)
         gc.collect()
         started = time.perf_counter()
         go.set()
-        finished = _join(workers, settings.get("s2_timeout", 120.0))
+        finished = join_tasks(workers, settings.get("s2_timeout", 120.0))
         elapsed = time.perf_counter() - started
     finally:
         subject.close()
@@ -536,10 +525,10 @@ def run_s3_order(contender: Contender, settings: Settings) -> dict[str, Any]:
 
         workers = []
         for index in range(waiters):
-            workers += _start_tasks(1, lambda _, i=index: waiter(i))
+            workers += start_tasks(1, lambda _, i=index: waiter(i))
             queued_in_order &= _wait_until_queued(subject, index + 1)
         subject.release(held)
-        _join(workers, 20.0)
+        join_tasks(workers, 20.0)
     finally:
         subject.close()
     return {
@@ -575,10 +564,10 @@ def run_s3_churn(contender: Contender, settings: Settings) -> dict[str, Any]:
             subject.release(resource)
 
     try:
-        workers = _start_tasks(settings["churn_tasks"], task)
+        workers = start_tasks(settings["churn_tasks"], task)
         time.sleep(0.01)
         go.set()
-        _join(workers, 60.0)
+        join_tasks(workers, 60.0)
     finally:
         subject.close()
     back = sum(1 for a, b in itertools.pairwise(holders) if a == b)
@@ -656,16 +645,8 @@ def run_steps(backend: str, steps: Sequence[Step], settings: Settings,
 #: Runs in a fresh interpreter: patch first, import greenpools after.
 _WORKER_CODE = """\
 import sys
-backend = sys.argv[1]
-if backend == "gevent":
-    from gevent import monkey
-    monkey.patch_all()
-elif backend == "eventlet":
-    import warnings
-    warnings.filterwarnings("ignore", message=".*[Ee]ventlet is deprecated")
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    import eventlet
-    eventlet.monkey_patch()
+from greenpools.startup import patch_first
+patch_first(sys.argv[1])
 from greenpools.bench import worker_main
 sys.exit(worker_main(sys.argv[1:]))
 """
@@ -768,8 +749,9 @@ class Target:
     judge: Callable[[Summary], Verdict]
 
 
-def _metric(summary: dict[str, dict[str, Any]], scenario: str, contender: str,
-            key: str = "value") -> Any:
+def metric(summary: dict[str, dict[str, Any]], scenario: str, contender: str,
+           key: str = "value") -> Any:
+    """One figure of a run's summary, or ``None`` where it was not measured."""
     return summary.get(scenario, {}).get(contender, {}).get(key)
 
 
@@ -791,56 +773,57 @@ def judge_ratio(ratio: float, bound: float, at_most: bool, digits: int = 3) -> t
     return met, f"{text}x"
 
 
-def _ratio_target(scenario: str, ours: str, theirs: str, key: str, bound: float,
-                  at_most: bool) -> Callable[[Summary], Verdict]:
+def ratio_target(scenario: str, ours: str, theirs: str, key: str, bound: float,
+                 at_most: bool) -> Callable[[Summary], Verdict]:
+    """A target met when ``ours / theirs`` of ``key`` is at most (or least) ``bound``."""
     def judge(summary: Summary) -> Verdict:
-        a, b = _metric(summary, scenario, ours, key), _metric(summary, scenario, theirs, key)
+        a, b = metric(summary, scenario, ours, key), metric(summary, scenario, theirs, key)
         if a is None or b is None or not b:
             return NOT_MEASURED
         met, figure = judge_ratio(a / b, bound, at_most)
-        return met, figure, f"greenpools {_fmt(a)}, kombu {_fmt(b)}"
+        return met, figure, f"greenpools {fmt(a)}, kombu {fmt(b)}"
 
     return judge
 
 
 def _s2_fifo(summary: Summary) -> Verdict:
-    overtakes = _metric(summary, "s2", "gp-conn", "overtakes")
+    overtakes = metric(summary, "s2", "gp-conn", "overtakes")
     if overtakes is None:
         return NOT_MEASURED
-    theirs = _metric(summary, "s2", "kombu-conn", "overtakes")
+    theirs = metric(summary, "s2", "kombu-conn", "overtakes")
     return overtakes == 0, f"{overtakes} overtakes", f"kombu: {theirs} overtakes"
 
 
 def _s2_max_wait(summary: Summary) -> Verdict:
-    wait = _metric(summary, "s2", "gp-conn", "wait_max_ms")
+    wait = metric(summary, "s2", "gp-conn", "wait_max_ms")
     if wait is None:
         return NOT_MEASURED
-    theirs = _metric(summary, "s2", "kombu-conn", "wait_max_ms")
-    stall = _metric(summary, "s2", "gp-conn", "no_progress_max_ms")
+    theirs = metric(summary, "s2", "kombu-conn", "wait_max_ms")
+    stall = metric(summary, "s2", "gp-conn", "no_progress_max_ms")
     return wait <= 20.0, f"{wait:.1f} ms", (
-        f"kombu: {_fmt(theirs)} ms; longest time in which no task got a resource: "
-        f"{_fmt(stall)} ms (a stall of the whole process, not of the pool, if close)")
+        f"kombu: {fmt(theirs)} ms; longest time in which no task got a resource: "
+        f"{fmt(stall)} ms (a stall of the whole process, not of the pool, if close)")
 
 
 def _s3_fifo(summary: Summary) -> Verdict:
-    fifo = _metric(summary, "s3", "gp-conn", "fifo")
+    fifo = metric(summary, "s3", "gp-conn", "fifo")
     if fifo is None:
         return NOT_MEASURED
-    theirs = _metric(summary, "s3", "kombu-conn", "fifo")
-    back = _metric(summary, "s3", "gp-conn", "back_to_releaser")
-    kombu_back = _metric(summary, "s3", "kombu-conn", "back_to_releaser")
-    return bool(fifo), f"FIFO {_yes(fifo)}", (
-        f"kombu FIFO {_yes(theirs)}; churn: share of grants back to the releaser "
-        f"{_fmt(back)} (kombu {_fmt(kombu_back)})")
+    theirs = metric(summary, "s3", "kombu-conn", "fifo")
+    back = metric(summary, "s3", "gp-conn", "back_to_releaser")
+    kombu_back = metric(summary, "s3", "kombu-conn", "back_to_releaser")
+    return bool(fifo), f"FIFO {yes_no(fifo)}", (
+        f"kombu FIFO {yes_no(theirs)}; churn: share of grants back to the releaser "
+        f"{fmt(back)} (kombu {fmt(kombu_back)})")
 
 
 TARGETS: list[Target] = [
     Target("s1-connection", "S1 connection pool cycle <= 0.30x kombu",
-           _ratio_target("s1", "gp-conn", "kombu-conn", "value", 0.30, at_most=True)),
+           ratio_target("s1", "gp-conn", "kombu-conn", "value", 0.30, at_most=True)),
     Target("s1-producer", "S1 producer pool cycle <= 0.125x kombu",
-           _ratio_target("s1", "gp-producer", "kombu-producer", "value", 0.125, at_most=True)),
+           ratio_target("s1", "gp-producer", "kombu-producer", "value", 0.125, at_most=True)),
     Target("s2-throughput", "S2 throughput >= 1.0x kombu",
-           _ratio_target("s2", "gp-conn", "kombu-conn", "cycles_per_s", 1.0, at_most=False)),
+           ratio_target("s2", "gp-conn", "kombu-conn", "cycles_per_s", 1.0, at_most=False)),
     Target("s2-fifo", "S2 strict FIFO grants", _s2_fifo),
     Target("s2-max-wait", "S2 max wait <= 20 ms", _s2_max_wait),
     Target("s3-fifo", "S3 FIFO grant order", _s3_fifo),
@@ -856,11 +839,12 @@ def judge_targets(summary: Summary, targets: Sequence[Target]) -> list[dict[str,
     return verdicts
 
 
-def _fmt(value: Any) -> str:
+def fmt(value: Any) -> str:
+    """A figure as the reports print it (``-`` when missing)."""
     if value is None:
         return "-"
     if isinstance(value, bool):
-        return _yes(value)
+        return yes_no(value)
     if isinstance(value, float):
         if value != value:
             return "nan"
@@ -872,7 +856,8 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _yes(value: Any) -> str:
+def yes_no(value: Any) -> str:
+    """``yes``, ``no``, or ``-`` when missing."""
     return "-" if value is None else ("yes" if value else "no")
 
 
@@ -932,17 +917,17 @@ def backend_table(summary: dict[str, dict[str, Any]], contenders: Sequence[Conte
                   markdown: bool = False) -> str:
     """Every contender measured on one backend, then the greenpools/kombu ratios."""
     columns = [c for c in columns
-               if any(_metric(summary, c.scenario, k.id, c.key) is not None for k in contenders)]
+               if any(metric(summary, c.scenario, k.id, c.key) is not None for k in contenders)]
     rows = []
     for contender in contenders:
-        cells = [_fmt(_metric(summary, c.scenario, contender.id, c.key)) for c in columns]
+        cells = [fmt(metric(summary, c.scenario, contender.id, c.key)) for c in columns]
         if any(cell != "-" for cell in cells):
             rows.append([contender.label, *cells])
     for ours, theirs, caption in pairs:
         cells = []
         for column in columns:
-            a = _metric(summary, column.scenario, ours, column.key)
-            b = _metric(summary, column.scenario, theirs, column.key)
+            a = metric(summary, column.scenario, ours, column.key)
+            b = metric(summary, column.scenario, theirs, column.key)
             numeric = isinstance(a, (int, float)) and isinstance(b, (int, float))
             cells.append(f"{a / b:.3f}" if column.ratio and numeric and b else "")
         if any(cells):

@@ -43,15 +43,9 @@ _BOOTSTRAPPED_ENV = "GREENPOOLS_DEMO_BOOTSTRAPPED"
 
 #: What the re-started interpreter runs: patch first, then the demo.
 _BOOTSTRAP = """\
-import sys, warnings
-backend = sys.argv[1]
-if backend == "gevent":
-    from gevent import monkey
-    monkey.patch_all()
-else:
-    warnings.filterwarnings("ignore", message=r"\\s*Eventlet is deprecated")
-    import eventlet
-    eventlet.monkey_patch()
+import sys
+from greenpools.startup import patch_first
+patch_first(sys.argv[1])
 from greenpools.demo import main
 sys.exit(main(sys.argv[2:]))
 """

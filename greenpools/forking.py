@@ -1,68 +1,95 @@
-"""Resetting pools in the child after any ``os.fork()``.
+"""The fork guard: which process this is, and what to reset after ``os.fork()``.
 
-``os.register_at_fork`` fires for every fork (a plain ``os.fork``,
-gunicorn and uwsgi workers, multiprocessing's fork start method,
-billiard), unlike kombu's hook, which only multiprocessing children run.
+One object, :data:`fork_guard`, answers "which process am I in?" for the
+whole package (``fork_guard.pid``, a plain attribute: cheap to compare on
+hot paths) and runs the child-side resets.  ``os.register_at_fork`` fires
+for every fork (a plain ``os.fork``, gunicorn and uwsgi workers,
+multiprocessing's fork start method, billiard), unlike kombu's hook, which
+only multiprocessing children run.
 
 The child-side callback must never block or yield: under gevent it runs
 before the hub is re-initialised, and a switch there would run copies of
-the parent's greenlets.  So every reset below only drops references,
-creates fresh locks and closes file descriptors; a descriptor a green
-task may still wait on is handed to its library's own close, which under
-gevent finishes on the child's first turn of the hub (see
-:mod:`greenpools._kombu_fork`).
+the parent's greenlets.  So every reset only drops references, creates
+fresh locks and closes file descriptors; a descriptor a green task may
+still wait on is handed to its library's own close, which under gevent
+finishes on the child's first turn of the hub (see
+:mod:`greenpools._kombu_fork`).  For the same reason a reset that raises
+is not logged here (a log handler may block on its stream): the guard
+keeps the error in :attr:`ForkGuard.failures` and goes on with the next.
 """
 
 from __future__ import annotations
 
-import logging
+import itertools
 import os
 import weakref
 from collections.abc import Callable
 from typing import Protocol
 
-logger = logging.getLogger(__name__)
+__all__ = ["ForkAware", "ForkGuard", "fork_guard"]
 
 
 class ForkAware(Protocol):
     def _after_fork_in_child(self) -> None: ...
 
 
-_objects: weakref.WeakSet[ForkAware] = weakref.WeakSet()
-_callbacks: list[Callable[[], None]] = []
+class ForkGuard:
+    """The current process id and the resets a forked child runs.
 
-#: Process id as of the last fork, cheaper than ``os.getpid()`` to compare.
-pid = os.getpid()
+    Resets are tracked objects (held weakly, reset by their
+    ``_after_fork_in_child()``) and plain callbacks; the child runs them in
+    registration order, after ``pid`` is already the child's.
+    """
+
+    __slots__ = ("_order", "_resets", "failures", "pid")
+
+    def __init__(self) -> None:
+        #: This process's id; updated in a forked child before any reset runs.
+        self.pid = os.getpid()
+        #: ``(what, exception)`` for each reset that raised in this process.
+        self.failures: list[tuple[object, BaseException]] = []
+        self._order = itertools.count()
+        # registration number -> a weak reference to a tracked object, or a callback
+        self._resets: dict[int, weakref.ref[ForkAware] | Callable[[], None]] = {}
+
+    def track(self, obj: ForkAware) -> None:
+        """Reset ``obj`` in every forked child, for as long as it lives."""
+        key = next(self._order)
+        resets = self._resets
+        resets[key] = weakref.ref(obj, lambda _ref: resets.pop(key, None))
+
+    def after_fork_in_child(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Run ``callback()`` in every forked child (usable as a decorator)."""
+        self._resets[next(self._order)] = callback
+        return callback
+
+    def _in_child(self) -> None:
+        self.pid = os.getpid()
+        self.failures = []
+        global pid
+        pid = self.pid
+        # Resolve every weak reference first: a reset that drops the last
+        # reference to another tracked object (a group dropping its pools)
+        # must not let that object be collected before its own reset.
+        resets: list[Callable[[], None]] = []
+        for entry in list(self._resets.values()):
+            if isinstance(entry, weakref.ref):
+                obj = entry()
+                if obj is not None:
+                    resets.append(obj._after_fork_in_child)
+            else:
+                resets.append(entry)
+        for reset in resets:
+            try:
+                reset()
+            except Exception as exc:  # a reset must never kill the child
+                self.failures.append((reset, exc))
 
 
-def track(obj: ForkAware) -> None:
-    """Reset ``obj`` in every forked child, for as long as it lives."""
-    _objects.add(obj)
+fork_guard = ForkGuard()
+os.register_at_fork(after_in_child=fork_guard._in_child)
 
-
-def untrack(obj: ForkAware) -> None:
-    _objects.discard(obj)
-
-
-def after_fork_in_child(callback: Callable[[], None]) -> Callable[[], None]:
-    """Run ``callback()`` in every forked child (usable as a decorator)."""
-    _callbacks.append(callback)
-    return callback
-
-
-def _in_child() -> None:
-    global pid
-    pid = os.getpid()
-    for obj in list(_objects):
-        try:
-            obj._after_fork_in_child()
-        except Exception:  # pragma: no cover - a reset must never kill the child
-            logger.exception("greenpools: resetting %r after fork failed", obj)
-    for callback in _callbacks:
-        try:
-            callback()
-        except Exception:  # pragma: no cover
-            logger.exception("greenpools: after-fork callback %r failed", callback)
-
-
-os.register_at_fork(after_in_child=_in_child)
+#: Transitional alias of ``fork_guard.pid``, kept in step by the guard, for
+#: the compiled core's modules (``backends/_green.py`` and the locked core of
+#: ``resource.py``) until they read ``fork_guard.pid``; new code must not use it.
+pid = fork_guard.pid

@@ -27,8 +27,9 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from . import backends, forking
+from . import backends
 from .backends.base import native_lock
+from .forking import fork_guard
 
 if TYPE_CHECKING:
     from .backends import Backend
@@ -235,7 +236,7 @@ class Upkeep:
     def __init__(self, pool: UpkeepPool, backend: Backend) -> None:
         self._pool = weakref.ref(pool)
         self._backend = backend
-        self._pid = forking.pid
+        self._pid = fork_guard.pid
         self._stopped = False
         #: Set when the task has ended because its pool no longer needs it.
         self.ended = False
@@ -251,7 +252,7 @@ class Upkeep:
         pool = self._pool()
         if (
             pool is None or self._stopped or pool.closed or not pool._has_upkeep(self)
-            or forking.pid != self._pid
+            or fork_guard.pid != self._pid
         ):
             return None
         return pool
@@ -320,8 +321,8 @@ class StallWatch:
         start = False
         with self._lock:
             running = self.running
-            if running is None or running[0] != forking.pid or running[1] is not backend:
-                running = self.running = (forking.pid, backend)
+            if running is None or running[0] != fork_guard.pid or running[1] is not backend:
+                running = self.running = (fork_guard.pid, backend)
                 self._tasks = []
                 start = True
             if pool._join_stall_watch(running):
@@ -340,7 +341,7 @@ class StallWatch:
 
     def _run(self, running: tuple[int, Backend]) -> None:
         backend = running[1]
-        while self.running == running and forking.pid == running[0]:
+        while self.running == running and fork_guard.pid == running[0]:
             backend.sleep(self.interval())
             now = backend.monotonic()
             for task in self._live_tasks():
@@ -352,7 +353,7 @@ stall_watch = StallWatch()
 
 # Pools skip watch() while their token is the running one; after a fork or
 # a switch no task runs for them any more, so the next wait starts one.
-@forking.after_fork_in_child
+@fork_guard.after_fork_in_child
 def _stall_watch_gone_in_child() -> None:
     stall_watch.running = None
     stall_watch._lock = native_lock()  # a parent's thread may have held it

@@ -28,7 +28,7 @@ from typing import Any
 
 from kombu.utils.url import parse_url
 
-from . import forking
+from .forking import fork_guard
 
 __all__ = ["PLACEMENTS", "HostSpread", "hosts_of"]
 
@@ -93,9 +93,9 @@ class HostSpread:
         count = len(self._hosts)
         if count < 2 or self.placement == "first":
             return 0
-        if self._pid != forking.pid:  # first use in this process: a random start
+        if self._pid != fork_guard.pid:  # first use in this process: a random start
             self._cursor = itertools.count(self._rng.randrange(count))
-            self._pid = forking.pid
+            self._pid = fork_guard.pid
         return next(self._cursor) % count
 
     def place(self, info: dict[str, Any]) -> dict[str, Any]:

@@ -38,10 +38,11 @@ from kombu.pools import use_global_limit
 from kombu.utils.collections import EqualityDict, eqhash
 from kombu.utils.functional import ChannelPromise
 
-from . import backends, events, forking
+from . import backends, events
 from ._kombu_fork import forget_connection
 from .backends.base import native_lock
 from .exceptions import PoolTimeout
+from .forking import fork_guard
 from .placement import HostSpread, hosts_of
 from .resource import Resource, check_limit, check_seconds
 
@@ -249,7 +250,8 @@ class ConnectionPool(_KombuResource[PooledConnection]):
     ``max_waiting``, ``min_size``, ``max_idle``, ...).  Raises
     ``kombu.exceptions.ConnectionLimitExceeded`` (also a greenpools
     ``LimitExceeded``) when no connection is free and the caller would not
-    wait.
+    wait.  A limit of 0 or ``None`` means what it means in kombu: no limit
+    and no pooling, each release closes the connection.
     """
 
     LimitExceeded = ConnectionLimitExceeded
@@ -393,7 +395,9 @@ class ChannelPool(_KombuResource[Any]):
     Raises ``kombu.exceptions.ChannelLimitExceeded`` (also a greenpools
     ``LimitExceeded``) when no channel is free and the caller would not
     wait.  In a forked child the pool also drops the parent's socket under
-    ``connection``, which then reconnects on first use.
+    ``connection``, which then reconnects on first use.  A limit of 0 or
+    ``None`` means what it means in kombu: no limit and no pooling, each
+    release closes the channel.
     """
 
     LimitExceeded = ChannelLimitExceeded
@@ -485,7 +489,9 @@ class ProducerPool(Resource[Any]):
     connection comes back on the next acquire (the warmest one usually
     does) it is not revived again.  If taking the connection or binding to
     it fails, the connection goes back and the producer too: nothing leaks
-    (celery #1009).
+    (celery #1009).  A limit of 0 or ``None`` means no limit; unlike
+    kombu, which closes each producer on release then, idle producers are
+    kept (their connections go back to ``connections`` either way).
     """
 
     Producer: Callable[..., Any] = _KombuProducer
@@ -793,9 +799,12 @@ def set_limit(
     """Set the global limit and resize every pool of every registered group.
 
     Shrinking works while connections are in use: idle ones over the new
-    limit close now, busy ones when they come back.  ``force`` applies the
-    limit even when it equals the current one (bringing pools that drifted
-    back in line); ``reset_after`` also retires every existing connection
+    limit close now, busy ones when they come back.  ``force`` makes the
+    limit hold at once, as in :meth:`greenpools.Resource.resize`: it is
+    applied even when it equals the current one (bringing pools that
+    drifted back in line), and a pool with more connections in use than
+    the limit retires them all (they close when they come back and stop
+    counting at once); ``reset_after`` also retires every existing connection
     (idle ones close now, busy ones on return) so that all are made anew;
     ``ignore_errors`` swallows errors from closing.  Every pool gets the new
     limit before any error is raised, so the pools and the global limit
@@ -816,7 +825,7 @@ def set_limit(
     errors: list[Exception] = []
     for pool in pools:
         try:
-            pool.resize(new_limit, ignore_errors=ignore_errors, reset=reset_after)
+            pool.resize(new_limit, force=force, ignore_errors=ignore_errors, reset=reset_after)
         except Exception as exc:
             errors.append(exc)
     if errors and not ignore_errors:
@@ -838,7 +847,7 @@ def reset(*args: Any, **kwargs: Any) -> None:
         group.clear()
 
 
-@forking.after_fork_in_child
+@fork_guard.after_fork_in_child
 def _reset_groups_in_child() -> None:
     alive = []
     for ref in _live_groups:

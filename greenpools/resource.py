@@ -127,7 +127,9 @@ class Resource(SlotPool, Counters, Generic[T]):
     ``force_close_all`` or a reset (``resize(..., reset=True)``), never
     through garbage collection.
 
-    ``limit`` of ``None`` or 0 means unlimited.  The keyword options have
+    ``limit`` of ``None`` or 0 means unlimited (idle resources are kept;
+    the kombu connection and channel pools close each one on release
+    instead, as kombu does).  The keyword options have
     psycopg_pool's meanings and are fixed at construction; all are off by
     default, so a plain kombu-style pool pays for none of them.
     ``track_usage`` (implied by ``leak_timeout``) times every lease for
@@ -234,7 +236,7 @@ class Resource(SlotPool, Counters, Generic[T]):
         self._reset_counters()
         self._backend = backends.current()
         self._new_waiter = backends.waiter_factory()
-        forking.track(self)
+        forking.fork_guard.track(self)
         _live_pools.add(self)
 
         self.setup()
@@ -372,7 +374,7 @@ class Resource(SlotPool, Counters, Generic[T]):
         with self._mutex:
             self._n_connections += 1
             self._connect_s += now - started
-            slot = Slot(resource, now, expires, self._generation, forking.pid)
+            slot = Slot(resource, now, expires, self._generation, forking.fork_guard.pid)
             self._slots[id(resource)] = slot
         self._emit("connect", resource, now - started)
         return slot
@@ -640,7 +642,7 @@ class Resource(SlotPool, Counters, Generic[T]):
         for slot in slots:
             self._emit("close", slot.resource)
             try:
-                if slot.pid != forking.pid:
+                if slot.pid != forking.fork_guard.pid:
                     self.forget_resource(slot.resource)
                 elif collect:
                     self.collect_resource(slot.resource)
@@ -793,12 +795,15 @@ class Resource(SlotPool, Counters, Generic[T]):
 
         Shrinking closes idle resources over the new limit now (the least
         recently used first) and lent ones as they come back.  ``reset``
-        (or ``force``) also retires every existing resource: idle ones
-        close now, lent ones on return, and the lent ones stop counting
-        against the limit at once, so a holder that drops one without
-        releasing it (as kombu's own tests do) costs no capacity.  Closing
-        errors propagate unless ``ignore_errors``; the new limit is in
-        force either way.
+        also retires every existing resource: idle ones close now, lent
+        ones on return, and the lent ones stop counting against the limit
+        at once, so a holder that drops one without releasing it (as
+        kombu's own tests do) costs no capacity.  ``force`` (the meaning
+        ``greenpools.pools.set_limit`` gives it too) makes the limit hold at
+        once: when it is below the number of resources in use, they are
+        all retired as by ``reset``, as kombu's ``resize(force=True)``
+        does.  Closing errors propagate unless ``ignore_errors``; the new
+        limit is in force either way.
         """
         new_limit = check_limit("limit", limit)
         if self.min_size and new_limit and new_limit < self.min_size:
@@ -806,7 +811,7 @@ class Resource(SlotPool, Counters, Generic[T]):
         with self._mutex:
             self._limit = new_limit
             to_close: list[Slot] = []
-            if reset or force:
+            if reset or (force and 0 < new_limit < self._size - len(self._idle)):
                 self._generation += 1
                 to_close = self._take_idle_locked()
                 self._size -= len(to_close)

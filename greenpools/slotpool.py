@@ -52,9 +52,10 @@ from typing import TYPE_CHECKING, Any
 
 import cython
 
-from . import events, forking, lifecycle
+from . import events, lifecycle
 from .backends.base import Mutex
 from .exceptions import PoolClosed, PoolTimeout
+from .forking import fork_guard
 from .waiting import WaitingClient, WaitQueue, new_client
 
 if not cython.compiled:  # compiled, slotpool.pxd cimports the C enum
@@ -316,7 +317,7 @@ class SlotPool:
                     )
                 if timeout is not None and timeout <= 0:
                     raise self._timeout_locked(asked)
-                client = new_client(self._new_waiter(), _now(), forking.pid)
+                client = new_client(self._new_waiter(), _now(), fork_guard.pid)
                 self._waiting.push(client)
                 self._lock_free = False
                 self._n_queued += 1
@@ -350,7 +351,7 @@ class SlotPool:
 
     def _outcome(self, client: WaitingClient, asked: float | None) -> Slot:
         """What a wait that returned brought: a slot, or an error."""
-        if client.pid != forking.pid:
+        if client.pid != fork_guard.pid:
             raise AcquireAgain
         # A grant is final and made before the wake: only a client still
         # WAITING (timed out, or a grant racing in) needs the lock to decide.
@@ -376,7 +377,7 @@ class SlotPool:
 
     def _abandon(self, client: WaitingClient) -> None:
         """The waiting task was interrupted: pass on whatever reached it."""
-        if client.pid != forking.pid:
+        if client.pid != fork_guard.pid:
             return  # queued in the parent: nothing of it is in this process's pool
         with self._mutex:
             state = client.withdraw()

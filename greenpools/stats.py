@@ -1,8 +1,13 @@
 """Pool statistics with psycopg_pool's key names.
 
-The counters are plain attributes of the pool, changed under its lock on
-the slow paths only; ``requests_num``, the one counter the lock-free fast
-path bumps, is an ``itertools.count`` that the pool reads itself.
+The counters are plain attributes of the pool, changed on the slow paths
+only: the counts under the pool's lock, the time sums (``requests_wait_ms``,
+``connections_ms``, ``usage_ms``) mostly outside it, where a lost addition
+under a race between native threads only skews a statistic.
+``requests_num`` is the pool's ``_n_requests``, a plain int that the
+lock-free fast path bumps on every acquire and that ``get_stats`` reads
+(and ``pop_stats`` zeroes) under the lock; racing native threads may lose
+a bump, never corrupt the pool.
 """
 
 from __future__ import annotations

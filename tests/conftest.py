@@ -13,23 +13,13 @@ without having run them.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from runner import BACKEND_ENV, BACKENDS, EVENTLET_DEPRECATION, patch_for  # tests/ is on sys.path
+from runner import BACKEND_ENV, BACKENDS  # tests/ is on sys.path
 
-
-def _patched_for(backend: str) -> bool:
-    if backend == "gevent":
-        monkey = sys.modules.get("gevent.monkey")
-        return monkey is not None and bool(monkey.is_module_patched("threading"))
-    if backend == "eventlet":
-        patcher = sys.modules.get("eventlet.patcher")
-        return patcher is not None and bool(patcher.is_monkey_patched("thread"))
-    return True
-
+from greenpools.startup import EVENTLET_DEPRECATION, patch_first, patched_for
 
 _requested = os.environ.get(BACKEND_ENV)
 if _requested:
@@ -37,8 +27,8 @@ if _requested:
         raise pytest.UsageError(
             f"{BACKEND_ENV} must be one of {', '.join(BACKENDS)}, got {_requested!r}"
         )
-    if not _patched_for(_requested):
-        patch_for(_requested)
+    if not patched_for(_requested):
+        patch_first(_requested)
 
 from helpers import BACKEND, SERVICE_MISSING  # noqa: E402
 
@@ -69,7 +59,7 @@ def pytest_report_header(config: pytest.Config) -> str:
     from greenpools import _build
 
     return (f"greenpools backend under test: {BACKEND} "
-            f"(active: {greenpools.get_backend().name}, patched: {_patched_for(BACKEND)}, "
+            f"(active: {greenpools.get_backend().name}, patched: {patched_for(BACKEND)}, "
             f"build: {_build.BUILD})")
 
 

@@ -22,14 +22,17 @@ the build under test is the one asked for, so a missing compiled build
 fails instead of passing as plain Python.
 """
 
-# Only the standard library's lightest modules at the top: in a child
-# process nothing may be imported before the monkey patching.
+# Only the standard library's lightest modules (and greenpools.startup,
+# which imports nothing else) at the top: in a child process nothing may be
+# imported before the monkey patching.
 from __future__ import annotations
 
 import os
 import sys
 
-BACKENDS = ("threading", "gevent", "eventlet")
+from greenpools.startup import BACKEND_NAMES as BACKENDS
+from greenpools.startup import patch_first
+
 CHILD_FLAG = "--child"
 REPORT_ENV = "GREENPOOLS_RUNNER_REPORT"
 BACKEND_ENV = "GREENPOOLS_TEST_BACKEND"
@@ -38,24 +41,7 @@ BUILDS = ("compiled", "pure")
 #: What the plain-Python pass leaves out (see the module docstring).
 PURE_ONLY_ARGS = ["-m", "not slow", "--ignore=tests/test_cluster.py"]
 PYTEST_NO_TESTS_COLLECTED = 5
-#: eventlet's import-time warning; its text starts with a newline.
-EVENTLET_DEPRECATION = r"\s*Eventlet is deprecated"
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def patch_for(backend: str) -> None:
-    """Monkey-patch the running process for ``backend``, as servers do."""
-    if backend == "gevent":
-        from gevent import monkey
-
-        monkey.patch_all()
-    elif backend == "eventlet":
-        import warnings
-
-        warnings.filterwarnings("ignore", message=EVENTLET_DEPRECATION)
-        import eventlet
-
-        eventlet.monkey_patch()
 
 
 class Tally:
@@ -103,7 +89,7 @@ def _skip_reason(report: object) -> str:
 def run_child(backend: str, args: list[str]) -> int:
     """Inside the per-backend process: patch, then run pytest."""
     os.environ[BACKEND_ENV] = backend
-    patch_for(backend)
+    patch_first(backend)
     import pytest
 
     return int(pytest.main(args, plugins=[Tally(os.environ.get(REPORT_ENV))]))

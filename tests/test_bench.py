@@ -63,9 +63,9 @@ def test_ratio_target_judges_in_the_stated_direction() -> None:
     summary = bench.summarise({"s2": {
         "gp-conn": [{"cycles_per_s": 99.0}], "kombu-conn": [{"cycles_per_s": 100.0}],
     }})
-    at_least = bench._ratio_target("s2", "gp-conn", "kombu-conn", "cycles_per_s", 1.0,
+    at_least = bench.ratio_target("s2", "gp-conn", "kombu-conn", "cycles_per_s", 1.0,
                                    at_most=False)
-    at_most = bench._ratio_target("s2", "gp-conn", "kombu-conn", "cycles_per_s", 1.0,
+    at_most = bench.ratio_target("s2", "gp-conn", "kombu-conn", "cycles_per_s", 1.0,
                                   at_most=True)
     assert at_least(summary)[:2] == (False, "0.990x")
     assert at_most(summary)[0] is True
@@ -89,6 +89,6 @@ def test_ratio_target_never_rounds_a_miss_onto_the_bound() -> None:
     summary = bench.summarise({"s2": {
         "gp-conn": [{"cycles_per_s": 99_996.0}], "kombu-conn": [{"cycles_per_s": 100_000.0}],
     }})
-    judge = bench._ratio_target("s2", "gp-conn", "kombu-conn", "cycles_per_s", 1.0,
+    judge = bench.ratio_target("s2", "gp-conn", "kombu-conn", "cycles_per_s", 1.0,
                                 at_most=False)
     assert judge(summary)[:2] == (False, "0.99996x")

@@ -25,6 +25,7 @@ from helpers import (
 )
 
 from greenpools import PoolTimeout, Resource, lifecycle
+from greenpools.forking import fork_guard
 
 
 class Forgetful(Resource[Thing]):
@@ -222,3 +223,38 @@ def test_stall_watch_runs_again_in_child() -> None:
     pool.release(parent_waiter.join())
     assert_balanced(pool)
     pool.close()
+
+
+class Reset:
+    """A tracked object that logs its reset in the child (and can fail, or drop another)."""
+
+    def __init__(self, name: str, log: list[str], fail: bool = False) -> None:
+        self.name, self.log, self.fail = name, log, fail
+        self.holds: object = None
+        fork_guard.track(self)
+
+    def _after_fork_in_child(self) -> None:
+        seen = "pid ok" if fork_guard.pid == os.getpid() else "stale pid"
+        self.log.append(f"{self.name}: {seen}")
+        self.holds = None  # may drop the last reference to another tracked object
+        if self.fail:
+            raise RuntimeError(f"{self.name} failed")
+
+
+def test_fork_guard_resets_in_registration_order_and_goes_on_after_a_failure() -> None:
+    log: list[str] = []
+    first = Reset("first", log)
+    failing = Reset("failing", log, fail=True)
+    first.holds = Reset("held", log)  # only `first` refers to it: its reset drops it
+    last = Reset("last", log)
+
+    def scenario() -> dict[str, Any]:
+        return {"log": log, "failures": [str(exc) for _, exc in fork_guard.failures]}
+
+    report = in_child(scenario)
+    assert report["log"] == [
+        "first: pid ok", "failing: pid ok", "held: pid ok", "last: pid ok",
+    ]
+    assert report["failures"] == ["failing failed"]
+    assert log == [] and fork_guard.failures == [] and fork_guard.pid == os.getpid()
+    del first, failing, last

@@ -202,13 +202,17 @@ def test_shrink_with_waiters_keeps_them_waiting(make_pool: Any) -> None:
     assert_balanced(pool)
 
 
-@pytest.mark.parametrize("how", ["reset", "force"])
+@pytest.mark.parametrize("how", ["reset", "force below the number in use"])
 def test_resize_reset_retires_everything(make_pool: Any, how: str) -> None:
     factory = Factory()
     pool = make_pool(factory, 3)
     taken = [pool.acquire() for _ in range(3)]
     pool.release(taken[0])
-    pool.resize(3, **{how: True})
+    if how == "reset":
+        pool.resize(3, reset=True)
+    else:
+        pool.resize(1, force=True)  # 2 in use
+        pool.resize(3)
     assert factory.closed_counts() == [1, 0, 0]
     for resource in taken[1:]:
         pool.release(resource)
@@ -218,6 +222,17 @@ def test_resize_reset_retires_everything(make_pool: Any, how: str) -> None:
     for resource in fresh:
         pool.release(resource)
     assert_balanced(pool)
+
+
+def test_resize_force_retires_nothing_while_the_limit_holds(make_pool: Any) -> None:
+    factory = Factory()
+    pool = make_pool(factory, 3)
+    taken = [pool.acquire() for _ in range(2)]
+    pool.resize(2, force=True)  # 2 in use, limit 2: it holds without retiring
+    for resource in taken:
+        pool.release(resource)
+    assert factory.closed_counts() == [0, 0]
+    assert {id(pool.acquire()) for _ in range(2)} == {id(r) for r in taken}
 
 
 def test_resize_reset_with_waiters(make_pool: Any) -> None:

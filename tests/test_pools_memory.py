@@ -454,6 +454,22 @@ def test_set_limit_force_and_reset_after() -> None:
     assert pool.acquire() not in (lent, idle)
 
 
+def test_set_limit_force_means_what_resize_force_means() -> None:
+    pools.set_limit(2)
+    pool = pools.connections[memory_url()]
+    held = [pool.acquire(), pool.acquire()]
+    pools.set_limit(1)  # not forced: the two in use keep their places
+    with pytest.raises(greenpools.LimitExceeded):
+        pool.acquire()
+    pools.set_limit(1, force=True)  # unchanged, yet applied: both in use retired
+    fresh = pool.acquire()
+    assert fresh not in held and not any(c._closed for c in held)
+    for connection in held:
+        connection.release()  # retired: they close on return
+    assert all(c._closed for c in held)
+    fresh.release()
+
+
 def test_set_limit_applies_everywhere_then_raises_or_ignores_errors() -> None:
     class Unclosable(pools.ConnectionPool):
         def close_resource(self, resource: Any) -> None:

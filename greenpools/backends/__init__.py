@@ -1,6 +1,8 @@
 """Choosing the concurrency backend: detection, switching, the registry.
 
-The active backend is chosen when greenpools is imported: the
+The active backend is chosen when this module is first imported (by
+``import greenpools`` when ``GREENPOOLS_BACKEND`` is set, else on first use
+of the package's names): the
 ``GREENPOOLS_BACKEND`` environment variable if set, otherwise gevent when
 gevent has monkey-patched the standard library, eventlet when eventlet
 has, otherwise threading.  ``use_backend()`` switches explicitly.  While

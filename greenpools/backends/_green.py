@@ -32,7 +32,7 @@ from typing import Any
 
 from greenlet import getcurrent
 
-from .. import forking
+from ..forking import fork_guard
 from .base import HubOperations, Waiter, native_thread_ident
 
 #: Direct switches allowed between two visits of the hub.
@@ -78,7 +78,7 @@ def _home_here(ops: HubOperations) -> Home:
     hub = ops.peek_hub()
     if hub is None:
         hub = ops.get_hub()
-    pid = forking.pid
+    pid = fork_guard.pid
     home = _last_home
     if home is not None and home.hub is hub and home.pid == pid:
         return home

@@ -19,7 +19,7 @@ from eventlet import hubs
 from eventlet.patcher import original
 from greenlet import getcurrent
 
-from .. import forking
+from ..forking import fork_guard
 from ._green import HubWaiter
 from .base import Backend, HubOperations, Waiter
 
@@ -34,7 +34,7 @@ class _Doorbell:
     """Runs callbacks in a hub's thread on behalf of other native threads."""
 
     def __init__(self, hub: Any) -> None:
-        self._pid = forking.pid
+        self._pid = fork_guard.pid
         self._calls: collections.deque[tuple[Callable[..., Any], Any]] = collections.deque()
         self._read_fd, self._write_fd = _real_os.pipe()
         os.set_blocking(self._read_fd, False)
@@ -62,7 +62,7 @@ class _Doorbell:
 
 def _doorbell(hub: Any) -> _Doorbell:
     bell: _Doorbell | None = getattr(hub, "_greenpools_doorbell", None)
-    if bell is None or bell._pid != forking.pid:  # a syscall per wait otherwise
+    if bell is None or bell._pid != fork_guard.pid:  # a syscall per wait otherwise
         bell = hub._greenpools_doorbell = _Doorbell(hub)
     return bell
 

@@ -20,17 +20,9 @@ ONE_FLAG = "--one"
 
 
 def patch(kind: str) -> None:
-    if kind == "gevent":
-        from gevent import monkey
+    from greenpools.startup import patch_first
 
-        monkey.patch_all()
-    elif kind == "eventlet":
-        import warnings
-
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        import eventlet
-
-        eventlet.monkey_patch()
+    patch_first("threading" if kind == "none" else kind)
 
 
 def run_one(pools_name: str, per_process: int, timeout: float) -> dict[str, object]:
