@@ -1,28 +1,62 @@
 """Cost of watching pools: acquire+release cycles with and without metrics.
 
-    python benchmarks/observability.py SCENARIO CYCLES [--metrics] [--listener]
+    python benchmarks/observability.py SCENARIO CYCLES [--backend B] [--metrics]
+                                       [--listener] [--collect]
+    python benchmarks/observability.py callgrind [--backend B] [--cycles N]
 
-SCENARIO: ``s1`` (one task, uncontended) or ``s2`` (8 green threads on a
-pool of 2, each yielding while it holds one), always on gevent; or
-``record``: one OpenTelemetry SDK histogram ``record()`` alone.  Prints
-the seconds per cycle.  Instruction counts, stable on a shared machine:
-run it under ``valgrind --tool=callgrind`` with CYCLES and with 0 and
-divide the difference by CYCLES (see README, "Observability").
+SCENARIO: ``s1`` (one task, uncontended, a pool of 10) or ``s2`` (8 tasks
+on a pool of 2, each yielding while it holds one); ``record``: one
+OpenTelemetry SDK histogram ``record()`` alone.  ``--backend``: ``gevent``
+(the default: the stdlib is monkey-patched first) or ``threading``.
+``--metrics``: ``greenpools.instrument()`` with an in-memory SDK reader;
+``--collect``: the run ends with one collection, which hands every buffered
+histogram sample to the SDK; it is timed on its own (per sample).  Prints
+microseconds per cycle (and per sample collected) by ``perf_counter``.
+
+``callgrind`` runs the scenarios under ``valgrind --tool=callgrind`` with
+N and 2N cycles and prints the difference over N: instructions per cycle,
+start-up and warm-up cancelled, repeatable to a few instructions on a busy
+machine where the wall clock is not (see README, "Observability").
 """
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
 import sys
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
 
-from greenpools.startup import patch_first
 
-patch_first("gevent")
+def _option(argv: list[str], name: str, default: str) -> str:
+    return argv[argv.index(name) + 1] if name in argv else default
 
-import time  # noqa: E402
 
-import gevent  # noqa: E402
+BACKEND = _option(sys.argv, "--backend", "gevent")
+if sys.argv[1:2] != ["callgrind"]:
+    from greenpools.startup import patch_first
+
+    patch_first(BACKEND)
 
 import greenpools  # noqa: E402
+
+
+def spawn_and_join(fn: Callable[[int], None], n: int, tasks: int) -> None:
+    if BACKEND == "gevent":
+        import gevent
+
+        gevent.joinall([gevent.spawn(fn, n) for _ in range(tasks)])
+    else:
+        import threading
+
+        threads = [threading.Thread(target=fn, args=(n,)) for _ in range(tasks)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
 
 
 def s1(pool: greenpools.Pool[object], cycles: int) -> None:
@@ -35,10 +69,10 @@ def s2(pool: greenpools.Pool[object], cycles: int) -> None:
     def worker(n: int) -> None:
         for _ in range(n):
             r = pool.acquire(True)
-            gevent.sleep(0)
+            time.sleep(0)
             pool.release(r)
 
-    gevent.joinall([gevent.spawn(worker, cycles // 8) for _ in range(8)])
+    spawn_and_join(worker, cycles // 8, 8)
 
 
 def sdk_record(cycles: int) -> None:
@@ -64,21 +98,73 @@ def main(argv: list[str]) -> None:
     if scenario == "record":
         sdk_record(cycles)
         return
+    reader: Any = None
     if "--metrics" in argv:
         from opentelemetry.sdk.metrics import MeterProvider
         from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-        greenpools.instrument(MeterProvider(metric_readers=[InMemoryMetricReader()]))
+        reader = InMemoryMetricReader()
+        greenpools.instrument(MeterProvider(metric_readers=[reader]))
     pool: greenpools.Pool[object] = greenpools.Pool(object, 2 if scenario == "s2" else 10)
     if "--listener" in argv:
         greenpools.listen(pool, "checkout", lambda p, r, s: None)
     run = s1 if scenario == "s1" else s2
     run(pool, 1000)  # warm up
+    if reader is not None:
+        reader.get_metrics_data()  # the warm-up's samples, and the SDK's first-collection set-up
     started = time.perf_counter()
     run(pool, cycles)
     elapsed = time.perf_counter() - started
     print(f"{scenario} {elapsed / max(cycles, 1) * 1e6:.3f} us/cycle")
+    if reader is not None and "--collect" in argv:
+        started = time.perf_counter()
+        reader.get_metrics_data()
+        elapsed = time.perf_counter() - started
+        samples = 2 * cycles  # a wait time and a use time per cycle
+        print(f"collect {elapsed / max(samples, 1) * 1e6:.3f} us/sample")
+
+
+# -- callgrind -------------------------------------------------------------
+
+RUNS = {
+    "unwatched": [],
+    "one listener": ["--listener"],
+    "metrics on": ["--metrics"],
+    "metrics on + collect": ["--metrics", "--collect"],
+}
+
+
+def instructions(args: list[str]) -> int:
+    """Instructions callgrind counts for one run of this script with ``args``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "callgrind.out")
+        subprocess.run(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+             sys.executable, __file__, *args],
+            check=True, capture_output=True,
+        )
+        with open(out) as f:
+            text = f.read()
+    return int(re.search(r"^(?:summary|totals): (\d+)", text, re.M).group(1))  # type: ignore[union-attr]
+
+
+def callgrind(argv: list[str]) -> None:
+    n = int(_option(argv, "--cycles", "2000"))
+    print(f"instructions per acquire+release cycle, backend {BACKEND}, N={n}")
+    for scenario in ("s1", "s2"):
+        per_run: dict[str, float] = {}
+        for label, extra in RUNS.items():
+            common = ["--backend", BACKEND, *extra]
+            once = instructions([scenario, str(n), *common])
+            twice = instructions([scenario, str(2 * n), *common])
+            per_run[label] = (twice - once) / n
+            print(f"{scenario} {label:22} {per_run[label]:10,.0f}", flush=True)
+        deferred = per_run["metrics on + collect"] - per_run["metrics on"]
+        print(f"{scenario} {'collection, per sample':22} {deferred / 2:10,.0f}", flush=True)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    if sys.argv[1:2] == ["callgrind"]:
+        callgrind(sys.argv[2:])
+    else:
+        main(sys.argv[1:])

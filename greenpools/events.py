@@ -42,9 +42,11 @@ Listener = Callable[[Any, Any, "float | None"], object]
 
 
 class Sink(Protocol):
-    """Something that sees every event of every pool (the metrics)."""
+    """Something that listens to every pool (the metrics)."""
 
-    def __call__(self, pool: Any, event: str, resource: Any, seconds: float | None) -> None: ...
+    def listeners(self, pool: Any) -> dict[str, Listener]:
+        """``pool``'s listeners by event; called when the pool's are gathered."""
+        ...
 
 
 #: target (pool, group or class) -> event -> listeners, in registration order
@@ -97,7 +99,7 @@ def remove_listener(target: Any, event: str, fn: Listener) -> None:
 
 
 def set_sink(sink: Sink | None) -> None:
-    """Send every event of every pool to ``sink`` too (None: stop)."""
+    """Add ``sink``'s listeners to every pool's, before the others (None: stop)."""
     global _sink
     _sink = sink
     _rewatch()
@@ -123,11 +125,16 @@ def listeners_for(pool: Any) -> dict[str, tuple[Listener, ...]]:
     """``pool``'s listeners by event, from every target that covers it.
 
     The pool keeps this as ``_event_listeners`` and gets a fresh one on
-    every :func:`listen` and :func:`remove_listener`, so emitting an event
-    looks nothing up.
+    every :func:`listen` and :func:`remove_listener` and when the sink
+    changes, so emitting an event looks nothing up.  The sink's listeners
+    come first.
     """
     found: dict[str, list[Listener]] = {}
     with _lock:
+        sink = _sink
+        if sink is not None:
+            for event, fn in sink.listeners(pool).items():
+                found[event] = [fn]
         for target in _targets(pool):
             if not _is_weakrefable_key(target):
                 continue
@@ -157,13 +164,7 @@ def _rewatch() -> None:
 
 
 def emit(pool: Any, event: str, resource: Any = None, seconds: float | None = None) -> None:
-    """Tell the sink and ``event``'s listeners; never raises."""
-    sink = _sink
-    if sink is not None:
-        try:
-            sink(pool, event, resource, seconds)
-        except Exception:
-            logger.exception("greenpools: metrics failed on %r of pool %r", event, pool.name)
+    """Call ``event``'s listeners of ``pool`` (the metrics' first); never raises."""
     for fn in pool._event_listeners.get(event, ()):
         try:
             fn(pool, resource, seconds)

@@ -6,15 +6,29 @@ with the attribute ``db.client.connection.pool.name`` (the pool's
 ``name``).  The gauges (count, idle.max, idle.min, max, pending_requests)
 are observable: read from the pools when the SDK collects, they cost
 nothing per acquire.  The timeouts counter and the create, wait and use
-time histograms are recorded from the pool's events (see
-:mod:`greenpools.events`), which only watched pools emit.
+time histograms follow the pool's events (see :mod:`greenpools.events`),
+which only watched pools emit.
+
+A histogram ``record()`` in the OpenTelemetry SDK costs about 13 us, and a
+cycle has two (wait and use time), so the pool does not call it: each
+pool appends its samples to plain lists (:class:`_PoolSamples`), and the
+first observable callback of every collection hands them to the SDK.  The
+SDK runs every observable callback before it reads the synchronous
+instruments' storage (``SynchronousMeasurementConsumer.collect`` in
+``opentelemetry/sdk/metrics/_internal/measurement_consumer.py``, 1.45: the
+loop over ``_async_instruments``, then ``MetricReaderStorage.collect()``),
+and ``Histogram.record()`` from inside a callback takes no lock that
+``collect`` holds (``consume_measurement`` reads ``_reader_storages``
+unlocked), so a collection reports every sample taken before it began.
 
 Needs ``opentelemetry-api``: ``pip install 'greenpools[otel]'``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import threading
+import weakref
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import events
@@ -28,11 +42,87 @@ STATE = "db.client.connection.state"
 #: suit milliseconds and would put every pool wait in the first bucket.
 SECONDS_BUCKETS = [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0]
 
+#: Samples one pool keeps per histogram until the next collection.  Past it
+#: (nothing collects, or too rarely for the pool's rate) a sample goes to the
+#: SDK's ``record()`` at once: memory stays bounded and no sample is lost,
+#: at the SDK's own price per sample.  10,000 floats are about 320 kB.
+BUFFER_LIMIT = 10_000
+
 _active: _Metrics | None = None
 
 
+class _PoolSamples:
+    """One pool's histogram samples not yet handed to the SDK.
+
+    Its methods are the pool's metrics listeners (``fn(pool, resource,
+    seconds)``, see :meth:`_Metrics.listeners`): the attributes are built
+    once per pool, and a sample costs a list append (``seconds`` is a float
+    for every event they listen to).  It holds the pool
+    weakly and outlives it until its samples are handed over.
+    """
+
+    __slots__ = ("_metrics", "attributes", "create", "pool", "use", "wait")
+
+    def __init__(self, metrics: _Metrics, pool: Any) -> None:
+        self._metrics = metrics
+        self.pool = weakref.ref(pool)
+        self.attributes = {POOL_NAME: pool.name}
+        self.create: list[float] = []
+        self.wait: list[float] = []
+        self.use: list[float] = []
+
+    def connect(self, pool: Any, resource: Any, seconds: Any) -> None:
+        if len(self.create) < BUFFER_LIMIT:
+            self.create.append(seconds)
+        else:
+            self._metrics.create_time.record(seconds, self.attributes)
+
+    def checkout(self, pool: Any, resource: Any, seconds: Any) -> None:
+        if len(self.wait) < BUFFER_LIMIT:
+            self.wait.append(seconds)
+        else:
+            self._metrics.wait_time.record(seconds, self.attributes)
+
+    def checkin(self, pool: Any, resource: Any, seconds: Any) -> None:
+        if len(self.use) < BUFFER_LIMIT:
+            self.use.append(seconds)
+        else:
+            self._metrics.use_time.record(seconds, self.attributes)
+
+    def timeout(self, pool: Any, resource: Any, seconds: Any) -> None:
+        self._metrics.timeouts.add(1, self.attributes)  # rare, and after a wait anyway
+        self.checkout(pool, resource, seconds)
+
+    def fork(self, pool: Any, resource: Any, seconds: Any) -> None:
+        # The parent reports what it sampled before the fork; the child must not.
+        self.create.clear()
+        self.wait.clear()
+        self.use.clear()
+
+    def empty(self) -> bool:
+        return not (self.create or self.wait or self.use)
+
+    def hand_over(self) -> None:
+        """Record every sample into the SDK's histograms (one caller at a time)."""
+        metrics, attributes = self._metrics, self.attributes
+        for samples, histogram in (
+            (self.create, metrics.create_time),
+            (self.wait, metrics.wait_time),
+            (self.use, metrics.use_time),
+        ):
+            # Listeners only ever append, so the first n are the ones taken
+            # even while another thread appends: delete exactly those.
+            n = len(samples)
+            if n:
+                taken = samples[:n]
+                del samples[:n]
+                record = histogram.record
+                for seconds in taken:
+                    record(seconds, attributes)
+
+
 class _Metrics:
-    """The instruments of one meter, and the event sink that records them."""
+    """The instruments of one meter, and every pool's samples for them."""
 
     def __init__(self, meter_provider: Any) -> None:
         try:
@@ -45,9 +135,16 @@ class _Metrics:
         from . import __version__
 
         meter = metrics.get_meter("greenpools", __version__, meter_provider=meter_provider)
-        self._attrs: dict[int, dict[str, str]] = {}
+        self._by_pool: weakref.WeakKeyDictionary[Any, _PoolSamples] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._samples: list[_PoolSamples] = []  # also of pools gone since the last collection
+        self._lock = threading.Lock()  # the two above, and one hand-over at a time
         gauge = meter.create_observable_up_down_counter
-        gauge("db.client.connection.count", [self._count], unit="{connection}",
+        # _hand_over first: it has to run before the SDK reads the histograms,
+        # which it does after every callback (see the module's docs).
+        gauge("db.client.connection.count", [self._hand_over, self._count],
+              unit="{connection}",
               description="Connections in the pool, by state (idle or used).")
         gauge("db.client.connection.idle.max", [self._reading(lambda p: p.limit)],
               unit="{connection}", description="The most idle connections the pool keeps.")
@@ -76,23 +173,32 @@ class _Metrics:
             explicit_bucket_boundaries_advisory=SECONDS_BUCKETS)
         self._live = True
 
-    def attributes(self, pool: Any) -> dict[str, str]:
-        return {POOL_NAME: pool.name}
+    def listeners(self, pool: Any) -> dict[str, events.Listener]:
+        """``pool``'s metrics listeners by event (see :mod:`greenpools.events`)."""
+        with self._lock:
+            samples = self._by_pool.get(pool)
+            if samples is None:
+                samples = self._by_pool[pool] = _PoolSamples(self, pool)
+                # Samples of pools that are gone get no more: hand them over now
+                # rather than keep them for a collection that may never come.
+                for gone in self._samples:
+                    if gone.pool() is None:
+                        gone.hand_over()
+                self._samples = [s for s in self._samples if s.pool() is not None]
+                self._samples.append(samples)
+        return {"connect": samples.connect, "checkout": samples.checkout,
+                "checkin": samples.checkin, "timeout": samples.timeout, "fork": samples.fork}
 
-    def __call__(self, pool: Any, event: str, resource: Any, seconds: float | None) -> None:
-        if seconds is None and event != "timeout":
-            return
-        attrs = self.attributes(pool)
-        if event == "checkout":
-            self.wait_time.record(seconds, attrs)  # type: ignore[arg-type]
-        elif event == "checkin":
-            self.use_time.record(seconds, attrs)  # type: ignore[arg-type]
-        elif event == "connect":
-            self.create_time.record(seconds, attrs)  # type: ignore[arg-type]
-        elif event == "timeout":
-            self.timeouts.add(1, attrs)
-            if seconds is not None:
-                self.wait_time.record(seconds, attrs)
+    def _hand_over(self, options: Any) -> Iterable[Any]:
+        """Observable callback that observes nothing: feeds the histograms."""
+        with self._lock:
+            for samples in self._samples:
+                samples.hand_over()
+        return ()
+
+    def _attributes(self, pool: Any) -> dict[str, str]:
+        samples = self._by_pool.get(pool)
+        return samples.attributes if samples is not None else {POOL_NAME: pool.name}
 
     def _pools(self) -> list[Any]:
         from .resource import live_pools
@@ -103,17 +209,17 @@ class _Metrics:
         from opentelemetry.metrics import Observation
 
         for pool in self._pools():
-            attrs = self.attributes(pool)
+            attrs = self._attributes(pool)
             idle = len(pool._idle)
             yield Observation(idle, {**attrs, STATE: "idle"})
             yield Observation(max(0, pool._size - idle), {**attrs, STATE: "used"})
 
-    def _reading(self, read: Any) -> Any:
+    def _reading(self, read: Callable[[Any], int]) -> Any:
         def observe(options: Any) -> Iterable[Any]:
             from opentelemetry.metrics import Observation
 
             for pool in self._pools():
-                yield Observation(read(pool), self.attributes(pool))
+                yield Observation(read(pool), self._attributes(pool))
 
         return observe
 
@@ -132,7 +238,11 @@ def instrument(meter_provider: Any = None) -> None:
 
 
 def uninstrument() -> None:
-    """Stop recording metrics; the pools go back to their fast paths."""
+    """Stop recording metrics; the pools go back to their fast paths.
+
+    Samples taken before it still reach the old meter provider at its next
+    collection (``shutdown()`` collects a last time).
+    """
     global _active
     if _active is not None:
         _active._live = False  # its observable callbacks report nothing from now on

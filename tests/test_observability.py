@@ -309,3 +309,113 @@ def test_prometheus_exporter_serves_the_metrics_to_a_scrape() -> None:
     bounds = re.findall(r'^db_client_connection_wait_time_seconds_bucket\{' + pool_label
                         + r',le="([^"]+)"', text, re.M)
     assert bounds[:4] == ["0.0001", "0.0005", "0.001", "0.005"], bounds
+
+
+def buffered(pool: Any) -> dict[str, int]:
+    """How many samples of ``pool`` wait for the next collection, by histogram."""
+    from greenpools import otel
+
+    assert otel._active is not None
+    samples = otel._active._by_pool[pool]
+    return {"create": len(samples.create), "wait": len(samples.wait), "use": len(samples.use)}
+
+
+def test_collection_hands_over_every_sample_exactly(reader: InMemoryMetricReader) -> None:
+    pool = Pool(Thing, 2, name="metrics-exact")
+    seen: dict[str, list[float]] = {"checkout": [], "checkin": []}
+    for event, log in seen.items():
+        greenpools.listen(pool, event, lambda p, r, s, log=log: log.append(s))
+    for _ in range(50):
+        a = pool.acquire()
+        b = pool.acquire()
+        pool.release(a)
+        pool.release(b)
+    assert buffered(pool) == {"create": 2, "wait": 100, "use": 100}
+    pts = points(reader, "metrics-exact")
+    assert buffered(pool) == {"create": 0, "wait": 0, "use": 0}
+    for name, log in (("wait_time", seen["checkout"]), ("use_time", seen["checkin"])):
+        point = pts[(f"db.client.connection.{name}", "")]
+        assert (point.count, point.sum) == (len(log), sum(log))
+        assert (point.min, point.max) == (min(log), max(log))
+    # A second collection adds only what came after the first.
+    pool.release(pool.acquire())
+    pts = points(reader, "metrics-exact")
+    assert pts[("db.client.connection.wait_time", "")].count == 101
+
+
+def test_a_full_buffer_records_at_once_and_loses_nothing(
+        reader: InMemoryMetricReader, monkeypatch: pytest.MonkeyPatch) -> None:
+    from greenpools import otel
+
+    monkeypatch.setattr(otel, "BUFFER_LIMIT", 5)
+    pool = Pool(Thing, 1, name="metrics-bound")
+    seconds: list[float] = []
+    greenpools.listen(pool, "checkout", lambda p, r, s: seconds.append(s))
+    for _ in range(12):
+        pool.release(pool.acquire())
+    assert buffered(pool) == {"create": 1, "wait": 5, "use": 5}
+    point = points(reader, "metrics-bound")[("db.client.connection.wait_time", "")]
+    assert point.count == 12
+    assert point.sum == pytest.approx(sum(seconds), rel=1e-12, abs=1e-15)  # order differs
+
+
+def test_samples_of_a_pool_gone_before_collection_are_reported(
+        reader: InMemoryMetricReader) -> None:
+    import gc
+
+    pool = Pool(Thing, 1, name="metrics-gone")
+    pool.release(pool.acquire())
+    pool.close()
+    del pool
+    gc.collect()
+    pts = points(reader, "metrics-gone")
+    assert pts[("db.client.connection.wait_time", "")].count == 1
+    assert pts[("db.client.connection.use_time", "")].count == 1
+
+
+def test_samples_taken_before_uninstrument_still_reach_the_provider() -> None:
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    greenpools.instrument(provider)
+    pool = Pool(Thing, 1, name="metrics-late")
+    pool.release(pool.acquire())
+    greenpools.uninstrument()
+    pool.release(pool.acquire())
+    try:
+        pts = points(reader, "metrics-late")
+        assert pts[("db.client.connection.wait_time", "")].count == 1
+        assert pts[("db.client.connection.use_time", "")].count == 1
+    finally:
+        provider.shutdown()
+
+
+def test_forked_child_does_not_report_the_parents_samples(
+        reader: InMemoryMetricReader) -> None:
+    pool = Pool(Thing, 1, name="metrics-fork")
+    pool.release(pool.acquire())
+
+    def child() -> dict[str, Any]:
+        pts = points(reader, "metrics-fork")
+        return {"waits": pts[("db.client.connection.wait_time", "")].count
+                if ("db.client.connection.wait_time", "") in pts else 0}
+
+    assert in_child(child) == {"waits": 0}
+    assert points(reader, "metrics-fork")[("db.client.connection.wait_time", "")].count == 1
+
+
+def test_a_new_pool_hands_over_the_samples_of_pools_gone(
+        reader: InMemoryMetricReader) -> None:
+    import gc
+
+    from greenpools import otel
+
+    pool = Pool(Thing, 1, name="metrics-gone-early")
+    pool.release(pool.acquire())
+    del pool
+    gc.collect()
+    new = Pool(Thing, 1)  # with no collection in between: nothing kept for the gone pool
+    assert otel._active is not None
+    assert all(s.pool() is not None for s in otel._active._samples)
+    assert new.name in [s.attributes[otel.POOL_NAME] for s in otel._active._samples]
+    pts = points(reader, "metrics-gone-early")
+    assert pts[("db.client.connection.wait_time", "")].count == 1
