@@ -901,6 +901,7 @@ class Resource(SlotPool, Counters, Generic[T]):
         self._ready_waiters = []
         self._size = self._excess = 0
         self._generation += 1
+        self._forks += 1  # waiters copied from the parent see it (see SlotPool._outcome)
         self._settle_locked()
         self._upkeep = None  # restarted lazily by the next acquire
         if self.close_after_fork:

@@ -62,6 +62,7 @@ cdef class SlotPool:
     cdef public Py_ssize_t _limit
     cdef public Py_ssize_t _excess
     cdef public Py_ssize_t _generation
+    cdef public Py_ssize_t _forks
     cdef public Py_ssize_t _n_requests
     cdef public Py_ssize_t _n_queued
     cdef public Py_ssize_t _n_request_errors

@@ -52,10 +52,10 @@ from typing import TYPE_CHECKING, Any
 
 import cython
 
-from . import events, lifecycle
+from . import events
 from .backends.base import Mutex
 from .exceptions import PoolClosed, PoolTimeout
-from .forking import fork_guard
+from .lifecycle import stall_watch
 from .waiting import WaitingClient, WaitQueue, new_client
 
 if not cython.compiled:  # compiled, slotpool.pxd cimports the C enum
@@ -140,7 +140,11 @@ class SlotPool:
     """The pool algorithm; :class:`greenpools.resource.Resource` builds on it.
 
     The attributes are set by ``Resource.__init__``; the methods a subclass
-    must provide are listed at the end of the class.
+    must provide are listed at the end of the class.  The algorithm's own
+    steps call each other as ``SlotPool.step(self, ...)``: compiled, that is
+    a direct C call (a call through ``self`` would first look for an
+    override in the subclass), and in both builds a subclass cannot change
+    a step by accident.
     """
 
     def __init__(self, name: str, limit: int) -> None:
@@ -154,6 +158,7 @@ class SlotPool:
         self._size = 0
         self._excess = 0  # resources to close, not keep, when next returned
         self._generation = 0
+        self._forks = 0  # forks this pool was copied through (see _after_fork_in_child)
         self._closed = False
         self._n_requests = 0
         self._n_queued = 0
@@ -213,12 +218,12 @@ class SlotPool:
                 try:
                     slot = idle.pop()
                 except IndexError:  # another thread took the last one
-                    return self._acquire_slow(block, timeout)
+                    return SlotPool._acquire_slow(self, block, timeout)
             if slot.generation == self._generation:
                 slot.lent = True
                 return slot.resource
-            self._discard_stale(slot)
-        return self._acquire_slow(block, timeout)
+            SlotPool._discard_stale(self, slot)
+        return SlotPool._acquire_slow(self, block, timeout)
 
     @cython.locals(slot=Slot, lent=cython.bint)  # type: ignore[untyped-decorator]
     def release(self, resource: Any) -> None:
@@ -249,9 +254,9 @@ class SlotPool:
             # Read again after the push: a thread may have queued a waiter,
             # shrunk or closed the pool since the first look.
             if not self._lock_free or slot.generation != self._generation:
-                self._rebalance()
+                SlotPool._rebalance(self)
             return
-        self._release_slow(slot)
+        SlotPool._release_slow(self, slot)
 
     # -- acquire ----------------------------------------------------------
 
@@ -267,19 +272,19 @@ class SlotPool:
             self._start_upkeep()
         while True:
             try:
-                slot = self._take_or_queue(block, timeout, asked)
+                slot = SlotPool._take_or_queue(self, block, timeout, asked)
                 if self._pending_close:
-                    self._close_pending()
+                    SlotPool._close_pending(self)
                 if self._bare_hand_out:
                     slot.fresh = False
                     return slot.resource
-                resource = self._hand_out(slot)
+                resource = SlotPool._hand_out(self, slot)
                 if self._watched:
-                    self._emit("checkout", resource, _now() - started)
+                    SlotPool._emit(self, "checkout", resource, _now() - started)
                 return resource
             except PoolTimeout:
                 if self._watched:
-                    self._emit("timeout", None, _now() - started)
+                    SlotPool._emit(self, "timeout", None, _now() - started)
                 raise
             except AcquireAgain:
                 if deadline != _INF:
@@ -297,7 +302,7 @@ class SlotPool:
                 self._n_request_errors += 1
                 raise PoolClosed(f"acquire on closed pool {self.name!r}")
             if not self._waiting:
-                slot = self._pop_idle_locked()
+                slot = SlotPool._pop_idle_locked(self)
                 if slot is not None:
                     slot.lent = True
                     return slot
@@ -316,18 +321,18 @@ class SlotPool:
                         f"pool {self.name!r}: {self.max_waiting} requests are already waiting"
                     )
                 if timeout is not None and timeout <= 0:
-                    raise self._timeout_locked(asked)
-                client = new_client(self._new_waiter(), _now(), fork_guard.pid)
+                    raise SlotPool._timeout_locked(self, asked)
+                client = new_client(self._new_waiter(), _now(), self._forks)
                 self._waiting.push(client)
                 self._lock_free = False
                 self._n_queued += 1
                 if self._idle:  # a lock-free release pushed one since we looked
-                    self._rebalance_locked()
+                    SlotPool._rebalance_locked(self)
         finally:
             self._mutex.release()
         if client is None:
-            return self._create_lent()
-        return self._wait(client, timeout, asked)
+            return SlotPool._create_lent(self)
+        return SlotPool._wait(self, client, timeout, asked)
 
     def _timeout_locked(self, asked: float | None) -> Exception:
         """Count a wait that ran out (``asked``: the caller's whole timeout)
@@ -340,18 +345,18 @@ class SlotPool:
             f"pool {self.name!r}: no resource became free within {asked:g} s")
 
     def _wait(self, client: WaitingClient, timeout: float | None, asked: float | None) -> Slot:
-        if timeout is None and self._stall_watch is not lifecycle.stall_watch.running:
-            lifecycle.stall_watch.watch(self)  # type: ignore[arg-type]  # a Resource
+        if timeout is None and self._stall_watch is not stall_watch.running:
+            stall_watch.watch(self)  # type: ignore[arg-type]  # a Resource
         try:
             client.waiter.wait(timeout)
         except BaseException:
             self._abandon(client)
             raise
-        return self._outcome(client, asked)
+        return SlotPool._outcome(self, client, asked)
 
     def _outcome(self, client: WaitingClient, asked: float | None) -> Slot:
         """What a wait that returned brought: a slot, or an error."""
-        if client.pid != fork_guard.pid:
+        if client.forks != self._forks:  # copied into a forked child while waiting
             raise AcquireAgain
         # A grant is final and made before the wake: only a client still
         # WAITING (timed out, or a grant racing in) needs the lock to decide.
@@ -363,21 +368,21 @@ class SlotPool:
                 if state == WAITING:
                     client.withdraw()
                     self._waiting.remove(client)
-                    self._settle_locked()
+                    SlotPool._settle_locked(self)
                     self._wait_s += _now() - client.since
-                    raise self._timeout_locked(asked)
+                    raise SlotPool._timeout_locked(self, asked)
             finally:
                 self._mutex.release()
         self._wait_s += _now() - client.since  # a statistic: a lost add is harmless
         if state == GRANTED:
             return client.slot  # type: ignore[no-any-return]
         if state == MAY_CREATE:
-            return self._create_lent()
+            return SlotPool._create_lent(self)
         raise PoolClosed(f"pool {self.name!r} was closed while waiting")
 
     def _abandon(self, client: WaitingClient) -> None:
         """The waiting task was interrupted: pass on whatever reached it."""
-        if client.pid != fork_guard.pid:
+        if client.forks != self._forks:
             return  # queued in the parent: nothing of it is in this process's pool
         with self._mutex:
             state = client.withdraw()
@@ -386,11 +391,11 @@ class SlotPool:
             elif state == GRANTED:
                 slot: Slot = client.slot
                 slot.lent = False
-                self._return_locked(slot)
+                SlotPool._return_locked(self, slot)
             elif state == MAY_CREATE:
-                self._free_capacity_locked()
-            self._settle_locked()
-        self._close_pending()
+                SlotPool._free_capacity_locked(self)
+            SlotPool._settle_locked(self)
+        SlotPool._close_pending(self)
 
     def _pop_idle_locked(self) -> Slot | None:
         """The warmest usable idle slot; stale ones met on the way are closed."""
@@ -405,7 +410,7 @@ class SlotPool:
             ):
                 return slot
             self._pending_close.append(slot)
-            self._free_capacity_locked()
+            SlotPool._free_capacity_locked(self)
         return None
 
     def _hand_out(self, slot: Slot) -> Any:
@@ -424,7 +429,7 @@ class SlotPool:
                     logger.warning(
                         "greenpools: pool %r discards a resource that failed its check",
                         self.name, exc_info=True)
-                    self._discard_lent(slot, True)
+                    SlotPool._discard_lent(self, slot, True)
                     raise AcquireAgain from None
             if self._track_lending:
                 slot.lent_at = _now()
@@ -436,14 +441,14 @@ class SlotPool:
                 prepared = self._prepare_hook(resource)
                 if prepared is not resource:
                     with self._mutex:
-                        self._forget_slot_locked(slot)
+                        SlotPool._forget_slot_locked(self, slot)
                         slot.resource = prepared
                         self._slots[_identity(prepared)] = slot
                     resource = prepared
         except AcquireAgain:
             raise
         except BaseException:
-            self._give_back(slot)
+            SlotPool._give_back(self, slot)
             raise
         return resource
 
@@ -455,7 +460,7 @@ class SlotPool:
                 slot.fresh = True
                 return slot
             self._size -= 1
-            self._forget_slot_locked(slot)
+            SlotPool._forget_slot_locked(self, slot)
         self._close_quietly(slot.resource)
         raise PoolClosed(f"pool {self.name!r} was closed while creating a resource")
 
@@ -465,11 +470,11 @@ class SlotPool:
         if self._bare_leases:  # only waiters, a shrink or a close kept it off the fast path
             self._mutex.acquire()
             try:
-                self._return_locked(slot)
+                SlotPool._return_locked(self, slot)
             finally:
                 self._mutex.release()
             if self._pending_close:
-                self._close_pending()
+                SlotPool._close_pending(self)
             return
         resource = slot.resource
         now = _now()
@@ -486,38 +491,38 @@ class SlotPool:
             with self._mutex:
                 self._n_returns_bad += 1
                 self._pending_close.append(slot)
-                self._drop_capacity_locked()
-            self._emit("invalidate", resource, None)
+                SlotPool._drop_capacity_locked(self)
+            SlotPool._emit(self, "invalidate", resource, None)
         else:
             with self._mutex:
-                self._return_locked(slot)
+                SlotPool._return_locked(self, slot)
             if self._watched:
-                self._emit("checkin", resource, now - slot.lent_at)
-        self._close_pending()
+                SlotPool._emit(self, "checkin", resource, now - slot.lent_at)
+        SlotPool._close_pending(self)
 
     def _give_back(self, slot: Slot) -> None:
         """Put a lent slot back untouched (a hand-out hook failed)."""
         with self._mutex:
             if slot.lent:
                 slot.lent = False
-                self._return_locked(slot)
-        self._close_pending()
+                SlotPool._return_locked(self, slot)
+        SlotPool._close_pending(self)
 
     def _rebalance(self) -> None:
         with self._mutex:
-            self._rebalance_locked()
-        self._close_pending()
+            SlotPool._rebalance_locked(self)
+        SlotPool._close_pending(self)
 
     def _rebalance_locked(self) -> None:
         """Hand idle slots to waiters; retire stale and excess idle slots."""
         if not self._idle:  # the usual case when a waiter queues up
-            self._settle_locked()
+            SlotPool._settle_locked(self)
             return
         while self._waiting:
-            slot = self._pop_idle_locked()
+            slot = SlotPool._pop_idle_locked(self)
             if slot is None:
                 break
-            self._grant_locked(slot)
+            SlotPool._grant_locked(self, slot)
         while self._excess:  # a shrink raced with a lock-free release
             try:
                 self._pending_close.append(self._idle.pop(0))
@@ -525,7 +530,7 @@ class SlotPool:
                 break
             self._excess -= 1
             self._size -= 1
-        self._settle_locked()
+        SlotPool._settle_locked(self)
         generation = self._generation
         for stale in [s for s in self._idle if s.generation != generation]:
             try:
@@ -533,7 +538,7 @@ class SlotPool:
             except ValueError:  # taken by a lock-free acquire meanwhile
                 continue
             self._pending_close.append(stale)
-            self._free_capacity_locked()
+            SlotPool._free_capacity_locked(self)
 
     def _grant_locked(self, slot: Slot) -> None:
         """Lend ``slot`` to the oldest client (there is one)."""
@@ -548,7 +553,7 @@ class SlotPool:
             if client.grant(slot):
                 break
         if not self._waiting:
-            self._settle_locked()
+            SlotPool._settle_locked(self)
 
     def _settle_locked(self) -> None:
         """Let the lock-free paths run again if nothing else is going on."""
@@ -566,11 +571,11 @@ class SlotPool:
 
     def _return_locked(self, slot: Slot) -> None:
         """Route a slot that is neither idle nor lent: to a waiter, idle, or closing."""
-        if self._must_close_locked(slot):
+        if SlotPool._must_close_locked(self, slot):
             self._pending_close.append(slot)
-            self._drop_capacity_locked()
+            SlotPool._drop_capacity_locked(self)
         elif self._waiting:
-            self._grant_locked(slot)  # no clock read: the contended path's common case
+            SlotPool._grant_locked(self, slot)  # no clock read: the contended path's common case
         else:
             slot.idle_since = _now()
             self._idle.append(slot)
@@ -580,9 +585,9 @@ class SlotPool:
         if self._excess:
             self._excess -= 1
             self._size -= 1
-            self._settle_locked()
+            SlotPool._settle_locked(self)
         else:
-            self._free_capacity_locked()
+            SlotPool._free_capacity_locked(self)
 
     def _free_capacity_locked(self) -> None:
         """A resource stopped existing: let the oldest waiter create one."""
@@ -590,7 +595,7 @@ class SlotPool:
             while self._waiting:
                 client = self._waiting.pop_oldest()
                 if client is not None and client.allow_create():
-                    self._settle_locked()
+                    SlotPool._settle_locked(self)
                     return
         self._size -= 1
 
@@ -600,7 +605,7 @@ class SlotPool:
             client = self._waiting.pop_oldest()
             if client is not None and client.allow_create():
                 self._size += 1
-        self._settle_locked()
+        SlotPool._settle_locked(self)
 
     def _refuse_all_locked(self) -> None:
         """The pool closed: every queued client gets PoolClosed."""
@@ -628,8 +633,8 @@ class SlotPool:
         """A lock-free acquire popped a slot retired by a close or reset."""
         with self._mutex:
             self._pending_close.append(slot)
-            self._free_capacity_locked()
-        self._close_pending()
+            SlotPool._free_capacity_locked(self)
+        SlotPool._close_pending(self)
 
     def _discard_lent(self, slot: Slot, lost: bool = True) -> None:
         with self._mutex:
@@ -639,10 +644,10 @@ class SlotPool:
             if lost:
                 self._n_connections_lost += 1
             self._pending_close.append(slot)
-            self._drop_capacity_locked()
+            SlotPool._drop_capacity_locked(self)
         if lost:
-            self._emit("invalidate", slot.resource, None)
-        self._close_pending()
+            SlotPool._emit(self, "invalidate", slot.resource, None)
+        SlotPool._close_pending(self)
 
     def _emit(self, event: str, resource: Any = None, seconds: float | None = None) -> None:
         """Tell listeners and metrics of ``event``; free for unwatched pools."""

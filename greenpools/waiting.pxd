@@ -12,7 +12,7 @@ cdef enum:
 cdef class WaitingClient:
     cdef public Waiter waiter
     cdef public double since
-    cdef public long pid
+    cdef public Py_ssize_t forks
     cdef public int state
     cdef public object slot
     cdef public bint stall_warned
@@ -24,7 +24,7 @@ cdef class WaitingClient:
 
 
 @cython.locals(client=WaitingClient)
-cpdef WaitingClient new_client(Waiter waiter, double since, long pid)
+cpdef WaitingClient new_client(Waiter waiter, double since, Py_ssize_t forks)
 
 
 cdef class WaitQueue:

@@ -34,10 +34,12 @@ if not cython.compiled:  # compiled, waiting.pxd declares them as a C enum
 class WaitingClient:
     """One caller queued for a resource; whoever frees one fills it in."""
 
-    def __init__(self, waiter: Any, since: float, pid: int) -> None:
+    def __init__(self, waiter: Any, since: float, forks: int) -> None:
         self.waiter = waiter
         self.since = since
-        self.pid = pid  # a green thread waiting at fork() lives on, copied, in the child
+        # The pool's fork count: a green thread waiting at fork() lives on,
+        # copied, in the child, whose pool counts one more.
+        self.forks = forks
         self.state = WAITING
         self.slot: Any = None
         self.stall_warned = False
@@ -75,12 +77,12 @@ class WaitingClient:
         return state
 
 
-def new_client(waiter: Any, since: float, pid: int) -> WaitingClient:
+def new_client(waiter: Any, since: float, forks: int) -> WaitingClient:
     """A client in state WAITING (made without a Python-level constructor call)."""
     client = WaitingClient.__new__(WaitingClient)
     client.waiter = waiter
     client.since = since
-    client.pid = pid
+    client.forks = forks
     client.state = WAITING
     client.slot = None
     client.stall_warned = False

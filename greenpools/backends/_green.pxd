@@ -1,5 +1,10 @@
 # Cython declarations for _green.py (compiled in pure-Python mode).
 cimport cython
+from cpython.pythread cimport PyThread_get_thread_ident
+
+cdef inline long _thread_ident() noexcept:
+    """The running native thread's identity (what _thread.get_ident() gives)."""
+    return PyThread_get_thread_ident()
 
 from greenpools.backends.base cimport Waiter
 
@@ -23,6 +28,8 @@ cdef Home _home_here(object ops)
 
 cdef object _ops_class
 cdef object _ops
+cdef object _peek_hub
+cdef object _get_hub
 cdef object _operations_of(HubWaiter waiter)
 
 

@@ -30,10 +30,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import cython
 from greenlet import getcurrent
 
 from ..forking import fork_guard
 from .base import HubOperations, Waiter, native_thread_ident
+
+if not cython.compiled:  # compiled, _green.pxd asks CPython directly
+    _thread_ident = native_thread_ident
 
 #: Direct switches allowed between two visits of the hub.
 _DIRECT_SWITCHES = 16
@@ -75,43 +79,56 @@ _last_home: Home | None = None
 def _home_here(ops: HubOperations) -> Home:
     """The running hub's home, made if missing or inherited across a fork."""
     global _last_home
-    hub = ops.peek_hub()
+    hub = None if _peek_hub is None else _peek_hub()
     if hub is None:
-        hub = ops.get_hub()
-    pid = fork_guard.pid
-    home = _last_home
-    if home is not None and home.hub is hub and home.pid == pid:
+        hub = _get_hub()
+    home = _last_home  # forgotten in a forked child (see below)
+    if home is not None and home.hub is hub:
         return home
+    pid = fork_guard.pid
     home = getattr(hub, _HOME_ATTRIBUTE, None)
     if home is None or home.pid != pid or home.ops is not ops:
         ops.prepare_hub(hub)
-        home = Home(hub, ops, native_thread_ident(), pid)
+        home = Home(hub, ops, _thread_ident(), pid)
         setattr(hub, _HOME_ATTRIBUTE, home)
     _last_home = home
     return home
 
 
-#: The hub operations of the last waiter class seen, and that class.
+#: The hub operations of the last waiter class seen, that class, and the
+#: two operations every wait calls, looked up once.
 _ops_class: Any = None
 _ops: Any = None
+_peek_hub: Any = None
+_get_hub: Any = None
 
 
 def _operations_of(waiter: HubWaiter) -> HubOperations:
     """``waiter.hub_operations()``, asked once per waiter class."""
-    global _ops_class, _ops
+    global _ops_class, _ops, _peek_hub, _get_hub
     if type(waiter) is not _ops_class:
         _ops = waiter.hub_operations()
+        _peek_hub = _ops.peek_hub
+        _get_hub = _ops.get_hub
         _ops_class = type(waiter)
     return _ops  # type: ignore[no-any-return]
+
+
+@fork_guard.after_fork_in_child
+def _forget_last_home() -> None:
+    global _last_home
+    _last_home = None
 
 
 class HubWaiter(Waiter):
     """A one-shot waiter that parks the calling greenlet on its hub."""
 
-    def __init__(self) -> None:
-        self._woken = False
-        self._greenlet: Any = None
-        self._home: Home | None = None
+    if not cython.compiled:  # compiled, a new waiter's fields start out so
+
+        def __init__(self) -> None:
+            self._woken = False
+            self._greenlet: Any = None
+            self._home: Home | None = None
 
     def hub_operations(self) -> HubOperations:
         """The backend's hub operations (each backend's subclass names them)."""
@@ -159,7 +176,7 @@ class HubWaiter(Waiter):
             return
         home = self._home
         assert home is not None  # published before the greenlet
-        if native_thread_ident() != home.thread:
+        if _thread_ident() != home.thread:
             home.ops.call_soon_threadsafe(home.hub, self._resume)
         elif home.run_next is None:
             home.run_next = self

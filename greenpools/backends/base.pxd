@@ -23,9 +23,9 @@ cdef class Waiter:
 
 cdef class Mutex:
     cdef PyThread_type_lock _lock
-    cdef bint _held
+    cdef Py_ssize_t _count
     @cython.locals(deadline=double, microseconds=cython.longlong, status=int)
     cpdef bint acquire(self, bint blocking=*, double timeout=*) except -1
     cpdef release(self)
     cpdef bint locked(self)
-    cdef bint _set_held(self)
+    cdef bint _withdraw(self) except -1

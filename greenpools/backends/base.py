@@ -75,22 +75,27 @@ def native_lock() -> NativeLock:
 class Mutex:
     """The pool's lock: an operating-system lock, never a green one.
 
-    Compiled, it calls CPython's thread-lock functions directly, so that a
-    locked section costs two C calls; as plain Python it *is* the native
-    lock (``_thread.allocate_lock()`` before any patching), see below.
-    It is held only across steps that never block or yield, so a blocking
-    acquire waits nanoseconds; it releases the GIL while it waits.
+    As plain Python it *is* the native lock (``_thread.allocate_lock()``
+    before any patching), see below.  Compiled, it is a counter guarded by
+    the GIL with an operating-system lock behind it for the contended case
+    (a "benaphore"): the counter holds the holder and the threads waiting,
+    and is tested and changed by C code that runs no Python code in
+    between, so an uncontended acquire and release cost a few instructions;
+    a thread that finds it held waits on the native lock (the GIL
+    released), and a release with waiters hands the lock to one of them.
+    It is held only across steps that never block or yield.
     """
 
     def __cinit__(self) -> None:
+        self._count = 0
         self._lock = PyThread_allocate_lock()
-        self._held = False
         if not self._lock:
             raise MemoryError("greenpools: cannot allocate a lock")
+        PyThread_acquire_lock(self._lock, 0)  # taken: each hand-over releases it once
 
     def __dealloc__(self) -> None:
         if self._lock:
-            PyThread_acquire_lock(self._lock, 0)  # freed unlocked, whoever held it
+            PyThread_acquire_lock(self._lock, 0)  # freed unlocked, whatever its state
             PyThread_release_lock(self._lock)
             PyThread_free_lock(self._lock)
 
@@ -100,11 +105,12 @@ class Mutex:
             raise ValueError("can't specify a timeout for a non-blocking call")
         if timeout < 0 and timeout != -1:
             raise ValueError("timeout value must be a non-negative number")
-        if PyThread_acquire_lock(self._lock, 0):
-            self._held = True
+        if self._count == 0:
+            self._count = 1
             return True
         if not blocking:
             return False
+        self._count += 1  # a waiter now: the holder's release hands the lock over
         deadline = 0.0
         if timeout != -1:
             deadline = _monotonic() + timeout
@@ -112,31 +118,39 @@ class Mutex:
             microseconds = -1 if timeout == -1 else int(timeout * 1e6)
             with cython.nogil:
                 status = PyThread_acquire_lock_timed(self._lock, microseconds, 1)
-            if status == 1:  # PY_LOCK_ACQUIRED
-                self._held = True
+            if status == 1:  # PY_LOCK_ACQUIRED: handed over
                 return True
-            if status != 2:  # PY_LOCK_INTR: a signal interrupted the wait
-                return False
-            # A signal arrived: run its handler (which may raise), then wait
-            # for what is left, as _thread's lock does.
-            PyErr_CheckSignals()
-            if timeout != -1:
+            if status == 2:  # PY_LOCK_INTR: a signal interrupted the wait
+                try:
+                    PyErr_CheckSignals()  # its handler may raise
+                except BaseException:
+                    if not self._withdraw():  # handed over meanwhile: pass it on
+                        self.release()
+                    raise
+                if timeout == -1:
+                    continue
                 timeout = deadline - _monotonic()
-                if timeout <= 0:
-                    return bool(PyThread_acquire_lock(self._lock, 0)) and self._set_held()
+                if timeout > 0:
+                    continue
+            return not self._withdraw()
+
+    def _withdraw(self) -> bool:
+        """A waiter gives up: True if the lock was handed to it meanwhile (it
+        holds it then), else it stops counting as a waiter."""
+        if PyThread_acquire_lock(self._lock, 0):
+            return False
+        self._count -= 1
+        return True
 
     def release(self) -> None:
-        if not self._held:
+        if self._count == 0:
             raise RuntimeError("release unlocked lock")
-        self._held = False
-        PyThread_release_lock(self._lock)
+        self._count -= 1
+        if self._count:
+            PyThread_release_lock(self._lock)  # hand over to one waiter
 
     def locked(self) -> bool:
-        return self._held
-
-    def _set_held(self) -> bool:
-        self._held = True
-        return True
+        return self._count > 0
 
     def __enter__(self) -> bool:
         return self.acquire()
@@ -187,10 +201,10 @@ class HubOperations(abc.ABC):
     def get_hub(self) -> Any:
         """The running thread's hub, made if it has none yet."""
 
-    def peek_hub(self) -> Any:
-        """The running thread's hub if it has one yet, else None: a cheaper
-        :meth:`get_hub` for every wait but a thread's first."""
-        return None
+    #: Optional: a callable returning the running thread's hub if it has one
+    #: yet, else None; a cheaper :meth:`get_hub` for every wait but a
+    #: thread's first.
+    peek_hub: Callable[[], Any] | None = None
 
     def prepare_hub(self, hub: Any) -> None:
         """Called in the hub's thread when waiters first use it (and again

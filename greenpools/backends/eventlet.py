@@ -75,7 +75,7 @@ class EventletHub(HubOperations):
         # ask directly once the thread has a hub.
         local = getattr(hubs, "_threadlocal", None)
         if local is not None:
-            self.peek_hub = functools.partial(getattr, local, "hub", None)  # type: ignore[method-assign]
+            self.peek_hub = functools.partial(getattr, local, "hub", None)
         self.get_hub = hubs.get_hub  # type: ignore[method-assign]
 
     def get_hub(self) -> Any:

@@ -11,7 +11,6 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 import gevent
-from gevent._hub_local import get_hub_if_exists
 from greenlet import getcurrent
 
 from ._green import HubWaiter
@@ -22,9 +21,8 @@ class GeventHub(HubOperations):
     """gevent's hub, as the green waiter uses it."""
 
     def __init__(self) -> None:
-        # gevent's own functions (compiled), without a Python frame around them.
+        # gevent's own (compiled) function, without a Python frame around it.
         self.get_hub = gevent.get_hub  # type: ignore[method-assign]
-        self.peek_hub = get_hub_if_exists  # type: ignore[method-assign]
 
     def get_hub(self) -> Any:
         return gevent.get_hub()
