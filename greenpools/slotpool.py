@@ -301,7 +301,7 @@ class SlotPool:
             if self._closed:
                 self._n_request_errors += 1
                 raise PoolClosed(f"acquire on closed pool {self.name!r}")
-            if not self._waiting:
+            if not self._waiting.length:
                 slot = SlotPool._pop_idle_locked(self)
                 if slot is not None:
                     slot.lent = True
@@ -315,7 +315,7 @@ class SlotPool:
                     raise self._limit_exceeded(
                         f"pool {self.name!r}: all {limit} resources are in use"
                     )
-                if self.max_waiting and len(self._waiting) >= self.max_waiting:
+                if self.max_waiting and self._waiting.length >= self.max_waiting:
                     self._n_request_errors += 1
                     raise self._too_many_requests(
                         f"pool {self.name!r}: {self.max_waiting} requests are already waiting"
@@ -518,7 +518,7 @@ class SlotPool:
         if not self._idle:  # the usual case when a waiter queues up
             SlotPool._settle_locked(self)
             return
-        while self._waiting:
+        while self._waiting.length:
             slot = SlotPool._pop_idle_locked(self)
             if slot is None:
                 break
@@ -552,13 +552,13 @@ class SlotPool:
                 break
             if client.grant(slot):
                 break
-        if not self._waiting:
+        if not self._waiting.length:
             SlotPool._settle_locked(self)
 
     def _settle_locked(self) -> None:
         """Let the lock-free paths run again if nothing else is going on."""
         self._lock_free = (
-            self._bare_leases and not self._waiting and not self._excess and not self._closed
+            self._bare_leases and not self._waiting.length and not self._excess and not self._closed
         )
 
     def _must_close_locked(self, slot: Slot) -> bool:
@@ -574,7 +574,7 @@ class SlotPool:
         if SlotPool._must_close_locked(self, slot):
             self._pending_close.append(slot)
             SlotPool._drop_capacity_locked(self)
-        elif self._waiting:
+        elif self._waiting.length:
             SlotPool._grant_locked(self, slot)  # no clock read: the contended path's common case
         else:
             slot.idle_since = _now()
@@ -592,7 +592,7 @@ class SlotPool:
     def _free_capacity_locked(self) -> None:
         """A resource stopped existing: let the oldest waiter create one."""
         if not self._closed and (not self._limit or self._size <= self._limit):
-            while self._waiting:
+            while self._waiting.length:
                 client = self._waiting.pop_oldest()
                 if client is not None and client.allow_create():
                     SlotPool._settle_locked(self)
@@ -601,7 +601,7 @@ class SlotPool:
 
     def _wake_creators_locked(self) -> None:
         """Capacity appeared (grown limit, dropped resources): hand it out."""
-        while self._waiting and (not self._limit or self._size < self._limit):
+        while self._waiting.length and (not self._limit or self._size < self._limit):
             client = self._waiting.pop_oldest()
             if client is not None and client.allow_create():
                 self._size += 1

@@ -30,6 +30,7 @@ cpdef WaitingClient new_client(Waiter waiter, double since, Py_ssize_t forks)
 cdef class WaitQueue:
     cdef list _clients
     cdef Py_ssize_t _head
+    cdef public Py_ssize_t length
 
     cpdef push(self, WaitingClient client)
     @cython.locals(clients=list, client=WaitingClient, head=Py_ssize_t)

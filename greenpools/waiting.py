@@ -95,12 +95,14 @@ class WaitQueue:
     def __init__(self) -> None:
         self._clients: list[WaitingClient] = []
         self._head = 0  # _clients[:_head] are served, kept until compacted
+        #: How many clients are queued (a field: compiled, reading it is free).
+        self.length = 0
 
     def __len__(self) -> int:
-        return len(self._clients) - self._head
+        return self.length
 
     def __bool__(self) -> bool:
-        return len(self._clients) > self._head
+        return self.length > 0
 
     def __getitem__(self, index: int) -> WaitingClient:
         return self.snapshot()[index]
@@ -111,6 +113,7 @@ class WaitQueue:
     def push(self, client: WaitingClient) -> None:
         """Queue ``client`` at the back."""
         self._clients.append(client)
+        self.length += 1
 
     def pop_oldest(self) -> WaitingClient | None:
         """Take the oldest client off the queue (None if it is empty)."""
@@ -128,6 +131,7 @@ class WaitQueue:
             del clients[:head]
             head = 0
         self._head = head
+        self.length -= 1
         return client
 
     def remove(self, client: WaitingClient) -> bool:
@@ -136,6 +140,7 @@ class WaitQueue:
         for index in range(self._head, len(clients)):
             if clients[index] is client:
                 del clients[index]
+                self.length -= 1
                 if self._head == len(clients):
                     del clients[:]
                     self._head = 0
@@ -151,4 +156,5 @@ class WaitQueue:
         clients = self._clients[self._head:]
         del self._clients[:]
         self._head = 0
+        self.length = 0
         return clients
