@@ -26,7 +26,11 @@ def _waiter_classes() -> list[type[Any]]:
     return [backends.get_backend().waiter_factory()]  # type: ignore[list-item]
 
 
-@pytest.fixture(params=_waiter_classes(), ids=lambda cls: cls.__name__)
+def _name(make: Any) -> str:
+    return getattr(make, "__name__", type(make).__name__)
+
+
+@pytest.fixture(params=_waiter_classes(), ids=_name)
 def make_waiter(request: pytest.FixtureRequest) -> Any:
     return request.param
 

@@ -26,14 +26,13 @@ cdef Home _last_home
 cdef Home _home_here(object ops)
 
 
-cdef object _ops_class
 cdef object _ops
 cdef object _peek_hub
 cdef object _get_hub
-cdef object _operations_of(HubWaiter waiter)
 
 
 cdef class HubWaiter(Waiter):
+    cdef object _ops
     cdef public bint _woken
     cdef public object _greenlet
     cdef public Home _home
@@ -42,3 +41,7 @@ cdef class HubWaiter(Waiter):
     cpdef bint wait(self, object timeout) except -1
     @cython.locals(home=Home)
     cpdef wake(self)
+
+
+cdef class HubWaiters:
+    cdef public object ops

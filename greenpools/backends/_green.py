@@ -78,7 +78,11 @@ _last_home: Home | None = None
 
 def _home_here(ops: HubOperations) -> Home:
     """The running hub's home, made if missing or inherited across a fork."""
-    global _last_home
+    global _last_home, _ops, _peek_hub, _get_hub
+    if ops is not _ops:
+        _peek_hub = ops.peek_hub
+        _get_hub = ops.get_hub
+        _ops = ops
     hub = None if _peek_hub is None else _peek_hub()
     if hub is None:
         hub = _get_hub()
@@ -95,23 +99,11 @@ def _home_here(ops: HubOperations) -> Home:
     return home
 
 
-#: The hub operations of the last waiter class seen, that class, and the
-#: two operations every wait calls, looked up once.
-_ops_class: Any = None
+#: The hub operations of the last waiter that waited, and the two of them
+#: every wait calls, looked up once.
 _ops: Any = None
 _peek_hub: Any = None
 _get_hub: Any = None
-
-
-def _operations_of(waiter: HubWaiter) -> HubOperations:
-    """``waiter.hub_operations()``, asked once per waiter class."""
-    global _ops_class, _ops, _peek_hub, _get_hub
-    if type(waiter) is not _ops_class:
-        _ops = waiter.hub_operations()
-        _peek_hub = _ops.peek_hub
-        _get_hub = _ops.get_hub
-        _ops_class = type(waiter)
-    return _ops  # type: ignore[no-any-return]
 
 
 @fork_guard.after_fork_in_child
@@ -121,18 +113,18 @@ def _forget_last_home() -> None:
 
 
 class HubWaiter(Waiter):
-    """A one-shot waiter that parks the calling greenlet on its hub."""
+    """A one-shot waiter that parks the calling greenlet on its hub; made by
+    a :class:`HubWaiters` over the backend's hub operations."""
 
-    if not cython.compiled:  # compiled, a new waiter's fields start out so
-
-        def __init__(self) -> None:
-            self._woken = False
-            self._greenlet: Any = None
-            self._home: Home | None = None
+    def __init__(self, ops: HubOperations) -> None:
+        self._ops = ops
+        self._woken = False
+        self._greenlet: Any = None
+        self._home: Home | None = None
 
     def hub_operations(self) -> HubOperations:
-        """The backend's hub operations (each backend's subclass names them)."""
-        raise NotImplementedError
+        """The hub operations this waiter parks with."""
+        return self._ops  # type: ignore[no-any-return]
 
     def wait(self, timeout: float | None) -> bool:
         if self._woken:
@@ -142,7 +134,7 @@ class HubWaiter(Waiter):
             seconds = timeout
             if seconds <= 0:
                 return False
-        home = _home_here(_operations_of(self))
+        home = _home_here(self._ops)
         self._home = home
         self._greenlet = getcurrent()
         if self._woken:
@@ -185,3 +177,22 @@ class HubWaiter(Waiter):
                 home.ops.call_soon(home.hub, home.flush)
         else:
             home.ops.call_soon(home.hub, self._resume)
+
+
+class HubWaiters:
+    """Makes :class:`HubWaiter` objects over one backend's hub operations:
+    what a green backend's ``waiter_factory()`` returns (the pool calls it
+    for every wait, so it makes them without running ``__init__``)."""
+
+    def __init__(self, ops: HubOperations) -> None:
+        self.ops = ops
+
+    @cython.locals(waiter=HubWaiter)  # type: ignore[untyped-decorator]
+    def __call__(self) -> HubWaiter:
+        waiter = HubWaiter.__new__(HubWaiter)
+        waiter._ops = self.ops
+        if not cython.compiled:  # compiled, the other fields start out so
+            waiter._woken = False
+            waiter._greenlet = None
+            waiter._home = None
+        return waiter

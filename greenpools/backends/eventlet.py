@@ -20,7 +20,7 @@ from eventlet.patcher import original
 from greenlet import getcurrent
 
 from ..forking import fork_guard
-from ._green import HubWaiter
+from ._green import HubWaiters
 from .base import Backend, HubOperations, Waiter
 
 _real_os = original("os")
@@ -98,21 +98,15 @@ class EventletHub(HubOperations):
         handle.cancel()
 
 
-_HUB = EventletHub()
-
-
-class EventletWaiter(HubWaiter):
-    __slots__ = ()
-
-    def hub_operations(self) -> HubOperations:
-        return _HUB
+#: What makes this backend's waiters (green waiters over EventletHub).
+WAITERS = HubWaiters(EventletHub())
 
 
 class EventletBackend(Backend):
     name = "eventlet"
 
     def waiter_factory(self) -> Callable[[], Waiter]:
-        return EventletWaiter
+        return WAITERS
 
     def sleep(self, seconds: float) -> None:
         eventlet.sleep(seconds)

@@ -13,7 +13,7 @@ from typing import Any
 import gevent
 from greenlet import getcurrent
 
-from ._green import HubWaiter
+from ._green import HubWaiters
 from .base import Backend, HubOperations, Waiter
 
 
@@ -44,14 +44,8 @@ class GeventHub(HubOperations):
         handle.close()
 
 
-_HUB = GeventHub()
-
-
-class GeventWaiter(HubWaiter):
-    __slots__ = ()
-
-    def hub_operations(self) -> HubOperations:
-        return _HUB
+#: What makes this backend's waiters (green waiters over GeventHub).
+WAITERS = HubWaiters(GeventHub())
 
 
 class GeventBackend(Backend):
@@ -61,7 +55,7 @@ class GeventBackend(Backend):
     current_task: Callable[[], Hashable] = staticmethod(getcurrent)  # type: ignore[assignment]
 
     def waiter_factory(self) -> Callable[[], Waiter]:
-        return GeventWaiter
+        return WAITERS
 
     def sleep(self, seconds: float) -> None:
         gevent.sleep(seconds)
