@@ -70,6 +70,10 @@ logger = logging.getLogger("greenpools")
 
 _INF = float("inf")
 
+#: Which build runs, as a plain global: the lock-free paths test it on every
+#: call, and a global costs the plain-Python build less than ``cython.compiled``.
+_COMPILED = cython.declare(cython.bint, cython.compiled)
+
 if not cython.compiled:  # compiled, slotpool.pxd defines both inline, without a call
     _identity = id
     _now = time.monotonic
@@ -206,18 +210,20 @@ class SlotPool:
         ``PoolTimeout``.
         """
         self._n_requests += 1
-        idle = self._idle
-        if self._lock_free and idle:
-            if cython.compiled:
+        if self._lock_free:
+            if _COMPILED:
                 # Two steps with no Python code between them: one under the
                 # GIL (and cheaper than pop(), which reallocates the list).
+                idle = self._idle
                 last = len(idle) - 1
+                if last < 0:
+                    return SlotPool._acquire_slow(self, block, timeout)
                 slot = idle[last]
                 del idle[last]
             else:
                 try:
-                    slot = idle.pop()
-                except IndexError:  # another thread took the last one
+                    slot = self._idle.pop()
+                except IndexError:  # empty, or another thread took the last one
                     return SlotPool._acquire_slow(self, block, timeout)
             if slot.generation == self._generation:
                 slot.lent = True
@@ -239,7 +245,7 @@ class SlotPool:
         # Test and clear as one step, so that of two racing releases one
         # fails.  Compiled, the two statements run under the GIL with no
         # Python code between them; as plain Python they need the lock.
-        if cython.compiled:
+        if _COMPILED:
             lent = slot.lent
             slot.lent = False
         else:
