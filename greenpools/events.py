@@ -164,11 +164,15 @@ def _rewatch() -> None:
 
 
 def emit(pool: Any, event: str, resource: Any = None, seconds: float | None = None) -> None:
-    """Call ``event``'s listeners of ``pool`` (the metrics' first); never raises."""
-    for fn in pool._event_listeners.get(event, ()):
-        try:
-            fn(pool, resource, seconds)
-        except Exception:
-            logger.exception(
-                "greenpools: listener %r for %r of pool %r raised", fn, event, pool.name
-            )
+    """Call ``event``'s listeners of ``pool`` (the metrics' first); never raises.
+
+    The pool does it (``SlotPool._emit``, compiled with the pool core).
+    """
+    pool._emit(event, resource, seconds)
+
+
+def listener_failed(fn: Listener, event: str, pool: Any) -> None:
+    """Log a listener that raised (called from inside its ``except``)."""
+    logger.exception("greenpools: listener %r for %r of pool %r raised", fn, event, pool.name)
+
+

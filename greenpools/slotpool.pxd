@@ -77,6 +77,7 @@ cdef class SlotPool:
     cdef public bint _bare_hand_out
     cdef public bint _track_lending
     cdef public bint _watched
+    cdef public dict _event_listeners
     cdef public bint _needs_upkeep
 
     @cython.locals(slot=Slot, deadline=double, started=double)
@@ -116,4 +117,5 @@ cdef class SlotPool:
     cpdef _forget_slot_locked(self, Slot slot)
     cpdef _discard_stale(self, Slot slot)
     cpdef _discard_lent(self, Slot slot, bint lost=*)
+    @cython.locals(listeners=tuple)
     cpdef _emit(self, str event, object resource=*, object seconds=*)

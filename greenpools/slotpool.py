@@ -184,6 +184,7 @@ class SlotPool:
         self._bare_hand_out = True  # nothing runs at hand-out
         self._track_lending = False  # note when and by whom each resource is lent
         self._watched = False  # listeners or metrics want events
+        self._event_listeners: dict[str, tuple[Any, ...]] = {}  # by event (events.listeners_for)
         self._needs_upkeep = False
         self._lock_free = True
         # Errors raised, as the subclass specialises them.
@@ -656,9 +657,18 @@ class SlotPool:
         SlotPool._close_pending(self)
 
     def _emit(self, event: str, resource: Any = None, seconds: float | None = None) -> None:
-        """Tell listeners and metrics of ``event``; free for unwatched pools."""
-        if self._watched:
-            events.emit(self, event, resource, seconds)
+        """Call ``event``'s listeners (the metrics' first, see
+        :mod:`greenpools.events`); free for unwatched pools, never raises."""
+        if not self._watched:
+            return
+        listeners = self._event_listeners.get(event)
+        if listeners is None:
+            return
+        for fn in listeners:
+            try:
+                fn(self, resource, seconds)
+            except Exception:
+                events.listener_failed(fn, event, self)
 
     # -- provided by the subclass (greenpools.resource.Resource) -------------
 
