@@ -38,13 +38,14 @@ from kombu.pools import use_global_limit
 from kombu.utils.collections import EqualityDict, eqhash
 from kombu.utils.functional import ChannelPromise
 
-from . import backends, events
-from ._kombu_fork import forget_connection
-from .backends.base import native_lock
-from .exceptions import PoolTimeout
-from .forking import fork_guard
+from .. import backends
+from ..backends.base import native_lock
+from ..core import events
+from ..core.resource import Resource, check_limit, check_seconds
+from ..exceptions import PoolTimeout
+from ..forking import fork_guard
+from .fork import forget_connection
 from .placement import HostSpread, hosts_of
-from .resource import Resource, check_limit, check_seconds
 
 __all__ = [
     "ChannelPool",
@@ -262,7 +263,7 @@ class ConnectionPool(_KombuResource[PooledConnection]):
     Connection: type[PooledConnection] = PooledConnection
 
     #: Where new connections go when the connection has alternates:
-    #: ``"spread"`` (round-robin over the hosts, see :mod:`greenpools.placement`)
+    #: ``"spread"`` (round-robin over the hosts, see :mod:`greenpools.kombu.placement`)
     #: or ``"first"`` (kombu's way: the first host, then failover).
     placement = "spread"
 
@@ -735,6 +736,9 @@ class PoolGroup(EqualityDict):  # type: ignore[misc]
         self._creating = {}
         if self.close_after_fork:
             dict.clear(self)  # the pools themselves reset on their own
+
+
+events.accept_group_type(PoolGroup)
 
 
 class Connections(PoolGroup):
