@@ -33,7 +33,7 @@ from typing import Any
 
 import suite
 
-from greenpools import bench
+from greenpools.cli import bench
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHECKOUT = os.path.dirname(HERE)

@@ -16,7 +16,7 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from greenpools import bench
+from greenpools.cli import bench
 
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672//"
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}

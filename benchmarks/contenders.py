@@ -1,4 +1,4 @@
-"""Contenders of the full suite beyond the short run's (greenpools.bench).
+"""Contenders of the full suite beyond the short run's (greenpools.cli.bench).
 
 kombu's generic ``Resource``, eventlet's own ``eventlet.pools.Pool``
 (eventlet backend only), SQLAlchemy's ``QueuePool`` over a dummy DBAPI
@@ -15,7 +15,7 @@ from typing import Any
 
 from greenlet import getcurrent
 
-from greenpools.bench import Contender, Subject, kombu_subject, running_backend
+from greenpools.cli.bench import Contender, Subject, kombu_subject, running_backend
 
 
 class Thing:

@@ -51,7 +51,7 @@ def _green(lib: str) -> tuple[Any, Any]:
 
 def _pool(lib: str, contender: str) -> tuple[Any, Any, Any]:
     """(acquire_for(timeout), release(r), resource held) for a pool of one."""
-    from greenpools import bench
+    from greenpools.cli import bench
 
     if contender == "gp-conn":
         import greenpools

@@ -24,7 +24,7 @@ from typing import Any
 
 from contenders import Thing, make_kombu_generic_pool
 
-from greenpools import bench
+from greenpools.cli import bench
 
 
 def traced_growth(build: Callable[[], Any]) -> tuple[int, Any]:

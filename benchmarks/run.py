@@ -37,7 +37,7 @@ import baseline  # noqa: E402
 import cooperative  # noqa: E402
 import suite  # noqa: E402
 
-from greenpools import bench  # noqa: E402
+from greenpools.cli import bench  # noqa: E402
 
 RESULTS_DIR = os.path.join(HERE, "results")
 GREEN = ("gevent", "eventlet")

@@ -1,6 +1,6 @@
 """What the full suite runs: contenders, scenarios, sizes, targets, columns.
 
-The short run's pieces (greenpools.bench) plus eventlet.pools, SQLAlchemy
+The short run's pieces (greenpools.cli.bench) plus eventlet.pools, SQLAlchemy
 and kombu's generic Resource, S4 (cooperative waiting), S5 (RabbitMQ) and
 memory.
 """
@@ -14,7 +14,7 @@ from broker import run_s5
 from contenders import EXTRA_CONTENDERS
 from memory import MEMORY_CONTENDERS, run_memory
 
-from greenpools import bench
+from greenpools.cli import bench
 
 #: Scenarios run inside each backend's patched worker, in this order.
 WORKER_SCENARIOS = ("s1", "s2", "s3", "memory", "s5")

@@ -12,7 +12,7 @@ import json
 import sys
 from typing import Any
 
-from greenpools import bench
+from greenpools.cli import bench
 
 #: (caption, scenario, greenpools id, kombu id, metric, show the ratio)
 PAIRED = [

@@ -3,7 +3,7 @@
     python benchmarks/worker.py BACKEND PRESET SCENARIO[,SCENARIO...]
 
 Started by benchmarks/run.py; reports progress and results on stdout in
-greenpools.bench's line protocol.
+greenpools.cli.bench's line protocol.
 """
 
 # Nothing before the monkey patching (greenpools.startup imports nothing else).
@@ -16,7 +16,7 @@ if __name__ == "__main__":
 
 import suite
 
-from greenpools import bench
+from greenpools.cli import bench
 
 
 def main(argv: list[str]) -> int:

@@ -25,7 +25,7 @@ import uuid
 from kombu import Connection, Consumer, Exchange, Queue
 
 import greenpools
-from greenpools.brokercheck import BrokerProblem, check_broker, masked_url
+from greenpools.cli.brokercheck import BrokerProblem, check_broker, masked_url
 from greenpools.pools import connections, producers, set_limit
 
 TASKS = 50

@@ -24,8 +24,8 @@ import threading
 from kombu import Connection, Consumer, Queue
 
 import greenpools
-from greenpools.brokercheck import BrokerProblem, check_broker, masked_url
-from greenpools.demo import positive_int
+from greenpools.cli.brokercheck import BrokerProblem, check_broker, masked_url
+from greenpools.cli.demo import positive_int
 from greenpools.pools import connections, producers, set_limit
 
 LIMIT = 4  # connections (and producers) per broker, shared by every thread

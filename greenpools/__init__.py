@@ -17,12 +17,12 @@ if os.environ.get("GREENPOOLS_BACKEND", "").strip() not in ("", "auto"):
 
 if TYPE_CHECKING:
     from .backends import Backend, BackendUnavailable, get_backend, use_backend
-    from .events import listen, remove_listener
+    from .core.events import listen, remove_listener
+    from .core.resource import Lease, Pool, Resource
     from .exceptions import LimitExceeded, PoolClosed, PoolError, PoolTimeout, TooManyRequests
-    from .kombu_patch import install, uninstall
+    from .kombu.install import install, uninstall
+    from .kombu.pools import connections, producers
     from .otel import instrument, uninstrument
-    from .pools import connections, producers
-    from .resource import Lease, Pool, Resource
 
 __version__ = "0.1.0"
 
@@ -58,20 +58,20 @@ _LAZY = {
     "BackendUnavailable": "backends",
     "get_backend": "backends",
     "use_backend": "backends",
-    "listen": "events",
-    "remove_listener": "events",
+    "listen": "core.events",
+    "remove_listener": "core.events",
     "LimitExceeded": "exceptions",
     "PoolClosed": "exceptions",
     "PoolError": "exceptions",
     "PoolTimeout": "exceptions",
     "TooManyRequests": "exceptions",
-    "Lease": "resource",
-    "Pool": "resource",
-    "Resource": "resource",
-    "connections": "pools",
-    "producers": "pools",
-    "install": "kombu_patch",
-    "uninstall": "kombu_patch",
+    "Lease": "core.resource",
+    "Pool": "core.resource",
+    "Resource": "core.resource",
+    "connections": "kombu.pools",
+    "producers": "kombu.pools",
+    "install": "kombu.install",
+    "uninstall": "kombu.install",
     "instrument": "otel",
     "uninstrument": "otel",
 }
@@ -84,7 +84,7 @@ def __getattr__(name: str) -> Any:
     import importlib
 
     value = getattr(importlib.import_module(f"{__name__}.{module_name}"), name)
-    if module_name not in ("pools", "kombu_patch", "otel"):
+    if module_name not in ("kombu.pools", "kombu.install", "otel"):
         globals()[name] = value  # the next lookup is a plain attribute read
     return value
 

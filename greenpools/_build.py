@@ -26,8 +26,8 @@ from typing import Any
 #: The compiled modules, in the order they depend on each other.
 COMPILED = (
     "greenpools.backends.base",
-    "greenpools.waiting",
-    "greenpools.slotpool",
+    "greenpools.core.waiting",
+    "greenpools.core.slotpool",
     "greenpools.backends._green",
     "greenpools.backends.threading",
 )

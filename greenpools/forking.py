@@ -13,7 +13,7 @@ the parent's greenlets.  So every reset only drops references, creates
 fresh locks and closes file descriptors; a descriptor a green task may
 still wait on is handed to its library's own close, which under gevent
 finishes on the child's first turn of the hub (see
-:mod:`greenpools._kombu_fork`).  For the same reason a reset that raises
+:mod:`greenpools.kombu.fork`).  For the same reason a reset that raises
 is not logged here (a log handler may block on its stream): the guard
 keeps the error in :attr:`ForkGuard.failures` and goes on with the next.
 """

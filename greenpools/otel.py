@@ -6,7 +6,7 @@ with the attribute ``db.client.connection.pool.name`` (the pool's
 ``name``).  The gauges (count, idle.max, idle.min, max, pending_requests)
 are observable: read from the pools when the SDK collects, they cost
 nothing per acquire.  The timeouts counter and the create, wait and use
-time histograms follow the pool's events (see :mod:`greenpools.events`),
+time histograms follow the pool's events (see :mod:`greenpools.core.events`),
 which only watched pools emit.
 
 A histogram ``record()`` in the OpenTelemetry SDK costs about 13 us, and a
@@ -31,7 +31,7 @@ import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from . import events
+from .core import events
 
 __all__ = ["instrument", "uninstrument"]
 
@@ -174,7 +174,7 @@ class _Metrics:
         self._live = True
 
     def listeners(self, pool: Any) -> dict[str, events.Listener]:
-        """``pool``'s metrics listeners by event (see :mod:`greenpools.events`)."""
+        """``pool``'s metrics listeners by event (see :mod:`greenpools.core.events`)."""
         with self._lock:
             samples = self._by_pool.get(pool)
             if samples is None:
@@ -201,7 +201,7 @@ class _Metrics:
         return samples.attributes if samples is not None else {POOL_NAME: pool.name}
 
     def _pools(self) -> list[Any]:
-        from .resource import live_pools
+        from .core.resource import live_pools
 
         return live_pools() if self._live else []
 

@@ -289,7 +289,7 @@ def test_late_gevent_patching_switches_backend() -> None:
 def test_late_gevent_patching_moves_upkeep_to_gevent() -> None:
     run_scenario("""
         import greenpools
-        from greenpools import lifecycle
+        from greenpools.core import lifecycle
         lifecycle.MAX_INTERVAL = 0.01
         pool = greenpools.Pool(object, 3, min_size=1)
         old_upkeep = pool._upkeep

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from greenpools import bench
+from greenpools.cli import bench
 
 
 def test_grants_in_request_order_overtake_nobody() -> None:

@@ -21,7 +21,7 @@ EXPECTED = os.environ.get("GREENPOOLS_TEST_BUILD")
 
 @pytest.mark.skipif(EXPECTED is None, reason="not run by tests/runner.py (no build asked for)")
 def test_the_build_asked_for_is_the_one_that_runs() -> None:
-    import greenpools.resource  # noqa: F401  (loads every core module)
+    import greenpools.core.resource  # noqa: F401  (loads every core module)
 
     assert _build.active() == EXPECTED, (_build.BUILD, _build.active())
     assert _build.COMPILED_BUILD == (EXPECTED == "compiled"), _build.BUILD
@@ -30,14 +30,14 @@ def test_the_build_asked_for_is_the_one_that_runs() -> None:
 def test_every_core_module_comes_from_one_build() -> None:
     import greenpools.backends._green
     import greenpools.backends.threading
-    import greenpools.resource  # noqa: F401
+    import greenpools.core.resource  # noqa: F401
 
     assert _build.active() in ("compiled", "pure"), _build.active()
 
 
 def test_the_switch_selects_the_sources_even_where_compiled_modules_sit() -> None:
-    code = ("import greenpools.resource, greenpools._build as b, greenpools.slotpool as s; "
-            "print(b.active(), s.__file__.endswith('.py'))")
+    code = ("import greenpools.core.resource, greenpools._build as b, "
+            "greenpools.core.slotpool as s; print(b.active(), s.__file__.endswith('.py'))")
     env = {**os.environ, "GREENPOOLS_NO_SPEEDUPS": "1"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, check=True).stdout.split()

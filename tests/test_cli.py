@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 from helpers import BACKEND, require_amqp, require_redis
 
-from greenpools.brokercheck import masked_url
+from greenpools.cli.brokercheck import masked_url
 
 pytestmark = pytest.mark.skipif(
     BACKEND != "threading", reason="starts its own processes: runs once, in the threading run"

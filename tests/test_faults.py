@@ -299,7 +299,7 @@ def test_failover_to_the_second_broker_url_when_the_first_dies_mid_load(
     load = Load(conn, queue, tasks=30, total=total, options=RETRYING)
     tasks = load.start(milestones=(50,), gates=(70,))
     load.reached(50)
-    # The pool spreads its connections over both URLs (greenpools.placement):
+    # The pool spreads its connections over both URLs (greenpools.kombu.placement):
     # those on the first one must fail over when it dies.
     assert first.stats()["open"] > 0
     first.refuse()

@@ -22,7 +22,8 @@ from helpers import HANG_TIMEOUT, assert_balanced, join_all, spawn, wait_until
 from kombu import Connection, Queue
 from kombu.exceptions import OperationalError
 
-from greenpools import PoolTimeout, lifecycle, pools
+from greenpools import PoolTimeout, pools
+from greenpools.core import lifecycle
 
 pytestmark = pytest.mark.broker
 

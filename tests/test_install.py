@@ -18,7 +18,8 @@ from helpers import run_python
 from kombu import Connection, Queue
 
 import greenpools
-from greenpools import kombu_patch, pools
+from greenpools import pools
+from greenpools.kombu import install as kombu_install
 
 URL = "memory://"
 POOL_NAMES = ("ProducerPool", "PoolGroup", "Connections", "Producers", "connections",
@@ -47,7 +48,7 @@ def always_uninstall() -> Iterator[None]:
 def test_install_patches_kombu_and_uninstall_restores_exactly() -> None:
     before = snapshot()
     greenpools.install()
-    assert kombu_patch.installed()
+    assert kombu_install.installed()
     assert kombu.pools.connections is pools.connections
     assert kombu.pools.producers is pools.producers
     assert kombu.pools.ProducerPool is pools.ProducerPool
@@ -58,7 +59,7 @@ def test_install_patches_kombu_and_uninstall_restores_exactly() -> None:
     assert kombu.connections is pools.connections  # kombu's lazy top-level name
     greenpools.install()  # twice: no-op
     greenpools.uninstall()
-    assert not kombu_patch.installed()
+    assert not kombu_install.installed()
     after = snapshot()
     for name, value in before.items():
         if name == "kombu.connections" or name == "kombu.producers":

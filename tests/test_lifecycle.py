@@ -31,7 +31,8 @@ from helpers import (
     wait_until,
 )
 
-from greenpools import Pool, PoolClosed, PoolTimeout, lifecycle
+from greenpools import Pool, PoolClosed, PoolTimeout
+from greenpools.core import lifecycle
 
 
 @pytest.fixture
@@ -426,11 +427,12 @@ def test_lifecycle_does_not_import_the_pool() -> None:
         if isinstance(node, ast.Import):
             imported.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
-            base = "greenpools." * (node.level > 0) + (node.module or "")
-            imported.add(base.rstrip("."))
-            imported.update(f"{base}.{alias.name}".replace("..", ".") for alias in node.names)
+            package = lifecycle.__name__.split(".")[:-node.level] if node.level else []
+            base = ".".join([*package, *filter(None, [node.module])])
+            imported.add(base)
+            imported.update(f"{base}.{alias.name}" for alias in node.names)
     assert "greenpools.backends" in imported  # the walk does see its imports
-    assert not {name for name in imported if name.startswith("greenpools.resource")}, imported
+    assert not {name for name in imported if name.startswith("greenpools.core.resource")}, imported
 
 
 def test_timeouts_with_lifecycle_options(make_pool: Any, quick_upkeep: None) -> None:

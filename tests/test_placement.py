@@ -14,7 +14,7 @@ from helpers import assert_balanced
 from kombu import Connection
 
 from greenpools import pools
-from greenpools.placement import HostSpread, hosts_of
+from greenpools.kombu.placement import HostSpread, hosts_of
 
 THREE = "amqp://guest:guest@127.0.0.1:5701//;amqp://guest:guest@127.0.0.1:5702//;" \
         "amqp://guest:guest@127.0.0.1:5703//"

@@ -24,7 +24,8 @@ from helpers import (
     wait_until,
 )
 
-from greenpools import PoolTimeout, Resource, lifecycle
+from greenpools import PoolTimeout, Resource
+from greenpools.core import lifecycle
 from greenpools.forking import fork_guard
 
 

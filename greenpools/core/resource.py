@@ -1,7 +1,7 @@
 """Pools of anything: ``Resource`` (kombu's API) and ``Pool`` (built from callables).
 
 The algorithm itself (the idle stack, the limit, the queue of waiters,
-the lock-free paths) is :class:`greenpools.slotpool.SlotPool`; this
+the lock-free paths) is :class:`greenpools.core.slotpool.SlotPool`; this
 module adds what a user configures around it: the hooks a subclass
 overrides, psycopg_pool's options, closing and resizing, statistics, the
 context manager, and the reset of a pool in a forked child.
@@ -19,9 +19,10 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from . import backends, events, forking, lifecycle
-from .backends.base import Mutex
-from .exceptions import LimitExceeded, PoolClosed, PoolTimeout, TooManyRequests, specialise
+from .. import backends, forking
+from ..backends.base import Mutex
+from ..exceptions import LimitExceeded, PoolClosed, PoolTimeout, TooManyRequests, specialise
+from . import events, lifecycle
 from .slotpool import Slot, SlotPool, acquirer_stack, check_seconds
 from .stats import Counters
 from .waiting import WaitQueue
@@ -249,7 +250,7 @@ class Resource(SlotPool, Counters, Generic[T]):
     def _set_hook_flags(self) -> None:
         """Which hooks run, and whether leases are bare (none at all)."""
         cls = type(self)
-        # A watched pool emits events (greenpools.events) from the slow paths only.
+        # A watched pool emits events (greenpools.core.events) from the slow paths only.
         self._event_listeners = events.listeners_for(self)
         self._watched = bool(self._event_listeners) or events.metrics_on()
         self._track_lending = self._track_usage or self._watched
@@ -279,10 +280,10 @@ class Resource(SlotPool, Counters, Generic[T]):
             self._settle_locked()
 
     def _watch_changed(self) -> None:
-        """A listener or the metrics came or went (see greenpools.events)."""
+        """A listener or the metrics came or went (see greenpools.core.events)."""
         self._hooks_changed()
 
-    if TYPE_CHECKING:  # implemented by SlotPool (greenpools.slotpool)
+    if TYPE_CHECKING:  # implemented by SlotPool (greenpools.core.slotpool)
 
         def acquire(self, block: bool = False, timeout: float | None = None) -> T: ...
         def release(self, resource: T) -> None: ...
@@ -394,7 +395,7 @@ class Resource(SlotPool, Counters, Generic[T]):
         self._close_pending()
         return True
 
-    # -- readiness and idle upkeep (called by greenpools.lifecycle) ---------
+    # -- readiness and idle upkeep (called by greenpools.core.lifecycle) ---------
 
     def _make_ready(self, resource: T) -> None:
         """Make a new resource usable before upkeep counts it (kombu: connect)."""
@@ -515,7 +516,7 @@ class Resource(SlotPool, Counters, Generic[T]):
         self._emit("invalidate", slot.resource)
         self._close_slots([slot], ignore_errors=True, collect=True)
 
-    # What greenpools.lifecycle sees of a pool (lifecycle.UpkeepPool), beside
+    # What greenpools.core.lifecycle sees of a pool (lifecycle.UpkeepPool), beside
     # the methods above: the upkeep tasks call these and never touch the
     # pool's lists themselves.
 

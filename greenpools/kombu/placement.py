@@ -28,7 +28,7 @@ from typing import Any
 
 from kombu.utils.url import parse_url
 
-from .forking import fork_guard
+from ..forking import fork_guard
 
 __all__ = ["PLACEMENTS", "HostSpread", "hosts_of"]
 

@@ -5,7 +5,7 @@ every pool of a group (present and future) or of every pool of a class
 (and its subclasses).  A pool with no listener and metrics off is not
 *watched*: it keeps its lock-free fast paths and emits nothing, so it pays
 nothing for this module.  A watched pool is not plain (see
-:mod:`greenpools.resource`), so every acquire and release takes the slow
+:mod:`greenpools.core.resource`), so every acquire and release takes the slow
 path, where the pool calls :func:`emit`.
 
 Every listener is called as ``fn(pool, resource, seconds)``:
@@ -58,15 +58,18 @@ _memberships: weakref.WeakKeyDictionary[Any, list[weakref.ref[Any]]] = (
     weakref.WeakKeyDictionary()
 )
 _sink: Sink | None = None
+#: Classes whose instances are pool groups, valid targets of :func:`listen`.  The
+#: kombu layer registers its ``PoolGroup`` (:func:`accept_group_type`): this
+#: module sits below that layer and never imports it.
+_group_types: tuple[type, ...] = ()
 _lock = threading.Lock()  # registrations only; emit reads without it
 
 
 def _check(target: Any, event: Any, fn: Any) -> None:
-    from .pools import PoolGroup
     from .resource import Resource
 
     if not (
-        isinstance(target, (Resource, PoolGroup))
+        isinstance(target, (Resource, *_group_types))
         or (isinstance(target, type) and issubclass(target, Resource))
     ):
         raise TypeError(
@@ -103,6 +106,14 @@ def set_sink(sink: Sink | None) -> None:
     global _sink
     _sink = sink
     _rewatch()
+
+
+def accept_group_type(cls: type) -> None:
+    """Let instances of ``cls`` (a group that makes pools) be targets of :func:`listen`."""
+    global _group_types
+    with _lock:
+        if cls not in _group_types:
+            _group_types = (*_group_types, cls)
 
 
 def joined_group(pool: Any, group: Any) -> None:

@@ -16,7 +16,7 @@ Upkeep sees a pool only as an :class:`UpkeepPool`: its public options and a
 few methods that do the work under the pool's own lock (``_retire_idle``,
 ``_keep_idle_alive``, ``_add_ready``, ...).  A resource upkeep works on is
 out of the idle stack meanwhile, so no caller can acquire it.  This module
-never imports :mod:`greenpools.resource`; that one imports this.
+never imports :mod:`greenpools.core.resource`; that one imports this.
 """
 
 from __future__ import annotations
@@ -27,12 +27,12 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from . import backends
-from .backends.base import native_lock
-from .forking import fork_guard
+from .. import backends
+from ..backends.base import native_lock
+from ..forking import fork_guard
 
 if TYPE_CHECKING:
-    from .backends import Backend
+    from ..backends import Backend
 
 __all__ = [
     "FillToMinSize", "KeepIdleAlive", "RetireIdle", "StallWatch", "Upkeep", "UpkeepPool",

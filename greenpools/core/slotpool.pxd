@@ -4,7 +4,7 @@ from cpython.long cimport PyLong_FromVoidPtr
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 from greenpools.backends.base cimport Mutex
-from greenpools.waiting cimport GRANTED, MAY_CREATE, WAITING, WaitingClient, WaitQueue, new_client
+from greenpools.core.waiting cimport GRANTED, MAY_CREATE, WAITING, WaitingClient, WaitQueue, new_client
 
 
 cdef double _INF

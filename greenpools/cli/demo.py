@@ -29,9 +29,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import backends
+from .. import backends
+from ..core.events import listen, remove_listener
 from .brokercheck import BrokerProblem, check_broker, masked_url
-from .events import listen, remove_listener
 
 DEFAULT_BROKER = "memory://"
 #: How long the demo gives a broker to answer before it starts.
@@ -46,7 +46,7 @@ _BOOTSTRAP = """\
 import sys
 from greenpools.startup import patch_first
 patch_first(sys.argv[1])
-from greenpools.demo import main
+from greenpools.cli.demo import main
 sys.exit(main(sys.argv[2:]))
 """
 
@@ -213,7 +213,7 @@ def run(
     from kombu.entity import Exchange, Queue
     from kombu.messaging import Consumer
 
-    from . import pools
+    from ..kombu import pools
 
     result = DemoResult(
         backend=backends.get_backend().name,

@@ -3,7 +3,7 @@
 Written once for every backend and both builds: Cython compiles this
 module (declarations in ``slotpool.pxd``) when greenpools is built with a
 compiler, and the very same source runs as plain Python otherwise.
-:class:`greenpools.resource.Resource` adds the hooks and options around
+:class:`greenpools.core.resource.Resource` adds the hooks and options around
 it; nothing here asks which backend is active.
 
 - ``_idle`` is a stack of :class:`Slot` (one per resource, made when the
@@ -17,7 +17,7 @@ it; nothing here asks which backend is active.
 - ``_size`` counts every resource that exists or is being created; it
   never exceeds ``limit``.
 - A caller that must wait joins ``_waiting``, a
-  :class:`greenpools.waiting.WaitQueue`.  Whoever frees something (a
+  :class:`greenpools.core.waiting.WaitQueue`.  Whoever frees something (a
   release, a discard, a failed creation, a resize) hands it *directly* to
   the oldest client: the resource itself or the permission to create one.
   Nobody takes an idle resource while someone is queued, so grants follow
@@ -52,9 +52,9 @@ from typing import TYPE_CHECKING, Any
 
 import cython
 
+from ..backends.base import Mutex
+from ..exceptions import PoolClosed, PoolTimeout
 from . import events
-from .backends.base import Mutex
-from .exceptions import PoolClosed, PoolTimeout
 from .lifecycle import stall_watch
 from .waiting import WaitingClient, WaitQueue, new_client
 
@@ -92,7 +92,9 @@ def check_seconds(name: str, value: Any) -> float | None:
 
 #: Modules whose frames sit between a caller and the hand-out: a leak
 #: report's stack ends at the first frame outside them.
-_POOL_MODULES = frozenset({"greenpools.resource", "greenpools.slotpool", "greenpools.pools"})
+_POOL_MODULES = frozenset(
+    {"greenpools.core.resource", "greenpools.core.slotpool", "greenpools.kombu.pools"}
+)
 
 
 def acquirer_stack() -> traceback.StackSummary:
@@ -141,7 +143,7 @@ def _no_waiter() -> Any:
 
 
 class SlotPool:
-    """The pool algorithm; :class:`greenpools.resource.Resource` builds on it.
+    """The pool algorithm; :class:`greenpools.core.resource.Resource` builds on it.
 
     The attributes are set by ``Resource.__init__``; the methods a subclass
     must provide are listed at the end of the class.  The algorithm's own
@@ -670,7 +672,7 @@ class SlotPool:
             except Exception:
                 events.listener_failed(fn, event, self)
 
-    # -- provided by the subclass (greenpools.resource.Resource) -------------
+    # -- provided by the subclass (greenpools.core.resource.Resource) -------------
 
     if TYPE_CHECKING:
 

@@ -647,7 +647,7 @@ _WORKER_CODE = """\
 import sys
 from greenpools.startup import patch_first
 patch_first(sys.argv[1])
-from greenpools.bench import worker_main
+from greenpools.cli.bench import worker_main
 sys.exit(worker_main(sys.argv[1:]))
 """
 
