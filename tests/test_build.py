@@ -42,3 +42,25 @@ def test_the_switch_selects_the_sources_even_where_compiled_modules_sit() -> Non
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, check=True).stdout.split()
     assert out == ["pure", "True"], out
+
+
+def test_the_plain_python_build_needs_no_cython_installed() -> None:
+    # Cython builds greenpools; running the plain-Python build must not need it.
+    code = (
+        "import sys; sys.modules['cython'] = None\n"  # any `import cython` now fails
+        "import greenpools, greenpools._build as b\n"
+        "pool = greenpools.Pool(object, 1)\n"
+        "first = pool.acquire()\n"
+        "try:\n"
+        "    pool.acquire(True, 0.01)\n"
+        "except greenpools.PoolTimeout:\n"
+        "    pass\n"
+        "pool.release(first)\n"
+        "assert pool.acquire() is first\n"
+        "print(b.active())\n"
+    )
+    env = {**os.environ, "GREENPOOLS_NO_SPEEDUPS": "1"}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["pure"], result.stdout

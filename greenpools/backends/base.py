@@ -26,7 +26,10 @@ import time
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any, Protocol
 
-import cython
+try:
+    import cython
+except ImportError:  # Cython is needed to build greenpools, not to run it
+    from .. import _nocython as cython  # type: ignore[no-redef]
 
 if TYPE_CHECKING:  # C functions, declared for Cython in base.pxd
 

@@ -50,7 +50,10 @@ import time
 import traceback
 from typing import TYPE_CHECKING, Any
 
-import cython
+try:
+    import cython
+except ImportError:  # Cython is needed to build greenpools, not to run it
+    from .. import _nocython as cython  # type: ignore[no-redef]
 
 from ..backends.base import Mutex
 from ..exceptions import PoolClosed, PoolTimeout

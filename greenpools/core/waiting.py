@@ -24,7 +24,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import cython
+try:
+    import cython
+except ImportError:  # Cython is needed to build greenpools, not to run it
+    from .. import _nocython as cython  # type: ignore[no-redef]
 
 if not cython.compiled:  # compiled, waiting.pxd declares them as a C enum
     #: The states of a waiting client; every state but WAITING is final.
