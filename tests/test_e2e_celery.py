@@ -111,9 +111,9 @@ def test_celery_prefork_worker_publishes_through_greenpools(
         log_text = support.show_log(log_path)
 
     # The worker and the client both ran on greenpools' pools.
-    assert "pool=greenpools.kombu.pools producer_pool=greenpools.kombu.pools" in ready[0], ready
+    assert "pool=greenpools.pools producer_pool=greenpools.pools" in ready[0], ready
     assert "backend=threading" in ready[0], ready
-    assert "producer_pool=greenpools.kombu.pools" in client.stdout, client.stdout
+    assert "producer_pool=greenpools.pools" in client.stdout, client.stdout
     messages = [body.decode().split() for body in bodies]
     got = collections.Counter(name for name, _ in messages)
     want = collections.Counter(expected)
@@ -191,7 +191,7 @@ def test_celery_eventlet_example_publishes_each_body_once_on_eventlet(
 
     assert client.returncode == 0, client.stdout + client.stderr
     report = json.loads(client.stdout.splitlines()[-1])
-    assert report["producer_pool"] == "greenpools.kombu.pools"  # install() took effect
+    assert report["producer_pool"] == "greenpools.pools"  # install() took effect
     assert report["returned"] == ["eventlet"] * EXAMPLE_TASKS
     assert exit_code == 0
     assert support.bad_log_lines(log_text) == []

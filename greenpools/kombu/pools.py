@@ -861,3 +861,10 @@ def _reset_groups_in_child() -> None:
             alive.append(ref)
     _live_groups[:] = alive
 
+
+# The public path of these classes is greenpools.pools (the same module object,
+# see greenpools/pools.py): their reprs, pickles and logs keep saying so.
+for _public in (ConnectionPool, ChannelPool, ProducerPool, PooledConnection, PooledProducer,
+                PoolGroup, Connections, Producers):
+    _public.__module__ = "greenpools.pools"
+del _public
