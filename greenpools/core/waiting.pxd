@@ -21,6 +21,7 @@ cdef class WaitingClient:
     cpdef bint allow_create(self) except -1
     cpdef bint refuse(self) except -1
     cpdef int withdraw(self)
+    cdef bint _serve(self, int state, object slot) except -1
 
 
 @cython.locals(client=WaitingClient)

@@ -49,26 +49,23 @@ class WaitingClient:
 
     def grant(self, slot: Any) -> bool:
         """Hand ``slot`` (already lent) to this client and wake it."""
-        if self.state != WAITING:
-            return False
-        self.slot = slot
-        self.state = GRANTED
-        self.waiter.wake()
-        return True
+        return self._serve(GRANTED, slot)
 
     def allow_create(self) -> bool:
         """Give this client a place under the limit to create a resource in."""
-        if self.state != WAITING:
-            return False
-        self.state = MAY_CREATE
-        self.waiter.wake()
-        return True
+        return self._serve(MAY_CREATE, None)
 
     def refuse(self) -> bool:
         """Tell this client the pool closed."""
+        return self._serve(REFUSED, None)
+
+    def _serve(self, state: int, slot: Any) -> bool:
+        """Move a waiting client to ``state`` (with ``slot``) and wake it;
+        False, changing nothing, if it no longer waits."""
         if self.state != WAITING:
             return False
-        self.state = REFUSED
+        self.slot = slot
+        self.state = state
         self.waiter.wake()
         return True
 
