@@ -28,7 +28,10 @@ def extensions() -> list:
     modules = [
         Extension(name, [name.replace(".", "/") + ".py"], optional=True) for name in COMPILED
     ]
-    return cythonize(modules, compiler_directives=DIRECTIVES, quiet=True)
+    compiled = cythonize(modules, compiler_directives=DIRECTIVES, quiet=True)
+    for extension in compiled:  # cythonize makes new Extensions and drops the flag
+        extension.optional = True
+    return compiled
 
 
 setup(ext_modules=extensions())
