@@ -66,8 +66,6 @@ class ForkGuard:
     def _in_child(self) -> None:
         self.pid = os.getpid()
         self.failures = []
-        global pid
-        pid = self.pid
         # Resolve every weak reference first: a reset that drops the last
         # reference to another tracked object (a group dropping its pools)
         # must not let that object be collected before its own reset.
@@ -88,8 +86,3 @@ class ForkGuard:
 
 fork_guard = ForkGuard()
 os.register_at_fork(after_in_child=fork_guard._in_child)
-
-#: Transitional alias of ``fork_guard.pid``, kept in step by the guard, for
-#: the compiled core's modules (``backends/_green.py`` and the locked core of
-#: ``resource.py``) until they read ``fork_guard.pid``; new code must not use it.
-pid = fork_guard.pid
