@@ -676,13 +676,25 @@ class SlotPool:
                 events.listener_failed(fn, event, self)
 
     # -- provided by the subclass (greenpools.core.resource.Resource) -------------
+    # Real methods, not type stubs: Cython compiles ``if TYPE_CHECKING:`` blocks
+    # in a class body, so stubs there would return None in the compiled build.
 
-    if TYPE_CHECKING:
+    def _new_slot(self, ready: bool = False) -> Slot:
+        """Create a resource and its slot (the subclass's ``new`` and hooks)."""
+        raise NotImplementedError
 
-        def _new_slot(self, ready: bool = False) -> Slot: ...
-        def _close_slots(
-            self, slots: list[Slot], ignore_errors: bool, collect: bool = False
-        ) -> None: ...
-        def _close_quietly(self, resource: Any) -> None: ...
-        def _release_unknown(self, resource: Any) -> None: ...
-        def _start_upkeep(self) -> None: ...
+    def _close_slots(self, slots: list[Slot], ignore_errors: bool, collect: bool = False) -> None:
+        """Close the resources of ``slots`` (the subclass's close hooks)."""
+        raise NotImplementedError
+
+    def _close_quietly(self, resource: Any) -> None:
+        """Close a resource, logging rather than raising."""
+        raise NotImplementedError
+
+    def _release_unknown(self, resource: Any) -> None:
+        """A release of something this pool has not lent."""
+        raise NotImplementedError
+
+    def _start_upkeep(self) -> None:
+        """Start the pool's background upkeep."""
+        raise NotImplementedError
