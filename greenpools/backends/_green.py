@@ -192,10 +192,9 @@ class HubWaiters:
 
     @cython.locals(waiter=HubWaiter)  # type: ignore[untyped-decorator]
     def __call__(self) -> HubWaiter:
+        if not cython.compiled:
+            return HubWaiter(self.ops)
+        # Compiled, a new waiter's other fields start False/None: skip __init__.
         waiter = HubWaiter.__new__(HubWaiter)
         waiter._ops = self.ops
-        if not cython.compiled:  # compiled, the other fields start out so
-            waiter._woken = False
-            waiter._greenlet = None
-            waiter._home = None
         return waiter
