@@ -71,7 +71,7 @@ def test_fork_storm_parent_and_children_publish_concurrently(queue: str) -> None
     )
 
     assert result.pre_fork_errors == []
-    assert sorted(result.child_exit_codes.values()) == [0] * CHILDREN, (
+    assert list(result.child_exit_codes.values()) == [0] * CHILDREN, (
         "children failed or hung; their tracebacks are in the captured stderr"
     )
     assert len(result.child_reports) == CHILDREN
@@ -97,7 +97,7 @@ def test_fork_storm_forking_while_parent_threads_publish(queue: str) -> None:
         timeout=CHILD_TIMEOUT, fork_while_publishing=True,
     )
 
-    assert sorted(result.child_exit_codes.values()) == [0] * CHILDREN, (
+    assert list(result.child_exit_codes.values()) == [0] * CHILDREN, (
         "children failed or hung; their tracebacks are in the captured stderr"
     )
     assert (result.parent.published, result.parent.errors, result.parent.hung_tasks) == (
@@ -187,7 +187,7 @@ def test_fork_with_a_task_blocked_reading_a_pooled_connection(queue: str) -> Non
             pools, queue, children=CHILDREN, per_process=per_process, tasks=TASKS,
             timeout=CHILD_TIMEOUT, before_fork=reader.start, child_report=reader.child_report,
         )
-        assert sorted(result.child_exit_codes.values()) == [0] * CHILDREN, (
+        assert list(result.child_exit_codes.values()) == [0] * CHILDREN, (
             "a child was killed by a signal (negative code), failed or hung; see its stderr"
         )
         # The parent's reader was not disturbed: it still waits on the same

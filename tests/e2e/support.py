@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import posix
 import signal
 import socket
 import subprocess
@@ -297,6 +298,7 @@ def run_forked_child(body: Any, report_fd: int | None = None, watchdog: int = 90
     try:
         signal.signal(signal.SIGALRM, signal.SIG_DFL)
         signal.alarm(watchdog)
+        signal.signal(DUMP_AND_EXIT, _dump_stacks_and_exit)
         result = body()
         if report_fd is not None and result is not None:
             os.write(report_fd, (str(result) + "\n").encode())
@@ -312,14 +314,42 @@ def run_forked_child(body: Any, report_fd: int | None = None, watchdog: int = 90
         os._exit(status)
 
 
+#: Sent to a child of :func:`run_forked_child` that overran its time: it
+#: prints where each of its tasks waits, then exits.
+DUMP_AND_EXIT = signal.SIGUSR1
+#: How long an overrunning child gets to print its stacks before SIGKILL.
+DUMP_GRACE = 5.0
+
+
+def _dump_stacks_and_exit(signum: int, frame: Any) -> None:
+    import traceback
+
+    lines = [f"=== child {os.getpid()} overran its time; where its tasks wait:\n"]
+    greenlet = sys.modules.get("greenlet")
+    if greenlet is not None:
+        import gc
+
+        for task in gc.get_objects():
+            if isinstance(task, greenlet.greenlet) and task.gr_frame is not None:
+                lines.append(f"--- {task!r}\n")
+                lines += traceback.format_stack(task.gr_frame)
+    lines.append("--- the running code\n")
+    lines += traceback.format_stack(frame)
+    posix.write(2, "".join(lines).encode(errors="replace"))  # os.write may be green
+    os._exit(3)
+
+
 def wait_pid(pid: int, timeout: float) -> int:
     """Wait for child ``pid`` up to ``timeout`` seconds; its exit code.
 
-    A child still running at the deadline is killed and :class:`Overrun`
+    A child still running at the deadline is asked to print its stacks
+    (:data:`DUMP_AND_EXIT`, for children of :func:`run_forked_child`),
+    killed if it has not exited a few seconds later, and :class:`Overrun`
     raised.  A child killed by a signal gives ``-signum``.  Polls with
     ``WNOHANG`` so that it yields under every backend.
     """
     deadline = time.monotonic() + timeout
+    asked = False
     delay = 0.001
     while True:
         try:
@@ -327,10 +357,18 @@ def wait_pid(pid: int, timeout: float) -> int:
         except ChildProcessError:
             raise AssertionError(f"pid {pid} is not our child (already reaped?)") from None
         if done:
+            if asked:
+                raise Overrun(f"child {pid} still running after {timeout}s; its stacks are "
+                              f"in the captured stderr")
             return os.waitstatus_to_exitcode(status)
         if time.monotonic() >= deadline:
-            kill_quietly(pid)
-            raise Overrun(f"child {pid} still running after {timeout}s; killed")
+            if asked:
+                kill_quietly(pid)
+                raise Overrun(f"child {pid} still running after {timeout}s; killed")
+            asked = True
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, DUMP_AND_EXIT)
+            deadline = time.monotonic() + DUMP_GRACE
         time.sleep(delay)
         delay = min(delay * 2, 0.05)
 
