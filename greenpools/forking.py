@@ -38,10 +38,11 @@ class ForkGuard:
 
     Resets are tracked objects (held weakly, reset by their
     ``_after_fork_in_child()``) and plain callbacks; the child runs them in
-    registration order, after ``pid`` is already the child's.
+    registration order, after ``pid`` is already the child's, and then the
+    callbacks registered with :meth:`after_resets`.
     """
 
-    __slots__ = ("_order", "_resets", "failures", "pid")
+    __slots__ = ("_last", "_order", "_resets", "failures", "pid")
 
     def __init__(self) -> None:
         #: This process's id; updated in a forked child before any reset runs.
@@ -51,6 +52,7 @@ class ForkGuard:
         self._order = itertools.count()
         # registration number -> a weak reference to a tracked object, or a callback
         self._resets: dict[int, weakref.ref[ForkAware] | Callable[[], None]] = {}
+        self._last: list[Callable[[], None]] = []
 
     def track(self, obj: ForkAware) -> None:
         """Reset ``obj`` in every forked child, for as long as it lives."""
@@ -61,6 +63,16 @@ class ForkGuard:
     def after_fork_in_child(self, callback: Callable[[], None]) -> Callable[[], None]:
         """Run ``callback()`` in every forked child (usable as a decorator)."""
         self._resets[next(self._order)] = callback
+        return callback
+
+    def after_resets(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Run ``callback()`` in every forked child once every other reset ran.
+
+        For the event loop's own state: a reset may close descriptors the
+        loop watches, and the loop must see them closed (usable as a
+        decorator).
+        """
+        self._last.append(callback)
         return callback
 
     def _in_child(self) -> None:
@@ -77,6 +89,7 @@ class ForkGuard:
                     resets.append(obj._after_fork_in_child)
             else:
                 resets.append(entry)
+        resets += self._last
         for reset in resets:
             try:
                 reset()

@@ -210,9 +210,12 @@ def test_fork_with_a_task_blocked_reading_a_pooled_connection(queue: str) -> Non
         assert all(copy.startswith("connection-error:") and copy.endswith(f":{errno.EBADF}")
                    for copy in copies), copies
     elif BACKEND == "eventlet":
-        # eventlet fails a waiter only when it sees the descriptor reused or
-        # closed: by then, or still waiting, but never on the parent's data.
-        assert not copies["read-the-parents-message"], copies
+        # The child's hub, given an epoll of its own at the fork, fails the
+        # wait on the closed descriptor on its next turn (eventlet's os-level
+        # read sees an end of file): the copy has ended long before the
+        # child reports, never reading the parent's data.
+        assert all(copy.split(":")[0] in ("connection-error", "other-error")
+                   for copy in copies), copies
     assert (result.parent.published, result.parent.errors, result.parent.hung_tasks) == (
         per_process, [], 0)
     assert result.held_after == result.held_before

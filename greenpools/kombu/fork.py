@@ -75,9 +75,10 @@ def detach_socket(sock: Any) -> None:
     meets a watcher on a closed descriptor.  Keeping the number valid some
     other way (``dup2`` of ``/dev/null`` over it) would also stop the
     abort, but leaves a descriptor open for ever and the copied task woken
-    in a loop.  eventlet's ``close()`` closes at once; its hub fails a
-    stale waiter when the number is reused, which is eventlet's own rule
-    for any socket closed under a waiting task.
+    in a loop.  eventlet's ``close()`` closes at once; the child's hub
+    fails the copied task's wait on its next turn, once greenpools' eventlet
+    backend has moved it to an epoll of its own after every reset (see
+    :mod:`greenpools.backends.eventlet`).
     """
     raw = _raw_socket(sock)
     if raw is None:
