@@ -259,3 +259,26 @@ def test_fork_guard_resets_in_registration_order_and_goes_on_after_a_failure() -
     assert report["failures"] == ["failing failed"]
     assert log == [] and fork_guard.failures == [] and fork_guard.pid == os.getpid()
     del first, failing, last
+
+
+def test_fork_guard_runs_the_event_loops_callbacks_after_every_reset() -> None:
+    log: list[str] = []
+    armed = [True]
+
+    def loop() -> None:  # registered first, runs last
+        if armed[0]:
+            log.append("loop")
+
+    fork_guard.after_resets(loop)
+    pool = Reset("pool", log)  # tracked later, reset earlier
+
+    def callback() -> None:
+        if armed[0]:
+            log.append("callback")
+
+    fork_guard.after_fork_in_child(callback)
+    try:
+        assert in_child(lambda: {"log": log})["log"] == ["pool: pid ok", "callback", "loop"]
+    finally:
+        armed[0] = False  # the guard keeps callbacks for good: disarm them for later forks
+        del pool
