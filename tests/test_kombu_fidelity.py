@@ -161,6 +161,42 @@ def test_resources_lent_at_limit_zero_do_not_count_against_a_later_limit() -> No
     pool.force_close_all()
 
 
+@pytest.mark.parametrize("limit", [0, None])
+def test_a_producer_pool_without_a_limit_pools_nothing_as_in_kombu(
+    connections: Any, limit: int | None,
+) -> None:
+    import kombu.pools
+
+    kombus = kombu.pools.ProducerPool(connections, limit=limit)
+    ours = pools.ProducerPool(connections, limit=limit)
+    for pool in (kombus, ours):
+        first = pool.acquire()
+        first.release()
+        again = pool.acquire()
+        assert again is not first, pool  # dropped on release, not kept idle
+        assert again.connection is not None
+        again.release()
+    assert ours.get_stats()["pool_size"] == 0
+    assert_balanced(connections)  # every connection went back
+
+
+def test_a_producer_pool_leaving_limit_zero_starts_pooling(connections: Any) -> None:
+    pool = pools.ProducerPool(connections, limit=0)
+    unpooled = pool.acquire()
+    pool.limit = 1
+    pooled = pool.acquire(block=False)  # the one lent at 0 takes no place
+    unpooled.release()
+    pooled.release()
+    assert pool.acquire() is pooled
+    pooled.release()
+    pool.limit = 0
+    fresh = pool.acquire()
+    assert fresh is not pooled  # going back to 0 retired the idle one
+    fresh.release()
+    assert pool.get_stats()["pool_size"] == 0
+    assert_balanced(connections)
+
+
 # -- a lent resource its holder drops ---------------------------------------------------
 
 

@@ -129,8 +129,8 @@ class Resource(SlotPool, Counters, Generic[T]):
     through garbage collection.
 
     ``limit`` of ``None`` or 0 means unlimited (idle resources are kept;
-    the kombu connection and channel pools close each one on release
-    instead, as kombu does).  The keyword options have
+    the kombu connection, channel and producer pools close each one on
+    release instead, as kombu does).  The keyword options have
     psycopg_pool's meanings and are fixed at construction; all are off by
     default, so a plain kombu-style pool pays for none of them.
     ``track_usage`` (implied by ``leak_timeout``) times every lease for

@@ -14,8 +14,9 @@ block raised one of the connection's ``connection_errors`` or
 ``channel_errors``: then the connection is closed and replaced, so a
 broken connection never goes back to the pool (celery #9259).
 
-A limit of 0 (or ``None``) on a connection or channel pool means what it
-means in kombu: no pooling, every release closes.
+A limit of 0 (or ``None``) on any of these pools means what it means in
+kombu: no pooling, every release closes (a producer is dropped and its
+connection given back).
 """
 
 # kombu's functions are mostly untyped.
@@ -148,7 +149,7 @@ def _errors_of_connections(pool: Any) -> tuple[type[BaseException], ...]:
 
 
 class _KombuResource(Resource[T]):
-    """What the connection and channel pools share: kombu's limit-0 meaning.
+    """What kombu's pools share here: kombu's limit-0 meaning.
 
     kombu does not pool at all when the limit is 0 or ``None``: each
     acquire makes a resource and each release closes it (Celery's
@@ -157,9 +158,12 @@ class _KombuResource(Resource[T]):
     path is untouched.
     """
 
-    def __init__(self, limit: int | None, preload: int | None, **options: Any) -> None:
+    def __init__(
+        self, limit: int | None, preload: int | None, close_after_fork: bool | None = None,
+        **options: Any,
+    ) -> None:
         self._set_pooling(bool(limit))
-        super().__init__(limit, preload, **options)
+        super().__init__(limit, preload, close_after_fork, **options)
 
     def _set_pooling(self, pooled: bool) -> None:
         if pooled:
@@ -475,7 +479,7 @@ def _pooled_producer_class(cls: type) -> type:
     return pooled
 
 
-class ProducerPool(Resource[Any]):
+class ProducerPool(_KombuResource[Any]):
     """A pool of ``kombu.Producer`` on the connections of a connection pool.
 
     ``ProducerPool(connections, limit=None, Producer=None, **options)``;
@@ -490,9 +494,9 @@ class ProducerPool(Resource[Any]):
     connection comes back on the next acquire (the warmest one usually
     does) it is not revived again.  If taking the connection or binding to
     it fails, the connection goes back and the producer too: nothing leaks
-    (celery #1009).  A limit of 0 or ``None`` means no limit; unlike
-    kombu, which closes each producer on release then, idle producers are
-    kept (their connections go back to ``connections`` either way).
+    (celery #1009).  A limit of 0 or ``None`` means what it means in kombu:
+    no limit and no pooling, each release drops the producer (its
+    connection goes back to ``connections`` either way).
     """
 
     Producer: Callable[..., Any] = _KombuProducer
@@ -553,7 +557,7 @@ class ProducerPool(Resource[Any]):
                 block, None if deadline is None else max(0.0, deadline - time.monotonic())
             )
         except BaseException as exc:
-            Resource.release(self, producer)
+            self._give_back(producer)
             if isinstance(exc, PoolTimeout) and timeout:
                 # Say the caller's timeout, not the part left for this wait.
                 source = getattr(self.connections, "name", self.connections)
@@ -580,6 +584,19 @@ class ProducerPool(Resource[Any]):
         Resource.release(self, resource)  # refuses a second release first
         if conn is not None:
             conn.release()
+
+    def _release_unpooled(self, resource: Any) -> None:
+        conn = resource.__connection__
+        _KombuResource._release_unpooled(self, resource)
+        if conn is not None:
+            conn.release()
+
+    def _give_back(self, producer: Any) -> None:
+        """Return a producer that holds no connection."""
+        if self._limit:
+            Resource.release(self, producer)
+        else:
+            _KombuResource._release_unpooled(self, producer)
 
     def replace(self, resource: Any) -> None:
         """Discard a lent producer and replace its (broken) connection."""
