@@ -11,12 +11,13 @@ there; these tests pin each part down deterministically.
 
 from __future__ import annotations
 
+import functools
 import os
-import signal
 from typing import Any
 
 import pytest
-from helpers import BACKEND, HANG_TIMEOUT, wait_for_child
+from e2e import support
+from helpers import BACKEND, HANG_TIMEOUT
 from test_pool_fork import in_child
 
 import greenpools
@@ -146,6 +147,10 @@ def test_children_writing_to_an_inherited_pipe_all_finish() -> None:
     ``os.write``, which waits on the hub for the pipe to be writable."""
     import eventlet
 
+    def write_line(write_fd: int, number: int) -> None:
+        eventlet.sleep(0.001 * (number % 2))
+        os.write(write_fd, b"%d\n" % number)
+
     children, rounds = 4, 40
     outcomes = []
     for _ in range(rounds):
@@ -154,30 +159,19 @@ def test_children_writing_to_an_inherited_pipe_all_finish() -> None:
         for number in range(children):
             pid = os.fork()
             if pid == 0:
-                code = 1
-                try:
-                    signal.signal(signal.SIGALRM, signal.SIG_DFL)
-                    signal.alarm(int(HANG_TIMEOUT) + 10)  # never outlive the run
-                    eventlet.sleep(0.001 * (number % 2))
-                    os.write(write_fd, b"%d\n" % number)
-                    code = 0
-                finally:
-                    os._exit(code)
+                support.run_forked_child(functools.partial(write_line, write_fd, number),
+                                         watchdog=int(HANG_TIMEOUT) + 10)
             pids.append(pid)
         os.close(write_fd)
-        hung = [pid for pid in pids if not _reaped_within(pid, HANG_TIMEOUT)]
+        codes = [_exit_code_within(pid, HANG_TIMEOUT) for pid in pids]
         with os.fdopen(read_fd, "rb") as pipe:
             written = sorted(pipe.read().split())
-        outcomes.append((len(hung), written))
-    assert outcomes == [(0, [b"%d" % n for n in range(children)])] * rounds
+        outcomes.append((codes, written))
+    assert outcomes == [([0] * children, [b"%d" % n for n in range(children)])] * rounds
 
 
-def _reaped_within(pid: int, timeout: float) -> bool:
-    """Whether child ``pid`` exited in time; one that did not is killed."""
+def _exit_code_within(pid: int, timeout: float) -> int | str:
     try:
-        wait_for_child(pid, timeout)
-        return True
-    except AssertionError:
-        os.kill(pid, signal.SIGKILL)
-        wait_for_child(pid)
-        return False
+        return support.wait_pid(pid, timeout)
+    except support.Overrun:
+        return "hung (killed)"
