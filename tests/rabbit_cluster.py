@@ -16,6 +16,8 @@ command-line tools); otherwise as the current user with its own cookie.
 names a state file in ``GREENPOOLS_TEST_CLUSTER_STATE``; the first test
 session that needs the cluster starts it and records it there, later ones
 reuse it, and the runner stops it at the end (:func:`stop_recorded`).
+Sessions running side by side take turns (:func:`turn`): a scenario
+stops and starts nodes under the feet of any other.
 """
 
 from __future__ import annotations
@@ -124,7 +126,7 @@ class RabbitCluster:
         nodes = []
         taken: set[int] = set()
         for i in range(1, size + 1):
-            ports = []
+            ports: list[int] = []
             while len(ports) < 2:
                 port = _free_port()
                 if port not in taken:
@@ -396,8 +398,23 @@ def running_cluster(size: int = 3) -> Iterator[RabbitCluster]:
         atexit.unregister(cluster.stop)
 
 
+@contextlib.contextmanager
+def turn(state_path: str) -> Iterator[None]:
+    """Hold the shared cluster alone: blocks while another process holds it."""
+    import fcntl
+
+    with open(state_path + ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def stop_recorded(state_path: str) -> None:
-    """Stop the cluster a state file describes, and remove the file."""
+    """Stop the cluster a state file describes, and remove the file (and its lock)."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(state_path + ".lock")
     if not os.path.exists(state_path):
         return
     try:

@@ -1,7 +1,7 @@
 """Run the test suite once per concurrency backend, each in a fresh process.
 
     python tests/runner.py [--backend threading|gevent|eventlet|all]
-                           [--build compiled|pure|both] [pytest args...]
+                           [--build compiled|pure|both] [--jobs N] [pytest args...]
 
 Each backend gets its own interpreter with ``GREENPOOLS_TEST_BACKEND`` set,
 monkey-patched *first*, the way production servers do it (gunicorn's gevent
@@ -13,16 +13,21 @@ the reasons tests were skipped under each backend's line.  It exits
 non-zero if any backend failed, including one that collected no tests or
 whose tests all skipped (unless ``--allow-all-skipped``).
 
-Both builds of the pool core run the suite (``--build both``, the
-default): the compiled one, then the plain-Python one
+Both builds of the pool core run the whole suite (``--build both``, the
+default): the compiled one and the plain-Python one
 (``GREENPOOLS_NO_SPEEDUPS=1``), including the end-to-end runs of
-gunicorn, Celery and forked children, which inherit the switch.  It
-leaves out only the RabbitMQ cluster's scenarios: about a minute per
-backend spent waiting for nodes to stop and rejoin, over code (the kombu
-layer's placement) that has one build; the core under them runs in every
-other test on both builds.  ``tests/test_build.py`` checks in every run that
-the build under test is the one asked for, so a missing compiled build
-fails instead of passing as plain Python.
+gunicorn, Celery and forked children, which inherit the switch.
+``tests/test_build.py`` checks in every run that the build under test is
+the one asked for, so a missing compiled build fails instead of passing
+as plain Python.
+
+Passes run two at a time (``--jobs``): a pass spends most of its time
+waiting for brokers, child processes and timeouts, not computing.  Each
+then writes to a file of its own, printed whole when it ends; with
+``--jobs 1`` (or a single pass) the output streams as it comes.  Tests
+share the machine's broker under names of their own, and the RabbitMQ
+cluster's scenarios, which stop and start its nodes, take turns
+(``tests/rabbit_cluster.py``).
 """
 
 # Only the standard library's lightest modules (and greenpools.startup,
@@ -32,6 +37,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 from greenpools.startup import BACKEND_NAMES as BACKENDS
 from greenpools.startup import patch_first
@@ -41,9 +47,10 @@ REPORT_ENV = "GREENPOOLS_RUNNER_REPORT"
 BACKEND_ENV = "GREENPOOLS_TEST_BACKEND"
 BUILD_ENV = "GREENPOOLS_TEST_BUILD"  # the build tests/test_build.py expects
 BUILDS = ("compiled", "pure")
-#: What the plain-Python pass leaves out (see the module docstring).
-PURE_ONLY_ARGS = ["--ignore=tests/test_cluster.py"]
 PYTEST_NO_TESTS_COLLECTED = 5
+#: Two passes side by side: most of a pass is spent waiting on brokers,
+#: subprocesses and timeouts, not computing.
+DEFAULT_JOBS = 2
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -98,45 +105,146 @@ def run_child(backend: str, args: list[str]) -> int:
     return int(pytest.main(args, plugins=[Tally(os.environ.get(REPORT_ENV))]))
 
 
-def run_backend(
-    backend: str, args: list[str], build: str = "compiled"
-) -> tuple[dict[str, int], int, float, dict[str, int]]:
-    """Run the suite for one backend in a fresh interpreter: the counts, the
-    exit code, the seconds it took and how many tests skipped for each reason."""
-    import json
-    import subprocess
-    import tempfile
-    import time
+Result = tuple[dict[str, int], int, float, dict[str, int]]
 
-    env = dict(os.environ)
-    env[BACKEND_ENV] = backend
-    env[BUILD_ENV] = build
-    if build == "pure":
-        env["GREENPOOLS_NO_SPEEDUPS"] = "1"
-        args = [*PURE_ONLY_ARGS, *args]
-    else:
-        env.pop("GREENPOOLS_NO_SPEEDUPS", None)
-    # The backend must follow the patching, as in production.
-    env.pop("GREENPOOLS_BACKEND", None)
-    fd, report = tempfile.mkstemp(prefix=f"greenpools-{backend}-", suffix=".json")
-    os.close(fd)
-    env[REPORT_ENV] = report
-    started = time.monotonic()
-    try:
-        code = subprocess.call(
-            [sys.executable, os.path.abspath(__file__), CHILD_FLAG, backend, *args],
-            env=env, cwd=REPO_ROOT,
-        )
+
+class Pass:
+    """One run of the suite: one backend on one build, in a fresh interpreter.
+
+    With ``log`` None the child writes to the runner's own output as it
+    goes; otherwise to that file, which the runner prints when the pass
+    ends (passes running side by side must not interleave their output).
+    """
+
+    def __init__(self, backend: str, build: str, log: str | None = None) -> None:
+        self.backend = backend
+        self.build = build
+        self.log = log
+        self.name = backend if build == "compiled" else f"{backend} ({build})"
+        self.header = f"==== greenpools tests on the {self.name} build/backend ===="
+        self.report = ""
+        self.started = 0.0
+        self.proc: Any = None
+
+    def start(self, args: list[str]) -> None:
+        import subprocess
+        import tempfile
+        import time
+
+        env = dict(os.environ)
+        env[BACKEND_ENV] = self.backend
+        env[BUILD_ENV] = self.build
+        if self.build == "pure":
+            env["GREENPOOLS_NO_SPEEDUPS"] = "1"
+        else:
+            env.pop("GREENPOOLS_NO_SPEEDUPS", None)
+        # The backend must follow the patching, as in production.
+        env.pop("GREENPOOLS_BACKEND", None)
+        fd, self.report = tempfile.mkstemp(prefix=f"greenpools-{self.backend}-", suffix=".json")
+        os.close(fd)
+        env[REPORT_ENV] = self.report
+        self.started = time.monotonic()
+        command = [sys.executable, os.path.abspath(__file__), CHILD_FLAG, self.backend, *args]
+        if self.log is None:
+            self.proc = subprocess.Popen(command, env=env, cwd=REPO_ROOT)
+            return
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(command, env=env, cwd=REPO_ROOT, stdout=out,
+                                         stderr=subprocess.STDOUT)
+
+    def result(self) -> Result:
+        """Wait for the pass: the counts, the exit code, the seconds it took
+        and how many tests skipped for each reason."""
+        import json
+        import time
+
+        code = self.proc.wait()
+        seconds = time.monotonic() - self.started
         try:
-            with open(report) as fh:
+            with open(self.report) as fh:
                 counts = json.load(fh)
         except (OSError, ValueError):
             counts = {}
+        finally:
+            os.unlink(self.report)
+        reasons = {str(k): int(v) for k, v in dict(counts.get("skip_reasons") or {}).items()}
+        counts = {key: int(counts.get(key, 0)) for key in ("passed", "failed", "skipped")}
+        return counts, int(code), seconds, reasons
+
+    def print_log(self) -> None:
+        """Copy the pass's output file to the runner's output."""
+        if self.log is None:
+            return
+        print(self.header, flush=True)
+        with open(self.log, "rb") as fh:
+            sys.stdout.buffer.write(fh.read())
+        sys.stdout.buffer.flush()
+
+    def stop(self) -> None:
+        """Interrupt the pass (the runner itself was interrupted) and wait for it."""
+        import signal
+        import subprocess
+
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.report and os.path.exists(self.report):
+            os.unlink(self.report)
+
+
+def _wait_for_an_exit() -> None:
+    """Block until some child process has exited, without reaping it (so
+    that its ``Popen`` still collects its status)."""
+    os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOWAIT)
+
+
+def run_passes(
+    passes: list[tuple[str, str]], args: list[str], jobs: int
+) -> list[tuple[Pass, Result]]:
+    """Run every (backend, build) pass, ``jobs`` at a time; each with its
+    result, in the order given.
+
+    One at a time, a pass writes straight to the runner's output.  Side by
+    side, each writes to a file of its own, printed whole when it ends.
+    """
+    import shutil
+    import tempfile
+
+    logs = tempfile.mkdtemp(prefix="greenpools-runner-") if min(jobs, len(passes)) > 1 else None
+    order = [Pass(backend, build, logs and os.path.join(logs, f"{backend}-{build}.log"))
+             for backend, build in passes]
+    # The threading passes first: they also run the end-to-end tests, the longest.
+    waiting = sorted(order, key=lambda p: p.backend != "threading")
+    running: list[Pass] = []
+    results: dict[int, Result] = {}
+    try:
+        while waiting or running:
+            while waiting and len(running) < max(jobs, 1):
+                next_pass = waiting.pop(0)
+                print(next_pass.header if logs is None else f"---- started: {next_pass.name}",
+                      flush=True)
+                next_pass.start(args)
+                running.append(next_pass)
+            finished = [p for p in running if p.proc.poll() is not None]
+            if not finished:
+                _wait_for_an_exit()
+                continue
+            for done in finished:
+                running.remove(done)
+                results[id(done)] = done.result()
+                done.print_log()
+    except BaseException:
+        for still in running:
+            still.stop()
+        raise
     finally:
-        os.unlink(report)
-    reasons = {str(k): int(v) for k, v in dict(counts.get("skip_reasons") or {}).items()}
-    counts = {key: int(counts.get(key, 0)) for key in ("passed", "failed", "skipped")}
-    return counts, code, time.monotonic() - started, reasons
+        if logs is not None:
+            shutil.rmtree(logs, ignore_errors=True)
+    return [(p, results[id(p)]) for p in order]
 
 
 def _absolute_if_path(arg: str) -> str:
@@ -166,6 +274,18 @@ def _stop_cluster(state: str) -> None:
     os.rmdir(os.path.dirname(state))
 
 
+def _jobs(text: str) -> int:
+    import argparse
+
+    try:
+        jobs = int(text)
+    except ValueError:
+        jobs = 0
+    if jobs < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return jobs
+
+
 def main(argv: list[str]) -> int:
     import argparse
 
@@ -177,6 +297,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--backend", choices=(*BACKENDS, "all"), default="all")
     parser.add_argument("--build", choices=(*BUILDS, "both"), default="both",
                         help="which build of the pool core to test (default: both)")
+    parser.add_argument(
+        "--jobs", type=_jobs, default=DEFAULT_JOBS, metavar="N",
+        help=f"passes run side by side (default: {DEFAULT_JOBS}); 1 streams their output",
+    )
     parser.add_argument(
         "--allow-all-skipped", action="store_true",
         help="a backend on which every test skipped is not a failure",
@@ -193,14 +317,13 @@ def main(argv: list[str]) -> int:
     ok = True
     # One RabbitMQ cluster for all backends: the first that needs it starts it.
     cluster_state = _share_cluster()
-    for build, backend in [(b, backend) for b in builds for backend in chosen]:
-        name = backend if build == "compiled" else f"{backend} ({build})"
-        print(f"==== greenpools tests on the {name} build/backend ====", flush=True)
-        try:
-            counts, code, seconds, reasons = run_backend(backend, pytest_args, build)
-        except BaseException:
-            _stop_cluster(cluster_state)
-            raise
+    passes = [(backend, build) for build in builds for backend in chosen]
+    try:
+        done = run_passes(passes, pytest_args, options.jobs)
+    except BaseException:
+        _stop_cluster(cluster_state)
+        raise
+    for finished, (counts, code, seconds, reasons) in done:
         for key in totals:
             totals[key] += counts[key]
         all_skipped = code == 0 and counts["skipped"] and not counts["passed"]
@@ -215,7 +338,7 @@ def main(argv: list[str]) -> int:
             verdict = "ok"
         ok = ok and code == 0
         lines.append(
-            f"{name}: {counts['passed']} passed, {counts['failed']} failed, "
+            f"{finished.name}: {counts['passed']} passed, {counts['failed']} failed, "
             f"{counts['skipped']} skipped in {seconds:.1f}s - {verdict}"
         )
         for reason, n in sorted(reasons.items(), key=lambda item: (-item[1], item[0])):

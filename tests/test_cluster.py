@@ -22,7 +22,7 @@ import pytest
 from brokers import clean_global_pools  # noqa: F401  (fixtures)
 from helpers import BACKEND, SERVICE_MISSING, assert_balanced, join_all, spawn
 from kombu import Connection, Queue
-from rabbit_cluster import STATE_ENV, RabbitCluster, missing_reason, running_cluster
+from rabbit_cluster import STATE_ENV, RabbitCluster, missing_reason, running_cluster, turn
 
 from greenpools import pools
 
@@ -51,19 +51,20 @@ def cluster() -> Iterator[RabbitCluster]:
         with running_cluster() as own:
             yield own
         return
-    if os.path.exists(state):
-        yield RabbitCluster.from_state(state)
-        return
-    made = RabbitCluster.create()
-    made.save(state)  # first, so that the runner stops it whatever happens
-    started = time.monotonic()
-    try:
-        made.start()
-    except BaseException:  # a half-started cluster is no use to the next backend
-        made.stop()
-        raise
-    print(f"cluster of 3 booted and joined in {time.monotonic() - started:.1f}s")
-    yield made
+    with turn(state):  # the runner's other backend processes wait meanwhile
+        if os.path.exists(state):
+            yield RabbitCluster.from_state(state)
+            return
+        made = RabbitCluster.create()
+        made.save(state)  # first, so that the runner stops it whatever happens
+        started = time.monotonic()
+        try:
+            made.start()
+        except BaseException:  # a half-started cluster is no use to the next backend
+            made.stop()
+            raise
+        print(f"cluster of 3 booted and joined in {time.monotonic() - started:.1f}s")
+        yield made
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""tests/runner.py itself: skip reasons are printed, an all-skipped backend fails.
+"""tests/runner.py itself: skip reasons are printed, an all-skipped backend fails,
+passes side by side keep their output apart, the shared cluster takes turns.
 
 Runs the runner on a small test file of its own, once, in the threading run.
 """
@@ -52,3 +53,75 @@ def test_all_skipped_is_accepted_when_asked_for(skipping_tests: str) -> None:
     result = run_runner("--allow-all-skipped", "-q", "-p", "no:cacheprovider", skipping_tests)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "    skipped 2: no frobnicator on this machine" in result.stdout
+
+
+def test_passes_side_by_side_print_their_output_whole_under_their_own_header(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "test_says_where.py"
+    path.write_text(
+        "import os\n\n"
+        "def test_says_where():\n"
+        "    for _ in range(20):\n"
+        "        print('ran-on', os.environ['GREENPOOLS_TEST_BACKEND'],"
+        " os.environ['GREENPOOLS_TEST_BUILD'], flush=True)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GREENPOOLS_")}
+    result = subprocess.run(
+        [sys.executable, RUNNER, "--backend", "all", "--jobs", "3", "-q", "-s",
+         "-p", "no:cacheprovider", str(path)],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    headers = {
+        f"==== greenpools tests on the {backend} build/backend ====": (backend, "compiled")
+        for backend in ("threading", "gevent", "eventlet")
+    }
+    headers.update({
+        f"==== greenpools tests on the {backend} (pure) build/backend ====": (backend, "pure")
+        for backend in ("threading", "gevent", "eventlet")
+    })
+    under: tuple[str, str] | None = None
+    seen: dict[tuple[str, str], int] = {}
+    for line in result.stdout.splitlines():
+        if line in headers:
+            under = headers[line]
+        elif line.startswith("ran-on"):
+            _, backend, build = line.split()
+            assert (backend, build) == under, result.stdout
+            seen[under] = seen.get(under, 0) + 1
+    assert seen == {key: 20 for key in headers.values()}, result.stdout
+    # The summary keeps its order, whatever order the passes ended in.
+    summary = [line.split(":")[0] for line in result.stdout.splitlines() if " passed, " in line
+               and line.endswith(" - ok")]
+    assert summary == ["threading", "gevent", "eventlet",
+                       "threading (pure)", "gevent (pure)", "eventlet (pure)"]
+
+
+def test_the_shared_cluster_is_held_by_one_process_at_a_time(tmp_path: Path) -> None:
+    import fcntl
+
+    from rabbit_cluster import turn
+
+    state = str(tmp_path / "cluster.json")
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys; sys.path.insert(0, sys.argv[1]); from rabbit_cluster import turn\n"
+         "with turn(sys.argv[2]):\n"
+         "    print('holding', flush=True); sys.stdin.readline()\n",
+         os.path.dirname(RUNNER), state],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdin is not None
+        assert holder.stdout.readline() == "holding\n"
+        with open(state + ".lock", "a") as lock, pytest.raises(BlockingIOError):
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        holder.stdin.write("done\n")
+        holder.stdin.flush()
+        assert holder.wait(timeout=30) == 0
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+    with turn(state):  # free again once the holder let go
+        pass
