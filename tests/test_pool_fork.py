@@ -10,21 +10,24 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import traceback
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from helpers import (
+    HANG_TIMEOUT,
     Thing,
     assert_balanced,
     close_now,
+    spawn,
     start_acquirer,
     wait_for_child,
     wait_until,
 )
 
-from greenpools import PoolTimeout, Resource
+from greenpools import LimitExceeded, PoolTimeout, Resource
 from greenpools.core import lifecycle
 from greenpools.forking import fork_guard
 
@@ -192,6 +195,51 @@ def test_green_waiter_copied_into_child_asks_the_childs_pool(backend_name: str) 
     with pytest.raises(PoolTimeout):  # the parent's own request ran out as usual
         waiter.join()
     pool.release(held)
+    assert_balanced(pool)
+    pool.close()
+
+
+def test_green_task_creating_at_fork_makes_its_resource_again_in_the_child(
+    backend_name: str,
+) -> None:
+    """A green thread inside ``new()`` at fork() lives on in the child: what it
+    made there is half the parent's (forgotten), and it asks the child's pool
+    again, whose books then count it (the pool's limit holds)."""
+    if backend_name == "threading":
+        pytest.skip("native threads are not copied into a forked child")
+    entered, gate = threading.Event(), threading.Event()
+
+    class SlowToMake(Forgetful):
+        def new(self) -> Thing:
+            thing = super().new()
+            if not gate.is_set():
+                entered.set()
+                if not gate.wait(HANG_TIMEOUT):
+                    raise AssertionError("the gate never opened")
+            return thing
+
+    pool = SlowToMake(1)
+    creator = spawn(pool.acquire, block=True, timeout=HANG_TIMEOUT)
+    assert entered.wait(HANG_TIMEOUT), "the creating task never reached new()"
+
+    def child() -> dict[str, Any]:
+        gate.set()
+        got = creator.join()
+        try:
+            pool.acquire()
+            second = "granted"
+        except LimitExceeded:
+            second = "refused"
+        report = {"size": pool.get_stats()["pool_size"], "second": second,
+                  "forgotten": len(pool.forgotten)}
+        pool.release(got)
+        assert_balanced(pool)
+        return report
+
+    assert in_child(child) == {"size": 1, "second": "refused", "forgotten": 1}
+    gate.set()
+    pool.release(creator.join())
+    assert pool.forgotten == []
     assert_balanced(pool)
     pool.close()
 

@@ -23,7 +23,7 @@ from .. import backends, forking
 from ..backends.base import Mutex
 from ..exceptions import LimitExceeded, PoolClosed, PoolTimeout, TooManyRequests, specialise
 from . import events, lifecycle
-from .slotpool import Slot, SlotPool, acquirer_stack, check_seconds
+from .slotpool import AcquireAgain, Slot, SlotPool, acquirer_stack, check_seconds
 from .stats import Counters
 from .waiting import WaitQueue
 
@@ -349,7 +349,13 @@ class Resource(SlotPool, Counters, Generic[T]):
 
     def _new_slot(self, ready: bool = False) -> Slot:
         """Create a resource for a unit of capacity already counted in _size;
-        ``ready`` also connects it (see :meth:`_make_ready`)."""
+        ``ready`` also connects it (see :meth:`_make_ready`).
+
+        Raises ``AcquireAgain`` in a forked child when the process forked
+        while this task was creating: the child's books never counted that
+        capacity, and what was made is half the parent's.
+        """
+        forks = self._forks
         started = _monotonic()
         try:
             resource = self.new()
@@ -364,8 +370,9 @@ class Resource(SlotPool, Counters, Generic[T]):
                     raise
         except BaseException:
             with self._mutex:
-                self._n_connection_errors += 1
-                self._free_capacity_locked()
+                if forks == self._forks:
+                    self._n_connection_errors += 1
+                    self._free_capacity_locked()
             raise
         now = _monotonic()
         expires = _INF
@@ -373,12 +380,26 @@ class Resource(SlotPool, Counters, Generic[T]):
             # Up to 10% shorter, so that resources made together expire apart.
             expires = now + self.max_lifetime * (1.0 - 0.1 * random.random())
         with self._mutex:
-            self._n_connections += 1
-            self._connect_s += now - started
-            slot = Slot(resource, now, expires, self._generation, forking.fork_guard.pid)
-            self._slots[id(resource)] = slot
+            copied = forks != self._forks
+            if not copied:
+                self._n_connections += 1
+                self._connect_s += now - started
+                slot = Slot(resource, now, expires, self._generation, forking.fork_guard.pid)
+                self._slots[id(resource)] = slot
+        if copied:
+            self._drop_inherited(resource)
+            raise AcquireAgain
         self._emit("connect", resource, now - started)
         return slot
+
+    def _drop_inherited(self, resource: T) -> None:
+        """Let go of a resource the parent process may be using too.  Runs in
+        the fork hook too, which must not block or yield: no logging here."""
+        if self.close_after_fork:
+            try:
+                self.forget_resource(resource)
+            except Exception:  # pragma: no cover - must not kill the child
+                pass
 
     def _create_idle(self, ready: bool = False) -> bool:
         """Add one idle resource if below the limit; False if there was no room.
@@ -389,7 +410,10 @@ class Resource(SlotPool, Counters, Generic[T]):
             if self._closed or (self._limit and self._size >= self._limit):
                 return False
             self._size += 1
-        slot = self._new_slot(ready)
+        try:
+            slot = self._new_slot(ready)
+        except AcquireAgain:  # the process forked meanwhile: the child's upkeep starts anew
+            return False
         with self._mutex:
             self._return_locked(slot)
         self._close_pending()
@@ -905,12 +929,8 @@ class Resource(SlotPool, Counters, Generic[T]):
         self._forks += 1  # waiters copied from the parent see it (see SlotPool._outcome)
         self._settle_locked()
         self._upkeep = None  # restarted lazily by the next acquire
-        if self.close_after_fork:
-            for slot in inherited:
-                try:
-                    self.forget_resource(slot.resource)
-                except Exception:  # pragma: no cover - must not kill the child
-                    pass
+        for slot in inherited:
+            self._drop_inherited(slot.resource)
         self._emit("fork")
 
     def _on_backend_switch(self, backend: backends.Backend) -> None:
