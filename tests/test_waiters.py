@@ -3,6 +3,8 @@
 On gevent and eventlet that is ``greenpools.backends._green.HubWaiter``
 over the backend's hub operations; on threads, the lock waiter.  Each runs
 compiled and as plain Python (the runner's two builds).
+Every waiter is also a pool's waiting client: its transitions (grant,
+allow_create, refuse, withdraw) are each made once, and wake it.
 Beyond the contract, the green waiters' run-next hand-off: a task that
 wakes a waiter and then parks switches straight into it.
 """
@@ -18,6 +20,9 @@ import pytest
 from helpers import BACKEND, native_runner, spawn, wait_until
 
 from greenpools import backends
+
+#: The waiting client's states (as the pool sees them: C constants when compiled).
+WAITING, GRANTED, MAY_CREATE, REFUSED = 0, 1, 2, 3
 
 
 def _waiter_classes() -> list[type[Any]]:
@@ -83,6 +88,41 @@ def test_a_second_wake_changes_nothing(make_waiter: Any) -> None:
     waiter.wake()
     waiter.wake()
     assert waiter.wait(None) is True
+
+
+def test_a_new_waiter_is_a_waiting_client(make_waiter: Any) -> None:
+    from greenpools.core.waiting import WaitingClient
+
+    waiter = make_waiter()
+    assert isinstance(waiter, WaitingClient)
+    assert (waiter.state, waiter.slot, waiter.stall_warned) == (WAITING, None, False)
+
+
+@pytest.mark.parametrize("serve", ["grant", "allow_create", "refuse"])
+def test_a_transition_is_made_once_and_wakes(make_waiter: Any, serve: str) -> None:
+    waiter = make_waiter()
+    slot = object()
+    args = (slot,) if serve == "grant" else ()
+    assert getattr(waiter, serve)(*args) is True
+    assert waiter.wait(0) is True  # woken: no wait
+    assert waiter.state == {"grant": GRANTED, "allow_create": MAY_CREATE, "refuse": REFUSED}[serve]
+    assert waiter.slot is (slot if serve == "grant" else None)
+    # served once: every later transition is refused and changes nothing
+    assert waiter.grant(object()) is False
+    assert waiter.allow_create() is False
+    assert waiter.refuse() is False
+    assert waiter.slot is (slot if serve == "grant" else None)
+    assert waiter.withdraw() == {"grant": GRANTED, "allow_create": MAY_CREATE,
+                                 "refuse": REFUSED}[serve]
+
+
+def test_a_withdrawn_waiter_refuses_every_transition(make_waiter: Any) -> None:
+    waiter = make_waiter()
+    assert waiter.withdraw() == WAITING
+    assert waiter.grant(object()) is False
+    assert waiter.allow_create() is False
+    assert waiter.slot is None
+    assert waiter.wait(0) is False  # never woken
 
 
 def test_timeout_expires(make_waiter: Any) -> None:

@@ -120,6 +120,7 @@ class HubWaiter(Waiter):
     a :class:`HubWaiters` over the backend's hub operations."""
 
     def __init__(self, ops: HubOperations) -> None:
+        Waiter.__init__(self)
         self._ops = ops
         self._woken = False
         self._greenlet: Any = None
@@ -194,7 +195,8 @@ class HubWaiters:
     def __call__(self) -> HubWaiter:
         if not cython.compiled:
             return HubWaiter(self.ops)
-        # Compiled, a new waiter's other fields start False/None: skip __init__.
+        # Compiled, a new waiter's other fields start False/None/0 (WAITING):
+        # skip __init__.
         waiter = HubWaiter.__new__(HubWaiter)
         waiter._ops = self.ops
         return waiter

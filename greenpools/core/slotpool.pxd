@@ -4,7 +4,8 @@ from cpython.long cimport PyLong_FromVoidPtr
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 from greenpools.backends.base cimport Mutex
-from greenpools.core.waiting cimport GRANTED, MAY_CREATE, WAITING, WaitingClient, WaitQueue, new_client
+from greenpools.core.waiting cimport GRANTED, MAY_CREATE, WAITING, WaitQueue
+from greenpools.core.waiting cimport Waiter as WaitingClient
 
 
 cdef double _INF
