@@ -20,6 +20,8 @@ cdef class Home:
     cdef public object flush
 
 
+cdef int _DIRECT_SWITCHES  # a C constant: read on every wait
+
 cdef Home _last_home
 
 @cython.locals(pid=long, home=Home)
