@@ -86,7 +86,6 @@ cdef class SlotPool:
     @cython.locals(client=WaitingClient, slot=Slot, limit=Py_ssize_t)
     cpdef Slot _take_or_queue(self, bint block, object timeout, object asked)
     cpdef object _timeout_locked(self, object asked)
-    cpdef Slot _wait(self, WaitingClient client, object timeout, object asked)
     @cython.locals(state=int)
     cpdef Slot _outcome(self, WaitingClient client, object asked)
     @cython.locals(state=int, slot=Slot)
