@@ -199,6 +199,55 @@ def test_waker_that_parks_switches_straight_into_the_woken(make_waiter: Any) -> 
     assert sorted(order) == ["bystander", "waker", "woken"]
 
 
+def _hub_greenlet() -> Any:
+    """The running thread's hub as a greenlet (eventlet's hub object has one)."""
+    if BACKEND == "gevent":
+        import gevent
+
+        return gevent.get_hub()
+    from eventlet import hubs
+
+    return hubs.get_hub().greenlet
+
+
+@green_only
+@pytest.mark.parametrize("resumed_by", ["hub", "direct switch", "timer"])
+def test_a_greenlet_that_overrides_switch_is_resumed_through_it(
+    make_waiter: Any, resumed_by: str
+) -> None:
+    """A greenlet subclass's own ``switch`` runs when a waiter resumes it
+    (compiled, greenlet's C switch would bypass it)."""
+    import greenlet
+
+    switched: list[tuple[Any, ...]] = []
+
+    class Tracking(greenlet.greenlet):  # type: ignore[misc]
+        def switch(self, *args: Any, **kwargs: Any) -> Any:
+            switched.append(args)
+            return super().switch(*args, **kwargs)
+
+    waiter, done = make_waiter(), make_waiter()
+    results: list[bool] = []
+
+    def run() -> None:
+        results.append(waiter.wait(0.05 if resumed_by == "timer" else 30))
+        done.wake()
+
+    task = Tracking(run, parent=_hub_greenlet())
+    _green_spawn(task.switch)
+    wait_until(lambda: _parked(waiter))
+    del switched[:]  # the start
+    if resumed_by == "hub":
+        waiter.wake()  # the hub resumes it: this task does not park on a waiter
+        wait_until(lambda: bool(results))
+    elif resumed_by == "direct switch":
+        waiter.wake()
+        assert done.wait(30)  # parks here: switches straight into the woken task
+    assert done.wait(30)
+    assert results == [resumed_by != "timer"]
+    assert switched == [(resumed_by != "timer",)]
+
+
 @green_only
 def test_an_interrupted_wait_forgets_its_task(make_waiter: Any) -> None:
     waiter = make_waiter()

@@ -1,10 +1,47 @@
 # Cython declarations for _green.py (compiled in pure-Python mode).
 cimport cython
+from cpython.object cimport Py_TYPE, PyTypeObject
+from cpython.pycapsule cimport PyCapsule_Import
 from cpython.pythread cimport PyThread_get_thread_ident
+from cpython.ref cimport PyObject
 
 cdef inline long _thread_ident() noexcept:
     """The running native thread's identity (what _thread.get_ident() gives)."""
     return PyThread_get_thread_ident()
+
+
+# greenlet's C API: the table of function pointers greenlet publishes as the
+# capsule "greenlet._C_API" (the layout of its greenlet.h, declared here so
+# that no greenlet header is needed to build).
+ctypedef object (*_GreenletGetCurrent)()
+ctypedef object (*_GreenletSwitch)(object target, object args, PyObject *kwargs)
+
+cdef enum:
+    _GREENLET_GETCURRENT = 4  # PyGreenlet_GetCurrent_NUM
+    _GREENLET_SWITCH = 6  # PyGreenlet_Switch_NUM
+
+cdef extern from "Python.h":
+    # Borrowed (NULL if missing), no error set; uses the type attribute cache.
+    PyObject *_PyType_Lookup(PyTypeObject *type, object name)
+
+cdef void **_greenlet_api
+#: greenlet.greenlet.switch, the method a type's own "switch" must be for
+#: the C switch to stand in for it.
+cdef object _greenlet_switch_method
+
+cdef inline void **_import_greenlet_api() except NULL:
+    return <void **>PyCapsule_Import("greenlet._C_API", 0)
+
+cdef inline object _getcurrent():
+    """greenlet.getcurrent(), as a C call."""
+    return (<_GreenletGetCurrent>_greenlet_api[_GREENLET_GETCURRENT])()
+
+cdef inline object _switch(object target, tuple args):
+    """target.switch(*args): a C call when the type's switch is greenlet's own
+    (a greenlet subclass that overrides it, as gevent's Hub, gets its override)."""
+    if _PyType_Lookup(Py_TYPE(target), "switch") == <PyObject *>_greenlet_switch_method:
+        return (<_GreenletSwitch>_greenlet_api[_GREENLET_SWITCH])(target, args, NULL)
+    return target.switch(*args)
 
 from greenpools.backends.base cimport Waiter
 
@@ -21,6 +58,7 @@ cdef class Home:
 
 
 cdef int _DIRECT_SWITCHES  # a C constant: read on every wait
+cdef tuple _WOKEN, _TIMED_OUT, _NOTHING
 
 cdef Home _last_home
 

@@ -24,6 +24,10 @@ of that callback, so greenlets passing resources among themselves
 without ever yielding cannot keep the hub (timers, I/O) from running.
 
 Compiled by Cython when built (see ``_green.pxd``); plain Python otherwise.
+Compiled, ``getcurrent()`` and ``switch`` are calls into greenlet's C API
+(the ``greenlet._C_API`` capsule), the switch only into a greenlet whose
+type keeps greenlet's own ``switch``: a subclass that overrides it (gevent's
+hub) is switched into through its override.
 """
 
 from __future__ import annotations
@@ -34,13 +38,27 @@ try:
     import cython
 except ImportError:  # Cython is needed to build greenpools, not to run it
     from .. import _nocython as cython  # type: ignore[no-redef]
-from greenlet import getcurrent
+import greenlet
 
 from ..forking import fork_guard
 from .base import HubOperations, Waiter, native_thread_ident
 
-if not cython.compiled:  # compiled, _green.pxd asks CPython directly
+if cython.compiled:
+    # greenlet's C API (see _green.pxd): getcurrent() and switch without a
+    # Python call, the switch only into greenlets that keep greenlet's own.
+    _greenlet_api = _import_greenlet_api()  # type: ignore[name-defined]  # noqa: F821  # in _green.pxd
+    _greenlet_switch_method = vars(greenlet.greenlet)["switch"]
+else:  # the same operations as Python calls
     _thread_ident = native_thread_ident
+    _getcurrent = greenlet.getcurrent
+
+    def _switch(target: Any, args: tuple[Any, ...]) -> Any:
+        return target.switch(*args)
+
+#: What a switch into a parked greenlet passes: woken, or not (a timer ran).
+_WOKEN = (True,)
+_TIMED_OUT = (False,)
+_NOTHING = ()
 
 #: Direct switches allowed between two visits of the hub.
 _DIRECT_SWITCHES = 16
@@ -140,7 +158,7 @@ class HubWaiter(Waiter):
                 return False
         home = _home_here(self._ops)
         self._home = home
-        self._greenlet = getcurrent()
+        self._greenlet = _getcurrent()
         if self._woken:
             self._greenlet = None
             return True
@@ -153,8 +171,8 @@ class HubWaiter(Waiter):
                 parked = waiter._greenlet
                 if parked is not None:  # not resumed by its timer meanwhile
                     waiter._greenlet = None
-                    return bool(parked.switch(True))
-            return bool(home.hub.switch())
+                    return bool(_switch(parked, _WOKEN))
+            return bool(_switch(home.hub, _NOTHING))
         finally:
             self._greenlet = None
             if timer is not None:
@@ -164,7 +182,7 @@ class HubWaiter(Waiter):
         parked = self._greenlet
         if parked is not None:
             self._greenlet = None
-            parked.switch(woken)
+            _switch(parked, _WOKEN if woken else _TIMED_OUT)
 
     def wake(self) -> None:
         self._woken = True
