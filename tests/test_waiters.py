@@ -12,12 +12,13 @@ wakes a waiter and then parks switches straight into it.
 from __future__ import annotations
 
 import signal
+import textwrap
 import threading
 import time
 from typing import Any
 
 import pytest
-from helpers import BACKEND, native_runner, spawn, wait_until
+from helpers import BACKEND, native_runner, run_python, spawn, wait_until
 
 from greenpools import backends
 
@@ -246,6 +247,49 @@ def test_a_greenlet_that_overrides_switch_is_resumed_through_it(
     assert done.wait(30)
     assert results == [resumed_by != "timer"]
     assert switched == [(resumed_by != "timer",)]
+
+
+@pytest.mark.skipif(BACKEND != "gevent", reason="about gevent's Hub.destroy()")
+def test_a_wait_after_the_hub_was_destroyed_parks_on_the_new_hub() -> None:
+    """Waiters skip asking gevent for the thread's hub while the running
+    greenlet is a child of the hub found last; a destroyed hub (its greenlet
+    still suspended) is never used again, even by a greenlet it was the
+    parent of."""
+    result = run_python(textwrap.dedent("""
+        from gevent import monkey; monkey.patch_all()
+        import gevent, greenlet
+        from greenpools import backends
+        make = backends.get_backend().waiter_factory()
+
+        def wait_once():
+            waiter = make()
+            task = gevent.spawn(waiter.wait, 5)
+            gevent.sleep(0.01)
+            waiter.wake()
+            assert task.get(timeout=5) is True
+            return waiter._home
+
+        old = gevent.get_hub()
+        assert wait_once().hub is old
+        results, late, main = [], make(), greenlet.getcurrent()
+
+        def late_waiter():
+            results.append(late.wait(5))
+            greenlet.getcurrent().parent = main  # end here, not in the destroyed hub
+
+        # A greenlet of the old hub that first runs, and waits, once it is destroyed.
+        orphan = greenlet.greenlet(late_waiter, parent=old)
+        old.destroy(destroy_loop=True)
+        new = gevent.get_hub()
+        assert new is not old
+        new.loop.run_callback(late.wake)
+        orphan.switch()
+        assert results == [True], results
+        assert late._home.hub is new
+        assert wait_once().hub is new
+        print("OK")
+    """))
+    assert result.stdout.strip() == "OK", result.stderr
 
 
 @green_only

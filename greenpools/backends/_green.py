@@ -55,6 +55,12 @@ else:  # the same operations as Python calls
     def _switch(target: Any, args: tuple[Any, ...]) -> Any:
         return target.switch(*args)
 
+    def _parent(target: Any) -> Any:
+        return target.parent
+
+    def _active(target: Any) -> bool:
+        return bool(target)  # a greenlet is true while started and not ended
+
 #: What a switch into a parked greenlet passes: woken, or not (a timer ran).
 _WOKEN = (True,)
 _TIMED_OUT = (False,)
@@ -76,6 +82,8 @@ class Home:
 
     def __init__(self, hub: Any, ops: HubOperations, thread: int, pid: int) -> None:
         self.hub = hub
+        self.greenlet = ops.hub_greenlet(hub)
+        self.dropped = ops.destroyed_hub_drops
         self.ops = ops
         self.thread = thread
         self.pid = pid
@@ -97,9 +105,19 @@ class Home:
 _last_home: Home | None = None
 
 
-def _home_here(ops: HubOperations) -> Home:
-    """The running hub's home, made if missing or inherited across a fork."""
+def _home_here(ops: HubOperations, current: Any) -> Home:
+    """The running hub's home, made if missing or inherited across a fork;
+    ``current`` is the running greenlet."""
     global _last_home, _ops, _peek_hub, _get_hub
+    home = _last_home  # forgotten in a forked child (see below)
+    # The common case, without asking the library for the thread's hub (a
+    # thread-local lookup): the running greenlet is a child of the hub found
+    # last (another thread's hub is never its parent), and that hub still
+    # runs: its greenlet has not ended, and it was not destroyed.
+    if (home is not None and home.ops is ops and _parent(current) is home.greenlet
+            and _active(home.greenlet)
+            and (home.dropped is None or getattr(home.hub, home.dropped) is not None)):
+        return home
     if ops is not _ops:
         _peek_hub = ops.peek_hub
         _get_hub = ops.get_hub
@@ -107,8 +125,9 @@ def _home_here(ops: HubOperations) -> Home:
     hub = None if _peek_hub is None else _peek_hub()
     if hub is None:
         hub = _get_hub()
-    home = _last_home  # forgotten in a forked child (see below)
     if home is not None and home.hub is hub:
+        if not _active(home.greenlet):  # eventlet remakes its hub's greenlet
+            home.greenlet = ops.hub_greenlet(hub)
         return home
     pid = fork_guard.pid
     home = getattr(hub, _HOME_ATTRIBUTE, None)
@@ -156,9 +175,10 @@ class HubWaiter(Waiter):
             seconds = timeout
             if seconds <= 0:
                 return False
-        home = _home_here(self._ops)
+        current = _getcurrent()
+        home = _home_here(self._ops, current)
         self._home = home
-        self._greenlet = _getcurrent()
+        self._greenlet = current
         if self._woken:
             self._greenlet = None
             return True

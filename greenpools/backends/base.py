@@ -275,6 +275,16 @@ class HubOperations(abc.ABC):
     #: thread's first.
     peek_hub: Callable[[], Any] | None = None
 
+    #: Optional: the name of an attribute of a hub that is None once the hub
+    #: was destroyed (its thread's next hub is a new one) though its greenlet
+    #: may not have ended; None if the library leaves no hub so.
+    destroyed_hub_drops: str | None = None
+
+    def hub_greenlet(self, hub: Any) -> Any:
+        """The greenlet that runs ``hub`` (the greenlets it runs are its
+        children); by default the hub itself, as gevent's."""
+        return hub
+
     def prepare_hub(self, hub: Any) -> None:
         """Called in the hub's thread when waiters first use it (and again
         in a forked child); does nothing by default."""
