@@ -222,7 +222,7 @@ def test_switch_applies_to_existing_pool(target: str) -> None:
         task = {spawn_call}(waiter)
         while not pool._waiting:
             {target}.sleep(0.001)
-        hub_kind = type(pool._waiting[0].waiter.hub_operations())
+        hub_kind = type(pool._waiting[0].hub_operations())
         assert hub_kind.__module__ == "greenpools.backends.{target}", hub_kind
         pool.release(held)
         assert task.{get_result}() is held
@@ -237,7 +237,7 @@ def test_switch_applies_to_existing_pool(target: str) -> None:
         thread.start()
         while not pool._waiting:
             pass
-        assert isinstance(pool._waiting[0].waiter, ThreadWaiter)
+        assert isinstance(pool._waiting[0], ThreadWaiter)
         pool.release(held)
         thread.join(10)
         assert got == [held]
@@ -326,7 +326,7 @@ def test_late_eventlet_patching_is_followed() -> None:
         task = eventlet.spawn(waiter)
         while not pool._waiting:
             eventlet.sleep(0.001)
-        hub_kind = type(pool._waiting[0].waiter.hub_operations())
+        hub_kind = type(pool._waiting[0].hub_operations())
         assert hub_kind.__module__ == "greenpools.backends.eventlet", hub_kind
         pool.release(held)
         assert task.wait() is held

@@ -60,6 +60,7 @@ class InterruptingWaiter(Waiter):
     __slots__ = ("_real", "_when")
 
     def __init__(self, real: Waiter, when: str) -> None:
+        super().__init__()  # the waiting client's fields: the pool queues this waiter
         self._real = real
         self._when = when
 

@@ -3,6 +3,8 @@
 On gevent and eventlet that is ``greenpools.backends._green.HubWaiter``
 over the backend's hub operations; on threads, the lock waiter.  Each runs
 compiled and as plain Python (the runner's two builds).
+Every waiter is also a pool's waiting client: its transitions (grant,
+allow_create, refuse, withdraw) are each made once, and wake it.
 Beyond the contract, the green waiters' run-next hand-off: a task that
 wakes a waiter and then parks switches straight into it.
 """
@@ -10,14 +12,18 @@ wakes a waiter and then parks switches straight into it.
 from __future__ import annotations
 
 import signal
+import textwrap
 import threading
 import time
 from typing import Any
 
 import pytest
-from helpers import BACKEND, native_runner, spawn, wait_until
+from helpers import BACKEND, native_runner, run_python, spawn, wait_until
 
 from greenpools import backends
+
+#: The waiting client's states (as the pool sees them: C constants when compiled).
+WAITING, GRANTED, MAY_CREATE, REFUSED = 0, 1, 2, 3
 
 
 def _waiter_classes() -> list[type[Any]]:
@@ -83,6 +89,41 @@ def test_a_second_wake_changes_nothing(make_waiter: Any) -> None:
     waiter.wake()
     waiter.wake()
     assert waiter.wait(None) is True
+
+
+def test_a_new_waiter_is_a_waiting_client(make_waiter: Any) -> None:
+    from greenpools.core.waiting import WaitingClient
+
+    waiter = make_waiter()
+    assert isinstance(waiter, WaitingClient)
+    assert (waiter.state, waiter.slot, waiter.stall_warned) == (WAITING, None, False)
+
+
+@pytest.mark.parametrize("serve", ["grant", "allow_create", "refuse"])
+def test_a_transition_is_made_once_and_wakes(make_waiter: Any, serve: str) -> None:
+    waiter = make_waiter()
+    slot = object()
+    args = (slot,) if serve == "grant" else ()
+    assert getattr(waiter, serve)(*args) is True
+    assert waiter.wait(0) is True  # woken: no wait
+    assert waiter.state == {"grant": GRANTED, "allow_create": MAY_CREATE, "refuse": REFUSED}[serve]
+    assert waiter.slot is (slot if serve == "grant" else None)
+    # served once: every later transition is refused and changes nothing
+    assert waiter.grant(object()) is False
+    assert waiter.allow_create() is False
+    assert waiter.refuse() is False
+    assert waiter.slot is (slot if serve == "grant" else None)
+    assert waiter.withdraw() == {"grant": GRANTED, "allow_create": MAY_CREATE,
+                                 "refuse": REFUSED}[serve]
+
+
+def test_a_withdrawn_waiter_refuses_every_transition(make_waiter: Any) -> None:
+    waiter = make_waiter()
+    assert waiter.withdraw() == WAITING
+    assert waiter.grant(object()) is False
+    assert waiter.allow_create() is False
+    assert waiter.slot is None
+    assert waiter.wait(0) is False  # never woken
 
 
 def test_timeout_expires(make_waiter: Any) -> None:
@@ -157,6 +198,98 @@ def test_waker_that_parks_switches_straight_into_the_woken(make_waiter: Any) -> 
         task.join()
     assert order[0] == "woken", order
     assert sorted(order) == ["bystander", "waker", "woken"]
+
+
+def _hub_greenlet() -> Any:
+    """The running thread's hub as a greenlet (eventlet's hub object has one)."""
+    if BACKEND == "gevent":
+        import gevent
+
+        return gevent.get_hub()
+    from eventlet import hubs
+
+    return hubs.get_hub().greenlet
+
+
+@green_only
+@pytest.mark.parametrize("resumed_by", ["hub", "direct switch", "timer"])
+def test_a_greenlet_that_overrides_switch_is_resumed_through_it(
+    make_waiter: Any, resumed_by: str
+) -> None:
+    """A greenlet subclass's own ``switch`` runs when a waiter resumes it
+    (compiled, greenlet's C switch would bypass it)."""
+    import greenlet
+
+    switched: list[tuple[Any, ...]] = []
+
+    class Tracking(greenlet.greenlet):  # type: ignore[misc]
+        def switch(self, *args: Any, **kwargs: Any) -> Any:
+            switched.append(args)
+            return super().switch(*args, **kwargs)
+
+    waiter, done = make_waiter(), make_waiter()
+    results: list[bool] = []
+
+    def run() -> None:
+        results.append(waiter.wait(0.05 if resumed_by == "timer" else 30))
+        done.wake()
+
+    task = Tracking(run, parent=_hub_greenlet())
+    _green_spawn(task.switch)
+    wait_until(lambda: _parked(waiter))
+    del switched[:]  # the start
+    if resumed_by == "hub":
+        waiter.wake()  # the hub resumes it: this task does not park on a waiter
+        wait_until(lambda: bool(results))
+    elif resumed_by == "direct switch":
+        waiter.wake()
+        assert done.wait(30)  # parks here: switches straight into the woken task
+    assert done.wait(30)
+    assert results == [resumed_by != "timer"]
+    assert switched == [(resumed_by != "timer",)]
+
+
+@pytest.mark.skipif(BACKEND != "gevent", reason="about gevent's Hub.destroy()")
+def test_a_wait_after_the_hub_was_destroyed_parks_on_the_new_hub() -> None:
+    """Waiters skip asking gevent for the thread's hub while the running
+    greenlet is a child of the hub found last; a destroyed hub (its greenlet
+    still suspended) is never used again, even by a greenlet it was the
+    parent of."""
+    result = run_python(textwrap.dedent("""
+        from gevent import monkey; monkey.patch_all()
+        import gevent, greenlet
+        from greenpools import backends
+        make = backends.get_backend().waiter_factory()
+
+        def wait_once():
+            waiter = make()
+            task = gevent.spawn(waiter.wait, 5)
+            gevent.sleep(0.01)
+            waiter.wake()
+            assert task.get(timeout=5) is True
+            return waiter._home
+
+        old = gevent.get_hub()
+        assert wait_once().hub is old
+        results, late, main = [], make(), greenlet.getcurrent()
+
+        def late_waiter():
+            results.append(late.wait(5))
+            greenlet.getcurrent().parent = main  # end here, not in the destroyed hub
+
+        # A greenlet of the old hub that first runs, and waits, once it is destroyed.
+        orphan = greenlet.greenlet(late_waiter, parent=old)
+        old.destroy(destroy_loop=True)
+        new = gevent.get_hub()
+        assert new is not old
+        new.loop.run_callback(late.wake)
+        orphan.switch()
+        assert results == [True], results
+        assert late._home.hub is new
+        assert wait_once().hub is new
+        print("OK")
+    """))
+    assert result.stdout.strip() == "OK", result.stderr
 
 
 @green_only

@@ -24,6 +24,10 @@ of that callback, so greenlets passing resources among themselves
 without ever yielding cannot keep the hub (timers, I/O) from running.
 
 Compiled by Cython when built (see ``_green.pxd``); plain Python otherwise.
+Compiled, ``getcurrent()`` and ``switch`` are calls into greenlet's C API
+(the ``greenlet._C_API`` capsule), the switch only into a greenlet whose
+type keeps greenlet's own ``switch``: a subclass that overrides it (gevent's
+hub) is switched into through its override.
 """
 
 from __future__ import annotations
@@ -34,13 +38,33 @@ try:
     import cython
 except ImportError:  # Cython is needed to build greenpools, not to run it
     from .. import _nocython as cython  # type: ignore[no-redef]
-from greenlet import getcurrent
+import greenlet
 
 from ..forking import fork_guard
 from .base import HubOperations, Waiter, native_thread_ident
 
-if not cython.compiled:  # compiled, _green.pxd asks CPython directly
+if cython.compiled:
+    # greenlet's C API (see _green.pxd): getcurrent() and switch without a
+    # Python call, the switch only into greenlets that keep greenlet's own.
+    _greenlet_api = _import_greenlet_api()  # type: ignore[name-defined]  # noqa: F821  # in _green.pxd
+    _greenlet_switch_method = vars(greenlet.greenlet)["switch"]
+else:  # the same operations as Python calls
     _thread_ident = native_thread_ident
+    _getcurrent = greenlet.getcurrent
+
+    def _switch(target: Any, args: tuple[Any, ...]) -> Any:
+        return target.switch(*args)
+
+    def _parent(target: Any) -> Any:
+        return target.parent
+
+    def _active(target: Any) -> bool:
+        return bool(target)  # a greenlet is true while started and not ended
+
+#: What a switch into a parked greenlet passes: woken, or not (a timer ran).
+_WOKEN = (True,)
+_TIMED_OUT = (False,)
+_NOTHING = ()
 
 #: Direct switches allowed between two visits of the hub.
 _DIRECT_SWITCHES = 16
@@ -58,6 +82,8 @@ class Home:
 
     def __init__(self, hub: Any, ops: HubOperations, thread: int, pid: int) -> None:
         self.hub = hub
+        self.greenlet = ops.hub_greenlet(hub)
+        self.dropped = ops.destroyed_hub_drops
         self.ops = ops
         self.thread = thread
         self.pid = pid
@@ -79,9 +105,19 @@ class Home:
 _last_home: Home | None = None
 
 
-def _home_here(ops: HubOperations) -> Home:
-    """The running hub's home, made if missing or inherited across a fork."""
+def _home_here(ops: HubOperations, current: Any) -> Home:
+    """The running hub's home, made if missing or inherited across a fork;
+    ``current`` is the running greenlet."""
     global _last_home, _ops, _peek_hub, _get_hub
+    home = _last_home  # forgotten in a forked child (see below)
+    # The common case, without asking the library for the thread's hub (a
+    # thread-local lookup): the running greenlet is a child of the hub found
+    # last (another thread's hub is never its parent), and that hub still
+    # runs: its greenlet has not ended, and it was not destroyed.
+    if (home is not None and home.ops is ops and _parent(current) is home.greenlet
+            and _active(home.greenlet)
+            and (home.dropped is None or getattr(home.hub, home.dropped) is not None)):
+        return home
     if ops is not _ops:
         _peek_hub = ops.peek_hub
         _get_hub = ops.get_hub
@@ -89,8 +125,9 @@ def _home_here(ops: HubOperations) -> Home:
     hub = None if _peek_hub is None else _peek_hub()
     if hub is None:
         hub = _get_hub()
-    home = _last_home  # forgotten in a forked child (see below)
     if home is not None and home.hub is hub:
+        if not _active(home.greenlet):  # eventlet remakes its hub's greenlet
+            home.greenlet = ops.hub_greenlet(hub)
         return home
     pid = fork_guard.pid
     home = getattr(hub, _HOME_ATTRIBUTE, None)
@@ -120,6 +157,7 @@ class HubWaiter(Waiter):
     a :class:`HubWaiters` over the backend's hub operations."""
 
     def __init__(self, ops: HubOperations) -> None:
+        Waiter.__init__(self)
         self._ops = ops
         self._woken = False
         self._greenlet: Any = None
@@ -137,9 +175,10 @@ class HubWaiter(Waiter):
             seconds = timeout
             if seconds <= 0:
                 return False
-        home = _home_here(self._ops)
+        current = _getcurrent()
+        home = _home_here(self._ops, current)
         self._home = home
-        self._greenlet = getcurrent()
+        self._greenlet = current
         if self._woken:
             self._greenlet = None
             return True
@@ -152,8 +191,8 @@ class HubWaiter(Waiter):
                 parked = waiter._greenlet
                 if parked is not None:  # not resumed by its timer meanwhile
                     waiter._greenlet = None
-                    return bool(parked.switch(True))
-            return bool(home.hub.switch())
+                    return bool(_switch(parked, _WOKEN))
+            return bool(_switch(home.hub, _NOTHING))
         finally:
             self._greenlet = None
             if timer is not None:
@@ -163,7 +202,7 @@ class HubWaiter(Waiter):
         parked = self._greenlet
         if parked is not None:
             self._greenlet = None
-            parked.switch(woken)
+            _switch(parked, _WOKEN if woken else _TIMED_OUT)
 
     def wake(self) -> None:
         self._woken = True
@@ -194,7 +233,8 @@ class HubWaiters:
     def __call__(self) -> HubWaiter:
         if not cython.compiled:
             return HubWaiter(self.ops)
-        # Compiled, a new waiter's other fields start False/None: skip __init__.
+        # Compiled, a new waiter's other fields start False/None/0 (WAITING):
+        # skip __init__.
         waiter = HubWaiter.__new__(HubWaiter)
         waiter._ops = self.ops
         return waiter

@@ -16,9 +16,28 @@ cdef extern from "pythread.h":
         PyThread_type_lock lock, long long microseconds, int intr_flag) nogil
 
 
+# A waiter's states as a waiting client (base.py defines them for plain Python).
+cdef enum:
+    WAITING = 0
+    GRANTED = 1
+    MAY_CREATE = 2
+    REFUSED = 3
+
+
 cdef class Waiter:
+    cdef public double since
+    cdef public Py_ssize_t forks
+    cdef public int state
+    cdef public object slot
+    cdef public bint stall_warned
+
     cpdef bint wait(self, object timeout) except -1
     cpdef wake(self)
+    cpdef bint grant(self, object slot) except -1
+    cpdef bint allow_create(self) except -1
+    cpdef bint refuse(self) except -1
+    cpdef int withdraw(self)
+    cdef bint _serve(self, int state, object slot) except -1
 
 
 cdef class Mutex:

@@ -2,8 +2,13 @@
 
 The pool algorithm only ever talks to a :class:`Backend` object: it never
 asks which library is underneath.  A backend supplies five things: a
-one-shot :class:`Waiter` that a releaser wakes, ``sleep``, ``spawn`` for
-background upkeep, a monotonic clock and the identity of the running task.
+one-shot :class:`Waiter`, a signal that a releaser fills in and wakes,
+``sleep``, ``spawn`` for background upkeep, a monotonic clock and the
+identity of the running task.  A waiter is also the pool's *waiting
+client*: the pool queues the waiter itself (see
+:mod:`greenpools.core.waiting`), and a releaser serves it with one of the
+transitions the :class:`Waiter` base class defines, once for every
+backend.
 A green backend (gevent, eventlet) builds its waiter from the shared
 :class:`greenpools.backends._green.HubWaiter` and the :class:`HubOperations`
 of its event loop, the second half of this interface.
@@ -14,8 +19,8 @@ critical sections never block or yield, so one native (unpatched) lock,
 native threads hold it for nanoseconds, and a backend switch never leaves
 a pool guarded by a primitive of the previous library.
 
-Compiled by Cython when built (``base.pxd`` declares ``Waiter`` and
-``Mutex``); the same source runs as plain Python otherwise.
+Compiled by Cython when built (``base.pxd`` declares ``Waiter``, its
+states and ``Mutex``); the same source runs as plain Python otherwise.
 """
 
 from __future__ import annotations
@@ -172,24 +177,85 @@ if not cython.compiled:
 native_thread_ident: Callable[[], int] = _unpatched_thread_function("get_ident")
 
 
+if not cython.compiled:  # compiled, base.pxd declares them as a C enum
+    #: The states of a waiter as a waiting client; every state but WAITING
+    #: is final.  WAITING is 0: a compiled waiter made without running
+    #: ``__init__`` (its fields zeroed) starts in it.
+    WAITING, GRANTED, MAY_CREATE, REFUSED = 0, 1, 2, 3
+
+
 class Waiter:
-    """A one-shot signal: one task waits, another wakes it once.
+    """A one-shot signal a releaser fills in: one task waits, another serves it once.
 
     ``wake`` may be called from any task (and, where the backend allows it,
     any native thread) before or after ``wait`` starts; ``wait`` returns
     True once woken, False when ``timeout`` seconds passed first.  An
     exception delivered to the waiting task (a timeout of the library,
     a kill, ``KeyboardInterrupt``) propagates out of ``wait``.
-
     Subclasses implement both methods (a compiled class, so that the pool
     calls them without a Python method lookup).
+
+    A pool queues the waiter itself as a *waiting client*
+    (:mod:`greenpools.core.waiting`).  Whoever frees something serves the
+    oldest client, under the pool's lock, with one of three transitions,
+    each made once and before the wake-up:
+
+    - :meth:`grant`: here is a resource (``slot``, already lent to it);
+    - :meth:`allow_create`: here is a place under the limit, create one;
+    - :meth:`refuse`: the pool closed.
+
+    A client whose wait ended without one (timeout, exception, kill) calls
+    :meth:`withdraw` under the lock: it refuses every later transition and
+    returns the state it was in, so that the pool can leave the queue
+    (still ``WAITING``), pass an unwanted grant on (``GRANTED``) or give
+    the place back (``MAY_CREATE``).  A transition on a client that no
+    longer waits returns False and changes nothing.  ``since`` (when it
+    queued) and ``forks`` (its pool's fork count then: a task waiting at
+    ``fork()`` lives on, copied, in the child, whose pool counts one more)
+    are the pool's to fill in; the waiter only keeps them.
     """
+
+    def __init__(self) -> None:
+        self.state = WAITING
+        self.slot: Any = None
+        self.since = 0.0
+        self.forks = 0
+        self.stall_warned = False
 
     def wait(self, timeout: float | None) -> bool:
         raise NotImplementedError
 
     def wake(self) -> None:
         raise NotImplementedError
+
+    def grant(self, slot: Any) -> bool:
+        """Hand ``slot`` (already lent) to this client and wake it."""
+        return self._serve(GRANTED, slot)
+
+    def allow_create(self) -> bool:
+        """Give this client a place under the limit to create a resource in."""
+        return self._serve(MAY_CREATE, None)
+
+    def refuse(self) -> bool:
+        """Tell this client the pool closed."""
+        return self._serve(REFUSED, None)
+
+    def _serve(self, state: int, slot: Any) -> bool:
+        """Move a waiting client to ``state`` (with ``slot``) and wake it;
+        False, changing nothing, if it no longer waits."""
+        if self.state != WAITING:
+            return False
+        self.slot = slot
+        self.state = state
+        self.wake()
+        return True
+
+    def withdraw(self) -> int:
+        """The caller stopped waiting: refuse anything more, and return the
+        state it was in (what reached it, if anything)."""
+        state: int = self.state
+        self.state = REFUSED
+        return state
 
 
 class HubOperations(abc.ABC):
@@ -208,6 +274,16 @@ class HubOperations(abc.ABC):
     #: yet, else None; a cheaper :meth:`get_hub` for every wait but a
     #: thread's first.
     peek_hub: Callable[[], Any] | None = None
+
+    #: Optional: the name of an attribute of a hub that is None once the hub
+    #: was destroyed (its thread's next hub is a new one) though its greenlet
+    #: may not have ended; None if the library leaves no hub so.
+    destroyed_hub_drops: str | None = None
+
+    def hub_greenlet(self, hub: Any) -> Any:
+        """The greenlet that runs ``hub`` (the greenlets it runs are its
+        children); by default the hub itself, as gevent's."""
+        return hub
 
     def prepare_hub(self, hub: Any) -> None:
         """Called in the hub's thread when waiters first use it (and again

@@ -145,6 +145,9 @@ class EventletHub(HubOperations):
     def get_hub(self) -> Any:
         return hubs.get_hub()
 
+    def hub_greenlet(self, hub: Any) -> Any:
+        return hub.greenlet
+
     def prepare_hub(self, hub: Any) -> None:
         # Made here, in the hub's thread: hub.add is not thread-safe.
         _doorbell(hub)

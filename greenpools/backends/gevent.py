@@ -27,6 +27,9 @@ class GeventHub(HubOperations):
     def get_hub(self) -> Any:
         return gevent.get_hub()
 
+    #: Hub.destroy() leaves the hub's greenlet suspended but drops its loop.
+    destroyed_hub_drops = "loop"
+
     def call_soon(self, hub: Any, func: Callable[[bool], object]) -> None:
         hub.loop.run_callback(func, True)
 

@@ -19,6 +19,7 @@ class ThreadWaiter(Waiter):
     park without Python frames in between."""
 
     def __init__(self) -> None:
+        Waiter.__init__(self)
         self._woken = False
         self._lock = Mutex()
         self._lock.acquire()

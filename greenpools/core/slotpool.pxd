@@ -4,7 +4,8 @@ from cpython.long cimport PyLong_FromVoidPtr
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 from greenpools.backends.base cimport Mutex
-from greenpools.core.waiting cimport GRANTED, MAY_CREATE, WAITING, WaitingClient, WaitQueue, new_client
+from greenpools.core.waiting cimport GRANTED, MAY_CREATE, WAITING, WaitQueue
+from greenpools.core.waiting cimport Waiter as WaitingClient
 
 
 cdef double _INF
@@ -85,7 +86,6 @@ cdef class SlotPool:
     @cython.locals(client=WaitingClient, slot=Slot, limit=Py_ssize_t)
     cpdef Slot _take_or_queue(self, bint block, object timeout, object asked)
     cpdef object _timeout_locked(self, object asked)
-    cpdef Slot _wait(self, WaitingClient client, object timeout, object asked)
     @cython.locals(state=int)
     cpdef Slot _outcome(self, WaitingClient client, object asked)
     @cython.locals(state=int, slot=Slot)

@@ -16,8 +16,8 @@ it; nothing here asks which backend is active.
   the map changes only when resources are made and closed.
 - ``_size`` counts every resource that exists or is being created; it
   never exceeds ``limit``.
-- A caller that must wait joins ``_waiting``, a
-  :class:`greenpools.core.waiting.WaitQueue`.  Whoever frees something (a
+- A caller that must wait queues its backend's waiter (its waiting
+  client) on ``_waiting``, a :class:`greenpools.core.waiting.WaitQueue`.  Whoever frees something (a
   release, a discard, a failed creation, a resize) hands it *directly* to
   the oldest client: the resource itself or the permission to create one.
   Nobody takes an idle resource while someone is queued, so grants follow
@@ -59,10 +59,10 @@ from ..backends.base import Mutex
 from ..exceptions import PoolClosed, PoolTimeout
 from . import events
 from .lifecycle import stall_watch
-from .waiting import WaitingClient, WaitQueue, new_client
+from .waiting import WaitQueue
 
-if not cython.compiled:  # compiled, slotpool.pxd cimports the C enum
-    from .waiting import GRANTED, MAY_CREATE, WAITING
+if not cython.compiled:  # compiled, slotpool.pxd cimports them (a C enum, a C type)
+    from .waiting import GRANTED, MAY_CREATE, WAITING, WaitingClient
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -334,7 +334,9 @@ class SlotPool:
                     )
                 if timeout is not None and timeout <= 0:
                     raise SlotPool._timeout_locked(self, asked)
-                client = new_client(self._new_waiter(), _now(), self._forks)
+                client = self._new_waiter()  # WAITING: its own waiting client
+                client.since = _now()
+                client.forks = self._forks
                 self._waiting.push(client)
                 self._lock_free = False
                 self._n_queued += 1
@@ -344,7 +346,15 @@ class SlotPool:
             self._mutex.release()
         if client is None:
             return SlotPool._create_lent(self)
-        return SlotPool._wait(self, client, timeout, asked)
+        # Wait here, not in a method of its own: one call frame less per wait.
+        if timeout is None and self._stall_watch is not stall_watch.running:
+            stall_watch.watch(self)  # type: ignore[arg-type]  # a Resource
+        try:
+            client.wait(timeout)
+        except BaseException:
+            self._abandon(client)
+            raise
+        return SlotPool._outcome(self, client, asked)
 
     def _timeout_locked(self, asked: float | None) -> Exception:
         """Count a wait that ran out (``asked``: the caller's whole timeout)
@@ -355,16 +365,6 @@ class SlotPool:
             return self._pool_timeout(f"pool {self.name!r}: no resource is free")
         return self._pool_timeout(
             f"pool {self.name!r}: no resource became free within {asked:g} s")
-
-    def _wait(self, client: WaitingClient, timeout: float | None, asked: float | None) -> Slot:
-        if timeout is None and self._stall_watch is not stall_watch.running:
-            stall_watch.watch(self)  # type: ignore[arg-type]  # a Resource
-        try:
-            client.waiter.wait(timeout)
-        except BaseException:
-            self._abandon(client)
-            raise
-        return SlotPool._outcome(self, client, asked)
 
     def _outcome(self, client: WaitingClient, asked: float | None) -> Slot:
         """What a wait that returned brought: a slot, or an error."""

@@ -1,21 +1,16 @@
-"""The waiting client: one caller queued for a resource, and the queue of them.
+"""The queue of callers waiting for a resource, oldest first.
 
-A caller that finds the pool at its limit becomes a :class:`WaitingClient`
-at the back of the pool's :class:`WaitQueue` and parks on its backend's
-waiter.  Whoever frees something serves the oldest client directly, under
-the pool's lock, with one of three transitions, each made once and before
-the wake-up:
-
-- :meth:`WaitingClient.grant`: here is a resource (a slot, lent to it);
-- :meth:`WaitingClient.allow_create`: here is a place, create one;
-- :meth:`WaitingClient.refuse`: the pool closed.
-
-A client whose wait ended without one (timeout, exception, kill) calls
-:meth:`WaitingClient.withdraw` under the lock: it refuses every later
-transition and returns what had reached it, so that the pool can leave
-the queue (still ``WAITING``), pass an unwanted grant on (``GRANTED``) or
-give the place back (``MAY_CREATE``).  A transition on a client that is no
-longer waiting returns False and changes nothing.
+A caller that finds the pool at its limit queues its backend's waiter
+itself at the back of the pool's :class:`WaitQueue` and parks on it: the
+waiter is its *waiting client*.  The client's fields, its states
+(``WAITING``, ``GRANTED``, ``MAY_CREATE``, ``REFUSED``) and its
+transitions (``grant``, ``allow_create``, ``refuse``, ``withdraw``) are
+part of the backend interface, defined once on
+:class:`greenpools.backends.base.Waiter` (one object per wait, whatever the
+backend); this module re-exports them under the names the pool uses, and
+holds the queue.  Whoever frees something pops the oldest client and
+serves it under the pool's lock; a client that stops waiting withdraws
+under the lock and is taken off the queue wherever it is.
 
 Compiled by Cython when built (see ``waiting.pxd``); plain Python otherwise.
 """
@@ -29,64 +24,15 @@ try:
 except ImportError:  # Cython is needed to build greenpools, not to run it
     from .. import _nocython as cython  # type: ignore[no-redef]
 
-if not cython.compiled:  # compiled, waiting.pxd declares them as a C enum
-    #: The states of a waiting client; every state but WAITING is final.
-    WAITING, GRANTED, MAY_CREATE, REFUSED = 0, 1, 2, 3
+from ..backends.base import Waiter
 
+if not cython.compiled:  # compiled, waiting.pxd cimports the C enum
+    from ..backends.base import GRANTED, MAY_CREATE, REFUSED, WAITING
 
-class WaitingClient:
-    """One caller queued for a resource; whoever frees one fills it in."""
+#: A waiting client: the backend's waiter itself.
+WaitingClient = Waiter
 
-    def __init__(self, waiter: Any, since: float, forks: int) -> None:
-        self.waiter = waiter
-        self.since = since
-        # The pool's fork count: a green thread waiting at fork() lives on,
-        # copied, in the child, whose pool counts one more.
-        self.forks = forks
-        self.state = WAITING
-        self.slot: Any = None
-        self.stall_warned = False
-
-    def grant(self, slot: Any) -> bool:
-        """Hand ``slot`` (already lent) to this client and wake it."""
-        return self._serve(GRANTED, slot)
-
-    def allow_create(self) -> bool:
-        """Give this client a place under the limit to create a resource in."""
-        return self._serve(MAY_CREATE, None)
-
-    def refuse(self) -> bool:
-        """Tell this client the pool closed."""
-        return self._serve(REFUSED, None)
-
-    def _serve(self, state: int, slot: Any) -> bool:
-        """Move a waiting client to ``state`` (with ``slot``) and wake it;
-        False, changing nothing, if it no longer waits."""
-        if self.state != WAITING:
-            return False
-        self.slot = slot
-        self.state = state
-        self.waiter.wake()
-        return True
-
-    def withdraw(self) -> int:
-        """The caller stopped waiting: refuse anything more, and return the
-        state it was in (what reached it, if anything)."""
-        state = self.state
-        self.state = REFUSED
-        return state
-
-
-def new_client(waiter: Any, since: float, forks: int) -> WaitingClient:
-    """A client in state WAITING (made without a Python-level constructor call)."""
-    client = WaitingClient.__new__(WaitingClient)
-    client.waiter = waiter
-    client.since = since
-    client.forks = forks
-    client.state = WAITING
-    client.slot = None
-    client.stall_warned = False
-    return client
+__all__ = ["GRANTED", "MAY_CREATE", "REFUSED", "WAITING", "WaitQueue", "WaitingClient"]
 
 
 class WaitQueue:
