@@ -7,6 +7,11 @@ import time
 from collections.abc import Callable, Hashable
 from typing import Any
 
+try:
+    import cython
+except ImportError:  # Cython is needed to build greenpools, not to run it
+    from .. import _nocython as cython  # type: ignore[no-redef]
+
 from .base import Backend, Mutex, Waiter, native_thread_ident
 
 _TIMEOUT_MAX = threading.TIMEOUT_MAX
@@ -19,7 +24,8 @@ class ThreadWaiter(Waiter):
     park without Python frames in between."""
 
     def __init__(self) -> None:
-        Waiter.__init__(self)
+        if not cython.compiled:  # compiled, the client's fields start zeroed: WAITING
+            Waiter.__init__(self)
         self._woken = False
         self._lock = Mutex()
         self._lock.acquire()
