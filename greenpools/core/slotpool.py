@@ -224,7 +224,8 @@ class SlotPool:
                 last = len(idle) - 1
                 if last < 0:
                     return SlotPool._acquire_slow(self, block, timeout)
-                slot = idle[last]
+                # A cast, not a checked assignment: the list holds only slots.
+                slot = cython.cast(Slot, idle[last])
                 del idle[last]
             else:
                 try:
@@ -244,7 +245,11 @@ class SlotPool:
         Raises ``ValueError`` (and changes nothing) when ``resource`` is
         not currently lent by this pool: released twice, or never acquired.
         """
-        slot: Slot | None = self._slots.get(_identity(resource))
+        slot: Slot | None
+        if _COMPILED:  # a cast, not a checked assignment: the map holds only slots
+            slot = cython.cast(Slot, self._slots.get(_identity(resource)))
+        else:
+            slot = self._slots.get(_identity(resource))
         if slot is None:
             self._release_unknown(resource)
             return
