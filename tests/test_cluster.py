@@ -12,6 +12,7 @@ leaves the cluster whole for the next one.
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import time
 import uuid
@@ -51,30 +52,33 @@ def cluster() -> Iterator[RabbitCluster]:
         with running_cluster() as own:
             yield own
         return
-    with turn(state):  # the runner's other backend processes wait meanwhile
+    with turn(state):  # the runner's other processes wait while it boots
         if os.path.exists(state):
-            yield RabbitCluster.from_state(state)
-            return
-        made = RabbitCluster.create()
-        made.save(state)  # first, so that the runner stops it whatever happens
-        started = time.monotonic()
-        try:
-            made.start()
-        except BaseException:  # a half-started cluster is no use to the next backend
-            made.stop()
-            raise
-        print(f"cluster of 3 booted and joined in {time.monotonic() - started:.1f}s")
-        yield made
+            made = RabbitCluster.from_state(state)
+        else:
+            made = RabbitCluster.create()
+            made.save(state)  # first, so that the runner stops it whatever happens
+            started = time.monotonic()
+            try:
+                made.start()
+            except BaseException:  # a half-started cluster is no use to the next backend
+                made.stop()
+                raise
+            print(f"cluster of 3 booted and joined in {time.monotonic() - started:.1f}s")
+    yield made
 
 
 @pytest.fixture
-def whole(cluster: RabbitCluster) -> RabbitCluster:
-    """The cluster with its three nodes running (a failed test may have left one down)."""
-    running = cluster.running_nodes()
-    for node in cluster.nodes:
-        if node.name not in running:
-            cluster.restart(node)
-    return cluster
+def whole(cluster: RabbitCluster) -> Iterator[RabbitCluster]:
+    """The cluster with its three nodes running (a failed test may have left
+    one down), held alone for one test: the runner's processes take turns."""
+    state = os.environ.get(STATE_ENV)
+    with turn(state) if state else contextlib.nullcontext():
+        running = cluster.running_nodes()
+        for node in cluster.nodes:
+            if node.name not in running:
+                cluster.restart(node)
+        yield cluster
 
 
 @pytest.fixture

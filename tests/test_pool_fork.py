@@ -244,6 +244,45 @@ def test_green_task_creating_at_fork_makes_its_resource_again_in_the_child(
     pool.close()
 
 
+def test_green_task_whose_configure_fails_after_fork_forgets_and_asks_again(
+    backend_name: str,
+) -> None:
+    """What a green thread made before fork() and then failed to configure in
+    the child is forgotten, never closed (the parent may be using it), and
+    the acquire asks the child's pool again instead of raising."""
+    if backend_name == "threading":
+        pytest.skip("native threads are not copied into a forked child")
+    entered, gate = threading.Event(), threading.Event()
+
+    def configure(thing: Thing) -> None:
+        if not gate.is_set():
+            entered.set()
+            if not gate.wait(HANG_TIMEOUT):
+                raise AssertionError("the gate never opened")
+            raise OSError("configured after fork: broken")
+
+    pool = Forgetful(1, configure=configure)
+    creator = spawn(pool.acquire, block=True, timeout=HANG_TIMEOUT)
+    assert entered.wait(HANG_TIMEOUT), "the creating task never reached configure()"
+
+    def child() -> dict[str, Any]:
+        gate.set()
+        got = creator.join()
+        report = {"closed": len(pool.closed_log), "forgotten": len(pool.forgotten),
+                  "size": pool.get_stats()["pool_size"]}
+        pool.release(got)
+        assert_balanced(pool)
+        return report
+
+    assert in_child(child) == {"closed": 0, "forgotten": 1, "size": 1}
+    gate.set()
+    with pytest.raises(OSError):  # in the parent the failure is the caller's
+        creator.join()
+    assert len(pool.closed_log) == 1
+    assert_balanced(pool)
+    pool.close()
+
+
 def test_stall_watch_runs_again_in_child() -> None:
     """The parent's stall-watch task does not exist in a child: the next wait starts one."""
     pool = Forgetful(1)

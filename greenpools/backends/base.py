@@ -193,7 +193,9 @@ class Waiter:
     exception delivered to the waiting task (a timeout of the library,
     a kill, ``KeyboardInterrupt``) propagates out of ``wait``.
     Subclasses implement both methods (a compiled class, so that the pool
-    calls them without a Python method lookup).
+    calls them without a Python method lookup), and call
+    ``Waiter.__init__`` as plain Python (compiled, the fields below start
+    zeroed: ``WAITING``).
 
     A pool queues the waiter itself as a *waiting client*
     (:mod:`greenpools.core.waiting`).  Whoever frees something serves the

@@ -352,8 +352,9 @@ class Resource(SlotPool, Counters, Generic[T]):
         ``ready`` also connects it (see :meth:`_make_ready`).
 
         Raises ``AcquireAgain`` in a forked child when the process forked
-        while this task was creating: the child's books never counted that
-        capacity, and what was made is half the parent's.
+        while this task was creating (also when the creation then failed):
+        the child's books never counted that capacity, and what was made is
+        half the parent's, so it is forgotten, never closed.
         """
         forks = self._forks
         started = _monotonic()
@@ -366,13 +367,19 @@ class Resource(SlotPool, Counters, Generic[T]):
                     if self.configure is not None:
                         self.configure(resource)
                 except BaseException:
-                    self._close_quietly(resource)
+                    if forks == self._forks:
+                        self._close_quietly(resource)
+                    else:  # made across a fork: closing it would close the parent's
+                        self._drop_inherited(resource)
                     raise
-        except BaseException:
+        except BaseException as exc:
             with self._mutex:
-                if forks == self._forks:
+                copied = forks != self._forks
+                if not copied:
                     self._n_connection_errors += 1
                     self._free_capacity_locked()
+            if copied and isinstance(exc, Exception):
+                raise AcquireAgain from exc  # the child's own pool is asked again
             raise
         now = _monotonic()
         expires = _INF

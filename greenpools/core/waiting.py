@@ -7,8 +7,9 @@ waiter is its *waiting client*.  The client's fields, its states
 transitions (``grant``, ``allow_create``, ``refuse``, ``withdraw``) are
 part of the backend interface, defined once on
 :class:`greenpools.backends.base.Waiter` (one object per wait, whatever the
-backend); this module re-exports them under the names the pool uses, and
-holds the queue.  Whoever frees something pops the oldest client and
+backend); this module re-exports them under the names the pool uses
+(compiled, the states are C constants, for ``cimport`` only), and holds
+the queue.  Whoever frees something pops the oldest client and
 serves it under the pool's lock; a client that stops waiting withdraws
 under the lock and is taken off the queue wherever it is.
 
@@ -32,7 +33,9 @@ if not cython.compiled:  # compiled, waiting.pxd cimports the C enum
 #: A waiting client: the backend's waiter itself.
 WaitingClient = Waiter
 
-__all__ = ["GRANTED", "MAY_CREATE", "REFUSED", "WAITING", "WaitQueue", "WaitingClient"]
+__all__ = ["WaitQueue", "WaitingClient"]
+if not cython.compiled:  # compiled, the states are C constants, not attributes
+    __all__ += ["GRANTED", "MAY_CREATE", "REFUSED", "WAITING"]
 
 
 class WaitQueue:
