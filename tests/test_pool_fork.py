@@ -199,6 +199,23 @@ def test_green_waiter_copied_into_child_asks_the_childs_pool(backend_name: str) 
     pool.close()
 
 
+class Gate:
+    """Holds the first task that reaches it until opened (a task blocked
+    there at fork() lives on, copied, in a green child)."""
+
+    def __init__(self) -> None:
+        self.reached, self.opened = threading.Event(), threading.Event()
+
+    def hold(self) -> bool:
+        """Wait for the gate to open if it is still shut; True if it waited."""
+        if self.opened.is_set():
+            return False
+        self.reached.set()
+        if not self.opened.wait(HANG_TIMEOUT):
+            raise AssertionError("the gate never opened")
+        return True
+
+
 def test_green_task_creating_at_fork_makes_its_resource_again_in_the_child(
     backend_name: str,
 ) -> None:
@@ -207,23 +224,20 @@ def test_green_task_creating_at_fork_makes_its_resource_again_in_the_child(
     again, whose books then count it (the pool's limit holds)."""
     if backend_name == "threading":
         pytest.skip("native threads are not copied into a forked child")
-    entered, gate = threading.Event(), threading.Event()
+    gate = Gate()
 
     class SlowToMake(Forgetful):
         def new(self) -> Thing:
             thing = super().new()
-            if not gate.is_set():
-                entered.set()
-                if not gate.wait(HANG_TIMEOUT):
-                    raise AssertionError("the gate never opened")
+            gate.hold()
             return thing
 
     pool = SlowToMake(1)
     creator = spawn(pool.acquire, block=True, timeout=HANG_TIMEOUT)
-    assert entered.wait(HANG_TIMEOUT), "the creating task never reached new()"
+    assert gate.reached.wait(HANG_TIMEOUT), "the creating task never reached new()"
 
     def child() -> dict[str, Any]:
-        gate.set()
+        gate.opened.set()
         got = creator.join()
         try:
             pool.acquire()
@@ -237,7 +251,7 @@ def test_green_task_creating_at_fork_makes_its_resource_again_in_the_child(
         return report
 
     assert in_child(child) == {"size": 1, "second": "refused", "forgotten": 1}
-    gate.set()
+    gate.opened.set()
     pool.release(creator.join())
     assert pool.forgotten == []
     assert_balanced(pool)
@@ -252,21 +266,18 @@ def test_green_task_whose_configure_fails_after_fork_forgets_and_asks_again(
     the acquire asks the child's pool again instead of raising."""
     if backend_name == "threading":
         pytest.skip("native threads are not copied into a forked child")
-    entered, gate = threading.Event(), threading.Event()
+    gate = Gate()
 
     def configure(thing: Thing) -> None:
-        if not gate.is_set():
-            entered.set()
-            if not gate.wait(HANG_TIMEOUT):
-                raise AssertionError("the gate never opened")
+        if gate.hold():
             raise OSError("configured after fork: broken")
 
     pool = Forgetful(1, configure=configure)
     creator = spawn(pool.acquire, block=True, timeout=HANG_TIMEOUT)
-    assert entered.wait(HANG_TIMEOUT), "the creating task never reached configure()"
+    assert gate.reached.wait(HANG_TIMEOUT), "the creating task never reached configure()"
 
     def child() -> dict[str, Any]:
-        gate.set()
+        gate.opened.set()
         got = creator.join()
         report = {"closed": len(pool.closed_log), "forgotten": len(pool.forgotten),
                   "size": pool.get_stats()["pool_size"]}
@@ -275,7 +286,7 @@ def test_green_task_whose_configure_fails_after_fork_forgets_and_asks_again(
         return report
 
     assert in_child(child) == {"closed": 0, "forgotten": 1, "size": 1}
-    gate.set()
+    gate.opened.set()
     with pytest.raises(OSError):  # in the parent the failure is the caller's
         creator.join()
     assert len(pool.closed_log) == 1
