@@ -223,7 +223,7 @@ def run_passes(
     results: dict[int, Result] = {}
     try:
         while waiting or running:
-            while waiting and len(running) < max(jobs, 1):
+            while waiting and len(running) < jobs:
                 next_pass = waiting.pop(0)
                 print(next_pass.header if logs is None else f"---- started: {next_pass.name}",
                       flush=True)

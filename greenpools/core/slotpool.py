@@ -17,12 +17,12 @@ it; nothing here asks which backend is active.
 - ``_size`` counts every resource that exists or is being created; it
   never exceeds ``limit``.
 - A caller that must wait queues its backend's waiter (its waiting
-  client) on ``_waiting``, a :class:`greenpools.core.waiting.WaitQueue`.  Whoever frees something (a
-  release, a discard, a failed creation, a resize) hands it *directly* to
-  the oldest client: the resource itself or the permission to create one.
-  Nobody takes an idle resource while someone is queued, so grants follow
-  request order.  A client that stops waiting withdraws under the lock
-  and passes on whatever reached it.
+  client) on ``_waiting``, a :class:`greenpools.core.waiting.WaitQueue`.
+  Whoever frees something (a release, a discard, a failed creation, a
+  resize) hands it *directly* to the oldest client: the resource itself or
+  the permission to create one.  Nobody takes an idle resource while
+  someone is queued, so grants follow request order.  A client that stops
+  waiting withdraws under the lock and passes on whatever reached it.
 
 Locking.  Everything that changes ``_size``, ``_waiting`` or the
 generation happens under ``_mutex``, a native lock that is never held
