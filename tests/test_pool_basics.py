@@ -624,3 +624,16 @@ def test_acquire_takes_block_and_timeout_like_kombu() -> None:
     with pytest.raises(TypeError):
         pool.acquire(True, 1.0, 2)  # type: ignore[call-arg]
     assert_balanced(pool)
+
+
+def test_release_takes_the_resource_positionally_in_both_builds() -> None:
+    # Positional-only, as the hand-written C core it replaced had it: a
+    # keyword would cost every release an argument parse.
+    pool = greenpools.Pool(Thing, 1)
+    resource = pool.acquire()
+    with pytest.raises(TypeError):
+        pool.release(resource=resource)  # type: ignore[call-arg]
+    pool.release(resource)
+    assert pool.acquire() is resource
+    pool.release(resource)
+    assert_balanced(pool)

@@ -1,6 +1,8 @@
 # Cython declarations for slotpool.py (compiled in pure-Python mode).
 cimport cython
+from cpython.list cimport PyList_GET_ITEM
 from cpython.long cimport PyLong_FromVoidPtr
+from cpython.ref cimport Py_DECREF
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 from greenpools.backends.base cimport Mutex
@@ -21,6 +23,24 @@ cdef inline double _now() noexcept nogil:
 cdef inline object _identity(object obj):
     """id(obj), without calling the builtin."""
     return PyLong_FromVoidPtr(<void *>obj)
+
+
+cdef extern from "Python.h":
+    void Py_SET_SIZE(object, Py_ssize_t)
+
+
+cdef inline Slot _pop_last(list idle, Py_ssize_t last):
+    """idle.pop() for idle[last], the last item, keeping the list's memory.
+
+    list.pop() gives memory back when a list falls below half its
+    allocation, so a pool lending its one resource over and over would
+    reallocate its idle list on every cycle.  Kept, the allocation is at
+    most one pointer per resource the pool may hold.
+    """
+    cdef Slot slot = <Slot>PyList_GET_ITEM(idle, last)
+    Py_SET_SIZE(idle, last)
+    Py_DECREF(slot)  # the list's reference, which went with the size
+    return slot
 
 
 cdef class Slot:

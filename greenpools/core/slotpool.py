@@ -77,9 +77,12 @@ _INF = float("inf")
 #: call, and a global costs the plain-Python build less than ``cython.compiled``.
 _COMPILED = cython.declare(cython.bint, cython.compiled)
 
-if not cython.compiled:  # compiled, slotpool.pxd defines both inline, without a call
+if not cython.compiled:  # compiled, slotpool.pxd defines these inline, without a call
     _identity = id
     _now = time.monotonic
+
+    def _pop_last(idle: list[Slot], last: int) -> Slot:
+        return idle.pop(last)
 
 
 def check_seconds(name: str, value: Any) -> float | None:
@@ -218,15 +221,13 @@ class SlotPool:
         self._n_requests += 1
         if self._lock_free:
             if _COMPILED:
-                # Two steps with no Python code between them: one under the
-                # GIL (and cheaper than pop(), which reallocates the list).
+                # The length test and the pop run under the GIL with no
+                # Python code between them: one step.
                 idle = self._idle
                 last = len(idle) - 1
                 if last < 0:
                     return SlotPool._acquire_slow(self, block, timeout)
-                # A cast, not a checked assignment: the list holds only slots.
-                slot = cython.cast(Slot, idle[last])
-                del idle[last]
+                slot = _pop_last(idle, last)
             else:
                 try:
                     slot = self._idle.pop()
@@ -239,7 +240,7 @@ class SlotPool:
         return SlotPool._acquire_slow(self, block, timeout)
 
     @cython.locals(slot=Slot, lent=cython.bint)  # type: ignore[untyped-decorator]
-    def release(self, resource: Any) -> None:
+    def release(self, resource: Any, /) -> None:
         """Return a resource acquired from this pool.
 
         Raises ``ValueError`` (and changes nothing) when ``resource`` is
