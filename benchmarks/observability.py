@@ -35,6 +35,46 @@ def _option(argv: list[str], name: str, default: str) -> str:
     return argv[argv.index(name) + 1] if name in argv else default
 
 
+USAGE = __doc__.split("\n\n")[1] if __doc__ else ""
+FLAGS = {"--metrics", "--listener", "--collect"}
+
+
+def _usage_error(message: str) -> None:
+    sys.exit(f"observability.py: {message}\nusage:\n{USAGE}")
+
+
+def check_arguments(argv: list[str]) -> None:
+    """Exit with a message and status 1 on a command line this script cannot run."""
+    if {"-h", "--help"} & set(argv):
+        print(__doc__)
+        sys.exit(0)
+    words = list(argv)
+    valued = ("--backend", "--cycles") if words[:1] == ["callgrind"] else ("--backend",)
+    for name in valued:
+        if name in words:
+            at = words.index(name)
+            if at + 1 >= len(words):
+                _usage_error(f"{name} needs a value")
+            del words[at:at + 2]
+    backend = _option(argv, "--backend", "gevent")
+    if backend not in ("gevent", "threading"):
+        _usage_error(f"--backend must be gevent or threading, got {backend!r}")
+    if words[:1] == ["callgrind"]:
+        if len(words) > 1:
+            _usage_error(f"unexpected argument {words[1]!r}")
+        cycles = _option(argv, "--cycles", "2000")
+    else:
+        if len(words) < 2 or words[0] not in ("s1", "s2", "record"):
+            _usage_error("expected SCENARIO (s1, s2 or record) and CYCLES")
+        cycles = words[1]
+        unknown = [word for word in words[2:] if word not in FLAGS]
+        if unknown:
+            _usage_error(f"unknown option {unknown[0]!r}")
+    if not cycles.isdigit() or int(cycles) < 1:
+        _usage_error(f"cycles must be a positive whole number, got {cycles!r}")
+
+
+check_arguments(sys.argv[1:])
 BACKEND = _option(sys.argv, "--backend", "gevent")
 if sys.argv[1:2] != ["callgrind"]:
     from greenpools.startup import patch_first

@@ -293,3 +293,23 @@ def test_demo_consumer_waits_for_a_quiet_queue_not_a_deadline_from_its_start() -
                             "--tasks", "200", "--messages", "50")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "consumed             10000 (lost 0, duplicated 0)" in result.stdout
+
+
+OBSERVABILITY_SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "observability.py"
+
+
+@pytest.mark.parametrize(("args", "phrase"), [
+    ((), "expected SCENARIO"),
+    (("s3", "10"), "expected SCENARIO"),
+    (("s1", "many"), "got 'many'"),
+    (("s1", "10", "--bogus"), "unknown option '--bogus'"),
+    (("s1", "10", "--backend"), "--backend needs a value"),
+    (("s1", "10", "--backend", "eventlet"), "got 'eventlet'"),
+    (("callgrind", "--cycles", "0"), "got '0'"),
+])
+def test_the_observability_benchmark_refuses_a_bad_command_line(
+    args: tuple[str, ...], phrase: str
+) -> None:
+    result = subprocess.run([sys.executable, str(OBSERVABILITY_SCRIPT), *args], env=cli_env(),
+                            capture_output=True, text=True, timeout=120)
+    assert_user_error(result, phrase, "usage:")
