@@ -30,11 +30,6 @@ def declare(kind: Any, value: Any = None) -> Any:
     return value
 
 
-def cast(kind: Any, value: Any) -> Any:
-    """``value`` taken as a ``kind`` without a check: plain Python keeps the value."""
-    return value
-
-
 def locals(**kinds: Any) -> Callable[[F], F]:
     """Types of a function's locals: plain Python ignores them."""
     return lambda func: func

@@ -246,11 +246,7 @@ class SlotPool:
         Raises ``ValueError`` (and changes nothing) when ``resource`` is
         not currently lent by this pool: released twice, or never acquired.
         """
-        slot: Slot | None
-        if _COMPILED:  # a cast, not a checked assignment: the map holds only slots
-            slot = cython.cast(Slot, self._slots.get(_identity(resource)))
-        else:
-            slot = self._slots.get(_identity(resource))
+        slot: Slot | None = self._slots.get(_identity(resource))
         if slot is None:
             self._release_unknown(resource)
             return
