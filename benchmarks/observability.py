@@ -182,6 +182,7 @@ def instructions(args: list[str]) -> int:
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
              sys.executable, __file__, *args],
             check=True, capture_output=True,
+            env={**os.environ, "PYTHONHASHSEED": "0"},  # else string hashing varies the counts
         )
         with open(out) as f:
             text = f.read()
