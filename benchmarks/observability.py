@@ -43,14 +43,14 @@ def _usage_error(message: str) -> None:
     sys.exit(f"observability.py: {message}\nusage:\n{USAGE}")
 
 
-def check_arguments(argv: list[str]) -> None:
-    """Exit with a message and status 1 on a command line this script cannot run."""
+def check_arguments(argv: list[str]) -> list[str]:
+    """The words of ``argv`` that are not options and their values; exits
+    with a message and status 1 on a command line this script cannot run."""
     if {"-h", "--help"} & set(argv):
         print(__doc__)
         sys.exit(0)
     words = list(argv)
-    valued = ("--backend", "--cycles") if words[:1] == ["callgrind"] else ("--backend",)
-    for name in valued:
+    for name in ("--backend", "--cycles"):
         if name in words:
             at = words.index(name)
             if at + 1 >= len(words):
@@ -59,24 +59,31 @@ def check_arguments(argv: list[str]) -> None:
     backend = _option(argv, "--backend", "gevent")
     if backend not in ("gevent", "threading"):
         _usage_error(f"--backend must be gevent or threading, got {backend!r}")
-    if words[:1] == ["callgrind"]:
-        if len(words) > 1:
-            _usage_error(f"unexpected argument {words[1]!r}")
+    positional = [word for word in words if not word.startswith("-")]
+    options = [word for word in words if word.startswith("-")]
+    if positional[:1] == ["callgrind"]:
+        if len(positional) > 1:
+            _usage_error(f"unexpected argument {positional[1]!r}")
+        if options:
+            _usage_error(f"unknown option {options[0]!r}")
         cycles = _option(argv, "--cycles", "2000")
     else:
-        if len(words) < 2 or words[0] not in ("s1", "s2", "record"):
+        if "--cycles" in argv:
+            _usage_error("--cycles is an option of callgrind")
+        if len(positional) != 2 or positional[0] not in ("s1", "s2", "record"):
             _usage_error("expected SCENARIO (s1, s2 or record) and CYCLES")
-        cycles = words[1]
-        unknown = [word for word in words[2:] if word not in FLAGS]
+        unknown = [word for word in options if word not in FLAGS]
         if unknown:
             _usage_error(f"unknown option {unknown[0]!r}")
-    if not cycles.isdigit() or int(cycles) < 1:
+        cycles = positional[1]
+    if not (cycles.isascii() and cycles.isdigit()) or int(cycles) < 1:
         _usage_error(f"cycles must be a positive whole number, got {cycles!r}")
+    return positional
 
 
-check_arguments(sys.argv[1:])
+POSITIONAL = check_arguments(sys.argv[1:])
 BACKEND = _option(sys.argv, "--backend", "gevent")
-if sys.argv[1:2] != ["callgrind"]:
+if POSITIONAL[:1] != ["callgrind"]:
     from greenpools.startup import patch_first
 
     patch_first(BACKEND)
@@ -134,7 +141,7 @@ def sdk_record(cycles: int) -> None:
 
 
 def main(argv: list[str]) -> None:
-    scenario, cycles = argv[0], int(argv[1])
+    scenario, cycles = POSITIONAL[0], int(POSITIONAL[1])
     if scenario == "record":
         sdk_record(cycles)
         return
@@ -205,7 +212,7 @@ def callgrind(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["callgrind"]:
-        callgrind(sys.argv[2:])
+    if POSITIONAL[:1] == ["callgrind"]:
+        callgrind(sys.argv[1:])
     else:
         main(sys.argv[1:])

@@ -306,6 +306,8 @@ OBSERVABILITY_SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "
     (("s1", "10", "--backend"), "--backend needs a value"),
     (("s1", "10", "--backend", "eventlet"), "got 'eventlet'"),
     (("callgrind", "--cycles", "0"), "got '0'"),
+    (("--backend", "threading", "s1", "²"), "got '²'"),
+    (("s1", "10", "--cycles", "5"), "--cycles is an option of callgrind"),
 ])
 def test_the_observability_benchmark_refuses_a_bad_command_line(
     args: tuple[str, ...], phrase: str

@@ -34,8 +34,8 @@ cdef inline Slot _pop_last(list idle, Py_ssize_t last):
 
     list.pop() gives memory back when a list falls below half its
     allocation, so a pool lending its one resource over and over would
-    reallocate its idle list on every cycle.  Kept, the allocation is at
-    most one pointer per resource the pool may hold.
+    reallocate its idle list on every cycle.  Kept, the allocation stays
+    what the most resources ever idle at once needed.
     """
     cdef Slot slot = <Slot>PyList_GET_ITEM(idle, last)
     Py_SET_SIZE(idle, last)

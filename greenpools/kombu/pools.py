@@ -578,7 +578,7 @@ class ProducerPool(_KombuResource[Any]):
                 raise
         return producer
 
-    def release(self, resource: Any) -> None:
+    def release(self, resource: Any, /) -> None:
         """Return a producer and the connection it holds."""
         conn = resource.__connection__
         Resource.release(self, resource)  # refuses a second release first
