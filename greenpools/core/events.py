@@ -4,9 +4,15 @@
 every pool of a group (present and future) or of every pool of a class
 (and its subclasses).  A pool with no listener and metrics off is not
 *watched*: it keeps its lock-free fast paths and emits nothing, so it pays
-nothing for this module.  A watched pool is not plain (see
-:mod:`greenpools.core.resource`), so every acquire and release takes the slow
-path, where the pool calls :func:`emit`.
+nothing for this module.  A watched pool's leases are not bare (see
+:mod:`greenpools.core.resource`), so every acquire and release takes the
+slow path, where the pool calls the listeners it was handed
+(:func:`listeners_for`) itself.
+
+This module sits below the pools: it never imports them.  The pool and
+group classes register themselves as targets (:func:`accept_pool_type`,
+:func:`accept_group_type`), and the open pools are found in
+:mod:`greenpools.core.registry`.
 
 Every listener is called as ``fn(pool, resource, seconds)``:
 
@@ -31,6 +37,8 @@ import threading
 import weakref
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
+
+from . import registry
 
 __all__ = ["EVENTS", "Sink", "emit", "listen", "remove_listener"]
 
@@ -58,19 +66,19 @@ _memberships: weakref.WeakKeyDictionary[Any, list[weakref.ref[Any]]] = (
     weakref.WeakKeyDictionary()
 )
 _sink: Sink | None = None
+#: Pool classes (:func:`accept_pool_type`): their instances and subclasses
+#: are valid targets of :func:`listen`.
+_pool_types: tuple[type, ...] = ()
 #: Classes whose instances are pool groups, valid targets of :func:`listen`.  The
-#: kombu layer registers its ``PoolGroup`` (:func:`accept_group_type`): this
-#: module sits below that layer and never imports it.
+#: kombu layer registers its ``PoolGroup`` (:func:`accept_group_type`).
 _group_types: tuple[type, ...] = ()
 _lock = threading.Lock()  # registrations only; emit reads without it
 
 
 def _check(target: Any, event: Any, fn: Any) -> None:
-    from .resource import Resource
-
     if not (
-        isinstance(target, (Resource, *_group_types))
-        or (isinstance(target, type) and issubclass(target, Resource))
+        isinstance(target, (*_pool_types, *_group_types))
+        or (isinstance(target, type) and issubclass(target, _pool_types))
     ):
         raise TypeError(
             f"target must be a pool, a pool group or a pool class, got {target!r}"
@@ -106,6 +114,15 @@ def set_sink(sink: Sink | None) -> None:
     global _sink
     _sink = sink
     _rewatch()
+
+
+def accept_pool_type(cls: type) -> None:
+    """Let instances of ``cls`` and its subclasses, and the classes
+    themselves, be targets of :func:`listen`."""
+    global _pool_types
+    with _lock:
+        if cls not in _pool_types:
+            _pool_types = (*_pool_types, cls)
 
 
 def accept_group_type(cls: type) -> None:
@@ -168,16 +185,15 @@ def _is_weakrefable_key(target: Any) -> bool:
 
 
 def _rewatch() -> None:
-    from .resource import live_pools
-
-    for pool in live_pools():
+    for pool in registry.live_pools():
         pool._watch_changed()
 
 
 def emit(pool: Any, event: str, resource: Any = None, seconds: float | None = None) -> None:
     """Call ``event``'s listeners of ``pool`` (the metrics' first); never raises.
 
-    The pool does it (``SlotPool._emit``, compiled with the pool core).
+    For code outside the pools; the pools emit their own events
+    (``SlotPool._emit``, compiled with the pool core), which is the same.
     """
     pool._emit(event, resource, seconds)
 

@@ -15,17 +15,14 @@ import logging
 import random
 import time
 import traceback
-import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .. import backends, forking
-from ..backends.base import Mutex
 from ..exceptions import LimitExceeded, PoolClosed, PoolTimeout, TooManyRequests, specialise
-from . import events, lifecycle
+from . import events, lifecycle, registry
 from .slotpool import AcquireAgain, Slot, SlotPool, acquirer_stack, check_seconds
 from .stats import Counters
-from .waiting import WaitQueue
 
 __all__ = ["Lease", "Pool", "Resource", "Slot", "acquirer_stack", "check_seconds"]
 
@@ -228,17 +225,16 @@ class Resource(SlotPool, Counters, Generic[T]):
         self._pool_timeout = specialise(PoolTimeout, cls.LimitExceeded)
         self._too_many_requests = specialise(TooManyRequests, cls.LimitExceeded)
 
-        self._retired: dict[int, Slot] = {}  # lent when force-closed or forked
-        # Lent when a reset retired them: their place is free already, and
-        # they close when they come back (see _retire_lent_locked).
-        self._retiring: dict[int, Slot] = {}
         self._needs_upkeep = lifecycle.needs_upkeep(self)  # the options are fixed: ask once
         self._ready_waiters: list[backends.Waiter] = []  # callers of wait()
         self._reset_counters()
         self._backend = backends.current()
         self._new_waiter = backends.waiter_factory()
+        self._stall_watcher = lifecycle.stall_watch
+        self._listener_failed = events.listener_failed
+        self._open_leases: dict[tuple[int, Any], list[int]] = {}  # see _enter_lease
         forking.fork_guard.track(self)
-        _live_pools.add(self)
+        registry.add(self)
 
         self.setup()
         for _ in range(self.preload):
@@ -373,30 +369,17 @@ class Resource(SlotPool, Counters, Generic[T]):
                         self._drop_inherited(resource)
                     raise
         except BaseException as exc:
-            with self._mutex:
-                copied = forks != self._forks
-                if not copied:
-                    self._n_connection_errors += 1
-                    self._free_capacity_locked()
-            if copied and isinstance(exc, Exception):
+            if self._create_failed(forks) and isinstance(exc, Exception):
                 raise AcquireAgain from exc  # the child's own pool is asked again
             raise
-        now = _monotonic()
         expires = _INF
         if self.max_lifetime is not None:
             # Up to 10% shorter, so that resources made together expire apart.
-            expires = now + self.max_lifetime * (1.0 - 0.1 * random.random())
-        with self._mutex:
-            copied = forks != self._forks
-            if not copied:
-                self._n_connections += 1
-                self._connect_s += now - started
-                slot = Slot(resource, now, expires, self._generation, forking.fork_guard.pid)
-                self._slots[id(resource)] = slot
-        if copied:
+            expires = _monotonic() + self.max_lifetime * (1.0 - 0.1 * random.random())
+        slot = self._created(resource, forks, started, expires, forking.fork_guard.pid)
+        if slot is None:
             self._drop_inherited(resource)
             raise AcquireAgain
-        self._emit("connect", resource, now - started)
         return slot
 
     def _drop_inherited(self, resource: T) -> None:
@@ -413,17 +396,13 @@ class Resource(SlotPool, Counters, Generic[T]):
 
         ``ready``: connected too, for upkeep (``preload`` stays lazy, as in kombu).
         """
-        with self._mutex:
-            if self._closed or (self._limit and self._size >= self._limit):
-                return False
-            self._size += 1
+        if not self._reserve_idle():
+            return False
         try:
             slot = self._new_slot(ready)
         except AcquireAgain:  # the process forked meanwhile: the child's upkeep starts anew
             return False
-        with self._mutex:
-            self._return_locked(slot)
-        self._close_pending()
+        self._add_idle(slot)
         return True
 
     # -- readiness and idle upkeep (called by greenpools.core.lifecycle) ---------
@@ -486,67 +465,6 @@ class Resource(SlotPool, Counters, Generic[T]):
         """The idle resources now, warmest last (a snapshot)."""
         return [slot.resource for slot in list(self._idle)]
 
-    def _take_idle(self, wanted: Callable[[T], bool]) -> Slot | None:
-        """Take the coldest idle slot whose resource is ``wanted`` out of the
-        idle stack, so that nobody acquires it while upkeep works on it.
-
-        ``list.remove`` is one atomic step against the lock-free paths
-        (which only pop and append), so the slot is either ours or theirs.
-        """
-        for slot in list(self._idle):
-            if not wanted(slot.resource):
-                continue
-            with self._mutex:
-                if slot.generation != self._generation:
-                    continue
-                try:
-                    self._idle.remove(slot)
-                except ValueError:  # a caller took it meanwhile
-                    continue
-                return slot
-        return None
-
-    def _take_idle_resource(self, resource: T) -> Slot | None:
-        """Take ``resource``'s slot out of the idle stack if it is still idle."""
-        slot = self._slots.get(id(resource))
-        if slot is None or slot.resource is not resource:
-            return None
-        with self._mutex:
-            try:
-                self._idle.remove(slot)
-            except ValueError:  # lent, or closed, meanwhile
-                return None
-        return slot
-
-    def _put_back_idle(self, slot: Slot) -> None:
-        """Return a slot taken by :meth:`_take_idle` where it was: to the oldest
-        waiter, or into the idle stack by its ``idle_since`` (so that upkeep
-        neither warms it up nor resets its ``max_idle`` clock)."""
-        with self._mutex:
-            if self._must_close_locked(slot):
-                self._pending_close.append(slot)
-                self._drop_capacity_locked()
-            elif self._waiting:
-                self._grant_locked(slot)
-            else:
-                # A snapshot: lock-free acquires may pop meanwhile, and an
-                # insert past the end appends.
-                idle = list(self._idle)
-                position = len(idle)
-                while position and idle[position - 1].idle_since > slot.idle_since:
-                    position -= 1
-                self._idle.insert(position, slot)
-        self._close_pending()
-
-    def _drop_dead_idle(self, slot: Slot) -> None:
-        """A slot taken by :meth:`_take_idle` holds a dead resource: close it
-        (quickly, it cannot talk) and count it in ``connections_lost``."""
-        with self._mutex:
-            self._n_connections_lost += 1
-            self._drop_capacity_locked()
-        self._emit("invalidate", slot.resource)
-        self._close_slots([slot], ignore_errors=True, collect=True)
-
     # What greenpools.core.lifecycle sees of a pool (lifecycle.UpkeepPool), beside
     # the methods above: the upkeep tasks call these and never touch the
     # pool's lists themselves.
@@ -562,32 +480,6 @@ class Resource(SlotPool, Counters, Generic[T]):
             return False
         self._stall_watch = token
         return True
-
-    def _retire_idle(self, now: float) -> int:
-        """Close idle resources past their lifetime, or idle for ``max_idle``
-        while more than ``min_size`` are idle; how many were closed."""
-        doomed: list[Slot] = []
-        with self._mutex:
-            keep: list[Slot] = []
-            spare = len(self._idle) - self.min_size  # idle ones max_idle may close
-            for slot in self._idle:  # the coldest first
-                if now >= slot.expires:
-                    doomed.append(slot)
-                elif (
-                    self.max_idle is not None and spare > 0
-                    and now - slot.idle_since >= self.max_idle
-                ):
-                    doomed.append(slot)
-                    spare -= 1
-                else:
-                    keep.append(slot)
-            if doomed:
-                self._idle[:] = keep  # in place: the lock-free paths hold the list
-                for _ in doomed:
-                    self._free_capacity_locked()
-        if doomed:
-            self._close_slots(doomed, ignore_errors=True)
-        return len(doomed)
 
     def _keep_idle_alive(self, resource: T) -> bool:
         """Run :meth:`_keep_alive` on ``resource`` if it is still idle, out of
@@ -650,26 +542,9 @@ class Resource(SlotPool, Counters, Generic[T]):
         for waiter in waiters:
             waiter.wake()
 
-    # -- release ----------------------------------------------------------
-
-    def _release_unknown(self, resource: T) -> None:
-        if self._close_retiring(resource):
-            return
-        with self._mutex:
-            retired = self._retired.pop(id(resource), None)
-        if retired is not None and retired.resource is resource:
-            return  # force-closed or inherited across fork: already dealt with
-        raise ValueError(
-            f"resource {resource!r} is not checked out of pool {self.name!r}: "
-            f"released twice, or never acquired from it"
-        )
-
     # -- discarding and closing ------------------------------------------
 
     def _close_slots(self, slots: list[Slot], ignore_errors: bool, collect: bool = False) -> None:
-        with self._mutex:
-            for slot in slots:
-                self._forget_slot_locked(slot)
         first_error: Exception | None = None
         for slot in slots:
             self._emit("close", slot.resource)
@@ -688,38 +563,6 @@ class Resource(SlotPool, Counters, Generic[T]):
         if first_error is not None and not ignore_errors:
             raise first_error
 
-    def _lent_slots(self) -> list[Slot]:
-        """The slots lent right now."""
-        return [slot for slot in list(self._slots.values()) if slot.lent]
-
-    def _retire_lent_locked(self) -> None:
-        """A reset: the lent resources stop counting against the limit now.
-
-        Each closes when its holder gives it back, and one that is never
-        given back no longer takes a place (kombu forgets them too).
-        """
-        lent = self._lent_slots()
-        for slot in lent:
-            slot.lent = False
-            self._forget_slot_locked(slot)
-            self._retiring[id(slot.resource)] = slot
-        self._size -= len(lent)
-
-    def _close_retiring(self, resource: Any, lost: bool = False) -> bool:
-        """Close ``resource`` if a reset retired it while lent; whether it had."""
-        if not self._retiring:
-            return False
-        with self._mutex:
-            slot = self._retiring.pop(id(resource), None)
-            if slot is not None and lost:
-                self._n_connections_lost += 1
-        if slot is None:
-            return False
-        if lost:
-            self._emit("invalidate", resource)
-        self._close_slots([slot], ignore_errors=True)
-        return True
-
     def _close_quietly(self, resource: Any) -> None:
         try:
             self.close_resource(resource)
@@ -733,26 +576,7 @@ class Resource(SlotPool, Counters, Generic[T]):
         Its place goes to the oldest waiter (who creates a fresh one) or
         back to the pool's free capacity.
         """
-        self._close_lent(resource, lost=True)
-
-    def _close_lent(self, resource: T, lost: bool) -> None:
-        """Close a lent resource and free its place; ``lost`` counts it in
-        the ``connections_lost`` statistic (broken, not just done with)."""
-        slot = self._slots.get(id(resource))
-        if slot is None or not slot.lent:
-            if self._close_retiring(resource, lost):
-                return
-            with self._mutex:
-                retired = self._retired.pop(id(resource), None)
-            if retired is not None:
-                return
-            raise ValueError(
-                f"resource {resource!r} is not checked out of pool {self.name!r}: "
-                f"it cannot be replaced"
-            )
-        if self._track_lending:
-            self._usage_s += _monotonic() - slot.lent_at
-        self._discard_lent(slot, lost)
+        self._discard_lent_resource(resource, True)
 
     def force_close_all(self, close_pool: bool = True) -> None:
         """Close every resource, idle and lent alike, each exactly once.
@@ -760,24 +584,12 @@ class Resource(SlotPool, Counters, Generic[T]):
         A lent resource released afterwards is dropped silently.  With
         ``close_pool`` false the pool stays usable and makes new ones.
         """
-        with self._mutex:
-            if self._closed:
-                return
-            self._generation += 1
-            slots = self._take_idle_locked()
-            for slot in self._lent_slots():
-                slot.lent = False
-                self._retired[id(slot.resource)] = slot
-                slots.append(slot)
-            self._size -= len(slots)
-            retiring = list(self._retiring.values())  # their places are free already
-            self._retired.update(self._retiring)
-            self._retiring.clear()
-            if close_pool:
-                self._close_locked()
-            else:
-                self._wake_creators_locked()
-        self._close_slots(slots + retiring, ignore_errors=True, collect=True)
+        slots = self._retire_all(close_pool)
+        if slots is None:
+            return
+        if close_pool:
+            registry.discard(self)
+        self._dispose(slots, True, True)
 
     def close(self) -> None:
         """Close the pool: idle resources now, lent ones when returned.
@@ -785,31 +597,12 @@ class Resource(SlotPool, Counters, Generic[T]):
         Waiting and future callers get :class:`PoolClosed`.  A pool is also
         a context manager that closes it on exit.
         """
-        with self._mutex:
-            if self._closed:
-                return
-            self._generation += 1
-            slots = self._take_idle_locked()
-            self._size -= len(slots)
-            self._close_locked()
-        self._close_slots(slots, ignore_errors=True)
+        slots = self._close_pool()
+        if slots is None:
+            return
+        registry.discard(self)
+        self._dispose(slots, True, False)
         self._wake_ready_waiters()  # they raise PoolClosed
-
-    def _take_idle_locked(self) -> list[Slot]:
-        idle = self._idle
-        taken = []
-        while idle:
-            try:
-                taken.append(idle.pop())
-            except IndexError:
-                break
-        return taken
-
-    def _close_locked(self) -> None:
-        self._closed = True
-        self._lock_free = False
-        self._refuse_all_locked()
-        _live_pools.discard(self)
 
     def __enter__(self) -> Resource[T]:
         return self
@@ -840,25 +633,7 @@ class Resource(SlotPool, Counters, Generic[T]):
         new_limit = check_limit("limit", limit)
         if self.min_size and new_limit and new_limit < self.min_size:
             raise ValueError(f"limit must not be below min_size {self.min_size}, got {limit!r}")
-        with self._mutex:
-            self._limit = new_limit
-            to_close: list[Slot] = []
-            if reset or (force and 0 < new_limit < self._size - len(self._idle)):
-                self._generation += 1
-                to_close = self._take_idle_locked()
-                self._size -= len(to_close)
-                self._retire_lent_locked()
-            excess = self._size - new_limit if new_limit else 0
-            while excess > 0:
-                try:
-                    to_close.append(self._idle.pop(0))  # the coldest first
-                except IndexError:
-                    break
-                self._size -= 1
-                excess -= 1
-            self._excess = max(0, excess)
-            self._wake_creators_locked()  # also settles _lock_free
-        self._close_slots(to_close, ignore_errors=ignore_errors)
+        self._dispose(self._resize(new_limit, force, reset), ignore_errors, False)
 
     # -- context manager for any pool --------------------------------------
 
@@ -867,18 +642,40 @@ class Resource(SlotPool, Counters, Generic[T]):
         it when the block raised one of ``connection_errors``."""
         return Lease(self, block, timeout)
 
-    def _end_lease(self, resource: T, broken: bool) -> None:
-        slot = self._slots.get(id(resource))
-        if slot is None or not slot.lent:
-            if self._close_retiring(resource, lost=broken):
-                return
-            with self._mutex:
-                self._retired.pop(id(resource), None)
-            return  # released (or force-closed) inside the block already
-        if broken:
+    def _end_lease(self, resource: T, lease: int, broken: bool) -> None:
+        """End lease ``lease`` of ``resource`` (a ``with`` block exits): return
+        it, or replace it if ``broken``.  A no-op when the lease ended inside
+        the block already (released, replaced, force-closed), even if the
+        resource was lent again since; one a reset retired closes now."""
+        if lease < 0 or self._lease_of(resource) != lease:
+            self._drop_retired(resource, broken)
+        elif broken:
             self.replace(resource)
         else:
             self.release(resource)
+
+    def _enter_lease(self, resource: T) -> None:
+        """A ``with`` block begins on ``resource`` itself (kombu's objects
+        are their own context managers): note which lease it is in, for
+        this task, so that its exit can tell whether the block ended the
+        lease already (a release inside ``with``, as kombu code does)."""
+        key = (id(resource), self._backend.current_task())
+        self._open_leases.setdefault(key, []).append(self._lease_of(resource))
+
+    def _exit_lease(self, resource: T) -> bool:
+        """The ``with`` block on ``resource`` ends: whether its lease is
+        still the one lent now, so that the exit should end it."""
+        key = (id(resource), self._backend.current_task())
+        leases = self._open_leases.get(key)
+        if not leases:  # no __enter__ recorded: end whatever lease there is
+            return True
+        lease = leases.pop()
+        if not leases:
+            del self._open_leases[key]
+        if self._lease_of(resource) == lease >= 0:
+            return True
+        self._drop_retired(resource)  # ended inside the block: a reset may still close it
+        return False
 
     # -- statistics -------------------------------------------------------
 
@@ -917,25 +714,10 @@ class Resource(SlotPool, Counters, Generic[T]):
         upkeep.start()
 
     def _after_fork_in_child(self) -> None:
-        # Never blocks or yields: see greenpools.forking.  The child is single
-        # threaded here, so the lists may be replaced.
-        self._mutex = Mutex()
-        # Slots queued for closing are still in _slots: count each once.
-        inherited = {
-            id(s): s for s in [*self._slots.values(), *self._idle, *self._pending_close,
-                               *self._retiring.values()]
-        }.values()
-        self._retired.update((id(s.resource), s) for s in self._lent_slots())
-        self._retired.update(self._retiring)
-        self._retiring = {}
-        self._idle, self._slots, self._pending_close = [], {}, []
-        self._waiting = WaitQueue()  # the tasks that waited exist only in the parent
+        # Never blocks or yields: see greenpools.forking.
+        inherited = self._reset_after_fork()
         self._ready_waiters = []
-        self._size = self._excess = 0
-        self._generation += 1
-        self._forks += 1  # waiters copied from the parent see it (see SlotPool._outcome)
-        self._settle_locked()
-        self._upkeep = None  # restarted lazily by the next acquire
+        self._open_leases = {}
         for slot in inherited:
             self._drop_inherited(slot.resource)
         self._emit("fork")
@@ -985,9 +767,13 @@ class Resource(SlotPool, Counters, Generic[T]):
 
 
 class Lease(Generic[T]):
-    """The context manager returned by :meth:`Resource.acquired`."""
+    """The context manager returned by :meth:`Resource.acquired`.
 
-    __slots__ = ("_block", "_pool", "_resource", "_timeout")
+    Its exit ends the lease it began: a resource released (or replaced)
+    inside the block already is left alone, even if it was lent again.
+    """
+
+    __slots__ = ("_block", "_lease", "_pool", "_resource", "_timeout")
 
     def __init__(self, pool: Resource[T], block: bool, timeout: float | None) -> None:
         self._pool = pool
@@ -995,13 +781,15 @@ class Lease(Generic[T]):
         self._timeout = timeout
 
     def __enter__(self) -> T:
-        self._resource = self._pool.acquire(self._block, self._timeout)
-        return self._resource
+        pool = self._pool
+        self._resource = resource = pool.acquire(self._block, self._timeout)
+        self._lease = pool._lease_of(resource)
+        return resource
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         pool = self._pool
         broken = exc is not None and isinstance(exc, pool.connection_errors)
-        pool._end_lease(self._resource, broken)
+        pool._end_lease(self._resource, self._lease, broken)
 
 
 # Resource's own hooks too, so that ``pool.prepare = f`` works on any pool.
@@ -1042,17 +830,15 @@ class Pool(Resource[T]):
             super().close_resource(resource)
 
 
-_live_pools: weakref.WeakSet[Resource[Any]] = weakref.WeakSet()
-
-
 def live_pools() -> list[Resource[Any]]:
     """Every open pool of this process (a snapshot)."""
-    return list(_live_pools)
+    return registry.live_pools()
 
 
 def _switch_all(backend: backends.Backend) -> None:
-    for pool in list(_live_pools):
+    for pool in registry.live_pools():
         pool._on_backend_switch(backend)
 
 
+events.accept_pool_type(Resource)
 backends.on_switch(_switch_all)

@@ -56,6 +56,7 @@ cdef class Slot:
     cdef public bint leak_warned
     cdef public bint lent
     cdef public bint fresh
+    cdef public Py_ssize_t returns
 
 
 cdef class SlotPool:
@@ -66,6 +67,13 @@ cdef class SlotPool:
     cdef public list _pending_close
     cdef public object _new_waiter
     cdef public object _stall_watch
+    cdef public object _stall_watcher
+    cdef public object _listener_failed
+    cdef public dict _retired
+    cdef public dict _retiring
+    cdef public object min_size
+    cdef public object max_idle
+    cdef public object max_lifetime
     cdef public object _upkeep
     cdef public object _backend
     cdef public object _limit_exceeded
@@ -90,6 +98,9 @@ cdef class SlotPool:
     cdef public Py_ssize_t _n_timeouts
     cdef public Py_ssize_t _n_returns_bad
     cdef public Py_ssize_t _n_connections_lost
+    cdef public Py_ssize_t _n_connections
+    cdef public Py_ssize_t _n_connection_errors
+    cdef public double _connect_s
     cdef public double _wait_s
     cdef public double _usage_s
     cdef public bint _closed
@@ -103,12 +114,14 @@ cdef class SlotPool:
 
     @cython.locals(slot=Slot, deadline=double, started=double)
     cpdef _acquire_slow(self, bint block, object timeout)
-    @cython.locals(client=WaitingClient, slot=Slot, limit=Py_ssize_t)
+    @cython.locals(client=WaitingClient)
     cpdef Slot _take_or_queue(self, bint block, object timeout, object asked)
+    @cython.locals(client=WaitingClient, slot=Slot, limit=Py_ssize_t)
+    cpdef object _take_or_enqueue(self, bint block, object timeout, object asked)
     cpdef object _timeout_locked(self, object asked)
-    @cython.locals(state=int)
-    cpdef Slot _outcome(self, WaitingClient client, object asked)
     @cython.locals(state=int, slot=Slot)
+    cpdef Slot _outcome(self, WaitingClient client, object asked)
+    @cython.locals(state=int, slot=Slot, retired=Slot)
     cpdef _abandon(self, WaitingClient client)
     @cython.locals(idle=list, slot=Slot)
     cpdef Slot _pop_idle_locked(self)

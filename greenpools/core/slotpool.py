@@ -57,8 +57,6 @@ except ImportError:  # Cython is needed to build greenpools, not to run it
 
 from ..backends.base import Mutex
 from ..exceptions import PoolClosed, PoolTimeout
-from . import events
-from .lifecycle import stall_watch
 from .waiting import WaitQueue
 
 if not cython.compiled:  # compiled, slotpool.pxd cimports them (a C enum, a C type)
@@ -67,7 +65,9 @@ if not cython.compiled:  # compiled, slotpool.pxd cimports them (a C enum, a C t
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["AcquireAgain", "Slot", "SlotPool", "acquirer_stack", "check_seconds"]
+__all__ = [
+    "AcquireAgain", "Slot", "SlotPool", "acquirer_stack", "check_seconds", "skip_frames_of",
+]
 
 logger = logging.getLogger("greenpools")
 
@@ -97,10 +97,14 @@ def check_seconds(name: str, value: Any) -> float | None:
 
 
 #: Modules whose frames sit between a caller and the hand-out: a leak
-#: report's stack ends at the first frame outside them.
-_POOL_MODULES = frozenset(
-    {"greenpools.core.resource", "greenpools.core.slotpool", "greenpools.kombu.pools"}
-)
+#: report's stack ends at the first frame outside them.  Layers above the
+#: core add theirs (:func:`skip_frames_of`).
+_POOL_MODULES = {"greenpools.core.resource", "greenpools.core.slotpool"}
+
+
+def skip_frames_of(*modules: str) -> None:
+    """Leave the frames of ``modules`` (pool code of a layer above) out of leak reports."""
+    _POOL_MODULES.update(modules)
 
 
 def acquirer_stack() -> traceback.StackSummary:
@@ -142,10 +146,15 @@ class Slot:
         self.leak_warned = False
         self.lent = False  # held by a caller, or granted to a waiter
         self.fresh = False  # made for the caller it is lent to, not handed out yet
+        self.returns = 0  # releases so far: a lease is (slot, returns when it began)
 
 
 def _no_waiter() -> Any:
     raise RuntimeError("greenpools: the pool has no backend yet")
+
+
+def _ignore_listener_failure(fn: Any, event: str, pool: Any) -> None:
+    """Until the pool's owner hands in its own: a listener's error changes nothing."""
 
 
 class SlotPool:
@@ -178,6 +187,9 @@ class SlotPool:
         self._n_timeouts = 0
         self._n_returns_bad = 0
         self._n_connections_lost = 0
+        self._n_connections = 0
+        self._n_connection_errors = 0
+        self._connect_s = 0.0
         self._wait_s = 0.0
         self._usage_s = 0.0
         # What the pool's options and hooks ask of the algorithm (Resource sets them).
@@ -192,7 +204,7 @@ class SlotPool:
         self._bare_hand_out = True  # nothing runs at hand-out
         self._track_lending = False  # note when and by whom each resource is lent
         self._watched = False  # listeners or metrics want events
-        self._event_listeners: dict[str, tuple[Any, ...]] = {}  # by event (events.listeners_for)
+        self._event_listeners: dict[str, tuple[Any, ...]] = {}  # by event, set by the pool's owner
         self._needs_upkeep = False
         self._lock_free = True
         # Errors raised, as the subclass specialises them.
@@ -203,7 +215,22 @@ class SlotPool:
         self._backend: Any = None
         self._new_waiter: Callable[[], Any] = _no_waiter
         self._upkeep: Any = None
-        self._stall_watch: object = False  # lifecycle.stall_watch.running once it watches us
+        self._stall_watch: object = False  # the stall watcher's ``running`` once it watches us
+        # Handed in from above, so that this module imports neither the
+        # upkeep nor the listeners: something with ``running`` and
+        # ``watch(pool)`` (greenpools.core.lifecycle.stall_watch), and what
+        # to do with a listener that raised.
+        self._stall_watcher: Any = None
+        self._listener_failed: Callable[[Any, str, Any], object] = _ignore_listener_failure
+        # Lent resources the pool no longer counts, by id(resource): retired
+        # by force_close_all or inherited across fork (dropped silently when
+        # returned), and retiring (retired by a reset: closed when returned).
+        self._retired: dict[int, Slot] = {}
+        self._retiring: dict[int, Slot] = {}
+        # The options the state machine reads (Resource validates and sets them).
+        self.min_size = 0
+        self.max_idle: float | None = None
+        self.max_lifetime: float | None = None
 
     # -- the lock-free paths ----------------------------------------------
 
@@ -248,7 +275,7 @@ class SlotPool:
         """
         slot: Slot | None = self._slots.get(_identity(resource))
         if slot is None:
-            self._release_unknown(resource)
+            SlotPool._release_unknown(self, resource)
             return
         # Test and clear as one step, so that of two racing releases one
         # fails.  Compiled, the two statements run under the GIL with no
@@ -261,8 +288,9 @@ class SlotPool:
                 lent = slot.lent
                 slot.lent = False
         if not lent:
-            self._release_unknown(resource)
+            SlotPool._release_unknown(self, resource)
             return
+        slot.returns += 1
         if self._lock_free and slot.generation == self._generation:
             self._idle.append(slot)
             # Read again after the push: a thread may have queued a waiter,
@@ -308,8 +336,30 @@ class SlotPool:
         """A slot lent to the caller, waiting for one if allowed (its
         ``fresh`` flag says whether it was made for this call); ``asked`` is
         the caller's whole timeout, for the error."""
-        client: WaitingClient | None = None
-        slot: Slot | None
+        taken = SlotPool._take_or_enqueue(self, block, timeout, asked)
+        if taken is None:
+            return SlotPool._create_lent(self)
+        if isinstance(taken, Slot):
+            return taken
+        client: WaitingClient = taken
+        # Wait here, not in a method of its own: one call frame less per wait.
+        if timeout is None and self._stall_watch is not self._stall_watcher.running:
+            self._stall_watcher.watch(self)
+        try:
+            client.wait(timeout)
+        except BaseException:
+            self._abandon(client)
+            raise
+        return SlotPool._outcome(self, client, asked)
+
+    def _take_or_enqueue(
+        self, block: bool, timeout: float | None, asked: float | None
+    ) -> Slot | WaitingClient | None:
+        """The first step of every acquire that missed the fast path, under
+        the lock and without waiting: a slot lent to the caller; None when
+        the caller may create a resource (its place is counted); or, when it
+        must wait, its waiting client, queued (then :meth:`_outcome` once
+        served, or :meth:`_abandon` if it stops waiting)."""
         self._mutex.acquire()
         try:
             if self._closed:
@@ -323,40 +373,28 @@ class SlotPool:
             limit = self._limit
             if not limit or self._size < limit:
                 self._size += 1
-            else:
-                if not block:
-                    self._n_request_errors += 1
-                    raise self._limit_exceeded(
-                        f"pool {self.name!r}: all {limit} resources are in use"
-                    )
-                if self.max_waiting and self._waiting.length >= self.max_waiting:
-                    self._n_request_errors += 1
-                    raise self._too_many_requests(
-                        f"pool {self.name!r}: {self.max_waiting} requests are already waiting"
-                    )
-                if timeout is not None and timeout <= 0:
-                    raise SlotPool._timeout_locked(self, asked)
-                client = self._new_waiter()  # WAITING: its own waiting client
-                client.since = _now()
-                client.forks = self._forks
-                self._waiting.push(client)
-                self._lock_free = False
-                self._n_queued += 1
-                if self._idle:  # a lock-free release pushed one since we looked
-                    SlotPool._rebalance_locked(self)
+                return None
+            if not block:
+                self._n_request_errors += 1
+                raise self._limit_exceeded(f"pool {self.name!r}: all {limit} resources are in use")
+            if self.max_waiting and self._waiting.length >= self.max_waiting:
+                self._n_request_errors += 1
+                raise self._too_many_requests(
+                    f"pool {self.name!r}: {self.max_waiting} requests are already waiting"
+                )
+            if timeout is not None and timeout <= 0:
+                raise SlotPool._timeout_locked(self, asked)
+            client: WaitingClient = self._new_waiter()  # WAITING: its own waiting client
+            client.since = _now()
+            client.forks = self._forks
+            self._waiting.push(client)
+            self._lock_free = False
+            self._n_queued += 1
+            if self._idle:  # a lock-free release pushed one since we looked
+                SlotPool._rebalance_locked(self)
+            return client
         finally:
             self._mutex.release()
-        if client is None:
-            return SlotPool._create_lent(self)
-        # Wait here, not in a method of its own: one call frame less per wait.
-        if timeout is None and self._stall_watch is not stall_watch.running:
-            stall_watch.watch(self)  # type: ignore[arg-type]  # a Resource
-        try:
-            client.wait(timeout)
-        except BaseException:
-            self._abandon(client)
-            raise
-        return SlotPool._outcome(self, client, asked)
 
     def _timeout_locked(self, asked: float | None) -> Exception:
         """Count a wait that ran out (``asked``: the caller's whole timeout)
@@ -389,7 +427,16 @@ class SlotPool:
                 self._mutex.release()
         self._wait_s += _now() - client.since  # a statistic: a lost add is harmless
         if state == GRANTED:
-            return client.slot  # type: ignore[no-any-return]
+            slot: Slot = client.slot
+            if slot.generation == self._generation:
+                return slot
+            # Retired between the grant and the wake (a close, reset or
+            # force-close): not to be handed out; ask again.
+            if slot.lent:  # the pool closed: it is still in the books
+                SlotPool._discard_lent(self, slot, False)
+            else:
+                SlotPool._drop_retired(self, slot.resource)
+            raise AcquireAgain
         if state == MAY_CREATE:
             return SlotPool._create_lent(self)
         raise PoolClosed(f"pool {self.name!r} was closed while waiting")
@@ -398,17 +445,23 @@ class SlotPool:
         """The waiting task was interrupted: pass on whatever reached it."""
         if client.forks != self._forks:
             return  # queued in the parent: nothing of it is in this process's pool
+        retired: Slot | None = None
         with self._mutex:
             state = client.withdraw()
             if state == WAITING:
                 self._waiting.remove(client)
             elif state == GRANTED:
                 slot: Slot = client.slot
-                slot.lent = False
-                SlotPool._return_locked(self, slot)
+                if slot.lent:
+                    slot.lent = False
+                    SlotPool._return_locked(self, slot)
+                else:  # a reset or force-close retired it since the grant
+                    retired = slot
             elif state == MAY_CREATE:
                 SlotPool._free_capacity_locked(self)
             SlotPool._settle_locked(self)
+        if retired is not None:
+            SlotPool._drop_retired(self, retired.resource)
         SlotPool._close_pending(self)
 
     def _pop_idle_locked(self) -> Slot | None:
@@ -635,7 +688,7 @@ class SlotPool:
         with self._mutex:
             slots = self._pending_close[:]
             del self._pending_close[:]
-        self._close_slots(slots, True, False)
+        SlotPool._dispose(self, slots, True, False)
 
     def _forget_slot_locked(self, slot: Slot) -> None:
         """Drop a slot (no longer idle or lent) from ``_slots``."""
@@ -675,7 +728,346 @@ class SlotPool:
             try:
                 fn(self, resource, seconds)
             except Exception:
-                events.listener_failed(fn, event, self)
+                self._listener_failed(fn, event, self)
+
+    # -- creating ---------------------------------------------------------
+    # A resource is made outside the lock for a unit of capacity already
+    # counted in _size (by _take_or_queue, a MAY_CREATE grant or
+    # _reserve_idle); these record the outcome.  ``forks`` is the pool's fork
+    # count when the creation began: a task copied into a forked child
+    # finishes its creation there, and the child's books never counted it.
+
+    def _reserve_idle(self) -> bool:
+        """Count one more resource, to be made idle, if there is room."""
+        with self._mutex:
+            if self._closed or (self._limit and self._size >= self._limit):
+                return False
+            self._size += 1
+            return True
+
+    def _created(self, resource: Any, forks: int, started: float, expires: float,
+                 pid: int) -> Slot | None:
+        """Record a resource made for counted capacity: its new slot, or
+        None when the process forked meanwhile (the caller forgets it)."""
+        now = _now()
+        with self._mutex:
+            if forks != self._forks:
+                return None
+            self._n_connections += 1
+            self._connect_s += now - started
+            slot = Slot(resource, now, expires, self._generation, pid)
+            self._slots[_identity(resource)] = slot
+        SlotPool._emit(self, "connect", resource, now - started)
+        return slot
+
+    def _create_failed(self, forks: int) -> bool:
+        """A creation for counted capacity failed: free the place; whether
+        the process forked meanwhile (the child never counted it)."""
+        with self._mutex:
+            if forks != self._forks:
+                return True
+            self._n_connection_errors += 1
+            SlotPool._free_capacity_locked(self)
+        return False
+
+    def _add_idle(self, slot: Slot) -> None:
+        """A resource made for the pool itself (preload, upkeep): to the
+        oldest waiter, or idle."""
+        with self._mutex:
+            SlotPool._return_locked(self, slot)
+        SlotPool._close_pending(self)
+
+    # -- upkeep of idle resources (greenpools.core.lifecycle) ---------------
+    # Upkeep takes a slot out of the idle stack while it works on it, so
+    # that nobody acquires it meanwhile.  ``list.remove`` is one atomic step
+    # against the lock-free paths (which only pop and append): the slot is
+    # either upkeep's or theirs.
+
+    def _take_idle(self, wanted: Callable[[Any], bool]) -> Slot | None:
+        """Take the coldest idle slot whose resource is ``wanted``."""
+        for slot in list(self._idle):
+            if not wanted(slot.resource):
+                continue
+            with self._mutex:
+                if slot.generation != self._generation:
+                    continue
+                try:
+                    self._idle.remove(slot)
+                except ValueError:  # a caller took it meanwhile
+                    continue
+                return slot
+        return None
+
+    def _take_idle_resource(self, resource: Any) -> Slot | None:
+        """Take ``resource``'s slot out of the idle stack if it is still idle."""
+        slot = self._slots.get(_identity(resource))
+        if slot is None or slot.resource is not resource:
+            return None
+        with self._mutex:
+            try:
+                self._idle.remove(slot)
+            except ValueError:  # lent, or closed, meanwhile
+                return None
+        return slot
+
+    def _put_back_idle(self, slot: Slot) -> None:
+        """Return a slot taken by :meth:`_take_idle` where it was: to the oldest
+        waiter, or into the idle stack by its ``idle_since`` (so that upkeep
+        neither warms it up nor resets its ``max_idle`` clock)."""
+        with self._mutex:
+            if SlotPool._must_close_locked(self, slot):
+                self._pending_close.append(slot)
+                SlotPool._drop_capacity_locked(self)
+            elif self._waiting.length:
+                SlotPool._grant_locked(self, slot)
+            else:
+                # A snapshot: lock-free acquires may pop meanwhile, and an
+                # insert past the end appends.
+                idle = list(self._idle)
+                position = len(idle)
+                while position and idle[position - 1].idle_since > slot.idle_since:
+                    position -= 1
+                self._idle.insert(position, slot)
+        SlotPool._close_pending(self)
+
+    def _drop_dead_idle(self, slot: Slot) -> None:
+        """A slot taken by :meth:`_take_idle` holds a dead resource: close it
+        (quickly, it cannot talk) and count it in ``connections_lost``."""
+        with self._mutex:
+            self._n_connections_lost += 1
+            SlotPool._drop_capacity_locked(self)
+        SlotPool._emit(self, "invalidate", slot.resource, None)
+        SlotPool._dispose(self, [slot], True, True)
+
+    def _retire_idle(self, now: float) -> int:
+        """Close idle resources past their lifetime, or idle for ``max_idle``
+        while more than ``min_size`` are idle; how many were closed."""
+        doomed: list[Slot] = []
+        max_idle = self.max_idle
+        with self._mutex:
+            keep: list[Slot] = []
+            spare = len(self._idle) - self.min_size  # idle ones max_idle may close
+            for slot in self._idle:  # the coldest first
+                if now >= slot.expires:
+                    doomed.append(slot)
+                elif max_idle is not None and spare > 0 and now - slot.idle_since >= max_idle:
+                    doomed.append(slot)
+                    spare -= 1
+                else:
+                    keep.append(slot)
+            if doomed:
+                self._idle[:] = keep  # in place: the lock-free paths hold the list
+                for _ in doomed:
+                    SlotPool._free_capacity_locked(self)
+        if doomed:
+            SlotPool._dispose(self, doomed, True, False)
+        return len(doomed)
+
+    # -- leases -----------------------------------------------------------
+
+    def _lent_slots(self) -> list[Slot]:
+        """The slots lent right now."""
+        return [slot for slot in list(self._slots.values()) if slot.lent]
+
+    def _lease_of(self, resource: Any) -> int:
+        """Which lease of ``resource`` its holder is in now (-1: not lent)."""
+        slot = self._slots.get(_identity(resource))
+        if slot is None or not slot.lent or slot.resource is not resource:
+            return -1
+        return slot.returns
+
+    def _discard_lent_resource(self, resource: Any, lost: bool) -> None:
+        """Close a lent resource instead of returning it and free its place;
+        ``lost`` counts it in ``connections_lost`` (broken, not done with)."""
+        slot = self._slots.get(_identity(resource))
+        if slot is None or not slot.lent or slot.resource is not resource:
+            if SlotPool._drop_retired(self, resource, lost):
+                return
+            raise ValueError(
+                f"resource {resource!r} is not checked out of pool {self.name!r}: "
+                f"it cannot be replaced"
+            )
+        if self._track_lending:
+            self._usage_s += _now() - slot.lent_at
+        SlotPool._discard_lent(self, slot, lost)
+
+    def _release_unknown(self, resource: Any) -> None:
+        """A release of something this pool does not lend now."""
+        if SlotPool._drop_retired(self, resource, False):
+            return
+        raise ValueError(
+            f"resource {resource!r} is not checked out of pool {self.name!r}: "
+            f"released twice, or never acquired from it"
+        )
+
+    def _drop_retired(self, resource: Any, lost: bool = False) -> bool:
+        """``resource`` was retired while lent and comes back: close it if a
+        reset retired it (counted lost if ``lost``), forget it if it was
+        force-closed or inherited across fork; whether it was either."""
+        return SlotPool._close_retiring(self, resource, lost) or SlotPool._forget_retired(
+            self, resource)
+
+    def _forget_retired(self, resource: Any) -> bool:
+        """Drop a resource force-closed or inherited while lent; whether it was."""
+        if not self._retired:
+            return False
+        with self._mutex:
+            slot = self._retired.pop(_identity(resource), None)
+        return slot is not None and slot.resource is resource
+
+    def _close_retiring(self, resource: Any, lost: bool) -> bool:
+        """Close ``resource`` if a reset retired it while lent; whether it had."""
+        if not self._retiring:
+            return False
+        with self._mutex:
+            slot = self._retiring.pop(_identity(resource), None)
+            if slot is not None and lost:
+                self._n_connections_lost += 1
+        if slot is None:
+            return False
+        if lost:
+            SlotPool._emit(self, "invalidate", resource, None)
+        SlotPool._dispose(self, [slot], True, False)
+        return True
+
+    def _retire_lent_locked(self) -> None:
+        """A reset: the lent resources stop counting against the limit now.
+
+        Each closes when its holder gives it back, and one that is never
+        given back no longer takes a place (kombu forgets them too).
+        """
+        lent = self._lent_slots()
+        for slot in lent:
+            slot.lent = False
+            SlotPool._forget_slot_locked(self, slot)
+            self._retiring[_identity(slot.resource)] = slot
+        self._size -= len(lent)
+
+    # -- resizing and closing ---------------------------------------------
+
+    def _resize(self, limit: int, force: bool, reset: bool) -> list[Slot]:
+        """Set the limit; the idle slots to close now (see ``Resource.resize``).
+
+        Idle resources over the new limit go now (the coldest first), lent
+        ones as they come back (``_excess``).  ``reset``, or ``force`` below
+        the number lent, starts a new generation: idle ones go now and lent
+        ones retire (:meth:`_retire_lent_locked`).
+        """
+        with self._mutex:
+            self._limit = limit
+            to_close: list[Slot] = []
+            if reset or (force and 0 < limit < self._size - len(self._idle)):
+                self._generation += 1
+                to_close = SlotPool._take_idle_locked(self)
+                self._size -= len(to_close)
+                SlotPool._retire_lent_locked(self)
+            excess = self._size - limit if limit else 0
+            while excess > 0:
+                try:
+                    to_close.append(self._idle.pop(0))  # the coldest first
+                except IndexError:
+                    break
+                self._size -= 1
+                excess -= 1
+            self._excess = max(0, excess)
+            SlotPool._wake_creators_locked(self)  # also settles _lock_free
+        return to_close
+
+    def _close_pool(self) -> list[Slot] | None:
+        """Close the pool: the idle slots to close now (None: closed already).
+
+        Lent resources close when they come back; waiting callers get
+        ``PoolClosed``.
+        """
+        with self._mutex:
+            if self._closed:
+                return None
+            self._generation += 1
+            slots = SlotPool._take_idle_locked(self)
+            self._size -= len(slots)
+            SlotPool._close_locked(self)
+        return slots
+
+    def _retire_all(self, close_pool: bool) -> list[Slot] | None:
+        """Retire every resource, idle and lent: the slots to close now, each
+        once (None: the pool is closed already).  Lent ones are dropped
+        silently when returned.  With ``close_pool`` false the pool stays
+        open and makes new ones."""
+        with self._mutex:
+            if self._closed:
+                return None
+            self._generation += 1
+            slots = SlotPool._take_idle_locked(self)
+            for slot in self._lent_slots():
+                slot.lent = False
+                self._retired[_identity(slot.resource)] = slot
+                slots.append(slot)
+            self._size -= len(slots)
+            self._excess = 0  # it counted lent ones to close: none is lent now
+            slots.extend(self._retiring.values())  # their places are free already
+            self._retired.update(self._retiring)
+            self._retiring.clear()
+            if close_pool:
+                SlotPool._close_locked(self)
+            else:
+                SlotPool._wake_creators_locked(self)
+        return slots
+
+    def _take_idle_locked(self) -> list[Slot]:
+        idle = self._idle
+        taken = []
+        while idle:
+            try:
+                taken.append(idle.pop())
+            except IndexError:
+                break
+        return taken
+
+    def _close_locked(self) -> None:
+        self._closed = True
+        self._lock_free = False
+        SlotPool._refuse_all_locked(self)
+
+    # -- fork ---------------------------------------------------------------
+
+    def _reset_after_fork(self) -> list[Slot]:
+        """Start over in a forked child: empty books, a new generation.
+
+        Returns every slot inherited from the parent, to be dropped (never
+        closed: the parent still uses them).  Lent ones are remembered as
+        retired, so that their holders' releases are quiet.  Waiters copied
+        from the parent see the new fork count and ask again
+        (:meth:`_outcome`), and so does a task that was creating a
+        resource, or had been granted the right to (:meth:`_created`).
+        Never blocks or yields; the child is single threaded here, so the
+        collections may be replaced.
+        """
+        self._mutex = Mutex()
+        # Slots queued for closing are still in _slots: count each once.
+        inherited = list({
+            _identity(s): s for s in [*self._slots.values(), *self._idle, *self._pending_close,
+                                      *self._retiring.values()]
+        }.values())
+        self._retired.update((_identity(s.resource), s) for s in self._lent_slots())
+        self._retired.update(self._retiring)
+        self._retiring = {}
+        self._idle, self._slots, self._pending_close = [], {}, []
+        self._waiting = WaitQueue()  # the tasks that waited exist only in the parent
+        self._size = self._excess = 0
+        self._generation += 1
+        self._forks += 1
+        SlotPool._settle_locked(self)
+        self._upkeep = None  # restarted lazily by the next acquire
+        return inherited
+
+    # -- what the pool closes -------------------------------------------------
+
+    def _dispose(self, slots: list[Slot], ignore_errors: bool, collect: bool) -> None:
+        """Forget ``slots`` (no longer idle or lent) and close their resources."""
+        with self._mutex:
+            for slot in slots:
+                SlotPool._forget_slot_locked(self, slot)
+        self._close_slots(slots, ignore_errors, collect)
 
     # -- provided by the subclass (greenpools.core.resource.Resource) -------------
     # Real methods, not type stubs: Cython compiles ``if TYPE_CHECKING:`` blocks
@@ -686,15 +1078,11 @@ class SlotPool:
         raise NotImplementedError
 
     def _close_slots(self, slots: list[Slot], ignore_errors: bool, collect: bool = False) -> None:
-        """Close the resources of ``slots`` (the subclass's close hooks)."""
+        """Close the resources of forgotten ``slots`` (the subclass's close hooks)."""
         raise NotImplementedError
 
     def _close_quietly(self, resource: Any) -> None:
         """Close a resource, logging rather than raising."""
-        raise NotImplementedError
-
-    def _release_unknown(self, resource: Any) -> None:
-        """A release of something this pool has not lent."""
         raise NotImplementedError
 
     def _start_upkeep(self) -> None:

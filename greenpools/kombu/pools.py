@@ -173,7 +173,7 @@ class _KombuResource(Resource[T]):
 
     def _release_unpooled(self, resource: T) -> None:
         try:
-            self._close_lent(resource, lost=False)  # done with, not broken
+            self._discard_lent_resource(resource, False)  # done with, not broken
         except ValueError:
             raise ValueError(
                 f"resource {resource!r} is not checked out of pool {self.name!r}: "
