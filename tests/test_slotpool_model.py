@@ -1,0 +1,538 @@
+"""SlotPool's transitions against a reference model (hypothesis, both builds).
+
+The state machine below drives :class:`greenpools.core.slotpool.SlotPool`
+directly, not through ``Resource``: acquire and release, callers that
+queue (their waiting clients are served while they "wait", and then
+claim what they were given), waiters that time out or are cancelled at
+any point (also after being served), resize up and down with and without
+a reset, force-close, close and the fork reset.  Nothing blocks: a queued
+client's ``wait`` is never called, the test plays the waiting task.
+
+After every step the pool's books must equal the model's (size, limit,
+excess, the idle stack in order, what is lent, the queue in order, what
+each served client got) and these invariants hold:
+
+- available + lent + granted + places being created = size;
+- size <= limit + the excess still lent (for a limited pool);
+- no slot is in two places (idle, lent, granted) and every live slot is
+  in the slot map;
+- queued waiters are served in order (the model serves the oldest);
+- a closed pool hands nothing out.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pytest
+from helpers import Thing
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from greenpools import LimitExceeded, PoolClosed, PoolTimeout
+from greenpools.backends.base import Waiter
+from greenpools.core.slotpool import AcquireAgain, SlotPool
+from greenpools.core.waiting import WaitingClient
+
+SETTINGS = settings(
+    max_examples=300, stateful_step_count=50, deadline=None, database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+INF = float("inf")
+WAITING, GRANTED, MAY_CREATE = 0, 1, 2  # a waiter's states (compiled, C constants only)
+
+
+class Client(Waiter):
+    """A waiting client whose task is played by the test: nothing blocks."""
+
+    _numbers = itertools.count(1)
+
+    def __init__(self) -> None:
+        Waiter.__init__(self)
+        self.number = next(self._numbers)
+
+    def wait(self, timeout: float | None) -> bool:  # pragma: no cover - never called
+        raise AssertionError("the model test never waits")
+
+    def wake(self) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return f"<Client #{self.number} state={self.state}>"
+
+
+class BarePool(SlotPool):
+    """SlotPool with the least a subclass must provide: make and close Things."""
+
+    def __init__(self, limit: int) -> None:
+        SlotPool.__init__(self, "model", limit)
+        self._new_waiter = Client
+        self.made: list[Thing] = []
+        self.dropped: list[Thing] = []  # inherited across the fork reset
+
+    def _new_slot(self, ready: bool = False) -> Any:
+        thing = Thing()
+        self.made.append(thing)
+        slot = self._created(thing, self._forks, 0.0, INF, 0)
+        assert slot is not None
+        return slot
+
+    def _close_slots(self, slots: list[Any], ignore_errors: bool, collect: bool = False) -> None:
+        for slot in slots:
+            slot.resource.close()
+
+    def _close_quietly(self, resource: Any) -> None:
+        resource.close()
+
+    def _start_upkeep(self) -> None:  # pragma: no cover - no option asks for upkeep
+        raise AssertionError("no upkeep")
+
+
+class Model:
+    """The reference: what the pool's books must say, computed plainly."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.size = 0
+        self.excess = 0
+        self.closed = False
+        self.idle: list[Thing] = []  # a stack: the warmest last
+        self.lent: list[Thing] = []  # held by the test's callers
+        self.queue: list[Client] = []  # oldest first
+        self.granted: dict[Client, Thing] = {}  # served a resource, not claimed yet
+        #: Grants retired before their client claimed them, and by what:
+        #: "reset" (closed at the claim), "forced" (closed already), "closed"
+        #: (the pool closed: still in its books until the claim).
+        self.stale: dict[Client, str] = {}
+        self.may_create: list[Client] = []  # served a place, not claimed yet
+        self.retiring: list[Thing] = []  # lent across a reset: closed when returned
+        self.retired: list[Thing] = []  # lent across force-close or fork: dropped when returned
+
+    def granted_in_books(self) -> list[Client]:
+        """Clients granted a slot the pool still counts as lent."""
+        return [c for c in self.granted if self.stale.get(c) in (None, "closed")]
+
+    def room(self) -> bool:
+        return not self.limit or self.size < self.limit
+
+    # What the pool does when something frees up, oldest client first.
+
+    def free_place(self) -> None:
+        """A resource stopped existing: its place to the oldest client, or gone."""
+        if not self.closed and (not self.limit or self.size <= self.limit) and self.queue:
+            self.may_create.append(self.queue.pop(0))
+            return
+        self.size -= 1
+
+    def drop_place(self) -> None:
+        if self.excess:
+            self.excess -= 1
+            self.size -= 1
+        else:
+            self.free_place()
+
+    def give_back(self, thing: Thing) -> None:
+        """A lent resource comes back (or an unwanted grant is passed on)."""
+        if self.closed or self.excess:
+            thing.expected_closed = True  # type: ignore[attr-defined]
+            self.drop_place()
+        elif self.queue:
+            self.granted[self.queue.pop(0)] = thing
+        else:
+            self.idle.append(thing)
+
+    def wake_creators(self) -> None:
+        while self.queue and self.room():
+            self.may_create.append(self.queue.pop(0))
+            self.size += 1
+
+
+class SlotPoolMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.pool = BarePool(1)
+        self.model = Model(1)
+        self.forked_clients: list[Client] = []  # copied from "the parent" by a fork reset
+
+    # -- acquiring ---------------------------------------------------------
+
+    def _took(self, thing: Thing) -> None:
+        model = self.model
+        assert not thing.closed, f"closed {thing} handed out"
+        assert thing not in model.lent, f"{thing} handed to two holders"
+        model.lent.append(thing)
+
+    @rule()
+    def acquire(self) -> None:
+        model = self.model
+        if model.closed:
+            with pytest.raises(PoolClosed):
+                self.pool.acquire()
+            return
+        if not model.queue and model.idle:
+            expected: Thing | None = model.idle.pop()
+        elif model.room():
+            model.size += 1
+            expected = None  # a new one
+        else:
+            with pytest.raises(LimitExceeded):
+                self.pool.acquire()
+            return
+        thing = self.pool.acquire()
+        if expected is not None:
+            assert thing is expected, "acquire must take the warmest idle resource"
+        else:
+            assert thing is self.pool.made[-1], "acquire must create a resource"
+        self._took(thing)
+
+    @rule()
+    def request_and_queue(self) -> None:
+        """A blocking acquire's first step; it queues when nothing is free."""
+        model = self.model
+        if model.closed:
+            with pytest.raises(PoolClosed):
+                SlotPool._take_or_enqueue(self.pool, True, None, None)
+            return
+        taken = SlotPool._take_or_enqueue(self.pool, True, None, None)
+        if not model.queue and model.idle:
+            assert taken is not None and not isinstance(taken, Waiter)
+            thing = model.idle.pop()
+            assert taken.resource is thing
+            self._took(thing)
+        elif model.room():
+            model.size += 1
+            assert taken is None, "a place under the limit: the caller creates"
+            self._took(SlotPool._create_lent(self.pool).resource)
+        else:
+            assert isinstance(taken, Client)
+            model.queue.append(taken)
+
+    def _served(self) -> list[Client]:
+        return [*self.model.granted, *self.model.may_create]
+
+    @precondition(lambda self: self._served())
+    @rule(data=st.data())
+    def served_client_claims(self, data: st.DataObject) -> None:
+        model = self.model
+        client = data.draw(st.sampled_from(self._served()))
+        if client in model.granted:
+            thing = model.granted.pop(client)
+            stale = model.stale.pop(client, None)
+            if stale is None:
+                assert SlotPool._outcome(self.pool, client, None).resource is thing
+                self._took(thing)
+                return
+            # Retired since the grant: never handed out, the caller asks again.
+            with pytest.raises(AcquireAgain):
+                SlotPool._outcome(self.pool, client, None)
+            thing.expected_closed = True  # type: ignore[attr-defined]
+            if stale == "closed":
+                model.drop_place()
+            self._close_expected()
+            return
+        model.may_create.remove(client)
+        if model.closed:  # it makes its resource, finds the pool closed, closes it
+            with pytest.raises(PoolClosed):
+                SlotPool._outcome(self.pool, client, None)
+            model.size -= 1
+            self.pool.made[-1].expected_closed = True  # type: ignore[attr-defined]
+            self._close_expected()
+            return
+        self._took(SlotPool._outcome(self.pool, client, None).resource)
+
+    @precondition(lambda self: self.model.queue)
+    @rule(data=st.data())
+    def waiter_times_out(self, data: st.DataObject) -> None:
+        client = data.draw(st.sampled_from(self.model.queue))
+        with pytest.raises(PoolTimeout):
+            SlotPool._outcome(self.pool, client, 1.0)
+        self.model.queue.remove(client)
+
+    @precondition(lambda self: self.model.queue or self._served())
+    @rule(data=st.data())
+    def waiter_is_cancelled(self, data: st.DataObject) -> None:
+        """The waiting task is interrupted (a kill, a library timeout), served or not."""
+        model = self.model
+        client = data.draw(st.sampled_from([*model.queue, *self._served()]))
+        if client in model.queue:
+            model.queue.remove(client)
+        elif client in model.granted:
+            thing = model.granted.pop(client)
+            stale = model.stale.pop(client, None)
+            if stale is None:
+                model.give_back(thing)
+            else:
+                thing.expected_closed = True  # type: ignore[attr-defined]
+                if stale == "closed":
+                    model.drop_place()
+        else:
+            model.may_create.remove(client)
+            model.free_place()
+        self.pool._abandon(client)
+        self._close_expected()
+
+    @precondition(lambda self: self.forked_clients)
+    @rule()
+    def parents_waiter_wakes_in_child(self) -> None:
+        client = self.forked_clients.pop()
+        if client.state == WAITING:  # it times out in the child
+            with pytest.raises(AcquireAgain):
+                SlotPool._outcome(self.pool, client, 1.0)
+        else:
+            with pytest.raises(AcquireAgain):
+                SlotPool._outcome(self.pool, client, None)
+
+    # -- returning ---------------------------------------------------------
+
+    @precondition(lambda self: self.model.lent)
+    @rule(data=st.data())
+    def release(self, data: st.DataObject) -> None:
+        model = self.model
+        thing = data.draw(st.sampled_from(model.lent))
+        model.lent.remove(thing)
+        model.give_back(thing)
+        self.pool.release(thing)
+        self._close_expected()
+
+    @precondition(lambda self: self.model.lent)
+    @rule(data=st.data())
+    def replace(self, data: st.DataObject) -> None:
+        model = self.model
+        thing = data.draw(st.sampled_from(model.lent))
+        model.lent.remove(thing)
+        thing.expected_closed = True  # type: ignore[attr-defined]
+        model.drop_place()
+        SlotPool._discard_lent_resource(self.pool, thing, True)
+        self._close_expected()
+
+    @precondition(lambda self: self.model.retiring or self.model.retired)
+    @rule(data=st.data())
+    def release_retired(self, data: st.DataObject) -> None:
+        model = self.model
+        thing = data.draw(st.sampled_from([*model.retiring, *model.retired]))
+        if thing in model.retiring:
+            model.retiring.remove(thing)
+            thing.expected_closed = True  # type: ignore[attr-defined]
+        else:
+            model.retired.remove(thing)
+        self.pool.release(thing)
+        self._close_expected()
+
+    @rule()
+    def release_stranger(self) -> None:
+        with pytest.raises(ValueError):
+            self.pool.release(Thing())
+
+    # -- resizing, closing, forking ----------------------------------------
+
+    @rule(limit=st.integers(min_value=0, max_value=4), reset=st.booleans())
+    def resize(self, limit: int, reset: bool) -> None:
+        model = self.model
+        model.limit = limit
+        if reset:
+            for thing in model.idle:
+                thing.expected_closed = True  # type: ignore[attr-defined]
+            in_books = model.granted_in_books()  # lent too, to a client not awake yet
+            model.size -= len(model.idle) + len(model.lent) + len(in_books)
+            model.idle = []
+            model.retiring += model.lent
+            model.lent = []
+            for client in in_books:
+                model.stale[client] = "reset"
+        excess = model.size - limit if limit else 0
+        while excess > 0 and model.idle:
+            thing = model.idle.pop(0)  # the coldest first
+            thing.expected_closed = True  # type: ignore[attr-defined]
+            model.size -= 1
+            excess -= 1
+        model.excess = max(0, excess)
+        model.wake_creators()
+        to_close = SlotPool._resize(self.pool, limit, False, reset)
+        SlotPool._dispose(self.pool, to_close, True, False)
+        self._close_expected()
+
+    @rule()
+    def force_close_all(self) -> None:
+        model = self.model
+        if model.closed:
+            return
+        fresh = model.granted_in_books()
+        stale_reset = [c for c, kind in model.stale.items() if kind == "reset"]
+        for thing in [*model.idle, *model.lent, *model.retiring,
+                      *(model.granted[c] for c in fresh + stale_reset)]:
+            thing.expected_closed = True  # type: ignore[attr-defined]
+        model.size -= len(model.idle) + len(model.lent) + len(fresh)
+        for client in fresh + stale_reset:
+            model.stale[client] = "forced"
+        model.retired += model.lent + model.retiring
+        model.idle, model.lent, model.retiring = [], [], []
+        model.excess = 0
+        model.wake_creators()
+        SlotPool._dispose(self.pool, SlotPool._retire_all(self.pool, False), True, True)
+        self._close_expected()
+
+    @rule()
+    def close(self) -> None:
+        model = self.model
+        if model.closed:
+            assert SlotPool._close_pool(self.pool) is None
+            return
+        for thing in model.idle:
+            thing.expected_closed = True  # type: ignore[attr-defined]
+        model.size -= len(model.idle)
+        model.idle = []
+        model.closed = True
+        refused, model.queue = model.queue, []
+        for client in model.granted:
+            model.stale.setdefault(client, "closed")
+        SlotPool._dispose(self.pool, SlotPool._close_pool(self.pool), True, False)
+        for client in refused:
+            with pytest.raises(PoolClosed):
+                SlotPool._outcome(self.pool, client, None)
+        self._close_expected()
+
+    @rule()
+    def fork_reset(self) -> None:
+        """The pool as a forked child sees it: the parent's tasks are not its own."""
+        model = self.model
+        self.forked_clients += [*model.queue, *self._served()]
+        inherited = SlotPool._reset_after_fork(self.pool)
+        in_books = [t for c, t in model.granted.items() if model.stale.get(c) != "forced"]
+        expected = {id(t) for t in [*model.idle, *model.lent, *model.retiring, *in_books]}
+        assert {id(slot.resource) for slot in inherited} == expected
+        model.retired += model.lent + model.retiring
+        model.size = model.excess = 0
+        model.idle, model.lent, model.retiring = [], [], []
+        model.queue, model.granted, model.may_create, model.stale = [], {}, [], {}
+
+    # -- checks --------------------------------------------------------------
+
+    def _close_expected(self) -> None:
+        for thing in self.pool.made:
+            expected = 1 if getattr(thing, "expected_closed", False) else 0
+            assert thing.closed == expected, (thing, expected)
+
+    @invariant()
+    def books_match_the_model(self) -> None:
+        pool, model = self.pool, self.model
+        assert pool._limit == model.limit
+        assert pool._size == model.size
+        assert pool._excess == model.excess
+        assert bool(pool._closed) == model.closed
+        assert [slot.resource for slot in pool._idle] == model.idle
+        assert pool._waiting.snapshot() == model.queue
+        for client, thing in model.granted.items():
+            assert client.state == GRANTED and client.slot.resource is thing
+        for client in model.may_create:
+            assert client.state == MAY_CREATE
+
+    @invariant()
+    def counts_add_up(self) -> None:
+        pool, model = self.pool, self.model
+        lent = [s.resource for s in pool._lent_slots()]
+        in_books = [model.granted[c] for c in model.granted_in_books()]
+        assert sorted(map(id, lent)) == sorted(map(id, [*model.lent, *in_books]))
+        assert len(pool._idle) + len(lent) + len(model.may_create) == pool._size
+        if pool._limit:
+            assert pool._size <= pool._limit + pool._excess
+            assert pool._excess <= len(lent) + len(model.may_create)  # to close when back
+
+    @invariant()
+    def no_slot_in_two_places(self) -> None:
+        pool = self.pool
+        idle = [id(slot) for slot in pool._idle]
+        assert len(set(idle)) == len(idle)
+        assert not any(slot.lent for slot in pool._idle)
+        live = {id(slot) for slot in pool._slots.values()}
+        assert set(idle) <= live
+        for slot in pool._slots.values():
+            assert not slot.resource.closed
+        retired = {*pool._retired, *pool._retiring}
+        assert not retired & {id(slot.resource) for slot in pool._slots.values()}
+
+    @invariant()
+    def closed_pool_lends_nothing(self) -> None:
+        if self.model.closed:
+            assert not self.pool._idle
+            assert not self.pool._waiting.length
+
+    def teardown(self) -> None:
+        assert isinstance(Client(), WaitingClient)
+
+
+TestSlotPoolModel = SlotPoolMachine.TestCase
+TestSlotPoolModel.settings = SETTINGS
+
+
+# -- the scenarios the machine found hardest to reach, spelled out ----------
+
+
+def _grant_to_a_waiter(pool: BarePool) -> tuple[Client, Thing]:
+    """The pool's one resource is lent, a caller queues, the holder returns it."""
+    held = pool.acquire()
+    client = SlotPool._take_or_enqueue(pool, True, None, None)
+    assert isinstance(client, Client)
+    pool.release(held)
+    assert client.state == GRANTED and client.slot.resource is held
+    return client, held
+
+
+@pytest.mark.parametrize("retire", ["reset", "force_close_all", "close"])
+def test_a_grant_retired_before_its_waiter_wakes_is_never_handed_out(retire: str) -> None:
+    pool = BarePool(1)
+    client, thing = _grant_to_a_waiter(pool)
+    if retire == "reset":
+        SlotPool._dispose(pool, SlotPool._resize(pool, 1, False, True), True, False)
+    elif retire == "force_close_all":
+        SlotPool._dispose(pool, SlotPool._retire_all(pool, False), True, True)
+    else:
+        SlotPool._dispose(pool, SlotPool._close_pool(pool), True, False)
+    with pytest.raises(AcquireAgain):  # the caller asks the pool again
+        SlotPool._outcome(pool, client, None)
+    assert thing.closed == 1
+    assert pool._size == 0 and not pool._slots and not pool._retired and not pool._retiring
+
+
+@pytest.mark.parametrize("retire", ["reset", "force_close_all", "close"])
+def test_a_retired_grant_whose_waiter_is_cancelled_closes_once(retire: str) -> None:
+    pool = BarePool(1)
+    client, thing = _grant_to_a_waiter(pool)
+    if retire == "reset":
+        SlotPool._dispose(pool, SlotPool._resize(pool, 1, False, True), True, False)
+    elif retire == "force_close_all":
+        SlotPool._dispose(pool, SlotPool._retire_all(pool, False), True, True)
+    else:
+        SlotPool._dispose(pool, SlotPool._close_pool(pool), True, False)
+    pool._abandon(client)
+    assert thing.closed == 1
+    assert pool._size == 0 and not pool._slots and not pool._retired and not pool._retiring
+
+
+def test_a_place_to_create_granted_before_a_fork_is_not_counted_in_the_child() -> None:
+    pool = BarePool(1)
+    held = pool.acquire()
+    client = SlotPool._take_or_enqueue(pool, True, None, None)
+    assert isinstance(client, Client)
+    SlotPool._discard_lent_resource(pool, held, True)  # broken: its place is passed on
+    assert client.state == MAY_CREATE and pool._size == 1  # the place is the waiter's
+    inherited = SlotPool._reset_after_fork(pool)
+    assert inherited == [] and pool._size == 0
+    with pytest.raises(AcquireAgain):  # the copied waiter asks the child's pool afresh
+        SlotPool._outcome(pool, client, None)
+    pool._abandon(client)  # and giving up there changes nothing
+    assert pool._size == 0
+    assert pool.acquire() is pool.made[-1] and pool._size == 1
+
+
+def test_force_close_all_after_a_shrink_keeps_the_next_resource() -> None:
+    pool = BarePool(2)
+    first, second = pool.acquire(), pool.acquire()
+    SlotPool._resize(pool, 1, False, False)  # one of the two lent is over the limit
+    assert pool._excess == 1
+    SlotPool._dispose(pool, SlotPool._retire_all(pool, False), True, True)
+    assert (first.closed, second.closed, pool._size, pool._excess) == (1, 1, 0, 0)
+    fresh = pool.acquire()
+    pool.release(fresh)  # nothing lent is over the limit now: it stays
+    assert fresh.closed == 0 and [slot.resource for slot in pool._idle] == [fresh]
