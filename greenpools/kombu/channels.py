@@ -5,7 +5,8 @@ A transport channel closes itself when its ``with`` block ends; a pooled
 one must go back to its pool instead, or be replaced after a connection
 error.  The transport makes the channels, so each new one has its class
 swapped for a subclass of its own class (made once per transport class)
-whose ``__exit__`` does that.  That swap and the pool are this module.
+whose ``__exit__`` does that; a channel whose class cannot be swapped is
+lent as it is.  That swap and the pool are this module.
 """
 
 # kombu's functions are mostly untyped.
@@ -87,7 +88,6 @@ class ChannelPool(_KombuResource[Any]):
 
     def close_resource(self, resource: Any) -> None:
         resource.close()
-
 
     def _after_fork_in_child(self) -> None:
         super()._after_fork_in_child()

@@ -79,9 +79,10 @@ class ProducerPool(_KombuResource[Any]):
     from ``connections`` and ``release`` returns both.  An idle
     producer stays bound to the channel it last used, and when its
     connection comes back on the next acquire (the warmest one usually
-    does) it is not revived again.  If taking the connection or binding to
-    it fails, the connection goes back and the producer too: nothing leaks
-    (celery #1009).  A limit of 0 or ``None`` means what it means in kombu:
+    does) it is not revived again.  If taking the connection fails, the
+    producer goes back; if binding to it fails, the connection goes back
+    and the half-bound producer is discarded: nothing leaks (celery
+    #1009).  A limit of 0 or ``None`` means what it means in kombu:
     no limit and no pooling, each release drops the producer (its
     connection goes back to ``connections`` either way).
     """
@@ -202,7 +203,6 @@ class ProducerPool(_KombuResource[Any]):
             self.release(producer)
         else:
             self.replace(producer)
-
 
     def close_resource(self, resource: Any) -> None:
         # Idle producers hold no connection; lent ones give theirs back on
