@@ -1,7 +1,7 @@
 """What the kombu pools share: kombu's meaning of limit 0, and which errors
 mean a broken connection.
 
-kombu does not pool when a limit is 0 or ``None``: :class:`_KombuResource`
+kombu does not pool when a limit is 0 or ``None``: :class:`KombuResource`
 is :class:`greenpools.Resource` with that meaning, and the connection,
 channel and producer pools (:mod:`~greenpools.kombu.connections`,
 :mod:`~greenpools.kombu.channels`, :mod:`~greenpools.kombu.producers`) all
@@ -27,7 +27,7 @@ from ..core.resource import Resource, check_limit
 T = TypeVar("T")
 
 
-def _as_connection(connection: Any) -> Any:
+def as_connection(connection: Any) -> Any:
     """A ``kombu.Connection`` from a connection or a URL string."""
     if isinstance(connection, str):
         return Connection(connection)
@@ -38,7 +38,7 @@ def _as_connection(connection: Any) -> Any:
     return connection
 
 
-def _pool_label(connection: Any) -> str:
+def pool_label(connection: Any) -> str:
     """``transport://host:port/virtual_host`` of ``connection``, for pool names
     (and so for the metrics' pool-name attribute): no user, no password."""
     try:
@@ -49,7 +49,7 @@ def _pool_label(connection: Any) -> str:
         return type(connection).__name__
 
 
-def _is_connection_error(connection: Any, exc: BaseException) -> bool:
+def is_connection_error(connection: Any, exc: BaseException) -> bool:
     """Whether ``exc`` means ``connection`` (or its channel) is broken."""
     try:
         errors = _errors_of(connection)
@@ -58,7 +58,7 @@ def _is_connection_error(connection: Any, exc: BaseException) -> bool:
     return isinstance(exc, errors)
 
 
-class _LazyErrors:
+class LazyErrors:
     """A pool's ``connection_errors``, worked out on first use (asking needs
     the transport) and settable like the plain attribute it replaces."""
 
@@ -81,11 +81,11 @@ def _errors_of(connection: Any) -> tuple[type[BaseException], ...]:
     return tuple(connection.connection_errors) + tuple(connection.channel_errors)
 
 
-def _errors_of_template(pool: Any) -> tuple[type[BaseException], ...]:
+def errors_of_template(pool: Any) -> tuple[type[BaseException], ...]:
     return _errors_of(pool.connection)
 
 
-class _KombuResource(Resource[T]):
+class KombuResource(Resource[T]):
     """What kombu's pools share here: kombu's limit-0 meaning.
 
     kombu does not pool at all when the limit is 0 or ``None``: each

@@ -19,7 +19,7 @@ from typing import Any
 
 from kombu.exceptions import ChannelLimitExceeded
 
-from .base import _as_connection, _errors_of_template, _KombuResource, _LazyErrors, _pool_label
+from .base import KombuResource, LazyErrors, as_connection, errors_of_template, pool_label
 from .fork import forget_connection
 
 _pooled_channel_classes: dict[type, type] = {}
@@ -53,7 +53,7 @@ class _PooledChannelMixin:
             self.release()  # type: ignore[attr-defined]
 
 
-class ChannelPool(_KombuResource[Any]):
+class ChannelPool(KombuResource[Any]):
     """A pool of channels of one connection (``connection.ChannelPool``).
 
     Raises ``kombu.exceptions.ChannelLimitExceeded`` (also a greenpools
@@ -66,14 +66,14 @@ class ChannelPool(_KombuResource[Any]):
 
     LimitExceeded = ChannelLimitExceeded
     close_after_fork = True
-    connection_errors = _LazyErrors(_errors_of_template)  # type: ignore[assignment]
+    connection_errors = LazyErrors(errors_of_template)  # type: ignore[assignment]
 
     def __init__(
         self, connection: Any, limit: int | None = None, preload: int | None = None,
         **options: Any,
     ) -> None:
-        self.connection = _as_connection(connection)
-        options.setdefault("name", f"channels {_pool_label(self.connection)}")
+        self.connection = as_connection(connection)
+        options.setdefault("name", f"channels {pool_label(self.connection)}")
         super().__init__(limit, preload, **options)
 
     def new(self) -> Any:

@@ -22,12 +22,12 @@ from kombu.connection import PooledConnection as _KombuPooledConnection
 from kombu.exceptions import ConnectionLimitExceeded
 
 from .base import (
-    _as_connection,
-    _errors_of_template,
-    _is_connection_error,
-    _KombuResource,
-    _LazyErrors,
-    _pool_label,
+    KombuResource,
+    LazyErrors,
+    as_connection,
+    errors_of_template,
+    is_connection_error,
+    pool_label,
 )
 from .fork import forget_connection
 from .placement import HostSpread, hosts_of
@@ -55,7 +55,7 @@ class PooledConnection(_KombuPooledConnection):  # type: ignore[misc]
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if exc_type is None:  # the common case first: it is on the hot path
             self._pool.release(self)
-        elif _is_connection_error(self, exc):
+        elif is_connection_error(self, exc):
             self._pool.replace(self)
         else:
             self._pool.release(self)
@@ -88,7 +88,7 @@ def _bound_close_waits(conn: Any) -> None:
 _CLOSE_TIMEOUT = 1.0
 
 
-class ConnectionPool(_KombuResource[PooledConnection]):
+class ConnectionPool(KombuResource[PooledConnection]):
     """A pool of connections made like ``connection`` (a URL works too).
 
     ``ConnectionPool(connection, limit=None, preload=None, **options)``
@@ -102,7 +102,7 @@ class ConnectionPool(_KombuResource[PooledConnection]):
 
     LimitExceeded = ConnectionLimitExceeded
     close_after_fork = True
-    connection_errors = _LazyErrors(_errors_of_template)  # type: ignore[assignment]
+    connection_errors = LazyErrors(errors_of_template)  # type: ignore[assignment]
 
     #: The class of the pooled connections.
     Connection: type[PooledConnection] = PooledConnection
@@ -116,10 +116,10 @@ class ConnectionPool(_KombuResource[PooledConnection]):
         self, connection: Any, limit: int | None = None, preload: int | None = None,
         *, placement: str | None = None, **options: Any,
     ) -> None:
-        self.connection = _as_connection(connection)
+        self.connection = as_connection(connection)
         self._hosts = HostSpread(
             hosts_of(self.connection), self.placement if placement is None else placement)
-        options.setdefault("name", f"connections {_pool_label(self.connection)}")
+        options.setdefault("name", f"connections {pool_label(self.connection)}")
         self._heartbeat_interval = _heartbeat_check_interval(self.connection)
         super().__init__(limit, preload, **options)
 

@@ -23,7 +23,7 @@ from kombu.utils.functional import ChannelPromise
 
 from ..core.resource import Resource, check_seconds
 from ..exceptions import PoolTimeout
-from .base import _is_connection_error, _KombuResource, _LazyErrors, _pool_label
+from .base import KombuResource, LazyErrors, is_connection_error, pool_label
 
 
 def _errors_of_connections(pool: Any) -> tuple[type[BaseException], ...]:
@@ -66,7 +66,7 @@ def _pooled_producer_class(cls: type) -> type:
     return pooled
 
 
-class ProducerPool(_KombuResource[Any]):
+class ProducerPool(KombuResource[Any]):
     """A pool of ``kombu.Producer`` on the connections of a connection pool.
 
     ``ProducerPool(connections, limit=None, Producer=None, **options)``;
@@ -89,7 +89,7 @@ class ProducerPool(_KombuResource[Any]):
 
     Producer: Callable[..., Any] = _KombuProducer
     close_after_fork = True
-    connection_errors = _LazyErrors(_errors_of_connections)  # type: ignore[assignment]
+    connection_errors = LazyErrors(_errors_of_connections)  # type: ignore[assignment]
 
     def __init__(
         self, connections: Any, limit: int | None = None, preload: Any = None,
@@ -107,7 +107,7 @@ class ProducerPool(_KombuResource[Any]):
             self.Producer = Producer
         template = getattr(connections, "connection", None)
         if template is not None:
-            options.setdefault("name", f"producers {_pool_label(template)}")
+            options.setdefault("name", f"producers {pool_label(template)}")
         super().__init__(limit, preload, close_after_fork, **options)
 
     def create_producer(self) -> Any:
@@ -175,7 +175,7 @@ class ProducerPool(_KombuResource[Any]):
 
     def _release_unpooled(self, resource: Any) -> None:
         conn = resource.__connection__
-        _KombuResource._release_unpooled(self, resource)
+        KombuResource._release_unpooled(self, resource)
         if conn is not None:
             conn.release()
 
@@ -184,7 +184,7 @@ class ProducerPool(_KombuResource[Any]):
         if self._limit:
             Resource.release(self, producer)
         else:
-            _KombuResource._release_unpooled(self, producer)
+            KombuResource._release_unpooled(self, producer)
 
     def replace(self, resource: Any) -> None:
         """Discard a lent producer and replace its (broken) connection."""
@@ -199,7 +199,7 @@ class ProducerPool(_KombuResource[Any]):
 
     def _release_after_error(self, producer: Any, exc: BaseException) -> None:
         conn = producer.__connection__
-        if conn is None or not _is_connection_error(conn, exc):
+        if conn is None or not is_connection_error(conn, exc):
             self.release(producer)
         else:
             self.replace(producer)
