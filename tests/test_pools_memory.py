@@ -64,6 +64,19 @@ def test_custom_groups_pass_limit_and_options_through() -> None:
     assert follows[URL].limit == pools.get_limit()
 
 
+def test_groups_follow_the_global_state_set_on_the_pools_module(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The groups live in another module; what is set on this one must still count.
+    mine = pools.Connections(limit=2)
+    monkeypatch.setattr(pools, "connections", mine)
+    assert pools.Producers(limit=1)[URL].connections is mine[URL]
+    marker = object()
+    monkeypatch.setattr(pools, "use_global_limit", marker)
+    pools.set_limit(5)
+    assert pools.Connections(limit=marker)[URL].limit == 5
+
+
 def test_pool_group_without_create_says_so() -> None:
     with pytest.raises(NotImplementedError, match="create"):
         pools.PoolGroup()[URL]

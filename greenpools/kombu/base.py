@@ -1,0 +1,136 @@
+"""What the kombu pools share: kombu's meaning of limit 0, and which errors
+mean a broken connection.
+
+kombu does not pool when a limit is 0 or ``None``: :class:`KombuResource`
+is :class:`greenpools.Resource` with that meaning, and the connection,
+channel and producer pools (:mod:`~greenpools.kombu.connections`,
+:mod:`~greenpools.kombu.channels`, :mod:`~greenpools.kombu.producers`) all
+build on it.  The helpers here are the other things more than one of them
+needs: a connection from a URL, a pool's name from its connection, and
+whether an exception means a connection is broken (then it is replaced,
+never pooled again: celery #9259).  One module, so those three share one
+text of each without importing one another.
+"""
+
+# kombu's functions are mostly untyped.
+# mypy: disallow-untyped-calls=False
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from kombu.connection import Connection
+
+from ..core.resource import Resource, check_limit
+
+T = TypeVar("T")
+
+
+def as_connection(connection: Any) -> Any:
+    """A ``kombu.Connection`` from a connection or a URL string."""
+    if isinstance(connection, str):
+        return Connection(connection)
+    if not isinstance(connection, Connection):
+        raise TypeError(
+            f"connection must be a kombu.Connection or a URL string, got {connection!r}"
+        )
+    return connection
+
+
+def pool_label(connection: Any) -> str:
+    """``transport://host:port/virtual_host`` of ``connection``, for pool names
+    (and so for the metrics' pool-name attribute): no user, no password."""
+    try:
+        port = f":{connection.port}" if connection.port else ""
+        return (f"{connection.transport_cls}://{connection.hostname or 'localhost'}{port}"
+                f"/{connection.virtual_host or ''}")
+    except Exception:
+        return type(connection).__name__
+
+
+def is_connection_error(connection: Any, exc: BaseException) -> bool:
+    """Whether ``exc`` means ``connection`` (or its channel) is broken."""
+    try:
+        errors = _errors_of(connection)
+    except Exception:  # the transport cannot even say: do not trust it
+        return True
+    return isinstance(exc, errors)
+
+
+class LazyErrors:
+    """A pool's ``connection_errors``, worked out on first use (asking needs
+    the transport) and settable like the plain attribute it replaces."""
+
+    def __init__(self, compute: Callable[[Any], tuple[type[BaseException], ...]]) -> None:
+        self._compute = compute
+
+    def __get__(self, pool: Any, owner: Any = None) -> tuple[type[BaseException], ...]:
+        if pool is None:
+            return ()
+        errors: tuple[type[BaseException], ...] | None = pool.__dict__.get("_connection_errors")
+        if errors is None:
+            errors = pool.__dict__["_connection_errors"] = self._compute(pool)
+        return errors
+
+    def __set__(self, pool: Any, errors: tuple[type[BaseException], ...]) -> None:
+        pool.__dict__["_connection_errors"] = tuple(errors)
+
+
+def _errors_of(connection: Any) -> tuple[type[BaseException], ...]:
+    return tuple(connection.connection_errors) + tuple(connection.channel_errors)
+
+
+def errors_of_template(pool: Any) -> tuple[type[BaseException], ...]:
+    return _errors_of(pool.connection)
+
+
+class KombuResource(Resource[T]):
+    """What kombu's pools share here: kombu's limit-0 meaning.
+
+    kombu does not pool at all when the limit is 0 or ``None``: each
+    acquire makes a resource and each release closes it (Celery's
+    ``broker_pool_limit=None`` relies on it).  Here that is one instance
+    attribute: ``release`` closes instead of returning, so the pooled fast
+    path is untouched.
+    """
+
+    def __init__(
+        self, limit: int | None, preload: int | None, close_after_fork: bool | None = None,
+        **options: Any,
+    ) -> None:
+        self._set_pooling(bool(limit))
+        super().__init__(limit, preload, close_after_fork, **options)
+
+    def _set_pooling(self, pooled: bool) -> None:
+        if pooled:
+            self.__dict__.pop("release", None)
+        else:
+            self.release = self._release_unpooled  # type: ignore[method-assign]
+
+    def _release_unpooled(self, resource: T) -> None:
+        try:
+            self._discard_lent_resource(resource, False)  # done with, not broken
+        except ValueError:
+            raise ValueError(
+                f"resource {resource!r} is not checked out of pool {self.name!r}: "
+                f"released twice, or never acquired from it"
+            ) from None
+
+    def resize(
+        self, limit: int | None, force: bool = False, ignore_errors: bool = False,
+        reset: bool = False,
+    ) -> None:
+        """Change the limit (see :meth:`greenpools.Resource.resize`).
+
+        Going to 0 stops pooling: every existing resource is retired.
+        Leaving 0 starts it: the resources lent meanwhile close when they
+        come back and do not count against the new limit.
+        """
+        new_limit = check_limit("limit", limit)
+        if bool(new_limit) != bool(self._limit):
+            reset = True
+        try:
+            super().resize(new_limit, force, ignore_errors, reset)
+        finally:
+            self._set_pooling(bool(self._limit))

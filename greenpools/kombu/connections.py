@@ -1,0 +1,204 @@
+"""Pools of kombu connections: :class:`ConnectionPool` and what it lends,
+:class:`PooledConnection`.
+
+The connection pool is the one that opens sockets: a producer pool
+borrows its connections from one, a channel pool opens channels on a
+connection.  So what only connections need lives here: making each new
+connection like the pool's template (placed over the template's hosts by
+:mod:`~greenpools.kombu.placement`), keeping idle ones alive (reading the
+broker's heartbeats, sending ours), bounding how long a close waits for
+a broker that stopped answering, and dropping the parent's sockets in a
+forked child (:mod:`~greenpools.kombu.fork`).
+"""
+
+# kombu's functions are mostly untyped.
+# mypy: disallow-untyped-calls=False
+
+from __future__ import annotations
+
+from typing import Any
+
+from kombu.connection import PooledConnection as _KombuPooledConnection
+from kombu.exceptions import ConnectionLimitExceeded
+
+from .base import (
+    KombuResource,
+    LazyErrors,
+    as_connection,
+    errors_of_template,
+    is_connection_error,
+    pool_label,
+)
+from .fork import forget_connection
+from .placement import HostSpread, hosts_of
+
+#: Heartbeat checks per heartbeat interval, as kombu's ``heartbeat_check``
+#: and Celery's worker (``broker_heartbeat_checkrate``) do it.
+HEARTBEAT_RATE = 2
+
+#: Most frames one keepalive pass reads from an idle connection (heartbeats).
+_MAX_IDLE_FRAMES = 100
+
+
+class PooledConnection(_KombuPooledConnection):  # type: ignore[misc]
+    """A ``kombu.Connection`` that belongs to a :class:`ConnectionPool`.
+
+    ``release()`` returns it to the pool; ``close()`` really closes it.
+    As a context manager it releases on exit, or replaces itself when the
+    block raised one of its connection or channel errors.
+    """
+
+    def release(self) -> None:
+        """Return the connection to its pool (once: a second time is a ``ValueError``)."""
+        self._pool.release(self)
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:  # the common case first: it is on the hot path
+            self._pool.release(self)
+        elif is_connection_error(self, exc):
+            self._pool.replace(self)
+        else:
+            self._pool.release(self)
+
+
+def _bound_close_waits(conn: Any) -> None:
+    """Make a polite close of ``conn`` give up on a broker that stopped answering.
+
+    py-amqp's close sends ``Channel.Close`` and ``Connection.Close`` and
+    waits for each answer with the socket's own timeout, which is none once
+    connected: a silent broker (a black-holed network path) would hold the
+    caller of ``replace()``, or the upkeep, for ever.  So each of those
+    waits is bounded (by ``_CLOSE_TIMEOUT``, or the connection's shorter
+    ``connect_timeout``); on a timeout py-amqp drops the socket and kombu
+    carries on closing.  A close is a courtesy: a broker that misses it
+    sees the TCP connection end instead.
+    """
+    established = vars(conn).get("_connection")  # never connect just to close
+    sock = getattr(getattr(established, "_transport", None), "sock", None)
+    if sock is None:
+        return
+    try:
+        sock.settimeout(min(conn.connect_timeout or _CLOSE_TIMEOUT, _CLOSE_TIMEOUT))
+    except (OSError, ValueError, TypeError):
+        pass
+
+
+#: The longest a pooled connection's close waits for each of the broker's
+#: two answers (``Channel.CloseOk``, ``Connection.CloseOk``).
+_CLOSE_TIMEOUT = 1.0
+
+
+class ConnectionPool(KombuResource[PooledConnection]):
+    """A pool of connections made like ``connection`` (a URL works too).
+
+    ``ConnectionPool(connection, limit=None, preload=None, **options)``
+    with the options of :class:`greenpools.Resource` (``timeout``,
+    ``max_waiting``, ``min_size``, ``max_idle``, ...).  Raises
+    ``kombu.exceptions.ConnectionLimitExceeded`` (also a greenpools
+    ``LimitExceeded``) when no connection is free and the caller would not
+    wait.  A limit of 0 or ``None`` means what it means in kombu: no limit
+    and no pooling, each release closes the connection.
+    """
+
+    LimitExceeded = ConnectionLimitExceeded
+    close_after_fork = True
+    connection_errors = LazyErrors(errors_of_template)  # type: ignore[assignment]
+
+    #: The class of the pooled connections.
+    Connection: type[PooledConnection] = PooledConnection
+
+    #: Where new connections go when the connection has alternates:
+    #: ``"spread"`` (round-robin over the hosts, see :mod:`greenpools.kombu.placement`)
+    #: or ``"first"`` (kombu's way: the first host, then failover).
+    placement = "spread"
+
+    def __init__(
+        self, connection: Any, limit: int | None = None, preload: int | None = None,
+        *, placement: str | None = None, **options: Any,
+    ) -> None:
+        self.connection = as_connection(connection)
+        self._hosts = HostSpread(
+            hosts_of(self.connection), self.placement if placement is None else placement)
+        options.setdefault("name", f"connections {pool_label(self.connection)}")
+        self._heartbeat_interval = _heartbeat_check_interval(self.connection)
+        super().__init__(limit, preload, **options)
+
+    def new(self) -> PooledConnection:
+        # Its release() returns it here: nothing is bound per acquire.
+        info = dict(self.connection._info(resolve=False))
+        # kombu's publish(retry_policy=...) writes into this dict: one each.
+        info["transport_options"] = dict(info.get("transport_options") or {})
+        info = self._hosts.place(info)
+        conn: PooledConnection = self.Connection(self, **info)
+        return conn
+
+    def close_resource(self, resource: PooledConnection) -> None:
+        _bound_close_waits(resource)
+        resource._close()
+
+    def collect_resource(self, resource: PooledConnection, socket_timeout: float = 0.1) -> None:
+        resource.collect(socket_timeout)
+
+    def forget_resource(self, resource: PooledConnection) -> None:
+        forget_connection(resource)
+
+    # Upkeep (min_size, keepalive) works on connected connections; acquire
+    # still hands out lazy ones, as kombu does.
+
+    def _make_ready(self, resource: PooledConnection) -> None:
+        # One attempt per host (failover URLs), no sleeps: upkeep backs off.
+        hosts = len(getattr(resource, "alt", None) or ()) or 1
+        resource.ensure_connection(max_retries=hosts - 1)
+
+    def _is_ready(self, resource: PooledConnection) -> bool:
+        return bool(resource.connected)
+
+    def _keepalive_interval(self) -> float | None:
+        intervals = [i for i in (self.keepalive, self._heartbeat_interval) if i is not None]
+        return min(intervals) if intervals else None
+
+    def _keep_alive(self, resource: PooledConnection) -> None:
+        """Read what the broker sent an idle connection (its heartbeats; an
+        error if it is gone) and send ours when due."""
+        if resource.connected and resource.supports_heartbeats:
+            for _ in range(_MAX_IDLE_FRAMES):
+                try:
+                    resource.drain_events(timeout=0)
+                except TimeoutError:
+                    break
+            if resource.get_heartbeat_interval():
+                resource.heartbeat_check(rate=HEARTBEAT_RATE)
+        super()._keep_alive(resource)
+
+    def acquire_channel(self, block: bool = False) -> _ChannelLease:
+        """``with pool.acquire_channel() as (connection, channel):`` as in kombu."""
+        return _ChannelLease(self, block)
+
+
+def _heartbeat_check_interval(connection: Any) -> float | None:
+    """How often a pool of connections like ``connection`` must check heartbeats."""
+    heartbeat = getattr(connection, "heartbeat", 0)
+    try:
+        supported = heartbeat and connection.supports_heartbeats
+    except Exception:  # a transport that cannot say: no heartbeats then
+        return None
+    return float(heartbeat) / HEARTBEAT_RATE if supported else None
+
+
+class _ChannelLease:
+    __slots__ = ("_block", "_conn", "_pool")
+
+    def __init__(self, pool: ConnectionPool, block: bool) -> None:
+        self._pool = pool
+        self._block = block
+
+    def __enter__(self) -> tuple[PooledConnection, Any]:
+        conn = self._conn = self._pool.acquire(block=self._block)
+        try:
+            return conn, conn.default_channel
+        except BaseException as exc:
+            conn.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self._conn.__exit__(exc_type, exc, tb)

@@ -1,0 +1,191 @@
+"""Pool groups: mappings from connection parameters to pools, each pool
+made on first use.
+
+:class:`PoolGroup` is kombu's ``PoolGroup``: ``group[connection]`` finds
+or makes the pool for the connection's parameters, one creator at a time
+and never under a lock (making a pool may connect).  :class:`Connections`
+and :class:`Producers` are its two kinds.
+
+The global state the groups follow lives in :mod:`greenpools.kombu.pools`
+(public as ``greenpools.pools``), and they read it there each time they
+make a pool: a group whose ``limit`` is ``use_global_limit`` takes
+``get_limit()``, a :class:`Producers` group without connections of its
+own takes them from the global ``connections``.  So whatever is set on
+that module, through either name, applies here.  In a forked child every
+group with ``close_after_fork`` starts empty.
+"""
+
+# kombu's functions are mostly untyped.
+# mypy: disallow-untyped-calls=False
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+from kombu.connection import Connection
+from kombu.utils.collections import EqualityDict, eqhash
+
+from .. import backends
+from ..backends.base import native_lock
+from ..core import events
+from ..forking import fork_guard
+from .connections import ConnectionPool
+from .producers import ProducerPool
+
+_live_groups: list[weakref.ref[PoolGroup]] = []
+
+
+def _forget_group_ref(ref: weakref.ref[PoolGroup]) -> None:
+    try:
+        _live_groups.remove(ref)
+    except ValueError:  # pragma: no cover - already pruned after a fork
+        pass
+
+
+class PoolGroup(EqualityDict):  # type: ignore[misc]
+    """A mapping from connection parameters to pools, made on first use.
+
+    Keys are ``kombu.Connection`` objects or URL strings; connections with
+    equal parameters share one pool.  Creation is race free under threads
+    and green threads: one caller creates, the others wait for it (never
+    under a lock: creating may do I/O).  ``limit`` may be
+    :data:`use_global_limit`; the other keyword options go to every pool
+    the group creates.  With ``close_after_fork`` (the default) a forked
+    child starts with the group empty.
+    """
+
+    def __init__(self, limit: Any = None, close_after_fork: bool = True, **options: Any) -> None:
+        super().__init__()
+        self.limit = limit
+        self.close_after_fork = close_after_fork
+        self.options = options
+        self._mutex = native_lock()
+        self._creating: dict[Any, list[backends.Waiter]] = {}
+        self._url_keys: dict[str, tuple[Any, Any]] = {}
+        _live_groups.append(weakref.ref(self, _forget_group_ref))
+
+    # A group is a registry, not a value: two groups are never equal just
+    # because both are empty (``_groups.remove(group)`` must remove that one).
+    __eq__ = object.__eq__
+    __ne__ = object.__ne__
+    __hash__ = object.__hash__  # type: ignore[assignment]
+
+    def create(self, resource: Any, limit: int | None) -> Any:
+        """Make the pool for ``resource`` (subclasses implement this)."""
+        raise NotImplementedError("PoolGroup subclasses must implement create(resource, limit)")
+
+    def _key(self, resource: Any) -> tuple[Any, Any]:
+        """The dictionary key for ``resource``, and ``resource`` as a connection."""
+        if isinstance(resource, str):
+            known = self._url_keys.get(resource)
+            if known is None:
+                conn = Connection(resource)
+                known = self._url_keys[resource] = (eqhash(conn), conn)
+            return known
+        return eqhash(resource), resource
+
+    def __getitem__(self, resource: Any) -> Any:
+        key, resource = self._key(resource)
+        pool = dict.get(self, key)  # not dict.__getitem__: it calls __missing__(key)
+        if pool is None:
+            return self.__missing__(resource)
+        return pool
+
+    def __setitem__(self, resource: Any, pool: Any) -> None:
+        dict.__setitem__(self, self._key(resource)[0], pool)
+
+    def __delitem__(self, resource: Any) -> None:
+        dict.__delitem__(self, self._key(resource)[0])
+
+    def __contains__(self, resource: object) -> bool:
+        return dict.__contains__(self, self._key(resource)[0])
+
+    def get(self, resource: Any, default: Any = None) -> Any:
+        return dict.get(self, self._key(resource)[0], default)
+
+    def __missing__(self, resource: Any) -> Any:
+        key, resource = self._key(resource)
+        while True:
+            with self._mutex:
+                pool = dict.get(self, key)
+                if pool is not None:
+                    return pool
+                waiters = self._creating.get(key)
+                if waiters is None:
+                    self._creating[key] = []
+                    break
+                waiter = backends.current().waiter()
+                waiters.append(waiter)
+            waiter.wait(None)  # the creator finished (or failed): look again
+        try:
+            from . import pools  # the global state (it imports this module)
+
+            limit = self.limit
+            if limit is pools.use_global_limit:
+                limit = pools.get_limit()
+            pool = self.create(resource, limit)
+            events.joined_group(pool, self)
+            with self._mutex:
+                dict.__setitem__(self, key, pool)
+        finally:
+            with self._mutex:
+                waiters = self._creating.pop(key, [])
+            for waiter in waiters:
+                waiter.wake()
+        return pool
+
+    def clear(self) -> None:
+        dict.clear(self)
+        self._url_keys.clear()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} limit={self.limit!r} pools={len(self)}>"
+
+    def _after_fork_in_child(self) -> None:
+        self._mutex = native_lock()
+        self._creating = {}
+        if self.close_after_fork:
+            dict.clear(self)  # the pools themselves reset on their own
+
+
+events.accept_group_type(PoolGroup)
+
+
+class Connections(PoolGroup):
+    """A group of :class:`ConnectionPool`, one per connection parameters."""
+
+    def create(self, connection: Any, limit: int | None) -> ConnectionPool:
+        return ConnectionPool(connection, limit, **self.options)
+
+
+class Producers(PoolGroup):
+    """A group of :class:`ProducerPool`, one per connection parameters.
+
+    Producers take their connections from ``connections`` (a
+    :class:`Connections` group; default: the global :data:`connections`).
+    """
+
+    def __init__(
+        self, limit: Any = None, close_after_fork: bool = True,
+        connections: Connections | None = None, **options: Any,
+    ) -> None:
+        super().__init__(limit, close_after_fork, **options)
+        self.connections = connections
+
+    def create(self, connection: Any, limit: int | None) -> ProducerPool:
+        from . import pools  # the global state (it imports this module)
+
+        group = self.connections if self.connections is not None else pools.connections
+        return ProducerPool(group[connection], limit=limit, **self.options)
+
+
+@fork_guard.after_fork_in_child
+def _reset_groups_in_child() -> None:
+    alive = []
+    for ref in _live_groups:
+        group = ref()
+        if group is not None:
+            group._after_fork_in_child()
+            alive.append(ref)
+    _live_groups[:] = alive

@@ -1,0 +1,225 @@
+"""Pools of kombu producers: :class:`ProducerPool` and what it lends,
+:class:`PooledProducer`.
+
+A producer pool pools producers, not connections: an idle producer has
+given its connection back, and ``acquire`` binds it to one borrowed from
+a connection pool for as long as it is lent.  That pairing is this
+module: both waits under the caller's one timeout, both given back on
+release, and a broken connection replaced together with its producer.
+"""
+
+# kombu's functions are mostly untyped.
+# mypy: disallow-untyped-calls=False
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from typing import Any
+
+from kombu.messaging import Producer as _KombuProducer
+from kombu.utils.functional import ChannelPromise
+
+from ..core.resource import Resource, check_seconds
+from ..exceptions import PoolTimeout
+from .base import KombuResource, LazyErrors, is_connection_error, pool_label
+
+
+def _errors_of_connections(pool: Any) -> tuple[type[BaseException], ...]:
+    return tuple(getattr(pool.connections, "connection_errors", ()))
+
+
+class _PooledProducerMixin:
+    """``release()`` and ``__exit__`` for pooled producers: back to the pool,
+    or replaced after a connection error."""
+
+    _pool: ProducerPool
+
+    def release(self) -> None:
+        """Return the producer and its connection (once: a second time is a ``ValueError``)."""
+        self._pool.release(self)
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self._pool.release(self)
+        else:
+            self._pool._release_after_error(self, exc)
+
+
+class PooledProducer(_PooledProducerMixin, _KombuProducer):  # type: ignore[misc]
+    """A ``kombu.Producer`` that belongs to a :class:`ProducerPool`."""
+
+
+_pooled_producer_classes: dict[type, type] = {_KombuProducer: PooledProducer}
+
+
+def _pooled_producer_class(cls: type) -> type:
+    pooled = _pooled_producer_classes.get(cls)
+    if pooled is None:
+        if issubclass(cls, _PooledProducerMixin):
+            pooled = cls
+        else:
+            pooled = type(cls.__name__, (_PooledProducerMixin, cls),
+                          {"__module__": cls.__module__})
+        _pooled_producer_classes[cls] = pooled
+    return pooled
+
+
+class ProducerPool(KombuResource[Any]):
+    """A pool of ``kombu.Producer`` on the connections of a connection pool.
+
+    ``ProducerPool(connections, limit=None, Producer=None, **options)``;
+    kombu's positional ``(connections, limit, preload, close_after_fork)``
+    works too.  ``Producer`` is any callable, as in kombu (a class, a
+    ``functools.partial``, a method of a subclass), called with the
+    channel ``None`` whenever a producer is made, so setting
+    ``pool.Producer`` later applies to the producers made after.  A
+    producer holds a connection only while lent: ``acquire`` takes one
+    from ``connections`` and ``release`` returns both.  An idle
+    producer stays bound to the channel it last used, and when its
+    connection comes back on the next acquire (the warmest one usually
+    does) it is not revived again.  If taking the connection fails, the
+    producer goes back; if binding to it fails, the connection goes back
+    and the half-bound producer is discarded: nothing leaks (celery
+    #1009).  A limit of 0 or ``None`` means what it means in kombu:
+    no limit and no pooling, each release drops the producer (its
+    connection goes back to ``connections`` either way).
+    """
+
+    Producer: Callable[..., Any] = _KombuProducer
+    close_after_fork = True
+    connection_errors = LazyErrors(_errors_of_connections)  # type: ignore[assignment]
+
+    def __init__(
+        self, connections: Any, limit: int | None = None, preload: Any = None,
+        close_after_fork: bool | None = None, Producer: Callable[..., Any] | None = None,
+        **options: Any,
+    ) -> None:
+        if isinstance(preload, type):  # ProducerPool(connections, limit, Producer)
+            Producer, preload = preload, None
+        if not callable(getattr(connections, "acquire", None)):
+            raise TypeError(f"connections must be a connection pool, got {connections!r}")
+        self.connections = connections
+        if Producer is not None:
+            if not callable(Producer):
+                raise TypeError(f"Producer must be callable, got {Producer!r}")
+            self.Producer = Producer
+        template = getattr(connections, "connection", None)
+        if template is not None:
+            options.setdefault("name", f"producers {pool_label(template)}")
+        super().__init__(limit, preload, close_after_fork, **options)
+
+    def create_producer(self) -> Any:
+        """A new producer, not bound to any connection yet.
+
+        ``acquire`` binds it (``revive``) to the connection it takes, so
+        making a producer never waits for a connection nor holds one.
+        """
+        factory = self.Producer
+        if isinstance(factory, type):
+            return _pooled_producer_class(factory)(None)
+        return factory(None)
+
+    def new(self) -> Any:
+        producer = self.create_producer()
+        producer._pool = self  # its release() returns it here
+        if not isinstance(producer, _PooledProducerMixin):
+            # Made by a factory that is not a class: bind release on the
+            # object, as kombu does for every resource it lends.
+            producer.release = functools.partial(self.release, producer)
+        return producer
+
+    def acquire(self, block: bool = False, timeout: float | None = None) -> Any:
+        """A producer bound to a connection from ``connections``.
+
+        ``block`` and ``timeout`` cover both waits: for a producer, then
+        for a connection within what is left of ``timeout``.  With ``block``
+        false neither waits (kombu's would block for the connection): a
+        connection pool at its limit raises its ``LimitExceeded``.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        producer = Resource.acquire(self, block, timeout)
+        try:
+            conn = self.connections.acquire(
+                block, None if deadline is None else max(0.0, deadline - time.monotonic())
+            )
+        except BaseException as exc:
+            self._give_back(producer)
+            if isinstance(exc, PoolTimeout) and timeout:
+                # Say the caller's timeout, not the part left for this wait.
+                source = getattr(self.connections, "name", self.connections)
+                raise type(exc)(
+                    f"pool {self.name!r}: no connection of pool {source!r} became free "
+                    f"within {timeout:g} s"
+                ) from exc
+            raise
+        channel = producer._channel
+        if conn is not producer.__connection__ or (
+            channel is not conn._default_channel and type(channel) is not ChannelPromise
+        ):
+            try:
+                producer.revive(conn)
+            except BaseException:
+                conn.release()
+                Resource.replace(self, producer)  # half revived: not to be reused
+                raise
+        return producer
+
+    def release(self, resource: Any, /) -> None:
+        """Return a producer and the connection it holds."""
+        conn = resource.__connection__
+        Resource.release(self, resource)  # refuses a second release first
+        if conn is not None:
+            conn.release()
+
+    def _release_unpooled(self, resource: Any) -> None:
+        conn = resource.__connection__
+        KombuResource._release_unpooled(self, resource)
+        if conn is not None:
+            conn.release()
+
+    def _give_back(self, producer: Any) -> None:
+        """Return a producer that holds no connection."""
+        if self._limit:
+            Resource.release(self, producer)
+        else:
+            KombuResource._release_unpooled(self, producer)
+
+    def replace(self, resource: Any) -> None:
+        """Discard a lent producer and replace its (broken) connection."""
+        conn = resource.__connection__
+        Resource.replace(self, resource)  # refuses a producer not lent first
+        if conn is not None:
+            pool = getattr(conn, "_pool", None)
+            if pool is not None:
+                pool.replace(conn)
+            else:
+                conn.release()
+
+    def _release_after_error(self, producer: Any, exc: BaseException) -> None:
+        conn = producer.__connection__
+        if conn is None or not is_connection_error(conn, exc):
+            self.release(producer)
+        else:
+            self.replace(producer)
+
+    def close_resource(self, resource: Any) -> None:
+        # Idle producers hold no connection; lent ones give theirs back on
+        # release, so there is nothing to close.
+        pass
+
+    def wait(self, timeout: float | None = 30.0) -> None:
+        """Block until ``min_size`` producers exist and ``connections`` is
+        ready too (its own ``min_size`` connections connected): producers
+        hold no connection while idle, so a producer pool's ``min_size``
+        makes producers only.  Raises :class:`greenpools.PoolTimeout`."""
+        timeout = check_seconds("timeout", timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        Resource.wait(self, timeout)
+        wait = getattr(self.connections, "wait", None)
+        if callable(wait):
+            wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+
+    def forget_resource(self, resource: Any) -> None:
+        pass
