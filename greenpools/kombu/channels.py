@@ -14,12 +14,18 @@ lent as it is.  That swap and the pool are this module.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 from kombu.exceptions import ChannelLimitExceeded
 
-from .base import KombuResource, LazyErrors, as_connection, errors_of_template, pool_label
+from .base import (
+    KombuResource,
+    LazyErrors,
+    SelfLeasing,
+    as_connection,
+    errors_of_template,
+    pool_label,
+)
 from .fork import forget_connection
 
 _pooled_channel_classes: dict[type, type] = {}
@@ -38,19 +44,22 @@ def _pooled_channel_class(cls: type) -> type:
     return pooled
 
 
-class _PooledChannelMixin:
+class _PooledChannelMixin(SelfLeasing):
     _greenpools_pool: ChannelPool
 
-    def __enter__(self) -> Any:
-        return self
+    def release(self) -> None:
+        """Return the channel to its pool (once: a second time is a ``ValueError``)."""
+        self._greenpools_pool.release(self)
+        self._released_by_hand(self._greenpools_pool)
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc_type is None:
-            self.release()  # type: ignore[attr-defined]
-        elif isinstance(exc, self._greenpools_pool.connection_errors):
-            self._greenpools_pool.replace(self)
+        pool = self._greenpools_pool
+        if self._lease_ended_in_block(pool):
+            return
+        if exc_type is None or not isinstance(exc, pool.connection_errors):
+            pool.release(self)
         else:
-            self.release()  # type: ignore[attr-defined]
+            pool.replace(self)
 
 
 class ChannelPool(KombuResource[Any]):
@@ -81,7 +90,6 @@ class ChannelPool(KombuResource[Any]):
         try:
             channel.__class__ = _pooled_channel_class(type(channel))
             channel._greenpools_pool = self
-            channel.release = functools.partial(self.release, channel)
         except (TypeError, AttributeError):  # a channel type that refuses: plain then
             pass
         return channel

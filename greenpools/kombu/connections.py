@@ -24,6 +24,7 @@ from kombu.exceptions import ConnectionLimitExceeded
 from .base import (
     KombuResource,
     LazyErrors,
+    SelfLeasing,
     as_connection,
     errors_of_template,
     is_connection_error,
@@ -40,19 +41,23 @@ HEARTBEAT_RATE = 2
 _MAX_IDLE_FRAMES = 100
 
 
-class PooledConnection(_KombuPooledConnection):  # type: ignore[misc]
+class PooledConnection(SelfLeasing, _KombuPooledConnection):  # type: ignore[misc]
     """A ``kombu.Connection`` that belongs to a :class:`ConnectionPool`.
 
     ``release()`` returns it to the pool; ``close()`` really closes it.
     As a context manager it releases on exit, or replaces itself when the
-    block raised one of its connection or channel errors.
+    block raised one of its connection or channel errors; after a
+    ``release()`` inside the block the exit does nothing.
     """
 
     def release(self) -> None:
         """Return the connection to its pool (once: a second time is a ``ValueError``)."""
         self._pool.release(self)
+        self._released_by_hand(self._pool)
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if self._lease_ended_in_block(self._pool):
+            return
         if exc_type is None:  # the common case first: it is on the hot path
             self._pool.release(self)
         elif is_connection_error(self, exc):
@@ -194,6 +199,7 @@ class _ChannelLease:
 
     def __enter__(self) -> tuple[PooledConnection, Any]:
         conn = self._conn = self._pool.acquire(block=self._block)
+        conn.__enter__()
         try:
             return conn, conn.default_channel
         except BaseException as exc:

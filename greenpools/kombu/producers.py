@@ -23,24 +23,28 @@ from kombu.utils.functional import ChannelPromise
 
 from ..core.resource import Resource, check_seconds
 from ..exceptions import PoolTimeout
-from .base import KombuResource, LazyErrors, is_connection_error, pool_label
+from .base import KombuResource, LazyErrors, SelfLeasing, is_connection_error, pool_label
 
 
 def _errors_of_connections(pool: Any) -> tuple[type[BaseException], ...]:
     return tuple(getattr(pool.connections, "connection_errors", ()))
 
 
-class _PooledProducerMixin:
+class _PooledProducerMixin(SelfLeasing):
     """``release()`` and ``__exit__`` for pooled producers: back to the pool,
-    or replaced after a connection error."""
+    or replaced after a connection error; after a ``release()`` inside the
+    block the exit does nothing."""
 
     _pool: ProducerPool
 
     def release(self) -> None:
         """Return the producer and its connection (once: a second time is a ``ValueError``)."""
         self._pool.release(self)
+        self._released_by_hand(self._pool)
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if self._lease_ended_in_block(self._pool):
+            return
         if exc_type is None:
             self._pool.release(self)
         else:
