@@ -73,7 +73,7 @@ from .scenarios import (
     start_tasks,
 )
 from .stats import Summary, count_overtakes, inversions, metric, percentile, summarise
-from .tables import fmt, table, yes_no
+from .tables import DEFAULT_WIDTH, fmt, output_width, table, wrap, yes_no
 from .targets import (
     NOT_MEASURED,
     TARGETS,
@@ -89,6 +89,7 @@ __all__ = [
     "BACKENDS",
     "COLUMNS",
     "CONTENDERS",
+    "DEFAULT_WIDTH",
     "MARKER",
     "NOT_MEASURED",
     "OVERTAKE_MARGIN",
@@ -135,6 +136,7 @@ __all__ = [
     "make_native_lock",
     "make_semaphore",
     "metric",
+    "output_width",
     "percentile",
     "plan",
     "queue_waiting",
@@ -155,5 +157,6 @@ __all__ = [
     "versions",
     "worker_command",
     "worker_main",
+    "wrap",
     "yes_no",
 ]

@@ -12,7 +12,7 @@ from typing import Any
 from .contenders import Contender
 from .scenarios import Settings
 from .stats import metric, summarise
-from .tables import fmt, table
+from .tables import fmt, table, wrap
 from .targets import Target, judge_targets
 
 
@@ -52,8 +52,9 @@ PAIRS: list[tuple[str, str, str]] = [
 
 def backend_table(summary: dict[str, dict[str, Any]], contenders: Sequence[Contender],
                   columns: Sequence[Column], pairs: Sequence[tuple[str, str, str]] = PAIRS,
-                  markdown: bool = False) -> str:
-    """Every contender measured on one backend, then the greenpools/kombu ratios."""
+                  markdown: bool = False, width: int | None = None) -> str:
+    """Every contender measured on one backend, then the greenpools/kombu ratios
+    (a text table cut to ``width`` columns, see :func:`table`)."""
     columns = [c for c in columns
                if any(metric(summary, c.scenario, k.id, c.key) is not None for k in contenders)]
     rows = []
@@ -70,11 +71,13 @@ def backend_table(summary: dict[str, dict[str, Any]], contenders: Sequence[Conte
             cells.append(f"{a / b:.3f}" if column.ratio and numeric and b else "")
         if any(cells):
             rows.append([caption, *cells])
-    return table(["contender", *(c.header for c in columns)], rows, markdown)
+    return table(["contender", *(c.header for c in columns)], rows, markdown, width)
 
 
-def targets_table(report: dict[str, Any], markdown: bool = False) -> str:
-    """Targets down, backends across: met or not with the figure; details below."""
+def targets_table(report: dict[str, Any], markdown: bool = False,
+                  width: int | None = None) -> str:
+    """Targets down, backends across: met or not with the figure; details below
+    (as text, in ``width`` columns, see :func:`table`)."""
     names = list(report["backends"])
     verdicts = {n: {v["id"]: v for v in report["backends"][n]["targets"]} for n in names}
     texts: dict[str, str] = {}
@@ -93,9 +96,11 @@ def targets_table(report: dict[str, Any], markdown: bool = False) -> str:
             if markdown or not v["met"]:  # on a terminal, only what is missed
                 details.append(f"{text}, {name}: {v['figure']}; {v['detail']}")
         rows.append([text, *cells])
-    bullet = "- " if markdown else "  "
-    return (table(["target", *names], rows, markdown) + "\n\n"
-            + "\n".join(bullet + line for line in details))
+    if markdown:
+        notes = ["- " + line for line in details]
+    else:
+        notes = [wrap(line, width, indent="  ") for line in details]
+    return table(["target", *names], rows, markdown, width) + "\n\n" + "\n".join(notes)
 
 
 def build_report(results: dict[str, Any], targets: Sequence[Target], preset: str,
@@ -122,15 +127,20 @@ def build_report(results: dict[str, Any], targets: Sequence[Target], preset: str
 
 def render_report(report: dict[str, Any], contenders: Sequence[Contender],
                   column_groups: Sequence[Sequence[Column]], markdown: bool = False,
-                  pairs: Sequence[tuple[str, str, str]] = PAIRS) -> str:
-    """The whole report: tables per backend (one per column group), then the targets."""
+                  pairs: Sequence[tuple[str, str, str]] = PAIRS,
+                  width: int | None = None) -> str:
+    """The whole report: tables per backend (one per column group), then the targets.
+
+    As text, the tables fit in ``width`` columns (default: the terminal's
+    width, or 100 when the output is not a terminal).
+    """
     parts = []
     for name, data in report["backends"].items():
         title = f"### {name}" if markdown else f"== {name} =="
-        tables = [backend_table(data["summary"], contenders, columns, pairs, markdown)
+        tables = [backend_table(data["summary"], contenders, columns, pairs, markdown, width)
                   for columns in column_groups]
         parts.append(title + "\n" + "\n\n".join(t for t in tables if t.count("\n") > 1))
         for key, error in data["errors"].items():
             parts.append(f"error in {name} {key}: {error}")
-    parts.append(targets_table(report, markdown))
+    parts.append(targets_table(report, markdown, width))
     return "\n\n".join(parts)
