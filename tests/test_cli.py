@@ -155,19 +155,32 @@ def test_other_commands_refuse_an_unknown_backend_in_the_environment(command: st
                       code=2)
 
 
-@pytest.fixture
-def without_gevent(tmp_path: Path) -> dict[str, str]:
-    """An environment in which ``import gevent`` really fails (a gevent.py
-    first on the path that raises ImportError, as a missing package would)."""
-    (tmp_path / "gevent.py").write_text(
-        "raise ImportError(\"No module named 'gevent' (hidden by the test)\", name='gevent')\n"
+def hiding(library: str, folder: Path) -> dict[str, str]:
+    """An environment in which ``import library`` really fails (a module of
+    that name first on the path that raises ImportError, as a missing
+    package would)."""
+    (folder / f"{library}.py").write_text(
+        f"raise ImportError(\"No module named '{library}' (hidden by the test)\", "
+        f"name='{library}')\n"
     )
-    path = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
+    path = os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))
     return {"PYTHONPATH": path}
 
 
-def test_without_gevent_importing_it_really_fails(without_gevent: dict[str, str]) -> None:
-    result = subprocess.run([sys.executable, "-c", "import gevent"], env=cli_env(**without_gevent),
+@pytest.fixture
+def without_gevent(tmp_path: Path) -> dict[str, str]:
+    return hiding("gevent", tmp_path)
+
+
+@pytest.fixture
+def without_eventlet(tmp_path: Path) -> dict[str, str]:
+    return hiding("eventlet", tmp_path)
+
+
+@pytest.mark.parametrize("library", ["gevent", "eventlet"])
+def test_hiding_a_library_really_makes_importing_it_fail(library: str, tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-c", f"import {library}"],
+                            env=cli_env(**hiding(library, tmp_path)),
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0 and "hidden by the test" in result.stderr
 
@@ -191,6 +204,21 @@ def test_bench_refuses_a_backend_that_is_not_installed(without_gevent: dict[str,
     result = greenpools_cli("bench", "--backend", "gevent", "--quick", "--no-progress",
                             **without_gevent)
     assert_user_error(result, "greenpools bench: ", "pip install 'greenpools[gevent]'", code=2)
+
+
+def test_bench_on_all_backends_says_which_it_leaves_out_and_why(
+    without_eventlet: dict[str, str]
+) -> None:
+    result = greenpools_cli("bench", "--backend", "all", "--quick", "--scenario", "s1",
+                            "--no-progress", **without_eventlet)
+    assert result.returncode == 0, result.stdout + result.stderr
+    notes = [line for line in result.stderr.splitlines() if line.startswith("greenpools bench:")]
+    assert len(notes) == 1, result.stderr
+    assert "leaving out eventlet: " in notes[0], notes
+    assert "pip install 'greenpools[eventlet]'" in notes[0], notes
+    assert notes[0].endswith("; running threading, gevent"), notes
+    assert "== threading ==" in result.stdout and "== gevent ==" in result.stdout
+    assert "== eventlet ==" not in result.stdout
 
 
 def test_bench_refuses_a_json_path_it_cannot_write_before_it_runs(tmp_path: Path) -> None:

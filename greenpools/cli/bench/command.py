@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import IO, Any
 
 from .contenders import CONTENDERS
-from .environment import BACKENDS, backend_problem, installed_backends, running_backend
+from .environment import BACKENDS, backend_problem, running_backend
 from .plan import plan, run_steps
 from .progress import ProgressBar
 from .report import COLUMNS, build_report, render_report
@@ -46,7 +46,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.backend == "current":
         names = [running_backend()]
     elif args.backend == "all":
-        names = installed_backends()
+        problems = {name: backend_problem(name) for name in BACKENDS}
+        names = [name for name, problem in problems.items() if problem is None]
+        left_out = [f"leaving out {name}: {problem}" for name, problem in problems.items()
+                    if problem is not None]
+        if left_out:
+            print(f"greenpools bench: {'; '.join(left_out)}; running {', '.join(names)}",
+                  file=sys.stderr)
     else:
         names = [args.backend]
         problem = backend_problem(args.backend)
