@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 from helpers import BACKEND, require_amqp, require_redis
 
-from greenpools.cli.brokercheck import masked_url
+from greenpools.cli.brokercheck import BrokerProblem, check_broker, masked_url
 
 pytestmark = pytest.mark.skipif(
     BACKEND != "threading", reason="starts its own processes: runs once, in the threading run"
@@ -101,10 +101,32 @@ def test_unknown_command_is_a_usage_error() -> None:
 # -- a user's mistakes: a message and a non-zero exit, never a traceback --------------
 
 
-def test_doctor_names_an_unknown_transport_and_still_prints_its_rows() -> None:
-    result = greenpools_cli("doctor", "--broker", "foo://127.0.0.1")
-    output = assert_user_error(result, "foo://127.0.0.1 names no kombu transport", code=1)
-    assert "\npython " in "\n" + output and "\nbackend " in output and "\ngevent hook " in output
+@pytest.mark.parametrize("command", ["doctor", "demo"])
+@pytest.mark.parametrize(("url", "message"), [
+    ("", "must be a broker URL such as amqp://"),  # kombu would use its default
+    ("notaurl", "must be a broker URL such as amqp://"),  # kombu: the host notaurl:None
+    ("foo://127.0.0.1", "'foo' in 'foo://127.0.0.1' is not a kombu transport; known: amqp"),
+    ("memory://;notaurl", "must be a broker URL such as amqp://"),  # each of a failover list
+])
+def test_a_broker_url_without_a_kombu_transport_is_a_usage_error(
+    command: str, url: str, message: str
+) -> None:
+    result = greenpools_cli(command, "--broker", url)
+    output = assert_user_error(result, code=2)
+    errors = [line for line in result.stderr.splitlines() if "error: argument --broker: " in line]
+    assert len(errors) == 1 and message in errors[0] and repr(url) in errors[0], output
+    assert ":None" not in output and "\nbackend " not in output  # refused before anything ran
+
+
+def test_a_refused_broker_url_is_shown_without_its_password() -> None:
+    result = greenpools_cli("demo", "--broker", "foo://guest:s3cret@127.0.0.1//")
+    output = assert_user_error(result, "argument --broker: ", "guest:**@127.0.0.1", code=2)
+    assert "s3cret" not in output
+
+
+def test_check_broker_names_an_unknown_transport() -> None:
+    with pytest.raises(BrokerProblem, match=re.escape("foo://127.0.0.1 names no kombu transport")):
+        check_broker("foo://127.0.0.1", timeout=1.0)
 
 
 def test_demo_says_the_broker_refused_the_credentials() -> None:
