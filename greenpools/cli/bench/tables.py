@@ -51,7 +51,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], markdown: bool 
 
     A text table wider than ``width`` columns (default: :func:`output_width`)
     is cut into several, each repeating the first column; a row with
-    nothing in one of them is left out of it.
+    nothing in one of them (only blanks and ``-``) is left out of it.
     """
     if markdown:
         lines = ["| " + " | ".join(headers) + " |",
@@ -65,7 +65,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], markdown: bool 
     for group in _column_groups(widths, width):
         lines = []
         for index, row in enumerate(text):
-            if index and not any(row[i] for i in group):
+            if index and all(row[i] in ("", "-") for i in group):
                 continue
             cells = [row[0].ljust(widths[0]), *(row[i].rjust(widths[i]) for i in group)]
             lines.append("  ".join(cells).rstrip())
