@@ -25,7 +25,7 @@ import uuid
 from kombu import Connection, Consumer, Exchange, Queue
 
 import greenpools
-from greenpools.cli.brokercheck import BrokerProblem, check_broker, masked_url
+from greenpools.cli.brokercheck import BrokerProblem, broker_url, check_broker, masked_url
 from greenpools.pools import connections, producers, set_limit
 
 TASKS = 50
@@ -34,7 +34,7 @@ MESSAGES_PER_TASK = 10
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--broker", default="memory://", help="kombu broker URL")
+    parser.add_argument("--broker", type=broker_url, default="memory://", help="kombu broker URL")
     args = parser.parse_args()
     try:  # a wrong URL or password: one line, not kombu's retries and a traceback
         check_broker(args.broker, timeout=5)

@@ -24,7 +24,7 @@ import threading
 from kombu import Connection, Consumer, Queue
 
 import greenpools
-from greenpools.cli.brokercheck import BrokerProblem, check_broker, masked_url
+from greenpools.cli.brokercheck import BrokerProblem, broker_url, check_broker, masked_url
 from greenpools.cli.demo import positive_int
 from greenpools.pools import connections, producers, set_limit
 
@@ -33,7 +33,7 @@ LIMIT = 4  # connections (and producers) per broker, shared by every thread
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--broker", default=os.environ.get(
+    parser.add_argument("--broker", type=broker_url, default=os.environ.get(
         "BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//"), help="kombu broker URL")
     parser.add_argument("--queue", default=os.environ.get(
         "QUEUE", "greenpools-threaded-example"), help="queue to publish to (deleted at the end)")

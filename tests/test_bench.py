@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import sys
+from typing import Any
+
 import pytest
 
 from greenpools.cli import bench
@@ -92,3 +96,50 @@ def test_ratio_target_never_rounds_a_miss_onto_the_bound() -> None:
     judge = bench.ratio_target("s2", "gp-conn", "kombu-conn", "cycles_per_s", 1.0,
                                 at_most=False)
     assert judge(summary)[:2] == (False, "0.99996x")
+
+
+def full_report() -> dict[str, Any]:
+    """A report with every column of the short run measured, wide figures included."""
+    s2 = {"cycles_per_s": 18_697.3, "wait_p50_ms": 0.000551, "wait_p99_ms": 0.00146,
+          "wait_p999_ms": 46.3, "wait_max_ms": 83.04, "overtakes": 1105,
+          "no_progress_max_ms": 80.1}
+    s3 = {"fifo": False, "back_to_releaser": 0.971, "churn_wait_max_ms": 25.9}
+    raw: dict[str, dict[str, list[Any]]] = {"s1": {}, "s2": {}, "s3": {}}
+    for contender in bench.CONTENDERS:
+        raw["s1"][contender.id] = [37_272.4]
+        raw["s2"][contender.id] = [s2]
+        raw["s3"][contender.id] = [s3]
+    results = {name: {"raw": raw} for name in bench.BACKENDS}
+    return bench.build_report(results, bench.TARGETS, "quick", bench.PRESETS["quick"])
+
+
+def test_the_report_fits_in_100_columns_when_the_output_is_not_a_terminal(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "stdout", io.StringIO())  # not a terminal
+    text = bench.render_report(full_report(), bench.CONTENDERS, [bench.COLUMNS])
+    too_wide = [line for line in text.splitlines() if len(line) > 100]
+    assert too_wide == [], text
+    for column in bench.COLUMNS:  # nothing left out to fit
+        assert column.header in text, text
+    assert text.count("kombu connection pool ") == 2 * len(bench.BACKENDS), text
+
+
+def test_a_wide_terminal_gets_each_table_in_one_piece() -> None:
+    text = bench.render_report(full_report(), bench.CONTENDERS, [bench.COLUMNS], width=200)
+    header = next(line for line in text.splitlines() if line.startswith("contender"))
+    assert all(column.header in header for column in bench.COLUMNS), header
+    assert text.count("kombu connection pool ") == len(bench.BACKENDS), text
+
+
+def test_a_table_too_wide_is_cut_into_pieces_that_repeat_the_first_column() -> None:
+    rows = [["first row", "aaaa", "bbbb", "cccc"], ["second row", "", "-", "dddd"]]
+    text = bench.table(["name", "A", "B", "C"], rows, width=22)
+    assert text.split("\n\n") == [
+        "name           A     B\nfirst row   aaaa  bbbb",  # nothing in A or B: no second row
+        "name           C\nfirst row   cccc\nsecond row  dddd",
+    ]
+
+
+def test_output_width_is_100_when_not_a_terminal() -> None:
+    assert bench.output_width(io.StringIO()) == 100

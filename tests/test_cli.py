@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 from helpers import BACKEND, require_amqp, require_redis
 
-from greenpools.cli.brokercheck import masked_url
+from greenpools.cli.brokercheck import BrokerProblem, check_broker, masked_url
 
 pytestmark = pytest.mark.skipif(
     BACKEND != "threading", reason="starts its own processes: runs once, in the threading run"
@@ -101,10 +101,32 @@ def test_unknown_command_is_a_usage_error() -> None:
 # -- a user's mistakes: a message and a non-zero exit, never a traceback --------------
 
 
-def test_doctor_names_an_unknown_transport_and_still_prints_its_rows() -> None:
-    result = greenpools_cli("doctor", "--broker", "foo://127.0.0.1")
-    output = assert_user_error(result, "foo://127.0.0.1 names no kombu transport", code=1)
-    assert "\npython " in "\n" + output and "\nbackend " in output and "\ngevent hook " in output
+@pytest.mark.parametrize("command", ["doctor", "demo"])
+@pytest.mark.parametrize(("url", "message"), [
+    ("", "must be a broker URL such as amqp://"),  # kombu would use its default
+    ("notaurl", "must be a broker URL such as amqp://"),  # kombu: the host notaurl:None
+    ("foo://127.0.0.1", "'foo' in 'foo://127.0.0.1' is not a kombu transport; known: amqp"),
+    ("memory://;notaurl", "must be a broker URL such as amqp://"),  # each of a failover list
+])
+def test_a_broker_url_without_a_kombu_transport_is_a_usage_error(
+    command: str, url: str, message: str
+) -> None:
+    result = greenpools_cli(command, "--broker", url)
+    output = assert_user_error(result, code=2)
+    errors = [line for line in result.stderr.splitlines() if "error: argument --broker: " in line]
+    assert len(errors) == 1 and message in errors[0] and repr(url) in errors[0], output
+    assert ":None" not in output and "\nbackend " not in output  # refused before anything ran
+
+
+def test_a_refused_broker_url_is_shown_without_its_password() -> None:
+    result = greenpools_cli("demo", "--broker", "foo://guest:s3cret@127.0.0.1//")
+    output = assert_user_error(result, "argument --broker: ", "guest:**@127.0.0.1", code=2)
+    assert "s3cret" not in output
+
+
+def test_check_broker_names_an_unknown_transport() -> None:
+    with pytest.raises(BrokerProblem, match=re.escape("foo://127.0.0.1 names no kombu transport")):
+        check_broker("foo://127.0.0.1", timeout=1.0)
 
 
 def test_demo_says_the_broker_refused_the_credentials() -> None:
@@ -155,19 +177,32 @@ def test_other_commands_refuse_an_unknown_backend_in_the_environment(command: st
                       code=2)
 
 
-@pytest.fixture
-def without_gevent(tmp_path: Path) -> dict[str, str]:
-    """An environment in which ``import gevent`` really fails (a gevent.py
-    first on the path that raises ImportError, as a missing package would)."""
-    (tmp_path / "gevent.py").write_text(
-        "raise ImportError(\"No module named 'gevent' (hidden by the test)\", name='gevent')\n"
+def hiding(library: str, folder: Path) -> dict[str, str]:
+    """An environment in which ``import library`` really fails (a module of
+    that name first on the path that raises ImportError, as a missing
+    package would)."""
+    (folder / f"{library}.py").write_text(
+        f"raise ImportError(\"No module named '{library}' (hidden by the test)\", "
+        f"name='{library}')\n"
     )
-    path = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
+    path = os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))
     return {"PYTHONPATH": path}
 
 
-def test_without_gevent_importing_it_really_fails(without_gevent: dict[str, str]) -> None:
-    result = subprocess.run([sys.executable, "-c", "import gevent"], env=cli_env(**without_gevent),
+@pytest.fixture
+def without_gevent(tmp_path: Path) -> dict[str, str]:
+    return hiding("gevent", tmp_path)
+
+
+@pytest.fixture
+def without_eventlet(tmp_path: Path) -> dict[str, str]:
+    return hiding("eventlet", tmp_path)
+
+
+@pytest.mark.parametrize("library", ["gevent", "eventlet"])
+def test_hiding_a_library_really_makes_importing_it_fail(library: str, tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-c", f"import {library}"],
+                            env=cli_env(**hiding(library, tmp_path)),
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0 and "hidden by the test" in result.stderr
 
@@ -191,6 +226,21 @@ def test_bench_refuses_a_backend_that_is_not_installed(without_gevent: dict[str,
     result = greenpools_cli("bench", "--backend", "gevent", "--quick", "--no-progress",
                             **without_gevent)
     assert_user_error(result, "greenpools bench: ", "pip install 'greenpools[gevent]'", code=2)
+
+
+def test_bench_on_all_backends_says_which_it_leaves_out_and_why(
+    without_eventlet: dict[str, str]
+) -> None:
+    result = greenpools_cli("bench", "--backend", "all", "--quick", "--scenario", "s1",
+                            "--no-progress", **without_eventlet)
+    assert result.returncode == 0, result.stdout + result.stderr
+    notes = [line for line in result.stderr.splitlines() if line.startswith("greenpools bench:")]
+    assert len(notes) == 1, result.stderr
+    assert "leaving out eventlet: " in notes[0], notes
+    assert "pip install 'greenpools[eventlet]'" in notes[0], notes
+    assert notes[0].endswith("; running threading, gevent"), notes
+    assert "== threading ==" in result.stdout and "== gevent ==" in result.stdout
+    assert "== eventlet ==" not in result.stdout
 
 
 def test_bench_refuses_a_json_path_it_cannot_write_before_it_runs(tmp_path: Path) -> None:

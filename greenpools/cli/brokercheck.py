@@ -4,16 +4,19 @@ The command line (``doctor``, ``demo``) checks a broker before using it:
 the URL names a kombu transport, something answers at its address within
 a few seconds, and it accepts the credentials.  Each failure is one
 paragraph that says what was tried (the address, the error), and URLs are
-printed with :func:`masked_url`.
+printed with :func:`masked_url`.  Before that, every ``--broker`` option
+parses its value with :func:`broker_url`, so that an empty or scheme-less
+URL is a usage error instead of kombu's default or a host name.
 """
 
 from __future__ import annotations
 
+import argparse
 import threading
 import urllib.parse
 from typing import Any
 
-__all__ = ["BrokerProblem", "check_broker", "masked_url"]
+__all__ = ["BrokerProblem", "broker_url", "check_broker", "masked_url"]
 
 #: Exception class names that mean "the broker refused these credentials"
 #: (amqp's AccessRefused, redis-py's AuthenticationError and its variants).
@@ -42,6 +45,33 @@ def _mask_one(url: str) -> str:
     if not at or not colon or not password:
         return url
     return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:**@{hostport}"))
+
+
+#: What the usage errors of :func:`broker_url` suggest.
+_URL_EXAMPLES = "amqp://guest:guest@127.0.0.1:5672//, redis://127.0.0.1:6379/0 or memory://"
+
+
+def broker_url(text: str) -> str:
+    """argparse type: a broker URL whose scheme is a transport kombu knows.
+
+    Each URL of a ``;``-separated failover list is checked; ``amqp+ssl``
+    style schemes are judged by the transport before the ``+``.  An empty
+    URL (kombu would quietly use its default) and one without a scheme
+    (``notaurl`` would be taken for a host name) are refused too.
+    """
+    from kombu.transport import TRANSPORT_ALIASES
+
+    for url in text.split(";"):
+        scheme, separator, _ = url.strip().partition("://")
+        transport = scheme.partition("+")[0]
+        if not separator or not transport:
+            raise argparse.ArgumentTypeError(
+                f"must be a broker URL such as {_URL_EXAMPLES}, got {masked_url(text)!r}")
+        if transport not in TRANSPORT_ALIASES:
+            raise argparse.ArgumentTypeError(
+                f"{transport!r} in {masked_url(text)!r} is not a kombu transport; "
+                f"known: {', '.join(sorted(TRANSPORT_ALIASES, key=str.lower))}")
+    return text
 
 
 class BrokerProblem(Exception):

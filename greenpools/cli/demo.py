@@ -31,7 +31,7 @@ from typing import Any
 
 from .. import backends
 from ..core.events import listen, remove_listener
-from .brokercheck import BrokerProblem, check_broker, masked_url
+from .brokercheck import BrokerProblem, broker_url, check_broker, masked_url
 
 DEFAULT_BROKER = "memory://"
 #: How long the demo gives a broker to answer before it starts.
@@ -457,6 +457,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--broker",
+        type=broker_url,
         default=DEFAULT_BROKER,
         help="kombu broker URL (default: %(default)s, kombu's in-memory transport; "
         "for RabbitMQ: amqp://guest:guest@127.0.0.1:5672//)",

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import greenpools
 
 from .. import backends
+from .brokercheck import broker_url
 from .demo import positive_seconds
 
 GEVENT_ENTRY_POINT_GROUP = "gevent.plugins.monkey.did_patch_all"
@@ -101,7 +102,7 @@ def doctor(argv: Sequence[str]) -> int:
         prog="python -m greenpools doctor",
         description="Versions, the active backend and why, the gevent hook, the broker.",
     )
-    parser.add_argument("--broker", help="kombu broker URL to try, e.g. amqp://guest:guest@127.0.0.1:5672//")
+    parser.add_argument("--broker", type=broker_url, help="kombu broker URL to try, e.g. amqp://guest:guest@127.0.0.1:5672//")
     parser.add_argument("--timeout", type=positive_seconds, default=5.0,
                         help="seconds to wait for the broker (default: %(default)s)")
     args = parser.parse_args(argv)
@@ -123,7 +124,7 @@ def doctor(argv: Sequence[str]) -> int:
     registered, about_hook = gevent_entry_point()
     healthy = healthy and registered
     row("gevent hook", about_hook)
-    if args.broker:
+    if args.broker is not None:
         answers, about_broker = broker_answers(args.broker, args.timeout)
         healthy = healthy and answers
         row("broker", about_broker)
