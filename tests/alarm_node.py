@@ -4,9 +4,9 @@ An alarm blocks every publisher of a broker, so the tests never raise one
 on the machine's broker: they raise it on this single node
 (``tests/rabbit_cluster.py``), booted on first use and shared by the
 runner's passes, which take turns on it.  A test gets it by asking for the
-:func:`alarm_node` fixture (import it into the test module)::
+:func:`alarm_node` fixture (``tests/conftest.py`` offers it to every module)::
 
-    from alarm_node import AlarmNode, alarm_node  # noqa: F401  (fixture)
+    from alarm_node import AlarmNode
 
     def test_something(alarm_node: AlarmNode) -> None:
         alarm_node.raise_memory_alarm()
