@@ -121,14 +121,15 @@ def _start_ticks(pid: int) -> int | None:
 
 
 @dataclass(frozen=True)
-class Owner:
-    """The process that stops a node set: while it lives, the set is in use."""
+class ProcessIdentity:
+    """One process, told apart from a later one that reuses its pid (a node
+    set's owner: while it lives, the set is in use)."""
 
     pid: int
     started: int | None
 
     @classmethod
-    def of(cls, pid: int) -> Owner:
+    def of(cls, pid: int) -> ProcessIdentity:
         return cls(pid, _start_ticks(pid))
 
     def alive(self) -> bool:
@@ -168,7 +169,7 @@ class RabbitCluster:
     """Start, break, mend and stop a set of our own RabbitMQ nodes (a cluster
     when there are several)."""
 
-    def __init__(self, base: str, nodes: list[Node], owner: Owner | None = None) -> None:
+    def __init__(self, base: str, nodes: list[Node], owner: ProcessIdentity | None = None) -> None:
         self.base = base
         self.nodes = nodes
         self.owner = owner
@@ -181,7 +182,7 @@ class RabbitCluster:
 
     @classmethod
     def create(cls, size: int = 3, label: str = "cluster",
-               owner: Owner | None = None) -> RabbitCluster:
+               owner: ProcessIdentity | None = None) -> RabbitCluster:
         """Pick names, ports and directories, and record them with the owner
         (this process unless given) in the set's directory; nothing runs yet."""
         if not label.isalnum():
@@ -200,7 +201,7 @@ class RabbitCluster:
                     ports.append(port)
             nodes.append(Node(f"{tag}n{i}@{HOST}", ports[0], ports[1],
                               os.path.join(base, f"n{i}")))
-        made = cls(base, nodes, owner or Owner.of(os.getpid()))
+        made = cls(base, nodes, owner or ProcessIdentity.of(os.getpid()))
         made.save(os.path.join(base, STATE_FILE))
         return made
 
@@ -210,7 +211,7 @@ class RabbitCluster:
             state = json.load(fh)
         owner = state.get("owner")
         return cls(state["base"], [Node(**node) for node in state["nodes"]],
-                   Owner(**owner) if owner else None)
+                   ProcessIdentity(**owner) if owner else None)
 
     def save(self, path: str) -> None:
         state = {"base": self.base, "nodes": [vars(node) for node in self.nodes],
@@ -475,7 +476,8 @@ def session_nodes(label: str, size: int) -> RabbitCluster:
                 made = RabbitCluster.from_state(state)
             else:
                 stop_abandoned()
-                made = RabbitCluster.create(size, label, Owner.of(int(os.environ[OWNER_ENV])))
+                runner = ProcessIdentity.of(int(os.environ[OWNER_ENV]))
+                made = RabbitCluster.create(size, label, runner)
                 made.save(state)  # first, so that the runner stops it whatever happens
                 _boot(made)
         made.shared_state = state
