@@ -50,12 +50,13 @@ from dataclasses import dataclass
 RABBITMQ_BIN = os.environ.get("GREENPOOLS_RABBITMQ_BIN", "/usr/lib/rabbitmq/bin")
 #: The runner's directory of shared node sets (one state file per label).
 SHARED_ENV = "GREENPOOLS_TEST_NODES_SHARED"
-#: The runner's pid: it owns (stops) the node sets its passes boot.
-OWNER_ENV = "GREENPOOLS_TEST_NODES_OWNER"
-#: Every node set's directory starts so, in the temporary directory.
+#: In the temporary directory, every node set's directory starts so, and every runner's.
 BASE_PREFIX = "greenpools-rabbit-"
+SHARED_PREFIX = "greenpools-runner-nodes-"
 #: In each set's directory: its nodes and owner (what :func:`stop_abandoned` reads).
 STATE_FILE = "nodes.json"
+#: In a runner's directory: the runner, owner of the sets its passes boot.
+OWNER_FILE = "owner.json"
 NODE_PREFIX = "gp"  # every node name of ours starts so; the machine's is rabbit@...
 HOST = "localhost"
 #: Ports the CLI tools' own distribution uses, and the well-known ones.
@@ -476,8 +477,7 @@ def session_nodes(label: str, size: int) -> RabbitCluster:
                 made = RabbitCluster.from_state(state)
             else:
                 stop_abandoned()
-                runner = ProcessIdentity.of(int(os.environ[OWNER_ENV]))
-                made = RabbitCluster.create(size, label, runner)
+                made = RabbitCluster.create(size, label, _read_owner(shared))
                 made.save(state)  # first, so that the runner stops it whatever happens
                 _boot(made)
         made.shared_state = state
@@ -488,6 +488,22 @@ def session_nodes(label: str, size: int) -> RabbitCluster:
         _boot(made)
     _session[label] = made
     return made
+
+
+def share_nodes() -> str:
+    """Make the directory through which this process's children (the runner's
+    passes) share the node sets they boot, owned by this process, and name it
+    in the environment they inherit; return it (see :func:`stop_recorded`)."""
+    shared = tempfile.mkdtemp(prefix=SHARED_PREFIX)
+    with open(os.path.join(shared, OWNER_FILE), "w") as fh:
+        json.dump(vars(ProcessIdentity.of(os.getpid())), fh)
+    os.environ[SHARED_ENV] = shared
+    return shared
+
+
+def _read_owner(shared: str) -> ProcessIdentity:
+    with open(os.path.join(shared, OWNER_FILE)) as fh:
+        return ProcessIdentity(**json.load(fh))
 
 
 def _boot(made: RabbitCluster) -> None:
@@ -506,11 +522,12 @@ def stop_abandoned(temp_dir: str | None = None) -> list[str]:
     their directories; return those directories.
 
     Sets with a living owner, or with no owner recorded (one being made, or
-    made by older code), are left alone.
+    made by older code), are left alone.  The directories of dead runners
+    go too.
     """
+    temp_dir = temp_dir or tempfile.gettempdir()
     stopped = []
-    pattern = os.path.join(temp_dir or tempfile.gettempdir(), BASE_PREFIX + "*")
-    for base in sorted(glob.glob(pattern)):
+    for base in sorted(glob.glob(os.path.join(temp_dir, BASE_PREFIX + "*"))):
         try:
             found = RabbitCluster.from_state(os.path.join(base, STATE_FILE))
         except (OSError, ValueError, KeyError, TypeError, ClusterError):
@@ -519,6 +536,13 @@ def stop_abandoned(temp_dir: str | None = None) -> list[str]:
             continue
         found.stop()
         stopped.append(base)
+    for shared in glob.glob(os.path.join(temp_dir, SHARED_PREFIX + "*")):
+        try:
+            runner = _read_owner(shared)
+        except (OSError, ValueError, TypeError):
+            continue
+        if not runner.alive():
+            stop_recorded(shared)
     return stopped
 
 

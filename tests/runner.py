@@ -262,18 +262,13 @@ def _absolute_if_path(arg: str) -> str:
 
 
 def _share_nodes() -> str:
-    """Stop the RabbitMQ nodes killed runs left behind, then name a directory
+    """Stop the RabbitMQ nodes killed runs left behind, then make the directory
     through which the passes share the nodes they boot, owned by this process."""
-    import tempfile
-
-    from rabbit_cluster import OWNER_ENV, SHARED_ENV, stop_abandoned  # tests/ is on the path
+    from rabbit_cluster import share_nodes, stop_abandoned  # tests/ is on the path
 
     for base in stop_abandoned():
         print(f"runner: stopped the RabbitMQ nodes of a dead run in {base}", flush=True)
-    shared = tempfile.mkdtemp(prefix="greenpools-runner-nodes-")
-    os.environ[SHARED_ENV] = shared
-    os.environ[OWNER_ENV] = str(os.getpid())
-    return shared
+    return share_nodes()
 
 
 def _jobs(text: str) -> int:

@@ -9,6 +9,7 @@ boot a one-node set each; they run once, in the threading run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 from helpers import BACKEND, SERVICE_MISSING
 from rabbit_cluster import (
+    OWNER_FILE,
     STATE_FILE,
     ClusterError,
     Node,
@@ -58,8 +60,16 @@ class Holder:
 
     def __init__(self, command: list[str], env: dict[str, str]) -> None:
         self.proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, cwd=TESTS)
+                                     stderr=subprocess.STDOUT, text=True, cwd=TESTS,
+                                     start_new_session=True)  # its children: see close()
         self.output: list[str] = []
+        try:
+            self._await_node()
+        except BaseException:
+            self.close()
+            raise
+
+    def _await_node(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:  # until the node runs, or the run ends
             self.output.append(line)
@@ -79,10 +89,13 @@ class Holder:
         self.output.append(rest)
         return self.proc.returncode
 
-    def kill_if_running(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+    def close(self) -> None:
+        """Kill what is left of the run (its passes too, if the runner left
+        them behind), then stop the nodes it left (their owner is dead)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        stop_abandoned()
 
 
 @pytest.fixture
@@ -114,7 +127,7 @@ def test_sigterm_to_the_runner_stops_its_passes_and_its_nodes(holder_test: str) 
     try:
         status = run.stop(signal.SIGTERM)
     finally:
-        run.kill_if_running()
+        run.close()
     output = "".join(run.output)
     assert status == 128 + signal.SIGTERM, output
     assert "runner: stopped by SIGTERM; stopped the test passes" in output
@@ -129,7 +142,7 @@ def test_sigterm_to_a_pytest_session_stops_its_nodes(holder_test: str) -> None:
     try:
         status = run.stop(signal.SIGTERM)
     finally:
-        run.kill_if_running()
+        run.close()
     output = "".join(run.output)
     assert status == pytest.ExitCode.INTERRUPTED, output
     assert not run.vm.alive(), output
@@ -146,9 +159,6 @@ def test_nodes_of_a_killed_run_are_stopped_by_the_next_runner(
         assert run.base not in stop_abandoned()  # its owner lives: not abandoned
         assert run.vm.alive()
         assert run.stop(signal.SIGKILL) == -signal.SIGKILL
-    finally:
-        run.kill_if_running()
-    try:
         assert run.vm.alive(), "a killed run's node stopped by itself"
         trivial = tmp_path / "test_trivial.py"
         trivial.write_text("def test_nothing():\n    pass\n")
@@ -158,7 +168,7 @@ def test_nodes_of_a_killed_run_are_stopped_by_the_next_runner(
         assert not run.vm.alive(), next_run.stdout
         assert not os.path.exists(run.base)
     finally:
-        stop_abandoned()  # whatever failed above, leave no node behind
+        run.close()
 
 
 # -- which node sets count as abandoned (no node boots) ---------------------
@@ -186,11 +196,17 @@ def test_only_sets_whose_owner_is_gone_count_as_abandoned(tmp_path: Path) -> Non
     unowned = _node_set(tmp_path, "unowned", None)
     broker = _node_set(tmp_path, "broker", ProcessIdentity(int(finished.stdout), None),
                        node_name="rabbit@localhost", port=5672)
-    (tmp_path / "greenpools-rabbit-making").mkdir()  # no state file yet
+    making = tmp_path / "greenpools-rabbit-making"
+    making.mkdir()  # no state file yet
+    live_runner = tmp_path / "greenpools-runner-nodes-live"
+    dead_runner = tmp_path / "greenpools-runner-nodes-dead"
+    for runner, owner in ((live_runner, me), (dead_runner, ProcessIdentity(me.pid, None))):
+        runner.mkdir()
+        (runner / OWNER_FILE).write_text(json.dumps(vars(owner)))
 
     assert stop_abandoned(str(tmp_path)) == [dead, reused]
     assert {str(p) for p in tmp_path.iterdir()} == {
-        ours, unowned, broker, str(tmp_path / "greenpools-rabbit-making")}
+        ours, unowned, broker, str(making), str(live_runner)}
 
 
 def test_the_machines_broker_is_never_one_of_our_nodes() -> None:
