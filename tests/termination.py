@@ -5,7 +5,7 @@ block, fixture teardown or ``atexit`` handler runs, and the RabbitMQ nodes
 the process started keep running.  :func:`exit_cleanly_on_signals` makes
 them raise :class:`Terminated` (a ``KeyboardInterrupt``, which pytest and
 the runner already unwind cleanly) instead.  A second signal kills at
-once; a forked child of the process gets the default behaviour back.
+once; a forked child gets the default behaviour back.
 """
 
 from __future__ import annotations
@@ -32,14 +32,25 @@ class Terminated(KeyboardInterrupt):
 
 def exit_cleanly_on_signals() -> None:
     """In this process (its main thread), turn SIGTERM and SIGHUP into :class:`Terminated`."""
-    owner = os.getpid()
-
-    def terminate(signum: int, frame: FrameType | None) -> None:
-        signal.signal(signum, signal.SIG_DFL)  # a second one kills at once
-        if os.getpid() != owner:  # a fork: die as it would have
-            os.kill(os.getpid(), signum)
-            return
-        raise Terminated(signum)
-
     for signum in SIGNALS:
-        signal.signal(signum, terminate)
+        signal.signal(signum, _terminate)
+    global _fork_hook_registered
+    if not _fork_hook_registered:
+        os.register_at_fork(after_in_child=_default_in_child)
+        _fork_hook_registered = True
+
+
+_fork_hook_registered = False
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    signal.signal(signum, signal.SIG_DFL)  # a second one kills at once
+    raise Terminated(signum)
+
+
+def _default_in_child() -> None:
+    # A forked worker (multiprocessing's, say) dies at once, as it would
+    # have: a Python handler waits for its main thread to run bytecode.
+    for signum in SIGNALS:
+        if signal.getsignal(signum) is _terminate:
+            signal.signal(signum, signal.SIG_DFL)
