@@ -8,6 +8,9 @@ but before any test module is imported).
 With ``CI=true`` (or ``--fail-on-missing-services``) a test skipped because
 RabbitMQ or Redis is unreachable fails instead: CI must never go green
 without having run them.
+
+SIGTERM and SIGHUP end a session like Ctrl-C (``tests/termination.py``),
+so that it stops the RabbitMQ nodes it booted.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 
 import pytest
 from runner import BACKEND_ENV, BACKENDS  # tests/ is on sys.path
+from termination import exit_cleanly_on_signals
 
 from greenpools.startup import EVENTLET_DEPRECATION, patch_first, patched_for
 
@@ -30,6 +34,7 @@ if _requested:
     if not patched_for(_requested):
         patch_first(_requested)
 
+from alarm_node import alarm_node  # noqa: E402, F401  (a fixture for every test module)
 from helpers import BACKEND, SERVICE_MISSING  # noqa: E402
 
 import greenpools  # noqa: E402  (after the patching above)
@@ -51,6 +56,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    exit_cleanly_on_signals()
     # pyproject's filter does not match: the warning's text starts with "\n".
     config.addinivalue_line("filterwarnings", f"ignore:{EVENTLET_DEPRECATION}")
 

@@ -1,29 +1,39 @@
-"""A three-node RabbitMQ cluster of the tests' own, on loopback.
+"""RabbitMQ nodes of the tests' own, on loopback: the three-node cluster,
+the single node the alarm tests raise resource alarms on.
 
-It runs beside the machine's broker and never touches it: its nodes have
-their own names (``gpc<pid>n<i>@localhost``), AMQP and distribution ports,
-configuration, plugin list, pid files, data and log directories, all under
-one temporary directory.  Every ``rabbitmqctl`` call names one of its nodes
-with ``-n``, and a node is only ever killed by the pid that node wrote into
-its own pid file, after checking that the process's environment points at
-our data directory.
+They run beside the machine's broker and never touch it: the nodes have
+their own names (``gp<label><pid>n<i>@localhost``), AMQP and distribution
+ports, configuration, plugin list, pid files, data and log directories,
+all under one temporary directory (``greenpools-rabbit-<label>-*``).
+Every ``rabbitmqctl`` call names one of our nodes with ``-n``, and a node
+is only ever killed by the pid that node wrote into its own pid file,
+after checking that the process's environment points at our data
+directory.
 
 The nodes run as the ``rabbitmq`` user when the tests run as root (the
 machine's Erlang cookie in ``/var/lib/rabbitmq`` is then shared with the
 command-line tools); otherwise as the current user with its own cookie.
 
-``tests/runner.py`` shares one cluster between its backend processes: it
-names a state file in ``GREENPOOLS_TEST_CLUSTER_STATE``; the first test
-session that needs the cluster starts it and records it there, later ones
-reuse it, and the runner stops it at the end (:func:`stop_recorded`).
-Sessions running side by side take turns (:func:`turn`): a scenario
-stops and starts nodes under the feet of any other.
+A test process gets a set of nodes with :func:`session_nodes`, booted on
+first use.  ``tests/runner.py`` shares each set between its backend
+processes: it names a directory in ``GREENPOOLS_TEST_NODES_SHARED``; the
+first session that needs a set boots it and records it there, later ones
+reuse it, and the runner stops them all at the end (:func:`stop_recorded`).
+Sessions running side by side take turns (:meth:`RabbitCluster.turn`): a
+scenario stops nodes, or raises alarms, under the feet of any other.
+
+Nodes never outlive the run that made them: each set's directory records
+its owner (the runner, or the pytest session that booted it), which stops
+it on any exit it can see, SIGTERM and SIGHUP included (``tests/
+termination.py``); and whoever starts nodes first stops the sets of owners
+that died without doing so (:func:`stop_abandoned`).
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import glob
 import json
 import os
 import shutil
@@ -38,7 +48,16 @@ from dataclasses import dataclass
 #: Where the Debian/Ubuntu package keeps the real scripts (``/usr/sbin``
 #: holds wrappers that ``su`` and redirect output).
 RABBITMQ_BIN = os.environ.get("GREENPOOLS_RABBITMQ_BIN", "/usr/lib/rabbitmq/bin")
-STATE_ENV = "GREENPOOLS_TEST_CLUSTER_STATE"
+#: The runner's directory of shared node sets (one state file per label).
+SHARED_ENV = "GREENPOOLS_TEST_NODES_SHARED"
+#: In the temporary directory, every node set's directory starts so, and every runner's.
+BASE_PREFIX = "greenpools-rabbit-"
+SHARED_PREFIX = "greenpools-runner-nodes-"
+#: In each set's directory: its nodes and owner (what :func:`stop_abandoned` reads).
+STATE_FILE = "nodes.json"
+#: In a runner's directory: the runner, owner of the sets its passes boot.
+OWNER_FILE = "owner.json"
+NODE_PREFIX = "gp"  # every node name of ours starts so; the machine's is rabbit@...
 HOST = "localhost"
 #: Ports the CLI tools' own distribution uses, and the well-known ones.
 _RESERVED_PORTS = {*range(35672, 35683), 4369, 5672, 5671, 25672, 15672}
@@ -81,6 +100,43 @@ def _free_port() -> int:
             return port
 
 
+def _stat(pid: int) -> list[str]:
+    """Fields of ``/proc/PID/stat`` from the state on (none if the process is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return []
+
+
+def _state(pid: int) -> str:
+    fields = _stat(pid)
+    return fields[0] if fields else "X"
+
+
+def _start_ticks(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks after boot), or None if it is
+    gone or a zombie: with the pid, it names one process even after pid reuse."""
+    fields = _stat(pid)
+    return int(fields[19]) if fields and fields[0] not in ("Z", "X") else None
+
+
+@dataclass(frozen=True)
+class ProcessIdentity:
+    """One process, told apart from a later one that reuses its pid (a node
+    set's owner: while it lives, the set is in use)."""
+
+    pid: int
+    started: int | None
+
+    @classmethod
+    def of(cls, pid: int) -> ProcessIdentity:
+        return cls(pid, _start_ticks(pid))
+
+    def alive(self) -> bool:
+        return self.started is not None and _start_ticks(self.pid) == self.started
+
+
 @dataclass
 class Node:
     """One node of the test cluster."""
@@ -102,27 +158,39 @@ class Node:
     def mnesia_base(self) -> str:
         return os.path.join(self.directory, "mnesia")
 
+    def __post_init__(self) -> None:
+        if not self.name.startswith(NODE_PREFIX) or self.port in _RESERVED_PORTS:
+            raise ClusterError(f"node {self.name} on port {self.port} is not one of ours")
+
     def __str__(self) -> str:
         return self.name
 
 
 class RabbitCluster:
-    """Start, break, mend and stop a cluster of our own RabbitMQ nodes."""
+    """Start, break, mend and stop a set of our own RabbitMQ nodes (a cluster
+    when there are several)."""
 
-    def __init__(self, base: str, nodes: list[Node]) -> None:
+    def __init__(self, base: str, nodes: list[Node], owner: ProcessIdentity | None = None) -> None:
         self.base = base
         self.nodes = nodes
+        self.owner = owner
+        #: The runner's state file when its passes share this set, else None.
+        self.shared_state: str | None = None
         self._servers: dict[str, subprocess.Popen[bytes]] = {}
         self._stopped = False
 
     # -- making ----------------------------------------------------------
 
     @classmethod
-    def create(cls, size: int = 3) -> RabbitCluster:
-        """Pick names, ports and directories (nothing runs yet)."""
-        base = tempfile.mkdtemp(prefix="greenpools-cluster-")
+    def create(cls, size: int = 3, label: str = "cluster",
+               owner: ProcessIdentity | None = None) -> RabbitCluster:
+        """Pick names, ports and directories, and record them with the owner
+        (this process unless given) in the set's directory; nothing runs yet."""
+        if not label.isalnum():
+            raise ValueError(f"label must be letters and digits, got {label!r}")
+        base = tempfile.mkdtemp(prefix=f"{BASE_PREFIX}{label}-")
         os.chmod(base, 0o755)  # the rabbitmq user must reach its directories
-        tag = f"gpc{os.getpid()}"
+        tag = f"{NODE_PREFIX}{label}{os.getpid()}"
         nodes = []
         taken: set[int] = set()
         for i in range(1, size + 1):
@@ -134,16 +202,21 @@ class RabbitCluster:
                     ports.append(port)
             nodes.append(Node(f"{tag}n{i}@{HOST}", ports[0], ports[1],
                               os.path.join(base, f"n{i}")))
-        return cls(base, nodes)
+        made = cls(base, nodes, owner or ProcessIdentity.of(os.getpid()))
+        made.save(os.path.join(base, STATE_FILE))
+        return made
 
     @classmethod
     def from_state(cls, path: str) -> RabbitCluster:
         with open(path) as fh:
             state = json.load(fh)
-        return cls(state["base"], [Node(**node) for node in state["nodes"]])
+        owner = state.get("owner")
+        return cls(state["base"], [Node(**node) for node in state["nodes"]],
+                   ProcessIdentity(**owner) if owner else None)
 
     def save(self, path: str) -> None:
-        state = {"base": self.base, "nodes": [vars(node) for node in self.nodes]}
+        state = {"base": self.base, "nodes": [vars(node) for node in self.nodes],
+                 "owner": vars(self.owner) if self.owner else None}
         with open(path + ".tmp", "w") as fh:
             json.dump(state, fh)
         os.replace(path + ".tmp", path)
@@ -152,6 +225,10 @@ class RabbitCluster:
     def url(self) -> str:
         """All nodes as one kombu URL with alternates."""
         return ";".join(node.url for node in self.nodes)
+
+    def turn(self) -> contextlib.AbstractContextManager[None]:
+        """Hold the set alone while in the block, if the runner's passes share it."""
+        return turn(self.shared_state) if self.shared_state else contextlib.nullcontext()
 
     def node(self, name_or_port: str | int) -> Node:
         for node in self.nodes:
@@ -377,25 +454,96 @@ class RabbitCluster:
                  tool="rabbitmq-upgrade", timeout=timeout + 15)
 
 
-def _state(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return "X"
+#: This process's node sets, by label (see :func:`session_nodes`).
+_session: dict[str, RabbitCluster] = {}
 
 
-@contextlib.contextmanager
-def running_cluster(size: int = 3) -> Iterator[RabbitCluster]:
-    """A started cluster, stopped and deleted afterwards (also at exit)."""
-    cluster = RabbitCluster.create(size)
-    atexit.register(cluster.stop)
+def session_nodes(label: str, size: int) -> RabbitCluster:
+    """The running node set ``label`` of this test process, booted on first use.
+
+    Under ``tests/runner.py`` the runner's passes share it: the first to
+    ask boots it, the others wait for that (:func:`turn`) and reuse it, and
+    the runner stops it.  Otherwise it is this process's own, stopped at
+    its exit.  Either way, sets left by dead owners are stopped first.
+    """
+    made = _session.get(label)
+    if made is not None:
+        return made
+    shared = os.environ.get(SHARED_ENV)
+    if shared:
+        state = os.path.join(shared, f"{label}.json")
+        with turn(state):  # the runner's other processes wait while it boots
+            if os.path.exists(state):
+                made = RabbitCluster.from_state(state)
+            else:
+                stop_abandoned()
+                made = RabbitCluster.create(size, label, _read_owner(shared))
+                made.save(state)  # first, so that the runner stops it whatever happens
+                _boot(made)
+        made.shared_state = state
+    else:
+        stop_abandoned()
+        made = RabbitCluster.create(size, label)
+        atexit.register(made.stop)
+        _boot(made)
+    _session[label] = made
+    return made
+
+
+def share_nodes() -> str:
+    """Make the directory through which this process's children (the runner's
+    passes) share the node sets they boot, owned by this process, and name it
+    in the environment they inherit; return it (see :func:`stop_recorded`)."""
+    shared = tempfile.mkdtemp(prefix=SHARED_PREFIX)
+    with open(os.path.join(shared, OWNER_FILE), "w") as fh:
+        json.dump(vars(ProcessIdentity.of(os.getpid())), fh)
+    os.environ[SHARED_ENV] = shared
+    return shared
+
+
+def _read_owner(shared: str) -> ProcessIdentity:
+    with open(os.path.join(shared, OWNER_FILE)) as fh:
+        return ProcessIdentity(**json.load(fh))
+
+
+def _boot(made: RabbitCluster) -> None:
+    started = time.monotonic()
     try:
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.stop()
-        atexit.unregister(cluster.stop)
+        made.start()
+    except BaseException:  # a half-started set is no use to anyone
+        made.stop()
+        raise
+    print(f"RabbitMQ nodes {', '.join(map(str, made.nodes))} booted in "
+          f"{time.monotonic() - started:.1f}s")
+
+
+def stop_abandoned(temp_dir: str | None = None) -> list[str]:
+    """Stop the node sets whose owner has exited (a killed run's), and delete
+    their directories; return those directories.
+
+    Sets with a living owner, or with no owner recorded (one being made, or
+    made by older code), are left alone.  The directories of dead runners
+    go too.
+    """
+    temp_dir = temp_dir or tempfile.gettempdir()
+    stopped = []
+    for base in sorted(glob.glob(os.path.join(temp_dir, BASE_PREFIX + "*"))):
+        try:
+            found = RabbitCluster.from_state(os.path.join(base, STATE_FILE))
+        except (OSError, ValueError, KeyError, TypeError, ClusterError):
+            continue
+        if found.base != base or found.owner is None or found.owner.alive():
+            continue
+        found.stop()
+        stopped.append(base)
+    for shared in glob.glob(os.path.join(temp_dir, SHARED_PREFIX + "*")):
+        try:
+            runner = _read_owner(shared)
+        except (OSError, ValueError, TypeError):
+            continue
+        if not runner.alive():
+            stop_recorded(shared)
+    return stopped
 
 
 @contextlib.contextmanager
@@ -411,13 +559,12 @@ def turn(state_path: str) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def stop_recorded(state_path: str) -> None:
-    """Stop the cluster a state file describes, and remove the file (and its lock)."""
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(state_path + ".lock")
-    if not os.path.exists(state_path):
-        return
+def stop_recorded(shared: str) -> None:
+    """Stop every node set recorded in the runner's directory ``shared``, and
+    delete the directory."""
     try:
-        RabbitCluster.from_state(state_path).stop()
+        for state in glob.glob(os.path.join(shared, "*.json")):
+            with contextlib.suppress(OSError, ValueError, KeyError, TypeError, ClusterError):
+                RabbitCluster.from_state(state).stop()
     finally:
-        os.unlink(state_path)
+        shutil.rmtree(shared, ignore_errors=True)

@@ -26,8 +26,13 @@ waiting for brokers, child processes and timeouts, not computing.  Each
 then writes to a file of its own, printed whole when it ends; with
 ``--jobs 1`` (or a single pass) the output streams as it comes.  Tests
 share the machine's broker under names of their own, and the RabbitMQ
-cluster's scenarios, which stop and start its nodes, take turns
-(``tests/rabbit_cluster.py``).
+nodes of the suite's own (the cluster, the alarm node), whose scenarios
+stop nodes or raise alarms, take turns (``tests/rabbit_cluster.py``).
+
+The runner stops those nodes when it ends, also when SIGTERM or SIGHUP
+ends it (it then stops its passes first and exits with 128 + the
+signal's number); and at start it stops nodes left by runs that were
+killed outright.
 """
 
 # Only the standard library's lightest modules (and greenpools.startup,
@@ -256,22 +261,14 @@ def _absolute_if_path(arg: str) -> str:
     return arg
 
 
-def _share_cluster() -> str:
-    """Name a state file through which the backends share one test cluster."""
-    import tempfile
+def _share_nodes() -> str:
+    """Stop the RabbitMQ nodes killed runs left behind, then make the directory
+    through which the passes share the nodes they boot, owned by this process."""
+    from rabbit_cluster import share_nodes, stop_abandoned  # tests/ is on the path
 
-    from rabbit_cluster import STATE_ENV  # tests/ is the script's directory
-
-    state = os.path.join(tempfile.mkdtemp(prefix="greenpools-cluster-state-"), "cluster.json")
-    os.environ[STATE_ENV] = state
-    return state
-
-
-def _stop_cluster(state: str) -> None:
-    from rabbit_cluster import stop_recorded
-
-    stop_recorded(state)
-    os.rmdir(os.path.dirname(state))
+    for base in stop_abandoned():
+        print(f"runner: stopped the RabbitMQ nodes of a dead run in {base}", flush=True)
+    return share_nodes()
 
 
 def _jobs(text: str) -> int:
@@ -315,13 +312,23 @@ def main(argv: list[str]) -> int:
     totals = {"passed": 0, "failed": 0, "skipped": 0}
     lines = []
     ok = True
-    # One RabbitMQ cluster for all backends: the first that needs it starts it.
-    cluster_state = _share_cluster()
+    from rabbit_cluster import stop_recorded
+    from termination import Terminated, exit_cleanly_on_signals
+
+    exit_cleanly_on_signals()
+    # One RabbitMQ cluster (and alarm node) for all backends: the first that
+    # needs it starts it, the runner stops it.
+    shared = _share_nodes()
     passes = [(backend, build) for build in builds for backend in chosen]
     try:
         done = run_passes(passes, pytest_args, options.jobs)
+    except Terminated as exc:
+        stop_recorded(shared)
+        print(f"runner: {exc}; stopped the test passes and the test RabbitMQ nodes",
+              file=sys.stderr, flush=True)
+        return exc.exit_status
     except BaseException:
-        _stop_cluster(cluster_state)
+        stop_recorded(shared)
         raise
     for finished, (counts, code, seconds, reasons) in done:
         for key in totals:
@@ -343,7 +350,7 @@ def main(argv: list[str]) -> int:
         )
         for reason, n in sorted(reasons.items(), key=lambda item: (-item[1], item[0])):
             lines.append(f"    skipped {n}: {reason}")
-    _stop_cluster(cluster_state)
+    stop_recorded(shared)
     print()
     for line in lines:
         print(line)

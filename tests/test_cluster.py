@@ -12,7 +12,6 @@ leaves the cluster whole for the next one.
 from __future__ import annotations
 
 import collections
-import contextlib
 import os
 import time
 import uuid
@@ -23,7 +22,7 @@ import pytest
 from brokers import clean_global_pools  # noqa: F401  (fixtures)
 from helpers import BACKEND, SERVICE_MISSING, assert_balanced, join_all, spawn
 from kombu import Connection, Queue
-from rabbit_cluster import STATE_ENV, RabbitCluster, missing_reason, running_cluster, turn
+from rabbit_cluster import RabbitCluster, missing_reason, session_nodes
 
 from greenpools import pools
 
@@ -43,37 +42,18 @@ HANG = 60.0
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[RabbitCluster]:
+def cluster() -> RabbitCluster:
     reason = missing_reason()
     if reason:
         pytest.skip(f"{SERVICE_MISSING} {reason}")
-    state = os.environ.get(STATE_ENV)
-    if not state:  # run without the runner: a cluster of our own
-        with running_cluster() as own:
-            yield own
-        return
-    with turn(state):  # the runner's other processes wait while it boots
-        if os.path.exists(state):
-            made = RabbitCluster.from_state(state)
-        else:
-            made = RabbitCluster.create()
-            made.save(state)  # first, so that the runner stops it whatever happens
-            started = time.monotonic()
-            try:
-                made.start()
-            except BaseException:  # a half-started cluster is no use to the next backend
-                made.stop()
-                raise
-            print(f"cluster of 3 booted and joined in {time.monotonic() - started:.1f}s")
-    yield made
+    return session_nodes("cluster", 3)
 
 
 @pytest.fixture
 def whole(cluster: RabbitCluster) -> Iterator[RabbitCluster]:
     """The cluster with its three nodes running (a failed test may have left
     one down), held alone for one test: the runner's processes take turns."""
-    state = os.environ.get(STATE_ENV)
-    with turn(state) if state else contextlib.nullcontext():
+    with cluster.turn():
         running = cluster.running_nodes()
         for node in cluster.nodes:
             if node.name not in running:
