@@ -115,7 +115,9 @@ def run_block(code: str) -> subprocess.CompletedProcess[str]:
 def test_blocks_are_found() -> None:
     """The extraction finds the blocks this test exists for (an empty list passes nothing)."""
     pages = {os.path.relpath(b.path, support.REPO_ROOT) for b in BLOCKS}
-    assert {"README.md", os.path.join("docs", "quickstart.rst"), os.path.join("docs", "index.rst")} <= pages
+    expected = {"README.md", os.path.join("docs", "quickstart.rst"),
+                os.path.join("docs", "index.rst")}
+    assert expected <= pages
     assert sum(not b.fragment for b in BLOCKS) >= 20
 
 
