@@ -225,9 +225,14 @@ class Waiter:
         self.stall_warned = False
 
     def wait(self, timeout: float | None) -> bool:
+        """Block the calling task until woken (True) or ``timeout`` seconds
+        passed (False; ``None``: no limit), yielding to others meanwhile.
+        Raises whatever is delivered to the task while it waits."""
         raise NotImplementedError
 
     def wake(self) -> None:
+        """Wake the waiting task, now or, if it has not started waiting
+        yet, as soon as it does.  Never blocks."""
         raise NotImplementedError
 
     def grant(self, slot: Any) -> bool:

@@ -107,7 +107,15 @@ def _drop_celery_pools() -> None:
 
 
 def install() -> None:
-    """Make kombu (and Celery through it) use greenpools' pools. Idempotent."""
+    """Make kombu (and Celery through it) use greenpools' pools.
+
+    Replaces ``kombu.pools``' names (``connections``, ``producers``,
+    ``set_limit``, the pool classes, ...), ``kombu.Connection.Pool`` and
+    ``.ChannelPool``, and the copies other modules made of them; Celery
+    apps that built their pools build them again.  kombu's global limit,
+    if set, carries over.  Takes no arguments; a second call does
+    nothing.  Call it before pools are in use.
+    """
     if _saved:
         return
     import kombu
@@ -131,7 +139,11 @@ def install() -> None:
 
 
 def uninstall() -> None:
-    """Undo :func:`install` exactly. Does nothing if not installed."""
+    """Put back exactly what :func:`install` replaced.
+
+    Does nothing if not installed; takes no arguments.  Pools made
+    meanwhile stay greenpools pools.
+    """
     if not _saved:
         return
     originals = {name: value for (owner, name), value in _saved.items()
