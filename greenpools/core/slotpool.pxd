@@ -103,8 +103,10 @@ cdef class SlotPool:
 
     @cython.locals(slot=Slot, deadline=double, started=double)
     cpdef _acquire_slow(self, bint block, object timeout)
-    @cython.locals(client=WaitingClient, slot=Slot, limit=Py_ssize_t)
+    @cython.locals(client=WaitingClient, slot=Slot)
     cpdef Slot _take_or_queue(self, bint block, object timeout, object asked)
+    @cython.locals(client=WaitingClient, slot=Slot, limit=Py_ssize_t)
+    cpdef object _take_or_enqueue(self, bint block, object timeout, object asked)
     cpdef object _timeout_locked(self, object asked)
     @cython.locals(state=int)
     cpdef Slot _outcome(self, WaitingClient client, object asked)
@@ -114,8 +116,10 @@ cdef class SlotPool:
     cpdef Slot _pop_idle_locked(self)
     @cython.locals(fresh=bint)
     cpdef _hand_out(self, Slot slot)
-    @cython.locals(slot=Slot)
     cpdef Slot _create_lent(self)
+    cpdef Slot _lend_created(self, Slot slot)
+    cpdef bint _reserve_place(self) except -1
+    cpdef _place_new(self, Slot slot)
     @cython.locals(now=double)
     cpdef _release_slow(self, Slot slot)
     cpdef _give_back(self, Slot slot)

@@ -308,7 +308,34 @@ class SlotPool:
         """A slot lent to the caller, waiting for one if allowed (its
         ``fresh`` flag says whether it was made for this call); ``asked`` is
         the caller's whole timeout, for the error."""
-        client: WaitingClient | None = None
+        taken = SlotPool._take_or_enqueue(self, block, timeout, asked)
+        if taken is None:
+            return SlotPool._create_lent(self)
+        if isinstance(taken, Slot):
+            return taken
+        client: WaitingClient = taken
+        # Wait here, not in a method of its own: one call frame less per wait.
+        if timeout is None and self._stall_watch is not stall_watch.running:
+            stall_watch.watch(self)  # type: ignore[arg-type]  # a Resource
+        try:
+            client.wait(timeout)
+        except BaseException:
+            self._abandon(client)
+            raise
+        slot = SlotPool._outcome(self, client, asked)
+        if slot is None:
+            return SlotPool._create_lent(self)
+        return slot
+
+    def _take_or_enqueue(
+        self, block: bool, timeout: float | None, asked: float | None
+    ) -> Slot | WaitingClient | None:
+        """The locked step of an acquire, which never waits: a slot lent to
+        the caller; ``None`` when the caller is to create one (its place is
+        counted); or, when it must wait, a new waiting client (from
+        ``_new_waiter``) queued, whose wait the caller runs and then hands
+        to :meth:`_outcome` (or :meth:`_abandon`)."""
+        client: WaitingClient
         slot: Slot | None
         self._mutex.acquire()
         try:
@@ -323,40 +350,30 @@ class SlotPool:
             limit = self._limit
             if not limit or self._size < limit:
                 self._size += 1
-            else:
-                if not block:
-                    self._n_request_errors += 1
-                    raise self._limit_exceeded(
-                        f"pool {self.name!r}: all {limit} resources are in use"
-                    )
-                if self.max_waiting and self._waiting.length >= self.max_waiting:
-                    self._n_request_errors += 1
-                    raise self._too_many_requests(
-                        f"pool {self.name!r}: {self.max_waiting} requests are already waiting"
-                    )
-                if timeout is not None and timeout <= 0:
-                    raise SlotPool._timeout_locked(self, asked)
-                client = self._new_waiter()  # WAITING: its own waiting client
-                client.since = _now()
-                client.forks = self._forks
-                self._waiting.push(client)
-                self._lock_free = False
-                self._n_queued += 1
-                if self._idle:  # a lock-free release pushed one since we looked
-                    SlotPool._rebalance_locked(self)
+                return None
+            if not block:
+                self._n_request_errors += 1
+                raise self._limit_exceeded(
+                    f"pool {self.name!r}: all {limit} resources are in use"
+                )
+            if self.max_waiting and self._waiting.length >= self.max_waiting:
+                self._n_request_errors += 1
+                raise self._too_many_requests(
+                    f"pool {self.name!r}: {self.max_waiting} requests are already waiting"
+                )
+            if timeout is not None and timeout <= 0:
+                raise SlotPool._timeout_locked(self, asked)
+            client = self._new_waiter()  # WAITING: its own waiting client
+            client.since = _now()
+            client.forks = self._forks
+            self._waiting.push(client)
+            self._lock_free = False
+            self._n_queued += 1
+            if self._idle:  # a lock-free release pushed one since we looked
+                SlotPool._rebalance_locked(self)
+            return client
         finally:
             self._mutex.release()
-        if client is None:
-            return SlotPool._create_lent(self)
-        # Wait here, not in a method of its own: one call frame less per wait.
-        if timeout is None and self._stall_watch is not stall_watch.running:
-            stall_watch.watch(self)  # type: ignore[arg-type]  # a Resource
-        try:
-            client.wait(timeout)
-        except BaseException:
-            self._abandon(client)
-            raise
-        return SlotPool._outcome(self, client, asked)
 
     def _timeout_locked(self, asked: float | None) -> Exception:
         """Count a wait that ran out (``asked``: the caller's whole timeout)
@@ -368,8 +385,9 @@ class SlotPool:
         return self._pool_timeout(
             f"pool {self.name!r}: no resource became free within {asked:g} s")
 
-    def _outcome(self, client: WaitingClient, asked: float | None) -> Slot:
-        """What a wait that returned brought: a slot, or an error."""
+    def _outcome(self, client: WaitingClient, asked: float | None) -> Slot | None:
+        """What a wait that returned brought: a slot, ``None`` when the
+        caller is to create one (its place is counted), or an error."""
         if client.forks != self._forks:  # copied into a forked child while waiting
             raise AcquireAgain
         # A grant is final and made before the wake: only a client still
@@ -391,7 +409,7 @@ class SlotPool:
         if state == GRANTED:
             return client.slot  # type: ignore[no-any-return]
         if state == MAY_CREATE:
-            return SlotPool._create_lent(self)
+            return None
         raise PoolClosed(f"pool {self.name!r} was closed while waiting")
 
     def _abandon(self, client: WaitingClient) -> None:
@@ -467,7 +485,11 @@ class SlotPool:
         return resource
 
     def _create_lent(self) -> Slot:
-        slot: Slot = self._new_slot(False)
+        """Create a resource in a place already counted, and lend it."""
+        return SlotPool._lend_created(self, self._new_slot(False))
+
+    def _lend_created(self, slot: Slot) -> Slot:
+        """Lend a slot just made for the caller, unless the pool closed meanwhile."""
         with self._mutex:
             if not self._closed:
                 slot.lent = True
@@ -477,6 +499,22 @@ class SlotPool:
             SlotPool._forget_slot_locked(self, slot)
         self._close_quietly(slot.resource)
         raise PoolClosed(f"pool {self.name!r} was closed while creating a resource")
+
+    def _reserve_place(self) -> bool:
+        """Count a place for a resource made for no caller (upkeep, preload);
+        False when the pool is closed or full."""
+        with self._mutex:
+            if self._closed or (self._limit and self._size >= self._limit):
+                return False
+            self._size += 1
+            return True
+
+    def _place_new(self, slot: Slot) -> None:
+        """Route a slot made in a :meth:`_reserve_place` place: to the oldest
+        waiter, idle, or closing."""
+        with self._mutex:
+            SlotPool._return_locked(self, slot)
+        SlotPool._close_pending(self)
 
     # -- release ----------------------------------------------------------
 
