@@ -367,20 +367,33 @@ class Resource(SlotPool, Counters, Generic[T]):
                     if self.configure is not None:
                         self.configure(resource)
                 except BaseException:
-                    if forks == self._forks:
-                        self._close_quietly(resource)
-                    else:  # made across a fork: closing it would close the parent's
-                        self._drop_inherited(resource)
+                    self._unmake(resource, forks)
                     raise
         except BaseException as exc:
-            with self._mutex:
-                copied = forks != self._forks
-                if not copied:
-                    self._n_connection_errors += 1
-                    self._free_capacity_locked()
-            if copied and isinstance(exc, Exception):
-                raise AcquireAgain from exc  # the child's own pool is asked again
+            self._creation_failed(forks, exc)
             raise
+        return self._creation_done(resource, forks, started)
+
+    def _unmake(self, resource: T, forks: int) -> None:
+        """Let go of a resource whose creation failed after it was made."""
+        if forks == self._forks:
+            self._close_quietly(resource)
+        else:  # made across a fork: closing it would close the parent's
+            self._drop_inherited(resource)
+
+    def _creation_failed(self, forks: int, exc: BaseException) -> None:
+        """A creation begun when the pool had forked ``forks`` times raised
+        ``exc``: count it and pass its place on (the caller re-raises)."""
+        with self._mutex:
+            copied = forks != self._forks
+            if not copied:
+                self._n_connection_errors += 1
+                self._free_capacity_locked()
+        if copied and isinstance(exc, Exception):
+            raise AcquireAgain from exc  # the child's own pool is asked again
+
+    def _creation_done(self, resource: T, forks: int, started: float) -> Slot:
+        """Book a resource made (from ``started`` on) in a place already counted."""
         now = _monotonic()
         expires = _INF
         if self.max_lifetime is not None:
@@ -413,17 +426,13 @@ class Resource(SlotPool, Counters, Generic[T]):
 
         ``ready``: connected too, for upkeep (``preload`` stays lazy, as in kombu).
         """
-        with self._mutex:
-            if self._closed or (self._limit and self._size >= self._limit):
-                return False
-            self._size += 1
+        if not self._reserve_place():
+            return False
         try:
             slot = self._new_slot(ready)
         except AcquireAgain:  # the process forked meanwhile: the child's upkeep starts anew
             return False
-        with self._mutex:
-            self._return_locked(slot)
-        self._close_pending()
+        self._place_new(slot)
         return True
 
     # -- readiness and idle upkeep (called by greenpools.core.lifecycle) ---------
