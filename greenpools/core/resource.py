@@ -628,26 +628,38 @@ class Resource(SlotPool, Counters, Generic[T]):
         if self._upkeep is None and self._wants_upkeep():
             self._start_upkeep()
         while True:
-            with self._mutex:
-                if self._closed:
-                    raise PoolClosed(f"wait on closed pool {self.name!r}")
-                waiter = self._new_waiter()
-                self._ready_waiters.append(waiter)  # before counting: no wake is lost
+            waiter = self._watch_readiness()
             try:
                 ready = self._ready_count()
                 if ready >= self.min_size:
                     return
                 remaining = None if deadline is None else deadline - _monotonic()
                 if remaining is not None and remaining <= 0:
-                    raise self._pool_timeout(
-                        f"pool {self.name!r}: {ready} of min_size {self.min_size} resources "
-                        f"ready after {timeout} seconds"
-                    )
+                    raise self._not_ready(ready, timeout)
                 waiter.wait(remaining)
             finally:
-                with self._mutex:
-                    if waiter in self._ready_waiters:
-                        self._ready_waiters.remove(waiter)
+                self._unwatch_readiness(waiter)
+
+    def _watch_readiness(self) -> Any:
+        """A new waiter that upkeep wakes when resources may have become ready."""
+        with self._mutex:
+            if self._closed:
+                raise PoolClosed(f"wait on closed pool {self.name!r}")
+            waiter = self._new_waiter()
+            self._ready_waiters.append(waiter)  # before counting: no wake is lost
+        return waiter
+
+    def _unwatch_readiness(self, waiter: Any) -> None:
+        with self._mutex:
+            if waiter in self._ready_waiters:
+                self._ready_waiters.remove(waiter)
+
+    def _not_ready(self, ready: int, timeout: float | None) -> Exception:
+        """The error of a :meth:`wait` that ran out with ``ready`` resources ready."""
+        return self._pool_timeout(
+            f"pool {self.name!r}: {ready} of min_size {self.min_size} resources "
+            f"ready after {timeout} seconds"
+        )
 
     def _wake_ready_waiters(self) -> None:
         """Let the callers of :meth:`wait` count again."""
