@@ -1,0 +1,432 @@
+"""``greenpools.aio.Pool``: the pool algorithm for asyncio tasks.
+
+It is the same :class:`greenpools.core.slotpool.SlotPool` as every other
+pool, with the options, validation, statistics and events of
+:class:`greenpools.Pool`; only the waiting differs.  A task that must wait
+queues an :class:`~greenpools.aio.waiting.AsyncWaiter` and awaits its
+future; whoever frees something grants it to the oldest waiter under the
+pool's lock, exactly as for threads and greenlets.  A task cancelled while
+it waits withdraws under the lock and passes on whatever reached it (a
+resource, or a place to create one), even when the cancel and the grant
+land in the same loop turn.
+
+The hooks (``create``, ``close``, ``check``, ``reset``, ``configure``) may
+be coroutine functions or plain callables: the pool runs them itself,
+outside its lock, awaiting what they return when it is awaitable.  The
+pool binds to the first event loop that uses it (nothing in ``__init__``
+needs one); its upkeep runs as a task of that loop, and using it from a
+second loop while the first one runs raises ``RuntimeError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, NoReturn, TypeVar
+
+from ..backends.base import native_thread_ident
+from ..core import resource
+from ..core.lifecycle import stall_watch
+from ..core.slotpool import AcquireAgain, Slot, SlotPool, check_seconds
+from ..exceptions import PoolTimeout
+from .upkeep import AsyncUpkeep
+from .waiting import AsyncWaiter, call_hook
+
+__all__ = ["AsyncLease", "Pool"]
+
+T = TypeVar("T")
+logger = logging.getLogger("greenpools")
+
+_INF = float("inf")
+_monotonic = time.monotonic
+_get_running_loop = asyncio.events._get_running_loop
+
+
+class _AsyncioTasks:
+    """What the pool core asks of a backend once a resource is lent: who holds it."""
+
+    name = "asyncio"
+    current_task = staticmethod(asyncio.current_task)
+
+
+def _unbound() -> NoReturn:
+    raise RuntimeError("greenpools: an asyncio pool waits only inside its event loop")
+
+
+class Pool(resource.Pool[T]):
+    """A pool of anything for asyncio tasks, built from callables.
+
+    ``create()`` makes a resource and ``close(r)`` disposes of one
+    (default: ``r.close()`` if it has one); either may be a coroutine
+    function.  Takes every keyword option of :class:`greenpools.Pool`
+    (``preload`` excepted: ``min_size`` fills the pool in the background),
+    with the same meanings and the same errors.
+
+    ``acquire``, ``release``, ``wait``, ``resize`` and ``close`` are
+    coroutines here; ``get_stats``, ``pop_stats`` and ``replace`` are not.
+    ``async with pool.acquired() as r:`` returns ``r`` on exit (also when
+    the task is cancelled inside), or replaces it when the block raised
+    one of ``connection_errors``; ``async with Pool(...) as pool:`` closes
+    the pool on exit.
+    """
+
+    def __init__(
+        self,
+        create: Callable[[], T | Awaitable[T]],
+        limit: int | None = None,
+        *,
+        close: Callable[[T], object] | None = None,
+        **options: Any,
+    ) -> None:
+        if "preload" in options:
+            raise TypeError(
+                f"preload is not an option of an asyncio pool (it cannot create in "
+                f"__init__), got preload={options['preload']!r}: use min_size"
+            )
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = 0
+        self._closing: set[asyncio.Future[Any]] = set()
+        super().__init__(create, limit, close=close, **options)  # type: ignore[arg-type]
+        # The pool runs these hooks itself, awaiting them: the core never calls them.
+        self._check_hook, self.check = self.check, None
+        self._reset_hook, self.reset = self.reset, None
+        self._configure_hook, self.configure = self.configure, None
+        self._backend = _AsyncioTasks
+        self._new_waiter = _unbound
+        with self._mutex:
+            self._set_hook_flags()
+            self._settle_locked()
+
+    # -- the loop ---------------------------------------------------------
+
+    def _bind(self) -> asyncio.AbstractEventLoop:
+        """The running loop, which this pool now serves (bound on first use)."""
+        loop = asyncio.get_running_loop()
+        bound = self._loop
+        if bound is loop:
+            return loop
+        if bound is not None and bound.is_running():
+            raise RuntimeError(
+                f"pool {self.name!r} serves the event loop {bound!r}, which is running: "
+                f"an asyncio pool cannot be used from a second loop {loop!r} at the same time"
+            )
+        self._loop = loop
+        self._thread = native_thread_ident()
+        self._new_waiter = functools.partial(AsyncWaiter, loop, self._thread)
+        if self._upkeep is not None:  # the previous loop's, which no longer runs
+            self._upkeep.stop()
+            self._upkeep = None
+        if self._wants_upkeep():
+            self._start_upkeep()
+        return loop
+
+    def _start_upkeep(self) -> None:
+        if self._loop is None:  # from __init__: it starts when a loop binds the pool
+            return
+        upkeep = AsyncUpkeep(self, self._loop)
+        self._upkeep = upkeep
+        upkeep.start()
+
+    def _on_backend_switch(self, backend: Any) -> None:
+        """A pool of the asyncio loop: a switch of green backend changes nothing."""
+
+    # -- acquire ----------------------------------------------------------
+
+    async def acquire(self, timeout: float | None = None) -> T:  # type: ignore[override]
+        """Take a resource, waiting first come, first served for up to
+        ``timeout`` seconds (default: the pool's ``timeout`` option; ``None``
+        there: forever), then raising :class:`PoolTimeout`."""
+        if self._loop is not _get_running_loop():
+            self._bind()
+        self._n_requests += 1
+        if timeout is None:
+            timeout = self.timeout
+        else:
+            timeout = check_seconds("timeout", timeout)
+        asked = timeout  # what a timeout error reports, however much is left
+        started = _monotonic()
+        deadline = _INF if timeout is None else started + timeout
+        if self._upkeep is None and self._needs_upkeep and not self._closed:
+            self._start_upkeep()
+        while True:
+            try:
+                taken = SlotPool._take_or_enqueue(self, True, timeout, asked)
+                if type(taken) is Slot:
+                    slot: Slot = taken
+                elif taken is None:
+                    slot = await self._create_lent_async()
+                else:
+                    slot = await self._wait(taken, timeout, asked)  # type: ignore[arg-type]  # ours
+                if self._pending_close:
+                    SlotPool._close_pending(self)
+                if self._bare_hand_out and self._check_hook is None:
+                    slot.fresh = False
+                    return slot.resource  # type: ignore[no-any-return]
+                return await self._hand_out_async(slot, started)
+            except PoolTimeout:
+                if self._watched:
+                    SlotPool._emit(self, "timeout", None, _monotonic() - started)
+                raise
+            except AcquireAgain:
+                if deadline != _INF:
+                    timeout = max(0.0, deadline - _monotonic())
+
+    async def _wait(self, client: AsyncWaiter, timeout: float | None, asked: float | None) -> Slot:
+        """Await the grant to ``client`` (queued): a slot, or an error."""
+        timer = None
+        if timeout is None:
+            if self._stall_watch is not stall_watch.running:
+                stall_watch.watch(self)
+        else:
+            timer = client._loop.call_later(timeout, client.expire)
+        try:
+            await client.future
+        except BaseException:  # cancelled: pass on whatever reached it
+            self._abandon(client)
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+        slot = SlotPool._outcome(self, client, asked)
+        if slot is None:
+            return await self._create_lent_async()
+        return slot
+
+    async def _hand_out_async(self, slot: Slot, started: float) -> T:
+        """Run ``check`` (unless ``slot`` was made for this caller), then
+        the core's hand-out; emit ``checkout``."""
+        check = self._check_hook
+        if check is not None and not slot.fresh:
+            try:
+                await call_hook(check, slot.resource)
+            except Exception:
+                logger.warning(
+                    "greenpools: pool %r discards a resource that failed its check",
+                    self.name, exc_info=True)
+                SlotPool._discard_lent(self, slot, True)
+                raise AcquireAgain from None
+            except BaseException:
+                SlotPool._give_back(self, slot)
+                raise
+        handed: T = SlotPool._hand_out(self, slot)
+        if self._watched:
+            SlotPool._emit(self, "checkout", handed, _monotonic() - started)
+        return handed
+
+    # -- creating ---------------------------------------------------------
+
+    def new(self) -> NoReturn:
+        raise TypeError("an asyncio pool creates its resources in acquire(), awaiting create")
+
+    async def _create_lent_async(self) -> Slot:
+        """Create a resource in a place already counted, and lend it."""
+        return SlotPool._lend_created(self, await self._new_slot_async())
+
+    async def _new_slot_async(self) -> Slot:
+        """``Resource._new_slot`` with the hooks awaited."""
+        forks = self._forks
+        started = _monotonic()
+        try:
+            made: T = await call_hook(self._create)
+            if self._configure_hook is not None:
+                try:
+                    await call_hook(self._configure_hook, made)
+                except BaseException:
+                    self._unmake(made, forks)
+                    raise
+        except BaseException as exc:
+            self._creation_failed(forks, exc)
+            raise
+        return self._creation_done(made, forks, started)
+
+    async def _create_idle_async(self) -> bool:
+        """``Resource._create_idle`` with the hooks awaited (for upkeep)."""
+        if not self._reserve_place():
+            return False
+        try:
+            slot = await self._new_slot_async()
+        except AcquireAgain:
+            return False
+        self._place_new(slot)
+        return True
+
+    async def _add_ready_async(self) -> bool:
+        return self._size < self.min_size and await self._create_idle_async()
+
+    async def _keep_idle_alive_async(self, resource: T) -> bool:
+        """``Resource._keep_idle_alive`` with ``check`` awaited."""
+        slot = self._take_idle_resource(resource)
+        if slot is None:  # acquired (or closed) meanwhile
+            return True
+        try:
+            await call_hook(self._check_hook, resource)  # type: ignore[arg-type]
+        except Exception:
+            logger.info("greenpools: pool %r replaces an idle resource that died",
+                        self.name, exc_info=True)
+            self._drop_dead_idle(slot)
+            return False
+        except BaseException:
+            self._put_back_idle(slot)
+            raise
+        self._put_back_idle(slot)
+        return True
+
+    # -- release ----------------------------------------------------------
+
+    async def release(self, resource: T, /) -> None:  # type: ignore[override]
+        """Return a resource acquired from this pool, after awaiting ``reset``.
+
+        Raises ``ValueError`` (and changes nothing) when ``resource`` is
+        not currently lent by this pool: released twice, or never acquired.
+        """
+        reset = self._reset_hook
+        if reset is not None:
+            slot = self._slots.get(id(resource))
+            if slot is None or not slot.lent:
+                self._release_unknown(resource)
+                return
+            try:
+                await call_hook(reset, resource)
+            except Exception:
+                logger.warning("greenpools: pool %r discards a resource whose reset failed",
+                               self.name, exc_info=True)
+                with self._mutex:
+                    self._n_returns_bad += 1
+                self._close_lent(resource, lost=False)
+                self._emit("invalidate", resource)
+                return
+            except BaseException:  # cancelled mid-reset: its state is unknown
+                self._close_lent(resource, lost=False)
+                raise
+        SlotPool.release(self, resource)
+
+    def acquired(self, timeout: float | None = None) -> AsyncLease[T]:  # type: ignore[override]
+        """``async with pool.acquired() as r:`` returns ``r`` on exit, or replaces
+        it when the block raised one of ``connection_errors``."""
+        return AsyncLease(self, timeout)
+
+    async def _end_lease_async(self, resource: T, broken: bool) -> None:
+        slot = self._slots.get(id(resource))
+        if broken or slot is None or not slot.lent:  # no reset to await
+            self._end_lease(resource, broken)
+        else:
+            await self.release(resource)
+
+    # -- closing and resizing ----------------------------------------------
+
+    def close_resource(self, resource: T) -> None:
+        """Close a resource; an awaitable close is awaited by a task of the loop
+        (and by :meth:`close`, :meth:`resize`)."""
+        if self._close is not None:
+            result = self._close(resource)
+        else:
+            close = getattr(resource, "close", None)
+            result = close() if callable(close) else None
+        if inspect.isawaitable(result):
+            self._close_later(result)
+
+    def _close_later(self, closing: Awaitable[Any]) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed() or native_thread_ident() != self._thread:
+            if inspect.iscoroutine(closing):
+                closing.close()
+            logger.debug("greenpools: pool %r could not await a close outside its loop",
+                         self.name)
+            return
+        future = asyncio.ensure_future(closing, loop=loop)
+        self._closing.add(future)
+        future.add_done_callback(self._closed_one)
+
+    def _closed_one(self, future: asyncio.Future[Any]) -> None:
+        self._closing.discard(future)
+        if not future.cancelled() and future.exception() is not None:
+            logger.debug("greenpools: pool %r failed to close a resource", self.name,
+                         exc_info=future.exception())
+
+    async def _closings_done(self) -> None:
+        """Await the closes scheduled so far."""
+        while self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
+
+    async def close(self) -> None:  # type: ignore[override]
+        """Close the pool: idle resources now, lent ones when returned; stop
+        upkeep.  Waiting and future callers get :class:`PoolClosed`."""
+        resource.Resource.close(self)
+        if self._upkeep is not None:
+            self._upkeep.stop()
+        await self._closings_done()
+
+    async def resize(self, limit: int | None) -> None:  # type: ignore[override]
+        """Change ``limit``; shrinking closes idle resources over it now and
+        lent ones as they come back."""
+        resource.Resource.resize(self, limit)
+        await self._closings_done()
+
+    @property
+    def limit(self) -> int:
+        return self._limit
+
+    @limit.setter
+    def limit(self, limit: int | None) -> NoReturn:
+        raise AttributeError("an asyncio pool's limit changes with 'await pool.resize(limit)'")
+
+    def __enter__(self) -> NoReturn:
+        raise TypeError("greenpools.aio.Pool closes asynchronously: use 'async with'")
+
+    async def __aenter__(self) -> Pool[T]:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # -- waiting for min_size -----------------------------------------------
+
+    async def wait(self, timeout: float | None = 30.0) -> None:  # type: ignore[override]
+        """Wait until ``min_size`` resources are ready; :class:`PoolTimeout`
+        saying how many are when ``timeout`` seconds pass first (``None``:
+        wait for ever).  The pool stays open and upkeep keeps trying."""
+        timeout = check_seconds("timeout", timeout)
+        deadline = None if timeout is None else _monotonic() + timeout
+        loop = self._bind()
+        if self._upkeep is None and self._wants_upkeep():
+            self._start_upkeep()
+        while True:
+            waiter = self._watch_readiness()
+            timer = None
+            try:
+                ready = self._ready_count()
+                if ready >= self.min_size:
+                    return
+                remaining = None if deadline is None else deadline - _monotonic()
+                if remaining is not None:
+                    if remaining <= 0:
+                        raise self._not_ready(ready, timeout)
+                    timer = loop.call_later(remaining, waiter.expire)
+                await waiter.future
+            finally:
+                if timer is not None:
+                    timer.cancel()
+                self._unwatch_readiness(waiter)
+
+
+class AsyncLease(Generic[T]):
+    """The asynchronous context manager returned by :meth:`Pool.acquired`."""
+
+    __slots__ = ("_pool", "_resource", "_timeout")
+
+    def __init__(self, pool: Pool[T], timeout: float | None) -> None:
+        self._pool = pool
+        self._timeout = timeout
+
+    async def __aenter__(self) -> T:
+        self._resource: T = await self._pool.acquire(self._timeout)
+        return self._resource
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        pool = self._pool
+        broken = exc is not None and isinstance(exc, pool.connection_errors)
+        await pool._end_lease_async(self._resource, broken)

@@ -1,0 +1,65 @@
+"""The asyncio waiting client: a waiter whose wake resolves a future.
+
+The pool queues it like any backend's waiter and serves it with the same
+transitions (:class:`greenpools.backends.base.Waiter`); instead of parking
+a thread or a greenlet, the waiting task awaits :attr:`AsyncWaiter.future`.
+A wake in the loop's own thread sets the future's result directly (the
+loop then schedules the task: no extra callback); a wake from another
+native thread goes through ``loop.call_soon_threadsafe``.  A wake never
+raises: it runs under the pool's lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from ..backends.base import Waiter, native_thread_ident
+
+__all__ = ["AsyncWaiter", "call_hook"]
+
+
+class AsyncWaiter(Waiter):
+    """One wait of one asyncio task, for the pool bound to ``loop`` (run by
+    the native thread ``thread``)."""
+
+    __slots__ = ("_loop", "_thread", "future")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, thread: int) -> None:
+        Waiter.__init__(self)
+        self._loop = loop
+        self._thread = thread
+        #: Resolved True by a wake, False when the wait's timer ran out first.
+        self.future: asyncio.Future[bool] = loop.create_future()
+
+    def wake(self) -> None:
+        if native_thread_ident() == self._thread:
+            self._resolve(True)
+        else:
+            try:
+                self._loop.call_soon_threadsafe(self._resolve, True)
+            except RuntimeError:  # the loop is closed: nobody awaits the future
+                pass
+
+    def expire(self) -> None:
+        """The wait's timer ran out (called by the loop)."""
+        self._resolve(False)
+
+    def _resolve(self, woken: bool) -> None:
+        future = self.future
+        if not future.done():  # a cancelled task's future is done already
+            future.set_result(woken)
+
+    def wait(self, timeout: float | None) -> bool:
+        raise RuntimeError("an asyncio waiter is awaited (its future), not waited on")
+
+
+async def call_hook(hook: Callable[..., Any], *args: Any) -> Any:
+    """``hook(*args)``, awaited when it returns an awaitable (a coroutine
+    function, or a plain one such as aio-pika's ``Connection.channel``)."""
+    result = hook(*args)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
