@@ -59,7 +59,7 @@ def test_create_must_be_callable() -> None:
 
 
 def test_preload_is_refused_with_a_pointer_to_min_size() -> None:
-    with pytest.raises(TypeError, match="preload=2.*use min_size"):
+    with pytest.raises(TypeError, match=r"preload=2.*use min_size"):
         aio.Pool(make_thing, 3, preload=2)
 
 
@@ -169,7 +169,7 @@ def test_a_timeout_raises_pool_timeout_and_counts() -> None:
         async with aio.Pool(make_thing, 1, timeout=30) as pool:
             held = await pool.acquire()
             with pytest.raises(greenpools.PoolTimeout,
-                               match="no resource became free within 0.01 s"):
+                               match=r"no resource became free within 0\.01 s"):
                 await pool.acquire(timeout=0.01)
             stats = pool.get_stats()
             assert (stats["requests_timeouts"], stats["requests_waiting"]) == (1, 0)
@@ -182,7 +182,7 @@ def test_a_timeout_raises_pool_timeout_and_counts() -> None:
 def test_a_bad_timeout_is_refused() -> None:
     async def scenario() -> None:
         async with aio.Pool(make_thing, 1) as pool:
-            with pytest.raises(ValueError, match="timeout must be a non-negative .* got -1"):
+            with pytest.raises(ValueError, match=r"timeout must be a non-negative .* got -1"):
                 await pool.acquire(timeout=-1)
 
     run(scenario())
