@@ -41,9 +41,10 @@ __all__ = ["AsyncLease", "Pool"]
 T = TypeVar("T")
 logger = logging.getLogger("greenpools")
 
-_INF = float("inf")
 _monotonic = time.monotonic
-_get_running_loop = asyncio.events._get_running_loop
+
+#: What :meth:`Pool._take_free` returns when the lock-free path does not apply.
+_NOTHING: Any = object()
 
 
 class _AsyncioTasks:
@@ -140,61 +141,78 @@ class Pool(resource.Pool[T]):
         """Take a resource, waiting first come, first served for up to
         ``timeout`` seconds (default: the pool's ``timeout`` option; ``None``
         there: forever), then raising :class:`PoolTimeout`."""
-        if self._loop is not _get_running_loop():
-            self._bind()
+        free = self._take_free()
+        if free is not _NOTHING:
+            return free  # type: ignore[no-any-return]
+        return await self._acquire_queued(timeout)
+
+    def _take_free(self) -> Any:
+        """The core's lock-free acquire, when nothing else is going on (no
+        waiter, no check to await, no upkeep to start) and an idle resource
+        is there, in the bound loop's thread; else ``_NOTHING``.  Another
+        loop of this thread (the bound one ended) may take an idle resource
+        here; it binds the pool at its first wait."""
+        if (
+            self._lock_free and self._idle and self._check_hook is None
+            and not self._needs_upkeep and self._thread == native_thread_ident()
+        ):
+            return SlotPool.acquire(self, False)
+        return _NOTHING
+
+    async def _acquire_queued(self, timeout: float | None) -> T:
+        """The acquire that takes the pool's lock, and waits if it must."""
+        loop = self._loop
+        # One loop runs in a thread at a time: if the bound one runs, it is this one.
+        if loop is None or self._thread != native_thread_ident() or not loop.is_running():
+            loop = self._bind()
         self._n_requests += 1
         if timeout is None:
             timeout = self.timeout
         else:
             timeout = check_seconds("timeout", timeout)
         asked = timeout  # what a timeout error reports, however much is left
-        started = _monotonic()
-        deadline = _INF if timeout is None else started + timeout
+        started = _monotonic() if timeout is not None or self._watched else 0.0
         if self._upkeep is None and self._needs_upkeep and not self._closed:
             self._start_upkeep()
         while True:
             try:
                 taken = SlotPool._take_or_enqueue(self, True, timeout, asked)
                 if type(taken) is Slot:
-                    slot: Slot = taken
+                    slot: Slot | None = taken
                 elif taken is None:
                     slot = await self._create_lent_async()
-                else:
-                    slot = await self._wait(taken, timeout, asked)  # type: ignore[arg-type]  # ours
+                else:  # queued: await the grant (the wait inline, one frame less)
+                    client: AsyncWaiter = taken  # type: ignore[assignment]  # ours
+                    timer = None
+                    if timeout is None:
+                        if self._stall_watch is not stall_watch.running:
+                            stall_watch.watch(self)
+                    else:
+                        timer = loop.call_later(timeout, client.expire)
+                    try:
+                        await client.future
+                    except BaseException:  # cancelled: pass on whatever reached it
+                        self._abandon(client)
+                        raise
+                    finally:
+                        if timer is not None:
+                            timer.cancel()
+                    slot = SlotPool._outcome(self, client, asked)
+                    if slot is None:
+                        slot = await self._create_lent_async()
                 if self._pending_close:
                     SlotPool._close_pending(self)
                 if self._bare_hand_out and self._check_hook is None:
-                    slot.fresh = False
-                    return slot.resource  # type: ignore[no-any-return]
-                return await self._hand_out_async(slot, started)
+                    slot.fresh = False  # type: ignore[union-attr]
+                    return slot.resource  # type: ignore[union-attr,no-any-return]
+                return await self._hand_out_async(slot, started)  # type: ignore[arg-type]
             except PoolTimeout:
                 if self._watched:
                     SlotPool._emit(self, "timeout", None, _monotonic() - started)
                 raise
             except AcquireAgain:
-                if deadline != _INF:
-                    timeout = max(0.0, deadline - _monotonic())
-
-    async def _wait(self, client: AsyncWaiter, timeout: float | None, asked: float | None) -> Slot:
-        """Await the grant to ``client`` (queued): a slot, or an error."""
-        timer = None
-        if timeout is None:
-            if self._stall_watch is not stall_watch.running:
-                stall_watch.watch(self)
-        else:
-            timer = client._loop.call_later(timeout, client.expire)
-        try:
-            await client.future
-        except BaseException:  # cancelled: pass on whatever reached it
-            self._abandon(client)
-            raise
-        finally:
-            if timer is not None:
-                timer.cancel()
-        slot = SlotPool._outcome(self, client, asked)
-        if slot is None:
-            return await self._create_lent_async()
-        return slot
+                if timeout is not None:
+                    timeout = max(0.0, started + timeout - _monotonic())
 
     async def _hand_out_async(self, slot: Slot, started: float) -> T:
         """Run ``check`` (unless ``slot`` was made for this caller), then
@@ -423,10 +441,20 @@ class AsyncLease(Generic[T]):
         self._timeout = timeout
 
     async def __aenter__(self) -> T:
-        self._resource: T = await self._pool.acquire(self._timeout)
-        return self._resource
+        pool = self._pool
+        resource = pool._take_free()
+        if resource is _NOTHING:
+            resource = await pool._acquire_queued(self._timeout)
+        self._resource: T = resource
+        return resource  # type: ignore[no-any-return]
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         pool = self._pool
+        if exc is None and pool._reset_hook is None:  # nothing to await
+            try:
+                SlotPool.release(pool, self._resource)
+            except ValueError:  # released (or replaced) inside the block already
+                pass
+            return
         broken = exc is not None and isinstance(exc, pool.connection_errors)
         await pool._end_lease_async(self._resource, broken)

@@ -16,6 +16,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from .._build import COMPILED_BUILD
 from ..backends.base import Waiter, native_thread_ident
 
 __all__ = ["AsyncWaiter", "call_hook"]
@@ -28,7 +29,8 @@ class AsyncWaiter(Waiter):
     __slots__ = ("_loop", "_thread", "future")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, thread: int) -> None:
-        Waiter.__init__(self)
+        if not COMPILED_BUILD:  # compiled, the client's fields start zeroed: WAITING
+            Waiter.__init__(self)
         self._loop = loop
         self._thread = thread
         #: Resolved True by a wake, False when the wait's timer ran out first.
