@@ -166,7 +166,7 @@ def measure(rounds: int, cycles: int) -> dict[str, Any]:
 
 
 def ratio_line(label: str, mine: list[float], theirs: list[float], target: str) -> str:
-    ratios = [a / b for a, b in zip(mine, theirs)]
+    ratios = [a / b for a, b in zip(mine, theirs, strict=True)]
     return (f"  {label:<34} {statistics.median(ratios):6.2f}x "
             f"[{min(ratios):.2f}-{max(ratios):.2f}]   target {target}")
 

@@ -34,7 +34,7 @@ from ..core.lifecycle import stall_watch
 from ..core.slotpool import AcquireAgain, Slot, SlotPool, check_seconds
 from ..exceptions import PoolTimeout
 from .upkeep import AsyncUpkeep
-from .waiting import AsyncWaiter, call_hook
+from .waiting import AsyncWaiter
 
 __all__ = ["AsyncLease", "Pool"]
 
@@ -45,6 +45,15 @@ _monotonic = time.monotonic
 
 #: What :meth:`Pool._take_free` returns when the lock-free path does not apply.
 _NOTHING: Any = object()
+
+
+async def call_hook(hook: Callable[..., Any], *args: Any) -> Any:
+    """``hook(*args)``, awaited when it returns an awaitable (a coroutine
+    function, or a plain one such as aio-pika's ``Connection.channel``)."""
+    result = hook(*args)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
 
 
 class _AsyncioTasks:
@@ -172,7 +181,7 @@ class Pool(resource.Pool[T]):
             timeout = check_seconds("timeout", timeout)
         asked = timeout  # what a timeout error reports, however much is left
         started = _monotonic() if timeout is not None or self._watched else 0.0
-        if self._upkeep is None and self._needs_upkeep and not self._closed:
+        if self._needs_upkeep and self._upkeep is None and not self._closed:
             self._start_upkeep()
         while True:
             try:

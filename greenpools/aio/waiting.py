@@ -7,29 +7,32 @@ A wake in the loop's own thread sets the future's result directly (the
 loop then schedules the task: no extra callback); a wake from another
 native thread goes through ``loop.call_soon_threadsafe``.  A wake never
 raises: it runs under the pool's lock.
+
+Compiled by Cython when built (see ``waiting.pxd``), so that a releaser's
+grant reaches the future without a Python frame; plain Python otherwise.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
-from collections.abc import Callable
 from typing import Any
 
-from .._build import COMPILED_BUILD
+try:
+    import cython
+except ImportError:  # Cython is needed to build greenpools, not to run it
+    from .. import _nocython as cython  # type: ignore[no-redef]
+
 from ..backends.base import Waiter, native_thread_ident
 
-__all__ = ["AsyncWaiter", "call_hook"]
+__all__ = ["AsyncWaiter"]
 
 
 class AsyncWaiter(Waiter):
     """One wait of one asyncio task, for the pool bound to ``loop`` (run by
     the native thread ``thread``)."""
 
-    __slots__ = ("_loop", "_thread", "future")
-
     def __init__(self, loop: asyncio.AbstractEventLoop, thread: int) -> None:
-        if not COMPILED_BUILD:  # compiled, the client's fields start zeroed: WAITING
+        if not cython.compiled:  # compiled, the client's fields start zeroed: WAITING
             Waiter.__init__(self)
         self._loop = loop
         self._thread = thread
@@ -38,7 +41,9 @@ class AsyncWaiter(Waiter):
 
     def wake(self) -> None:
         if native_thread_ident() == self._thread:
-            self._resolve(True)
+            future: Any = self.future
+            if not future.done():  # a cancelled task's future is done already
+                future.set_result(True)
         else:
             try:
                 self._loop.call_soon_threadsafe(self._resolve, True)
@@ -50,18 +55,9 @@ class AsyncWaiter(Waiter):
         self._resolve(False)
 
     def _resolve(self, woken: bool) -> None:
-        future = self.future
-        if not future.done():  # a cancelled task's future is done already
+        future: Any = self.future
+        if not future.done():
             future.set_result(woken)
 
     def wait(self, timeout: float | None) -> bool:
         raise RuntimeError("an asyncio waiter is awaited (its future), not waited on")
-
-
-async def call_hook(hook: Callable[..., Any], *args: Any) -> Any:
-    """``hook(*args)``, awaited when it returns an awaitable (a coroutine
-    function, or a plain one such as aio-pika's ``Connection.channel``)."""
-    result = hook(*args)
-    if inspect.isawaitable(result):
-        result = await result
-    return result
