@@ -43,8 +43,6 @@ logger = logging.getLogger("greenpools")
 
 _monotonic = time.monotonic
 
-#: What :meth:`Pool._take_free` returns when the lock-free path does not apply.
-_NOTHING: Any = object()
 
 
 async def call_hook(hook: Callable[..., Any], *args: Any) -> Any:
@@ -54,6 +52,12 @@ async def call_hook(hook: Callable[..., Any], *args: Any) -> Any:
     if inspect.isawaitable(result):
         result = await result
     return result
+
+
+def _makes_plain_futures(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether ``loop.create_future()`` is asyncio's own (then the waiters
+    make their futures without calling it)."""
+    return getattr(type(loop), "create_future", None) is asyncio.BaseEventLoop.create_future
 
 
 class _AsyncioTasks:
@@ -99,6 +103,9 @@ class Pool(resource.Pool[T]):
             )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread = 0
+        # The thread whose tasks may take the core's lock-free path: the bound
+        # loop's, unless a check is to be awaited or upkeep to be started.
+        self._lock_free_thread = 0
         self._closing: set[asyncio.Future[Any]] = set()
         super().__init__(create, limit, close=close, **options)  # type: ignore[arg-type]
         # The pool runs these hooks itself, awaiting them: the core never calls them.
@@ -126,7 +133,10 @@ class Pool(resource.Pool[T]):
             )
         self._loop = loop
         self._thread = native_thread_ident()
-        self._new_waiter = functools.partial(AsyncWaiter, loop, self._thread)
+        if self._check_hook is None and not self._needs_upkeep:
+            self._lock_free_thread = self._thread
+        future_type = asyncio.Future if _makes_plain_futures(loop) else None
+        self._new_waiter = functools.partial(AsyncWaiter, loop, self._thread, future_type)
         if self._upkeep is not None:  # the previous loop's, which no longer runs
             self._upkeep.stop()
             self._upkeep = None
@@ -150,23 +160,12 @@ class Pool(resource.Pool[T]):
         """Take a resource, waiting first come, first served for up to
         ``timeout`` seconds (default: the pool's ``timeout`` option; ``None``
         there: forever), then raising :class:`PoolTimeout`."""
-        free = self._take_free()
-        if free is not _NOTHING:
-            return free  # type: ignore[no-any-return]
+        # The core's lock-free acquire, when nothing else goes on and a
+        # resource is idle.  Another loop of this thread (the bound one ended)
+        # may take an idle resource here; it binds the pool at its first wait.
+        if self._lock_free and self._idle and self._lock_free_thread == native_thread_ident():
+            return SlotPool.acquire(self, False)  # type: ignore[no-any-return]
         return await self._acquire_queued(timeout)
-
-    def _take_free(self) -> Any:
-        """The core's lock-free acquire, when nothing else is going on (no
-        waiter, no check to await, no upkeep to start) and an idle resource
-        is there, in the bound loop's thread; else ``_NOTHING``.  Another
-        loop of this thread (the bound one ended) may take an idle resource
-        here; it binds the pool at its first wait."""
-        if (
-            self._lock_free and self._idle and self._check_hook is None
-            and not self._needs_upkeep and self._thread == native_thread_ident()
-        ):
-            return SlotPool.acquire(self, False)
-        return _NOTHING
 
     async def _acquire_queued(self, timeout: float | None) -> T:
         """The acquire that takes the pool's lock, and waits if it must."""
@@ -451,11 +450,13 @@ class AsyncLease(Generic[T]):
 
     async def __aenter__(self) -> T:
         pool = self._pool
-        resource = pool._take_free()
-        if resource is _NOTHING:
+        # Pool.acquire, without its frame: the same lock-free path first.
+        if pool._lock_free and pool._idle and pool._lock_free_thread == native_thread_ident():
+            resource: T = SlotPool.acquire(pool, False)
+        else:
             resource = await pool._acquire_queued(self._timeout)
-        self._resource: T = resource
-        return resource  # type: ignore[no-any-return]
+        self._resource = resource
+        return resource
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         pool = self._pool

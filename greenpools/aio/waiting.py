@@ -29,15 +29,19 @@ __all__ = ["AsyncWaiter"]
 
 class AsyncWaiter(Waiter):
     """One wait of one asyncio task, for the pool bound to ``loop`` (run by
-    the native thread ``thread``)."""
+    the native thread ``thread``); ``future_type`` makes its future when
+    that is what ``loop.create_future()`` would do (else None: it is called)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, thread: int) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, thread: int, future_type: Any = None
+    ) -> None:
         if not cython.compiled:  # compiled, the client's fields start zeroed: WAITING
             Waiter.__init__(self)
         self._loop = loop
         self._thread = thread
         #: Resolved True by a wake, False when the wait's timer ran out first.
-        self.future: asyncio.Future[bool] = loop.create_future()
+        self.future: asyncio.Future[bool] = (
+            loop.create_future() if future_type is None else future_type(loop=loop))
 
     def wake(self) -> None:
         if native_thread_ident() == self._thread:
