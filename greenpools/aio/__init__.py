@@ -8,7 +8,8 @@ raises the same exceptions; ``greenpools.listen`` and
 from __future__ import annotations
 
 from ..exceptions import LimitExceeded, PoolClosed, PoolError, PoolTimeout, TooManyRequests
-from .pool import AsyncLease, Pool
+from .lease import AsyncLease
+from .pool import Pool
 
 __all__ = [
     "AsyncLease", "LimitExceeded", "Pool", "PoolClosed", "PoolError", "PoolTimeout",

@@ -26,17 +26,19 @@ import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Generic, NoReturn, TypeVar
+from contextlib import AbstractAsyncContextManager
+from typing import Any, NoReturn, TypeVar
 
 from ..backends.base import native_thread_ident
 from ..core import resource
 from ..core.lifecycle import stall_watch
 from ..core.slotpool import AcquireAgain, Slot, SlotPool, check_seconds
 from ..exceptions import PoolTimeout
+from .lease import AsyncLease
 from .upkeep import AsyncUpkeep
 from .waiting import AsyncWaiter
 
-__all__ = ["AsyncLease", "Pool"]
+__all__ = ["Pool"]
 
 T = TypeVar("T")
 logger = logging.getLogger("greenpools")
@@ -330,10 +332,12 @@ class Pool(resource.Pool[T]):
                 raise
         SlotPool.release(self, resource)
 
-    def acquired(self, timeout: float | None = None) -> AsyncLease[T]:  # type: ignore[override]
+    def acquired(  # type: ignore[override]
+        self, timeout: float | None = None
+    ) -> AbstractAsyncContextManager[T]:
         """``async with pool.acquired() as r:`` returns ``r`` on exit, or replaces
         it when the block raised one of ``connection_errors``."""
-        return AsyncLease(self, timeout)
+        return AsyncLease(self, timeout)  # type: ignore[return-value]  # typed as T
 
     async def _end_lease_async(self, resource: T, broken: bool) -> None:
         slot = self._slots.get(id(resource))
@@ -437,34 +441,3 @@ class Pool(resource.Pool[T]):
                 if timer is not None:
                     timer.cancel()
                 self._unwatch_readiness(waiter)
-
-
-class AsyncLease(Generic[T]):
-    """The asynchronous context manager returned by :meth:`Pool.acquired`."""
-
-    __slots__ = ("_pool", "_resource", "_timeout")
-
-    def __init__(self, pool: Pool[T], timeout: float | None) -> None:
-        self._pool = pool
-        self._timeout = timeout
-
-    async def __aenter__(self) -> T:
-        pool = self._pool
-        # Pool.acquire, without its frame: the same lock-free path first.
-        if pool._lock_free and pool._idle and pool._lock_free_thread == native_thread_ident():
-            resource: T = SlotPool.acquire(pool, False)
-        else:
-            resource = await pool._acquire_queued(self._timeout)
-        self._resource = resource
-        return resource
-
-    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        pool = self._pool
-        if exc is None and pool._reset_hook is None:  # nothing to await
-            try:
-                SlotPool.release(pool, self._resource)
-            except ValueError:  # released (or replaced) inside the block already
-                pass
-            return
-        broken = exc is not None and isinstance(exc, pool.connection_errors)
-        await pool._end_lease_async(self._resource, broken)

@@ -1,0 +1,6 @@
+# Cython declarations for lease.py (compiled in pure-Python mode).
+
+cdef class AsyncLease:
+    cdef object _pool
+    cdef object _timeout
+    cdef object _resource
