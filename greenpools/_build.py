@@ -31,7 +31,7 @@ COMPILED = (
     "greenpools.backends._green",
     "greenpools.backends.threading",
     "greenpools.aio.waiting",
-    "greenpools.aio.lease",
+    "greenpools.aio.acquiring",
 )
 
 #: Set to anything but the empty string to run the plain-Python build.

@@ -8,7 +8,7 @@ raises the same exceptions; ``greenpools.listen`` and
 from __future__ import annotations
 
 from ..exceptions import LimitExceeded, PoolClosed, PoolError, PoolTimeout, TooManyRequests
-from .lease import AsyncLease
+from .acquiring import AsyncLease
 from .pool import Pool
 
 __all__ = [

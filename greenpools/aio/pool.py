@@ -31,10 +31,8 @@ from typing import Any, NoReturn, TypeVar
 
 from ..backends.base import native_thread_ident
 from ..core import resource
-from ..core.lifecycle import stall_watch
 from ..core.slotpool import AcquireAgain, Slot, SlotPool, check_seconds
-from ..exceptions import PoolTimeout
-from .lease import AsyncLease
+from .acquiring import AsyncLease, acquire_queued
 from .upkeep import AsyncUpkeep
 from .waiting import AsyncWaiter
 
@@ -167,62 +165,7 @@ class Pool(resource.Pool[T]):
         # may take an idle resource here; it binds the pool at its first wait.
         if self._lock_free and self._idle and self._lock_free_thread == native_thread_ident():
             return SlotPool.acquire(self, False)  # type: ignore[no-any-return]
-        return await self._acquire_queued(timeout)
-
-    async def _acquire_queued(self, timeout: float | None) -> T:
-        """The acquire that takes the pool's lock, and waits if it must."""
-        loop = self._loop
-        # One loop runs in a thread at a time: if the bound one runs, it is this one.
-        if loop is None or self._thread != native_thread_ident() or not loop.is_running():
-            loop = self._bind()
-        self._n_requests += 1
-        if timeout is None:
-            timeout = self.timeout
-        else:
-            timeout = check_seconds("timeout", timeout)
-        asked = timeout  # what a timeout error reports, however much is left
-        started = _monotonic() if timeout is not None or self._watched else 0.0
-        if self._needs_upkeep and self._upkeep is None and not self._closed:
-            self._start_upkeep()
-        while True:
-            try:
-                taken = SlotPool._take_or_enqueue(self, True, timeout, asked)
-                if type(taken) is Slot:
-                    slot: Slot | None = taken
-                elif taken is None:
-                    slot = await self._create_lent_async()
-                else:  # queued: await the grant (the wait inline, one frame less)
-                    client: AsyncWaiter = taken  # type: ignore[assignment]  # ours
-                    timer = None
-                    if timeout is None:
-                        if self._stall_watch is not stall_watch.running:
-                            stall_watch.watch(self)
-                    else:
-                        timer = loop.call_later(timeout, client.expire)
-                    try:
-                        await client.future
-                    except BaseException:  # cancelled: pass on whatever reached it
-                        self._abandon(client)
-                        raise
-                    finally:
-                        if timer is not None:
-                            timer.cancel()
-                    slot = SlotPool._outcome(self, client, asked)
-                    if slot is None:
-                        slot = await self._create_lent_async()
-                if self._pending_close:
-                    SlotPool._close_pending(self)
-                if self._bare_hand_out and self._check_hook is None:
-                    slot.fresh = False  # type: ignore[union-attr]
-                    return slot.resource  # type: ignore[union-attr,no-any-return]
-                return await self._hand_out_async(slot, started)  # type: ignore[arg-type]
-            except PoolTimeout:
-                if self._watched:
-                    SlotPool._emit(self, "timeout", None, _monotonic() - started)
-                raise
-            except AcquireAgain:
-                if timeout is not None:
-                    timeout = max(0.0, started + timeout - _monotonic())
+        return await acquire_queued(self, timeout)  # type: ignore[no-any-return]
 
     async def _hand_out_async(self, slot: Slot, started: float) -> T:
         """Run ``check`` (unless ``slot`` was made for this caller), then

@@ -1,4 +1,4 @@
-# Cython declarations for lease.py (compiled in pure-Python mode).
+# Cython declarations for acquiring.py (compiled in pure-Python mode).
 
 cdef class AsyncLease:
     cdef object _pool
