@@ -116,6 +116,7 @@ cdef class SlotPool:
     cpdef Slot _pop_idle_locked(self)
     @cython.locals(fresh=bint)
     cpdef _hand_out(self, Slot slot)
+    cpdef _discard_failed_check(self, Slot slot)
     cpdef Slot _create_lent(self)
     cpdef Slot _lend_created(self, Slot slot)
     cpdef bint _reserve_place(self) except -1

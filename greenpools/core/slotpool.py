@@ -458,10 +458,7 @@ class SlotPool:
                 try:
                     self.check(resource)
                 except Exception:
-                    logger.warning(
-                        "greenpools: pool %r discards a resource that failed its check",
-                        self.name, exc_info=True)
-                    SlotPool._discard_lent(self, slot, True)
+                    SlotPool._discard_failed_check(self, slot)
                     raise AcquireAgain from None
             if self._track_lending:
                 slot.lent_at = _now()
@@ -483,6 +480,13 @@ class SlotPool:
             SlotPool._give_back(self, slot)
             raise
         return resource
+
+    def _discard_failed_check(self, slot: Slot) -> None:
+        """A lent slot's resource failed its check (called from the ``except``):
+        log it and discard the slot; the caller then starts the acquire over."""
+        logger.warning("greenpools: pool %r discards a resource that failed its check",
+                       self.name, exc_info=True)
+        SlotPool._discard_lent(self, slot, True)
 
     def _create_lent(self) -> Slot:
         """Create a resource in a place already counted, and lend it."""
