@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from aiohelpers import Thing, assert_balanced, run, settle, until, waiting
-from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from test_observability import reader  # noqa: F401  (fixture)
 
 import greenpools
 from greenpools import aio
@@ -351,17 +350,8 @@ def test_stats_have_the_sync_pools_keys() -> None:
     run(scenario())
 
 
-@pytest.fixture
-def reader() -> Iterator[InMemoryMetricReader]:
-    reader = InMemoryMetricReader()
-    provider = MeterProvider(metric_readers=[reader])
-    greenpools.instrument(provider)
-    yield reader
-    greenpools.uninstrument()
-    provider.shutdown()
-
-
-def test_listeners_and_metrics_see_the_asyncio_pool(reader: InMemoryMetricReader) -> None:
+def test_listeners_and_metrics_see_the_asyncio_pool(
+        reader: InMemoryMetricReader) -> None:  # noqa: F811
     seen: list[str] = []
 
     async def scenario() -> None:

@@ -175,10 +175,7 @@ class Pool(resource.Pool[T]):
             try:
                 await call_hook(check, slot.resource)
             except Exception:
-                logger.warning(
-                    "greenpools: pool %r discards a resource that failed its check",
-                    self.name, exc_info=True)
-                SlotPool._discard_lent(self, slot, True)
+                SlotPool._discard_failed_check(self, slot)
                 raise AcquireAgain from None
             except BaseException:
                 SlotPool._give_back(self, slot)
