@@ -77,11 +77,18 @@ _LAZY = {
 }
 
 
+#: Subpackages that load on first use as attributes (``greenpools.aio.Pool``).
+_LAZY_SUBPACKAGES = frozenset({"aio"})
+
+
 def __getattr__(name: str) -> Any:
+    import importlib
+
+    if name in _LAZY_SUBPACKAGES:
+        return importlib.import_module(f"{__name__}.{name}")
     module_name = _LAZY.get(name)
     if module_name is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
 
     value = getattr(importlib.import_module(f"{__name__}.{module_name}"), name)
     if module_name not in ("kombu.pools", "kombu.install", "otel"):
@@ -90,4 +97,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    return sorted(set(globals()) | set(__all__) | _LAZY_SUBPACKAGES)

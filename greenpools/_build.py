@@ -30,6 +30,8 @@ COMPILED = (
     "greenpools.core.slotpool",
     "greenpools.backends._green",
     "greenpools.backends.threading",
+    "greenpools.aio.waiting",
+    "greenpools.aio.acquiring",
 )
 
 #: Set to anything but the empty string to run the plain-Python build.

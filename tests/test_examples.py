@@ -175,3 +175,23 @@ def test_a_wrong_password_is_one_line_and_a_non_zero_exit(example: str) -> None:
     assert result.returncode == 1, output
     assert "Traceback" not in output and "wrong-pw" not in output, output
     assert f"{example}: the broker at " in output and "refused the credentials" in output, output
+
+
+@once_per_suite(pytest.mark.broker)
+def test_asyncio_aiopika_example_publishes_every_message_confirmed(amqp_queue: str) -> None:
+    result = run_example("asyncio_aiopika.py", QUEUE=amqp_queue, MESSAGES="200")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert printed(result, "published") == "200 messages from 20 tasks, 200 confirmed"
+    opened = re.match(r"(\d+) opened \(limit 5\) for 200 acquires", printed(result, "channels"))
+    assert opened and 1 <= int(opened.group(1)) <= 5, printed(result, "channels")
+    assert printed(result, "queue") == f"{amqp_queue} holds 200 messages (0 before)"
+    assert support.queue_count(amqp_queue) == 200  # left for whoever consumes them
+
+
+def test_asyncio_aiopika_example_refuses_a_bad_messages_count_in_one_line() -> None:
+    result = run_example("asyncio_aiopika.py", MESSAGES="many")
+
+    assert result.returncode != 0
+    assert result.stderr.strip() == (
+        "asyncio_aiopika.py: MESSAGES must be a non-negative int, got 'many'")

@@ -1,6 +1,6 @@
 """The package's layers only import downwards.
 
-backends (bottom) -> core -> kombu -> cli.  Every module of a layer is
+backends (bottom) -> core -> aio -> kombu -> cli.  Every module of a layer is
 parsed, and every import in it (at the top, inside a function, under
 ``TYPE_CHECKING``, a ``cimport`` in a ``.pxd``) must name greenpools
 modules of its own layer or a lower one.  The shared modules at the top
@@ -21,7 +21,7 @@ import greenpools
 PACKAGE_DIR = Path(greenpools.__file__).parent
 
 #: Each layer, bottom first: a module may import only its own layer and those before it.
-LAYERS = ("backends", "core", "kombu", "cli")
+LAYERS = ("backends", "core", "aio", "kombu", "cli")
 
 CIMPORT = re.compile(r"^\s*(?:from\s+(\S+)\s+cimport|cimport\s+(\S+))", re.MULTILINE)
 

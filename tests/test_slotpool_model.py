@@ -233,14 +233,15 @@ class SlotPoolMachine(RuleBasedStateMachine):
             self._close_expected()
             return
         model.may_create.remove(client)
+        assert SlotPool._outcome(self.pool, client, None) is None  # it is to create one
         if model.closed:  # it makes its resource, finds the pool closed, closes it
             with pytest.raises(PoolClosed):
-                SlotPool._outcome(self.pool, client, None)
+                SlotPool._create_lent(self.pool)
             model.size -= 1
             self.pool.made[-1].expected_closed = True  # type: ignore[attr-defined]
             self._close_expected()
             return
-        self._took(SlotPool._outcome(self.pool, client, None).resource)
+        self._took(SlotPool._create_lent(self.pool).resource)
 
     @precondition(lambda self: self.model.queue)
     @rule(data=st.data())

@@ -363,21 +363,38 @@ class Resource(SlotPool, Counters, Generic[T]):
                     if self.configure is not None:
                         self.configure(resource)
                 except BaseException:
-                    if forks == self._forks:
-                        self._close_quietly(resource)
-                    else:  # made across a fork: closing it would close the parent's
-                        self._drop_inherited(resource)
+                    self._unmake(resource, forks)
                     raise
         except BaseException as exc:
-            if self._create_failed(forks) and isinstance(exc, Exception):
-                raise AcquireAgain from exc  # the child's own pool is asked again
+            self._creation_failed(forks, exc)
             raise
+        return self._creation_done(resource, forks, started)
+
+    # The steps of _new_slot apart, for front ends that make resources their
+    # own way (greenpools.aio awaits the hooks).
+
+    def _unmake(self, resource: T, forks: int) -> None:
+        """Let go of a resource whose creation failed after it was made."""
+        if forks == self._forks:
+            self._close_quietly(resource)
+        else:  # made across a fork: closing it would close the parent's
+            self._drop_inherited(resource)
+
+    def _creation_failed(self, forks: int, exc: BaseException) -> None:
+        """A creation begun when the pool had forked ``forks`` times raised
+        ``exc``: pass its place on (the caller re-raises), or ask again in a
+        forked child, whose books never counted it."""
+        if self._create_failed(forks) and isinstance(exc, Exception):
+            raise AcquireAgain from exc
+
+    def _creation_done(self, resource: T, forks: int, started: float) -> Slot:
+        """Book a resource made (from ``started`` on) in a place already counted."""
         expires = _INF
         if self.max_lifetime is not None:
             # Up to 10% shorter, so that resources made together expire apart.
             expires = _monotonic() + self.max_lifetime * (1.0 - 0.1 * random.random())
         slot = self._created(resource, forks, started, expires, forking.fork_guard.pid)
-        if slot is None:
+        if slot is None:  # made across a fork: the parent's half
             self._drop_inherited(resource)
             raise AcquireAgain
         return slot
@@ -511,26 +528,38 @@ class Resource(SlotPool, Counters, Generic[T]):
         if self._upkeep is None and self._wants_upkeep():
             self._start_upkeep()
         while True:
-            with self._mutex:
-                if self._closed:
-                    raise PoolClosed(f"wait on closed pool {self.name!r}")
-                waiter = self._new_waiter()
-                self._ready_waiters.append(waiter)  # before counting: no wake is lost
+            waiter = self._watch_readiness()
             try:
                 ready = self._ready_count()
                 if ready >= self.min_size:
                     return
                 remaining = None if deadline is None else deadline - _monotonic()
                 if remaining is not None and remaining <= 0:
-                    raise self._pool_timeout(
-                        f"pool {self.name!r}: {ready} of min_size {self.min_size} resources "
-                        f"ready after {timeout} seconds"
-                    )
+                    raise self._not_ready(ready, timeout)
                 waiter.wait(remaining)
             finally:
-                with self._mutex:
-                    if waiter in self._ready_waiters:
-                        self._ready_waiters.remove(waiter)
+                self._unwatch_readiness(waiter)
+
+    def _watch_readiness(self) -> Any:
+        """A new waiter that upkeep wakes when resources may have become ready."""
+        with self._mutex:
+            if self._closed:
+                raise PoolClosed(f"wait on closed pool {self.name!r}")
+            waiter = self._new_waiter()
+            self._ready_waiters.append(waiter)  # before counting: no wake is lost
+        return waiter
+
+    def _unwatch_readiness(self, waiter: Any) -> None:
+        with self._mutex:
+            if waiter in self._ready_waiters:
+                self._ready_waiters.remove(waiter)
+
+    def _not_ready(self, ready: int, timeout: float | None) -> Exception:
+        """The error of a :meth:`wait` that ran out with ``ready`` resources ready."""
+        return self._pool_timeout(
+            f"pool {self.name!r}: {ready} of min_size {self.min_size} resources "
+            f"ready after {timeout} seconds"
+        )
 
     def _wake_ready_waiters(self) -> None:
         """Let the callers of :meth:`wait` count again."""

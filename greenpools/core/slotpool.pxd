@@ -114,7 +114,7 @@ cdef class SlotPool:
 
     @cython.locals(slot=Slot, deadline=double, started=double)
     cpdef _acquire_slow(self, bint block, object timeout)
-    @cython.locals(client=WaitingClient)
+    @cython.locals(client=WaitingClient, slot=Slot)
     cpdef Slot _take_or_queue(self, bint block, object timeout, object asked)
     @cython.locals(client=WaitingClient, slot=Slot, limit=Py_ssize_t)
     cpdef object _take_or_enqueue(self, bint block, object timeout, object asked)
@@ -127,8 +127,11 @@ cdef class SlotPool:
     cpdef Slot _pop_idle_locked(self)
     @cython.locals(fresh=bint)
     cpdef _hand_out(self, Slot slot)
+    cpdef _discard_failed_check(self, Slot slot)
     @cython.locals(slot=Slot)
+    cpdef Py_ssize_t _lease_of(self, object resource) except? -2
     cpdef Slot _create_lent(self)
+    cpdef Slot _lend_created(self, Slot slot)
     @cython.locals(now=double)
     cpdef _release_slow(self, Slot slot)
     cpdef _give_back(self, Slot slot)

@@ -350,7 +350,10 @@ class SlotPool:
         except BaseException:
             self._abandon(client)
             raise
-        return SlotPool._outcome(self, client, asked)
+        slot = SlotPool._outcome(self, client, asked)
+        if slot is None:
+            return SlotPool._create_lent(self)
+        return slot
 
     def _take_or_enqueue(
         self, block: bool, timeout: float | None, asked: float | None
@@ -406,8 +409,9 @@ class SlotPool:
         return self._pool_timeout(
             f"pool {self.name!r}: no resource became free within {asked:g} s")
 
-    def _outcome(self, client: WaitingClient, asked: float | None) -> Slot:
-        """What a wait that returned brought: a slot, or an error."""
+    def _outcome(self, client: WaitingClient, asked: float | None) -> Slot | None:
+        """What a wait that returned brought: a slot, ``None`` when the
+        caller is to create one (its place is counted), or an error."""
         if client.forks != self._forks:  # copied into a forked child while waiting
             raise AcquireAgain
         # A grant is final and made before the wake: only a client still
@@ -438,7 +442,7 @@ class SlotPool:
                 SlotPool._drop_retired(self, slot.resource)
             raise AcquireAgain
         if state == MAY_CREATE:
-            return SlotPool._create_lent(self)
+            return None
         raise PoolClosed(f"pool {self.name!r} was closed while waiting")
 
     def _abandon(self, client: WaitingClient) -> None:
@@ -493,10 +497,7 @@ class SlotPool:
                 try:
                     self.check(resource)
                 except Exception:
-                    logger.warning(
-                        "greenpools: pool %r discards a resource that failed its check",
-                        self.name, exc_info=True)
-                    SlotPool._discard_lent(self, slot, True)
+                    SlotPool._discard_failed_check(self, slot)
                     raise AcquireAgain from None
             if self._track_lending:
                 slot.lent_at = _now()
@@ -519,8 +520,19 @@ class SlotPool:
             raise
         return resource
 
+    def _discard_failed_check(self, slot: Slot) -> None:
+        """A lent slot's resource failed its check (called from the ``except``):
+        log it and discard the slot; the caller then starts the acquire over."""
+        logger.warning("greenpools: pool %r discards a resource that failed its check",
+                       self.name, exc_info=True)
+        SlotPool._discard_lent(self, slot, True)
+
     def _create_lent(self) -> Slot:
-        slot: Slot = self._new_slot(False)
+        """Create a resource in a place already counted, and lend it."""
+        return SlotPool._lend_created(self, self._new_slot(False))
+
+    def _lend_created(self, slot: Slot) -> Slot:
+        """Lend a slot just made for the caller, unless the pool closed meanwhile."""
         with self._mutex:
             if not self._closed:
                 slot.lent = True
