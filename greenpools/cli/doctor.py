@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import greenpools
 
 from .. import backends
+from .._freethreading import DOCTOR_LINE, gil_disabled
 from .demo import positive_seconds
 
 GEVENT_ENTRY_POINT_GROUP = "gevent.plugins.monkey.did_patch_all"
@@ -90,7 +91,7 @@ def speedups_state() -> str:
     return _build.BUILD
 
 
-DOCTOR_LABELS = ("python", "greenpools", "kombu", "amqp", "gevent", "eventlet", "greenlet",
+DOCTOR_LABELS = ("python", "gil", "greenpools", "kombu", "amqp", "gevent", "eventlet", "greenlet",
                  "backend", "build", "gevent hook", "broker")
 
 
@@ -113,6 +114,9 @@ def doctor(argv: Sequence[str]) -> int:
 
     healthy = True
     row("python", f"{platform.python_version()} ({sys.executable})")
+    if gil_disabled():  # only then: a standard interpreter has nothing to say here
+        healthy = False
+        row("gil", DOCTOR_LINE)
     row("greenpools", f"{greenpools.__version__} ({os.path.dirname(greenpools.__file__)})")
     for name in ("kombu", "amqp", "gevent", "eventlet", "greenlet"):
         row(name, distribution_version(name))
