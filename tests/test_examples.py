@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -121,6 +122,22 @@ def test_generic_pool_counts_replaces_a_dead_client_and_times_out(redis_key: str
     assert printed(result, "stats").endswith("1 gave up")
     with redis.Redis.from_url(redis_url()) as client:
         assert not client.exists(redis_key)
+
+
+def test_generic_pool_without_redis_is_one_line_and_a_non_zero_exit() -> None:
+    """Nothing listens on the port (bound, never listening: the kernel refuses)."""
+    if support.BACKEND != "threading":
+        pytest.skip(support.ONCE_PER_SUITE)
+    with socket.socket() as bound:
+        bound.bind(("127.0.0.1", 0))
+        port = bound.getsockname()[1]
+        result = run_example("generic_pool.py", "--redis", f"redis://:s3cret@127.0.0.1:{port}/0")
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout == "", result.stdout
+    [line] = result.stderr.splitlines()
+    assert line.startswith("generic_pool.py: cannot use Redis: ConnectionError: "), line
+    assert f"127.0.0.1:{port}" in line and "refused" in line, line
 
 
 def test_quickstart_masks_the_password_it_prints() -> None:
