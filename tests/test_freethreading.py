@@ -8,12 +8,8 @@ before greenpools is imported: the very check a free-threaded build answers.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
-from helpers import BACKEND
+from helpers import BACKEND, run_python
 
 pytestmark = pytest.mark.skipif(
     BACKEND != "threading", reason="starts its own processes: runs once, in the threading run"
@@ -21,13 +17,6 @@ pytestmark = pytest.mark.skipif(
 
 #: The first lines of each process: the GIL is disabled, as far as anyone can ask.
 GIL_DISABLED = "import sys\nsys._is_gil_enabled = lambda: False\n"
-
-
-def run_python(code: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("GREENPOOLS_BACKEND", "GREENPOOLS_TEST_BACKEND")}
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                          text=True, timeout=120)
 
 
 IMPORT_AND_USE = """\
