@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from helpers import BACKEND, require_amqp, require_redis
+from helpers import BACKEND, hiding, require_amqp, require_redis
 
 from greenpools.cli.brokercheck import masked_url
 
@@ -157,13 +157,8 @@ def test_other_commands_refuse_an_unknown_backend_in_the_environment(command: st
 
 @pytest.fixture
 def without_gevent(tmp_path: Path) -> dict[str, str]:
-    """An environment in which ``import gevent`` really fails (a gevent.py
-    first on the path that raises ImportError, as a missing package would)."""
-    (tmp_path / "gevent.py").write_text(
-        "raise ImportError(\"No module named 'gevent' (hidden by the test)\", name='gevent')\n"
-    )
-    path = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
-    return {"PYTHONPATH": path}
+    """An environment in which ``import gevent`` really fails."""
+    return hiding(tmp_path, "gevent")
 
 
 def test_without_gevent_importing_it_really_fails(without_gevent: dict[str, str]) -> None:
@@ -203,19 +198,21 @@ def test_bench_refuses_a_json_path_it_cannot_write_before_it_runs(tmp_path: Path
 
 
 @pytest.mark.parametrize("scheme", ["redis", "rediss"])
-def test_doctor_names_the_kombu_extra_a_transport_without_its_library_needs(
-    tmp_path: Path, scheme: str
+@pytest.mark.parametrize("hidden", [("redis",), ("redis", "packaging")])
+@pytest.mark.parametrize("command", ["doctor", "demo"])
+def test_a_redis_url_without_the_redis_client_says_so_and_how_to_install_it(
+    tmp_path: Path, scheme: str, hidden: tuple[str, ...], command: str
 ) -> None:
     # Without redis-py, kombu's Redis transport fails to import with an
-    # AttributeError (it subclasses redis.Redis with redis set to None).
-    (tmp_path / "redis.py").write_text(
-        "raise ImportError(\"No module named 'redis' (hidden by the test)\", name='redis')\n"
-    )
-    path = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
-    result = greenpools_cli("doctor", "--broker", f"{scheme}://127.0.0.1:1/0", PYTHONPATH=path)
-    output = assert_user_error(result, f"kombu's {scheme} transport", "could not be loaded",
-                               "pip install 'kombu[redis]'", code=1)
-    assert "is not valid" not in output
+    # AttributeError (it subclasses redis.Redis with redis set to None);
+    # without packaging too, with "No module named 'packaging'", its first import.
+    options = ["--backend", "threading"] if command == "demo" else []
+    result = greenpools_cli(command, *options, "--broker", f"{scheme}://127.0.0.1:1/0",
+                            **hiding(tmp_path, *hidden))
+    output = assert_user_error(result, "the redis client is not installed",
+                               f"kombu's {scheme} transport, which {scheme}://127.0.0.1:1/0 needs",
+                               f"pip install {' '.join(hidden)}\n", code=1)
+    assert "is not valid" not in output and "No module named" not in output
 
 
 @pytest.fixture
