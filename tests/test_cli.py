@@ -59,6 +59,15 @@ def test_doctor_reports_backend_and_fast_path() -> None:
     assert rows["build"].startswith(("compiled (Cython", "pure Python (")), rows
 
 
+def test_doctor_says_a_late_gevent_patch_switches_at_once_and_eventlet_lazily() -> None:
+    """What test_backends' late-patching scenarios show, in doctor's words."""
+    result = greenpools_cli("doctor")
+    backend = next(line for line in result.stdout.splitlines() if line.startswith("backend "))
+    assert "a later gevent patch_all() switches the backend at once" in backend, backend
+    assert ("a later eventlet.monkey_patch() only when a pool next waits or a new pool "
+            "is made") in backend, backend
+
+
 def test_doctor_says_when_the_fast_path_is_pure_python() -> None:
     result = greenpools_cli("doctor", GREENPOOLS_NO_SPEEDUPS="1")
     assert "pure Python (GREENPOOLS_NO_SPEEDUPS is set)" in result.stdout

@@ -39,8 +39,10 @@ def backend_reason() -> str:
     if detected == "eventlet":
         return "eventlet has monkey-patched the standard library"
     return (
-        "nothing is monkey-patched in this process; patching with gevent or "
-        "eventlet (even after import) switches the backend"
+        "nothing is monkey-patched in this process; a later gevent patch_all() "
+        "switches the backend at once (through the gevent hook below), a later "
+        "eventlet.monkey_patch() only when a pool next waits or a new pool is made "
+        "(greenpools.use_backend('eventlet') switches at once)"
     )
 
 
