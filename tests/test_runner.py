@@ -21,8 +21,9 @@ pytestmark = pytest.mark.skipif(
 RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "runner.py")
 
 
-def run_runner(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GREENPOOLS_")}
+def run_runner(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    if env is None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GREENPOOLS_")}
     return subprocess.run([sys.executable, RUNNER, "--backend", "threading", *args],
                           env=env, capture_output=True, text=True, timeout=120)
 
@@ -172,11 +173,8 @@ def build_reporting_test(tmp_path: Path) -> str:
 def test_without_a_compiled_build_only_the_plain_python_passes_run(
     without_compiled_build: dict[str, str], build_reporting_test: str
 ) -> None:
-    result = subprocess.run(
-        [sys.executable, RUNNER, "--backend", "threading", "-q", "-s", "-p", "no:cacheprovider",
-         build_reporting_test],
-        env=without_compiled_build, capture_output=True, text=True, timeout=120,
-    )
+    result = run_runner("-q", "-s", "-p", "no:cacheprovider", build_reporting_test,
+                        env=without_compiled_build)
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == ("no compiled build (no C compiler at install?): "
@@ -191,11 +189,8 @@ def test_without_a_compiled_build_only_the_plain_python_passes_run(
 def test_a_missing_compiled_build_fails_in_one_line_under_ci_or_when_asked_for(
     without_compiled_build: dict[str, str], build_reporting_test: str, ci: str, build: str
 ) -> None:
-    result = subprocess.run(
-        [sys.executable, RUNNER, "--backend", "threading", "--build", build, "-q",
-         build_reporting_test],
-        env={**without_compiled_build, "CI": ci}, capture_output=True, text=True, timeout=120,
-    )
+    result = run_runner("--build", build, "-q", build_reporting_test,
+                        env={**without_compiled_build, "CI": ci})
     assert result.returncode == 1, result.stdout + result.stderr
     assert result.stdout == "", result.stdout  # no pass ran
     [line] = result.stderr.splitlines()
