@@ -1,8 +1,9 @@
 """Backend for plain operating-system threads.
 
-What relies on the GIL.  Native threads share a pool truly in parallel
-only where the GIL lets them, and the threading path counts on it being
-there (so do the cross-thread wakes of the green backends):
+What relies on the GIL.  Several steps of the threading path are single
+steps only because the GIL lets one native thread at a time run Python or
+the compiled code (the cross-thread wakes of the green backends count on
+it too):
 
 - The compiled :class:`~greenpools.backends.base.Mutex` is a benaphore: its
   ``_count`` is a plain C field that ``acquire`` tests and sets, and
