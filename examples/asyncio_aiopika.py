@@ -18,13 +18,13 @@ whoever consumes them.  Exits 0 only when the broker confirmed every one.
 import asyncio
 import os
 import sys
+import urllib.parse
 
 import aio_pika
 import aio_pika.abc
 import aio_pika.exceptions
 
 import greenpools.aio
-from greenpools.cli.brokercheck import masked_url
 
 TASKS = 20
 CHANNELS = 5  # on one connection, shared by every task
@@ -40,6 +40,13 @@ def messages_from_environment() -> int:
         sys.exit(f"asyncio_aiopika.py: MESSAGES must be a non-negative int, got {text!r}")
     return count
 
+
+def masked(url: str) -> str:
+    """``url`` with its password hidden, for printing."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":**@", 1)).geturl()
 
 async def publish_all(url: str, queue_name: str, messages: int) -> int:
     connection = await aio_pika.connect(url, timeout=10)
@@ -80,7 +87,7 @@ async def publish_all(url: str, queue_name: str, messages: int) -> int:
         in_queue = queue.declaration_result.message_count
 
     errors = [result for result in results if isinstance(result, BaseException)]
-    print(f"broker:     {masked_url(url)}")
+    print(f"broker:     {masked(url)}")
     print(f"published:  {messages} messages from {TASKS} tasks, {confirmed} confirmed")
     print(f"channels:   {stats['connections_num']} opened (limit {CHANNELS}) for "
           f"{stats['requests_num']} acquires, {stats['requests_queued']} of which waited")
@@ -97,7 +104,7 @@ def main() -> int:
     try:
         return asyncio.run(publish_all(url, queue_name, messages))
     except (OSError, asyncio.TimeoutError, aio_pika.exceptions.AMQPError) as exc:
-        sys.exit(f"asyncio_aiopika.py: cannot publish to {masked_url(url)}: {exc!r}")
+        sys.exit(f"asyncio_aiopika.py: cannot publish to {masked(url)}: {exc!r}")
 
 
 if __name__ == "__main__":

@@ -72,6 +72,12 @@ def main() -> int:
         connection_errors=(redis.ConnectionError, redis.TimeoutError),
         name="redis",
     )
+    try:  # Redis not there or the URL wrong: one line, not a traceback per thread
+        with pool.acquired() as client:
+            client.ping()
+    except (redis.RedisError, ValueError) as exc:
+        pool.close()
+        sys.exit(f"generic_pool.py: cannot use Redis: {type(exc).__name__}: {exc}")
     try:
         count(pool, args.key)
         survive_a_dropped_connection(pool, args.redis)

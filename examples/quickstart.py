@@ -25,7 +25,6 @@ import uuid
 from kombu import Connection, Consumer, Exchange, Queue
 
 import greenpools
-from greenpools.cli.brokercheck import BrokerProblem, broker_url, check_broker, masked_url
 from greenpools.pools import connections, producers, set_limit
 
 TASKS = 50
@@ -34,17 +33,13 @@ MESSAGES_PER_TASK = 10
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--broker", type=broker_url, default="memory://", help="kombu broker URL")
+    parser.add_argument("--broker", default="memory://", help="kombu broker URL")
     args = parser.parse_args()
-    try:  # a wrong URL or password: one line, not kombu's retries and a traceback
-        check_broker(args.broker, timeout=5)
-    except BrokerProblem as problem:
-        sys.exit(f"quickstart.py: {problem}")
+    # polling_interval only matters to the in-memory transport, which polls.
+    connection = connect_or_exit(args.broker, {"polling_interval": 0.01})
 
     # At most 5 connections, and 5 producers, per broker; kombu's default is 10.
     set_limit(5)
-    # polling_interval only matters to the in-memory transport, which polls.
-    connection = Connection(args.broker, transport_options={"polling_interval": 0.01})
     # Names of this run's own, deleted at the end: a shared broker keeps nothing.
     name = f"greenpools-quickstart-{uuid.uuid4().hex[:8]}"
     exchange = Exchange(name, type="direct", durable=False)
@@ -87,7 +82,7 @@ def main() -> int:
         exchange(conn.default_channel).delete()
 
     print(f"backend:   {greenpools.get_backend().name}")
-    print(f"broker:    {masked_url(args.broker)}")
+    print(f"broker:    {connection.as_uri()}")  # the password masked
     print(f"queue:     {name} (deleted)")
     print(f"published: {expected} messages from {TASKS} tasks")
     print(f"consumed:  {len(received)}")
@@ -97,6 +92,26 @@ def main() -> int:
         f"acquires, {stats['requests_queued']} of which waited for a free one"
     )
     return 0 if len(received) == expected else 1
+
+
+def connect_or_exit(url: str, transport_options: dict[str, object]) -> Connection:
+    """A connection to ``url`` that connected once; a wrong URL, a missing
+    client library or a wrong password is one line and exit status 1, not
+    kombu's retries and a traceback."""
+    try:  # kombu loads the URL's transport (and its client library) here
+        connection = Connection(url, transport_options=transport_options)
+    except Exception as exc:
+        needs = ""
+        if url.startswith("redis"):  # kombu's redis transport needs redis-py and packaging
+            needs = " (redis:// URLs need the redis client: pip install 'kombu[redis]')"
+        sys.exit(f"quickstart.py: kombu cannot use this broker URL: "
+                 f"{type(exc).__name__}: {exc}{needs}")
+    try:
+        connection.ensure_connection(max_retries=0, timeout=5)
+    except Exception as exc:
+        sys.exit(f"quickstart.py: the broker at {connection.as_uri()} cannot be used: "
+                 f"{type(exc).__name__}: {exc}")
+    return connection
 
 
 if __name__ == "__main__":

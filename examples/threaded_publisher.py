@@ -24,8 +24,6 @@ import threading
 from kombu import Connection, Consumer, Queue
 
 import greenpools
-from greenpools.cli.brokercheck import BrokerProblem, broker_url, check_broker, masked_url
-from greenpools.cli.demo import positive_int
 from greenpools.pools import connections, producers, set_limit
 
 LIMIT = 4  # connections (and producers) per broker, shared by every thread
@@ -33,7 +31,7 @@ LIMIT = 4  # connections (and producers) per broker, shared by every thread
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--broker", type=broker_url, default=os.environ.get(
+    parser.add_argument("--broker", default=os.environ.get(
         "BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//"), help="kombu broker URL")
     parser.add_argument("--queue", default=os.environ.get(
         "QUEUE", "greenpools-threaded-example"), help="queue to publish to (deleted at the end)")
@@ -41,13 +39,9 @@ def main() -> int:
     parser.add_argument("--messages", type=positive_int, default=50,
                         help="messages per thread (50)")
     args = parser.parse_args()
-    try:  # a wrong URL or password: one line, not kombu's retries and a traceback
-        check_broker(args.broker, timeout=5)
-    except BrokerProblem as problem:
-        sys.exit(f"threaded_publisher.py: {problem}")
+    connection = connect_or_exit(args.broker, {"confirm_publish": True})
 
     set_limit(LIMIT)
-    connection = Connection(args.broker, transport_options={"confirm_publish": True})
     queue = Queue(args.queue, durable=False)
     with connections[connection].acquire(block=True, timeout=10) as conn:
         queue(conn.default_channel).declare()
@@ -92,7 +86,7 @@ def main() -> int:
 
     stats = producers[connection].get_stats()
     duplicates = sum(count - 1 for count in received.values() if count > 1)
-    print(f"broker:     {masked_url(args.broker)}")
+    print(f"broker:     {connection.as_uri()}")  # the password masked
     print(f"backend:    {greenpools.get_backend().name}")
     print(f"published:  {expected} messages from {args.threads} threads")
     print(f"consumed:   {len(received)} distinct, {duplicates} duplicates")
@@ -102,6 +96,34 @@ def main() -> int:
         print(f"error:      {error}")
     complete = expected == args.threads * args.messages == len(received)
     return 0 if complete and not errors and not duplicates else 1
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1."""
+    value = int(text)  # argparse reports a ValueError as an invalid value
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def connect_or_exit(url: str, transport_options: dict[str, object]) -> Connection:
+    """A connection to ``url`` that connected once; a wrong URL, a missing
+    client library or a wrong password is one line and exit status 1, not
+    kombu's retries and a traceback."""
+    try:  # kombu loads the URL's transport (and its client library) here
+        connection = Connection(url, transport_options=transport_options)
+    except Exception as exc:
+        needs = ""
+        if url.startswith("redis"):  # kombu's redis transport needs redis-py and packaging
+            needs = " (redis:// URLs need the redis client: pip install 'kombu[redis]')"
+        sys.exit(f"threaded_publisher.py: kombu cannot use this broker URL: "
+                 f"{type(exc).__name__}: {exc}{needs}")
+    try:
+        connection.ensure_connection(max_retries=0, timeout=5)
+    except Exception as exc:
+        sys.exit(f"threaded_publisher.py: the broker at {connection.as_uri()} cannot be used: "
+                 f"{type(exc).__name__}: {exc}")
+    return connection
 
 
 if __name__ == "__main__":

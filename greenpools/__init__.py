@@ -10,6 +10,9 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from . import _build  # noqa: F401  (standard library only: which build of the core runs)
+from ._freethreading import warn_if_gil_disabled
+
+warn_if_gil_disabled()  # once, at import: the pools are not safe without the GIL yet
 
 if os.environ.get("GREENPOOLS_BACKEND", "").strip() not in ("", "auto"):
     # A backend named in the environment is loaded (or refused) at import.

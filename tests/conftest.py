@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from runner import BACKEND_ENV, BACKENDS  # tests/ is on sys.path
+from runner import BACKEND_ENV, BACKENDS, under_ci  # tests/ is on sys.path
 from termination import exit_cleanly_on_signals
 
 from greenpools.startup import EVENTLET_DEPRECATION, patch_first, patched_for
@@ -43,13 +43,9 @@ from greenpools import backends  # noqa: E402
 SERVICE_MARKERS = ("broker", "redis")
 
 
-def _ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
-
-
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
-        "--fail-on-missing-services", action="store_true", default=_ci(),
+        "--fail-on-missing-services", action="store_true", default=under_ci(),
         help="fail, instead of skip, tests whose broker or Redis is unreachable "
              "(the default when CI=true)",
     )

@@ -262,6 +262,18 @@ def run_python(code: str, env: dict[str, str] | None = None,
     )
 
 
+def hiding(directory: Any, *modules: str) -> dict[str, str]:
+    """Environment under which importing each of ``modules`` really fails in
+    a child process: a module of that name first on ``PYTHONPATH``, in
+    ``directory``, raises ImportError as a missing package would."""
+    for name in modules:
+        with open(os.path.join(directory, f"{name}.py"), "w") as module:
+            module.write(f"raise ImportError(\"No module named '{name}' (hidden by the test)\", "
+                         f"name={name!r})\n")
+    path = os.pathsep.join(filter(None, [str(directory), os.environ.get("PYTHONPATH")]))
+    return {"PYTHONPATH": path}
+
+
 # -- child processes ------------------------------------------------------------
 
 

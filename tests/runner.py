@@ -19,7 +19,11 @@ default): the compiled one and the plain-Python one
 gunicorn, Celery and forked children, which inherit the switch.
 ``tests/test_build.py`` checks in every run that the build under test is
 the one asked for, so a missing compiled build fails instead of passing
-as plain Python.
+as plain Python.  Before any pass starts, the runner asks a fresh
+interpreter which build is installed: without the compiled one (greenpools
+installed where no C compiler was) it says so in one line and runs the
+plain-Python passes only; under ``CI=true``, or with ``--build compiled``,
+it fails in one line instead.
 
 Passes run two at a time (``--jobs``): a pass spends most of its time
 waiting for brokers, child processes and timeouts, not computing.  Each
@@ -57,6 +61,53 @@ PYTEST_NO_TESTS_COLLECTED = 5
 #: subprocesses and timeouts, not computing.
 DEFAULT_JOBS = 2
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+PURE_ONLY = "no compiled build (no C compiler at install?): running the plain-Python passes only"
+
+
+def under_ci() -> bool:
+    """Whether ``CI`` says this is a CI run (which must test everything)."""
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def installed_build() -> str:
+    """``greenpools._build.BUILD`` as a compiled pass would see it:
+    ``"compiled"``, or ``"pure Python (<why>)"``.
+
+    Read in a fresh interpreter started as a pass is (``tests/`` first on
+    its path, without ``GREENPOOLS_NO_SPEEDUPS``), so that it is the
+    greenpools the passes import.
+    """
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("GREENPOOLS_NO_SPEEDUPS", "GREENPOOLS_BACKEND")}
+    probe = subprocess.run(
+        [sys.executable, "-c", "from greenpools import _build; print(_build.BUILD)"],
+        cwd=TESTS_DIR, env=env, capture_output=True, text=True, timeout=120,
+    )
+    if probe.returncode != 0:
+        last = (probe.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"cannot tell which build of greenpools is installed: {last}")
+    return probe.stdout.strip()
+
+
+def builds_to_run(asked: str) -> tuple[str, ...]:
+    """The builds to test for ``--build asked``; raises RuntimeError (one
+    line) when the compiled build is missing and must not be skipped."""
+    builds = BUILDS if asked == "both" else (asked,)
+    if "compiled" not in builds:
+        return builds
+    build = installed_build()
+    if build == "compiled":
+        return builds
+    if under_ci():
+        raise RuntimeError(f"CI=true must test both builds, but there is no compiled build: "
+                           f"{build}")
+    if asked == "compiled":
+        raise RuntimeError(f"--build compiled: there is no compiled build: {build}")
+    print(PURE_ONLY, flush=True)
+    return ("pure",)
 
 
 class Tally:
@@ -304,7 +355,11 @@ def main(argv: list[str]) -> int:
     )
     options, pytest_args = parser.parse_known_args(argv)
     chosen = BACKENDS if options.backend == "all" else (options.backend,)
-    builds = BUILDS if options.build == "both" else (options.build,)
+    try:
+        builds = builds_to_run(options.build)
+    except RuntimeError as problem:
+        print(f"tests/runner.py: {problem}", file=sys.stderr)
+        return 1
     # The children run in the repository (for pytest's configuration), so
     # paths given relative to the caller's directory are made absolute.
     pytest_args = [_absolute_if_path(arg) for arg in pytest_args]

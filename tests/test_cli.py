@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from helpers import BACKEND, require_amqp, require_redis
+from helpers import BACKEND, hiding, require_amqp, require_redis
 
 from greenpools.cli.brokercheck import BrokerProblem, check_broker, masked_url
 
@@ -57,6 +57,15 @@ def test_doctor_reports_backend_and_fast_path() -> None:
     rows = {line[:12].strip(): line[12:].strip() for line in result.stdout.splitlines()}
     assert rows["backend"].startswith("threading: nothing is monkey-patched"), rows
     assert rows["build"].startswith(("compiled (Cython", "pure Python (")), rows
+
+
+def test_doctor_says_a_late_gevent_patch_switches_at_once_and_eventlet_lazily() -> None:
+    """What test_backends' late-patching scenarios show, in doctor's words."""
+    result = greenpools_cli("doctor")
+    backend = next(line for line in result.stdout.splitlines() if line.startswith("backend "))
+    assert "a later gevent patch_all() switches the backend at once" in backend, backend
+    assert ("a later eventlet.monkey_patch() only when a pool next waits or a new pool "
+            "is made") in backend, backend
 
 
 def test_doctor_says_when_the_fast_path_is_pure_python() -> None:
@@ -177,32 +186,22 @@ def test_other_commands_refuse_an_unknown_backend_in_the_environment(command: st
                       code=2)
 
 
-def hiding(library: str, folder: Path) -> dict[str, str]:
-    """An environment in which ``import library`` really fails (a module of
-    that name first on the path that raises ImportError, as a missing
-    package would)."""
-    (folder / f"{library}.py").write_text(
-        f"raise ImportError(\"No module named '{library}' (hidden by the test)\", "
-        f"name='{library}')\n"
-    )
-    path = os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))
-    return {"PYTHONPATH": path}
-
-
 @pytest.fixture
 def without_gevent(tmp_path: Path) -> dict[str, str]:
-    return hiding("gevent", tmp_path)
+    """An environment in which ``import gevent`` really fails."""
+    return hiding(tmp_path, "gevent")
 
 
 @pytest.fixture
 def without_eventlet(tmp_path: Path) -> dict[str, str]:
-    return hiding("eventlet", tmp_path)
+    """An environment in which ``import eventlet`` really fails."""
+    return hiding(tmp_path, "eventlet")
 
 
 @pytest.mark.parametrize("library", ["gevent", "eventlet"])
 def test_hiding_a_library_really_makes_importing_it_fail(library: str, tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-c", f"import {library}"],
-                            env=cli_env(**hiding(library, tmp_path)),
+                            env=cli_env(**hiding(tmp_path, library)),
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0 and "hidden by the test" in result.stderr
 
@@ -253,19 +252,21 @@ def test_bench_refuses_a_json_path_it_cannot_write_before_it_runs(tmp_path: Path
 
 
 @pytest.mark.parametrize("scheme", ["redis", "rediss"])
-def test_doctor_names_the_kombu_extra_a_transport_without_its_library_needs(
-    tmp_path: Path, scheme: str
+@pytest.mark.parametrize("hidden", [("redis",), ("redis", "packaging")])
+@pytest.mark.parametrize("command", ["doctor", "demo"])
+def test_a_redis_url_without_the_redis_client_says_so_and_how_to_install_it(
+    tmp_path: Path, scheme: str, hidden: tuple[str, ...], command: str
 ) -> None:
     # Without redis-py, kombu's Redis transport fails to import with an
-    # AttributeError (it subclasses redis.Redis with redis set to None).
-    (tmp_path / "redis.py").write_text(
-        "raise ImportError(\"No module named 'redis' (hidden by the test)\", name='redis')\n"
-    )
-    path = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
-    result = greenpools_cli("doctor", "--broker", f"{scheme}://127.0.0.1:1/0", PYTHONPATH=path)
-    output = assert_user_error(result, f"kombu's {scheme} transport", "could not be loaded",
-                               "pip install 'kombu[redis]'", code=1)
-    assert "is not valid" not in output
+    # AttributeError (it subclasses redis.Redis with redis set to None);
+    # without packaging too, with "No module named 'packaging'", its first import.
+    options = ["--backend", "threading"] if command == "demo" else []
+    result = greenpools_cli(command, *options, "--broker", f"{scheme}://127.0.0.1:1/0",
+                            **hiding(tmp_path, *hidden))
+    output = assert_user_error(result, "the redis client is not installed",
+                               f"kombu's {scheme} transport, which {scheme}://127.0.0.1:1/0 needs",
+                               f"pip install {' '.join(hidden)}\n", code=1)
+    assert "is not valid" not in output and "No module named" not in output
 
 
 @pytest.fixture

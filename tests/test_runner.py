@@ -21,8 +21,9 @@ pytestmark = pytest.mark.skipif(
 RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "runner.py")
 
 
-def run_runner(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GREENPOOLS_")}
+def run_runner(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    if env is None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GREENPOOLS_")}
     return subprocess.run([sys.executable, RUNNER, "--backend", "threading", *args],
                           env=env, capture_output=True, text=True, timeout=120)
 
@@ -125,3 +126,73 @@ def test_the_shared_cluster_is_held_by_one_process_at_a_time(tmp_path: Path) -> 
             holder.kill()
     with turn(state):  # free again once the holder let go
         pass
+
+
+def test_the_probe_reads_the_installed_build() -> None:
+    """Against the real installation: compiled wherever its modules are there
+    (also in a plain-Python pass, whose GREENPOOLS_NO_SPEEDUPS the probe drops)."""
+    from runner import installed_build
+
+    from greenpools import _build
+
+    if _build.compiled_modules_present():
+        assert installed_build() == "compiled"
+    else:
+        assert installed_build().startswith("pure Python (not compiled"), installed_build()
+
+
+@pytest.fixture
+def without_compiled_build(tmp_path: Path) -> dict[str, str]:
+    """An environment whose greenpools is a copy of the sources without the
+    compiled modules, first on the path: what an install without a C compiler
+    leaves."""
+    import shutil
+
+    import greenpools
+
+    shutil.copytree(os.path.dirname(greenpools.__file__), tmp_path / "site" / "greenpools",
+                    ignore=shutil.ignore_patterns("*.so", "*.pyd", "*.c", "__pycache__"))
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("GREENPOOLS_") and k != "CI"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tmp_path / "site"),
+                                                      os.environ.get("PYTHONPATH")]))
+    return env
+
+
+@pytest.fixture
+def build_reporting_test(tmp_path: Path) -> str:
+    path = tmp_path / "test_build_seen.py"
+    path.write_text(
+        "import os\nfrom greenpools import _build\n\n"
+        "def test_build_seen():\n"
+        "    print('build-seen', os.environ['GREENPOOLS_TEST_BUILD'], _build.BUILD, flush=True)\n"
+    )
+    return str(path)
+
+
+def test_without_a_compiled_build_only_the_plain_python_passes_run(
+    without_compiled_build: dict[str, str], build_reporting_test: str
+) -> None:
+    result = run_runner("-q", "-s", "-p", "no:cacheprovider", build_reporting_test,
+                        env=without_compiled_build)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == ("no compiled build (no C compiler at install?): "
+                        "running the plain-Python passes only"), result.stdout
+    assert [line for line in lines if line.startswith("build-seen")] == [
+        "build-seen pure pure Python (GREENPOOLS_NO_SPEEDUPS is set)"], result.stdout
+    assert [line.split(":")[0] for line in lines if line.endswith(" - ok")] == [
+        "threading (pure)"], result.stdout
+
+
+@pytest.mark.parametrize(("ci", "build"), [("true", "both"), ("", "compiled")])
+def test_a_missing_compiled_build_fails_in_one_line_under_ci_or_when_asked_for(
+    without_compiled_build: dict[str, str], build_reporting_test: str, ci: str, build: str
+) -> None:
+    result = run_runner("--build", build, "-q", build_reporting_test,
+                        env={**without_compiled_build, "CI": ci})
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout == "", result.stdout  # no pass ran
+    [line] = result.stderr.splitlines()
+    assert line.startswith("tests/runner.py: "), line
+    assert "there is no compiled build: pure Python (not compiled" in line, line

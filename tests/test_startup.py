@@ -24,8 +24,10 @@ def test_importing_startup_loads_no_pool_module_kombu_or_backend_library() -> No
         print(sorted(m for m in sys.modules
                      if m.split(".")[0] in ("greenpools", "kombu", "gevent", "eventlet")))
     """)
-    # greenpools._build (which build of the core runs) imports only the standard library.
-    assert out == "['greenpools', 'greenpools._build', 'greenpools.startup']"
+    # greenpools._build (which build of the core runs) and greenpools._freethreading
+    # (whether the GIL is there) import only the standard library.
+    assert out == ("['greenpools', 'greenpools._build', 'greenpools._freethreading', "
+                   "'greenpools.startup']")
 
 
 @pytest.mark.parametrize("library", ["gevent", "eventlet"])

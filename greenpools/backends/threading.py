@@ -1,4 +1,43 @@
-"""Backend for plain operating-system threads."""
+"""Backend for plain operating-system threads.
+
+What relies on the GIL.  Several steps of the threading path are single
+steps only because the GIL lets one native thread at a time run Python or
+the compiled code (the cross-thread wakes of the green backends count on
+it too):
+
+- The compiled :class:`~greenpools.backends.base.Mutex` is a benaphore: its
+  ``_count`` is a plain C field that ``acquire`` tests and sets, and
+  ``release`` decrements, with no atomic instruction; only the GIL makes
+  each of those one step.  (As plain Python the Mutex is ``_thread``'s
+  lock and needs no GIL.)
+- The lock-free paths of :mod:`greenpools.core.slotpool`: ``acquire``
+  pops ``_idle`` (compiled: a length test, then ``_pop_last`` shrinking
+  the list in place through ``Py_SET_SIZE``, which bypasses the list's own
+  locking) and ``release`` appends to it, both without the pool's lock;
+  compiled, ``release`` tests and clears ``slot.lent`` as two plain field
+  accesses, so that of two racing releases only one gets through.
+- Shared state read or written outside the lock: ``_lock_free`` and
+  ``_generation`` on those paths (``release`` pushes, then reads
+  ``_lock_free`` again, while the locked side writes ``_lock_free`` and
+  then looks at ``_idle``: a store-then-load on each side that is correct
+  only with the total order the GIL gives), ``_n_requests += 1`` (a lost
+  bump is tolerated), upkeep's ``list(self._idle)`` snapshots and
+  ``list.remove`` (one step against the fast paths only under the GIL),
+  and a green waiter's ``_woken`` against a wake from another native thread
+  (:mod:`greenpools.backends._green`: the same store-then-load pattern).
+
+A free-threaded build (3.13t, 3.14t with the GIL off) would need: the
+Mutex's count made a real atomic (or ``PyMutex`` used instead); the fast
+paths' pop, append and ``lent`` test-and-clear made atomic (a
+per-object critical section on ``_idle``, an atomic exchange on
+``lent``) or simply taken under the Mutex; sequentially consistent loads
+and stores for ``_lock_free``, ``_generation`` and ``_woken``; and the
+compiled modules declared ``freethreading_compatible`` to Cython, which
+they are not: until then importing them turns the GIL back on (CPython
+warns) unless ``PYTHON_GIL=0`` keeps it off.  ``import greenpools`` warns
+and ``doctor`` reports when the GIL is disabled
+(:mod:`greenpools._freethreading`).
+"""
 
 from __future__ import annotations
 

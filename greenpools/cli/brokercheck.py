@@ -12,6 +12,7 @@ URL is a usage error instead of kombu's default or a host name.
 from __future__ import annotations
 
 import argparse
+import importlib
 import threading
 import urllib.parse
 from typing import Any
@@ -102,6 +103,12 @@ def check_broker(url: str, timeout: float) -> str:
         ) from None
     except Exception as exc:  # kombu rejects a malformed URL in many ways
         if transport and _transport_failed_to_load(exc):
+            missing = _missing_client(transport)
+            if missing:
+                raise BrokerProblem(
+                    f"the redis client is not installed, and kombu's {transport} transport, "
+                    f"which {shown} needs, cannot load without it: pip install {' '.join(missing)}"
+                ) from None
             raise BrokerProblem(
                 f"kombu's {transport} transport, which {shown} needs, could not be "
                 f"loaded ({_describe(exc)}); is its client library installed? "
@@ -164,6 +171,24 @@ def _connect_within(connection: Any, timeout: float) -> None:
 
 #: kombu extras whose name is not the transport's.
 _EXTRAS = {"rediss": "redis"}
+
+#: What kombu's Redis transports import: redis-py, and packaging first of
+#: all (so without either, the error names packaging).
+_REDIS_MODULES = ("redis", "packaging")
+
+
+def _missing_client(transport: str) -> list[str]:
+    """For a Redis transport without redis-py, the modules (also the pip
+    names) to install; otherwise an empty list."""
+    if transport not in ("redis", "rediss"):
+        return []
+    missing = []
+    for name in _REDIS_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    return missing if "redis" in missing else []
 
 
 def _transport_failed_to_load(exc: BaseException) -> bool:

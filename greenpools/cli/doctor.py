@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import greenpools
 
 from .. import backends
+from .._freethreading import DOCTOR_LINE, gil_disabled
 from .brokercheck import broker_url
 from .demo import positive_seconds
 
@@ -39,8 +40,10 @@ def backend_reason() -> str:
     if detected == "eventlet":
         return "eventlet has monkey-patched the standard library"
     return (
-        "nothing is monkey-patched in this process; patching with gevent or "
-        "eventlet (even after import) switches the backend"
+        "nothing is monkey-patched in this process; a later gevent patch_all() "
+        "switches the backend at once (through the gevent hook below), a later "
+        "eventlet.monkey_patch() only when a pool next waits or a new pool is made "
+        "(greenpools.use_backend('eventlet') switches at once)"
     )
 
 
@@ -91,7 +94,7 @@ def speedups_state() -> str:
     return _build.BUILD
 
 
-DOCTOR_LABELS = ("python", "greenpools", "kombu", "amqp", "gevent", "eventlet", "greenlet",
+DOCTOR_LABELS = ("python", "gil", "greenpools", "kombu", "amqp", "gevent", "eventlet", "greenlet",
                  "backend", "build", "gevent hook", "broker")
 
 
@@ -114,6 +117,9 @@ def doctor(argv: Sequence[str]) -> int:
 
     healthy = True
     row("python", f"{platform.python_version()} ({sys.executable})")
+    if gil_disabled():  # only then: a standard interpreter has nothing to say here
+        healthy = False
+        row("gil", DOCTOR_LINE)
     row("greenpools", f"{greenpools.__version__} ({os.path.dirname(greenpools.__file__)})")
     for name in ("kombu", "amqp", "gevent", "eventlet", "greenlet"):
         row(name, distribution_version(name))
