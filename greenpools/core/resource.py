@@ -440,27 +440,28 @@ class Resource(SlotPool, Counters, Generic[T]):
         if self.check is not None:
             self.check(resource)
 
-    def _ready_count(self) -> int:
-        """How many resources of the current generation are ready."""
+    def _current_slots(self) -> list[Slot]:
+        """The slots of the current generation (a drain leaves older ones
+        lent, to close when they come back)."""
         with self._mutex:
             generation = self._generation
-            slots = [s for s in self._slots.values() if s.generation == generation]
+            return [s for s in self._slots.values() if s.generation == generation]
+
+    def _ready_count(self) -> int:
+        """How many resources of the current generation are ready."""
+        slots = self._current_slots()
         if type(self)._is_ready is Resource._is_ready:
             return len(slots)
         return sum(1 for slot in slots if self._is_ready(slot.resource))
 
     def _below_min_size(self) -> bool:
         """Whether upkeep should add (or connect) a resource for ``min_size``."""
-        if self._size < self.min_size:
-            return True
-        return type(self)._is_ready is not Resource._is_ready and (
-            self._ready_count() < self.min_size
-        )
+        return self._size < self.min_size or self._ready_count() < self.min_size
 
     def _add_ready(self) -> bool:
         """One more ready resource for ``min_size``: a new one, or an idle
         unready one readied.  False when there is nothing to do it with."""
-        if self._size < self.min_size:
+        if self._size < self.min_size or len(self._current_slots()) < self.min_size:
             return self._create_idle(ready=True)
         slot = self._take_idle(lambda r: not self._is_ready(r))
         if slot is None:
@@ -619,6 +620,20 @@ class Resource(SlotPool, Counters, Generic[T]):
         if close_pool:
             registry.discard(self)
         self._dispose(slots, True, True)
+
+    def drain(self) -> None:
+        """Replace every resource: idle ones close now, lent ones when they
+        come back (never lent again); later acquires get new ones, and
+        upkeep refills ``min_size``.
+
+        For rotated credentials, a moved broker, or rebalancing across a
+        cluster now rather than at ``max_lifetime``.  Lent resources still
+        count against ``limit`` until they come back.  Raises
+        :class:`PoolClosed` on a closed pool.
+        """
+        self._dispose(self._drain(), True, False)
+        if self._upkeep is None and self._wants_upkeep():
+            self._start_upkeep()
 
     def close(self) -> None:
         """Close the pool: idle resources now, lent ones when returned.

@@ -985,6 +985,19 @@ class SlotPool:
             SlotPool._wake_creators_locked(self)  # also settles _lock_free
         return to_close
 
+    def _drain(self) -> list[Slot]:
+        """Start a new generation: the idle slots to close now.  Lent ones
+        stay counted and close when they come back (their generation is
+        stale: :meth:`_must_close_locked`), freeing their places then."""
+        with self._mutex:
+            if self._closed:
+                raise PoolClosed(f"drain on closed pool {self.name!r}")
+            self._generation += 1
+            slots = SlotPool._take_idle_locked(self)
+            self._size -= len(slots)
+            SlotPool._wake_creators_locked(self)  # the places freed, to waiters first
+        return slots
+
     def _close_pool(self) -> list[Slot] | None:
         """Close the pool: the idle slots to close now (None: closed already).
 

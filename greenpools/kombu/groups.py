@@ -29,6 +29,7 @@ from kombu.utils.collections import EqualityDict, eqhash
 from .. import backends
 from ..backends.base import native_lock
 from ..core import events
+from ..exceptions import PoolClosed
 from ..forking import fork_guard
 from .connections import ConnectionPool
 from .producers import ProducerPool
@@ -135,7 +136,23 @@ class PoolGroup(EqualityDict):  # type: ignore[misc]
                 waiter.wake()
         return pool
 
+    def drain(self) -> None:
+        """Replace the resources of every pool of the group (see
+        :meth:`greenpools.Resource.drain`): idle ones close now, lent ones
+        when they come back.  Pools closed meanwhile are passed over.
+
+        ``connections.drain()`` gives every publisher new sockets (after
+        rotating credentials or moving the broker); producers follow on
+        their next acquire, bound to a new connection.
+        """
+        for pool in list(dict.values(self)):
+            try:
+                pool.drain()
+            except PoolClosed:
+                pass
+
     def clear(self) -> None:
+        """Forget every pool (kombu's meaning: nothing is closed)."""
         dict.clear(self)
         self._url_keys.clear()
 
