@@ -480,16 +480,20 @@ def _grant_to_a_waiter(pool: BarePool) -> tuple[Client, Thing]:
     return client, held
 
 
+def _retire_everything(pool: BarePool, how: str) -> None:
+    if how == "reset":
+        SlotPool._dispose(pool, SlotPool._resize(pool, 1, False, True), True, False)
+    elif how == "force_close_all":
+        SlotPool._dispose(pool, SlotPool._retire_all(pool, False), True, True)
+    else:
+        SlotPool._dispose(pool, SlotPool._close_pool(pool), True, False)
+
+
 @pytest.mark.parametrize("retire", ["reset", "force_close_all", "close"])
 def test_a_grant_retired_before_its_waiter_wakes_is_never_handed_out(retire: str) -> None:
     pool = BarePool(1)
     client, thing = _grant_to_a_waiter(pool)
-    if retire == "reset":
-        SlotPool._dispose(pool, SlotPool._resize(pool, 1, False, True), True, False)
-    elif retire == "force_close_all":
-        SlotPool._dispose(pool, SlotPool._retire_all(pool, False), True, True)
-    else:
-        SlotPool._dispose(pool, SlotPool._close_pool(pool), True, False)
+    _retire_everything(pool, retire)
     with pytest.raises(AcquireAgain):  # the caller asks the pool again
         SlotPool._outcome(pool, client, None)
     assert thing.closed == 1
@@ -500,12 +504,7 @@ def test_a_grant_retired_before_its_waiter_wakes_is_never_handed_out(retire: str
 def test_a_retired_grant_whose_waiter_is_cancelled_closes_once(retire: str) -> None:
     pool = BarePool(1)
     client, thing = _grant_to_a_waiter(pool)
-    if retire == "reset":
-        SlotPool._dispose(pool, SlotPool._resize(pool, 1, False, True), True, False)
-    elif retire == "force_close_all":
-        SlotPool._dispose(pool, SlotPool._retire_all(pool, False), True, True)
-    else:
-        SlotPool._dispose(pool, SlotPool._close_pool(pool), True, False)
+    _retire_everything(pool, retire)
     pool._abandon(client)
     assert thing.closed == 1
     assert pool._size == 0 and not pool._slots and not pool._retired and not pool._retiring

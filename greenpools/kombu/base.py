@@ -42,6 +42,16 @@ class SelfLeasing:
 
     _open_withs = 0
 
+    def _lending_pool(self) -> KombuResource[Any]:
+        """The pool this object was lent by."""
+        return self._pool  # type: ignore[attr-defined, no-any-return]
+
+    def release(self) -> None:
+        """Return it to its pool (once: a second time is a ``ValueError``)."""
+        pool = self._lending_pool()
+        pool.release(self)
+        self._released_by_hand(pool)
+
     def __enter__(self) -> Any:
         self._open_withs += 1
         return self

@@ -47,10 +47,8 @@ def _pooled_channel_class(cls: type) -> type:
 class _PooledChannelMixin(SelfLeasing):
     _greenpools_pool: ChannelPool
 
-    def release(self) -> None:
-        """Return the channel to its pool (once: a second time is a ``ValueError``)."""
-        self._greenpools_pool.release(self)
-        self._released_by_hand(self._greenpools_pool)
+    def _lending_pool(self) -> ChannelPool:
+        return self._greenpools_pool
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         pool = self._greenpools_pool

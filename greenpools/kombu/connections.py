@@ -50,11 +50,6 @@ class PooledConnection(SelfLeasing, _KombuPooledConnection):  # type: ignore[mis
     ``release()`` inside the block the exit does nothing.
     """
 
-    def release(self) -> None:
-        """Return the connection to its pool (once: a second time is a ``ValueError``)."""
-        self._pool.release(self)
-        self._released_by_hand(self._pool)
-
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if self._lease_ended_in_block(self._pool):
             return

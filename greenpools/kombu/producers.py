@@ -37,11 +37,6 @@ class _PooledProducerMixin(SelfLeasing):
 
     _pool: ProducerPool
 
-    def release(self) -> None:
-        """Return the producer and its connection (once: a second time is a ``ValueError``)."""
-        self._pool.release(self)
-        self._released_by_hand(self._pool)
-
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if self._lease_ended_in_block(self._pool):
             return
