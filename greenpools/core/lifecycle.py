@@ -229,7 +229,8 @@ class Upkeep:
     """The one background task of a pool: runs the pool's jobs as they fall due.
 
     The pool makes it, publishes it (see :meth:`UpkeepPool._has_upkeep`)
-    and then calls :meth:`start`: an OS thread runs at once, and ends
+    and then calls :meth:`start`: a task of the pool's backend (an OS thread
+    on threading, a green thread on gevent and eventlet) runs at once, and ends
     straight away if it is not (yet) the pool's upkeep.
     """
 

@@ -3,8 +3,17 @@
 Written once for every backend and both builds: Cython compiles this
 module (declarations in ``slotpool.pxd``) when greenpools is built with a
 compiler, and the very same source runs as plain Python otherwise.
-:class:`greenpools.core.resource.Resource` adds the hooks and options around
-it; nothing here asks which backend is active.
+Nothing here asks which backend is active.
+
+This class is the only writer of the pool's state (the counts, the idle
+stack, the slot map, the queue, the retired lent resources): every change
+is one of its transitions, a method here, from acquire and release to
+resize, drain, close, force-close and the fork reset.
+:class:`greenpools.core.resource.Resource` configures it (options, hooks,
+leases, upkeep wiring, the statistics' presentation) and calls them; front
+ends that wait their own way (:mod:`greenpools.aio`) call the same ones.
+What would tie it to the layers above (the stall watch, listener errors,
+leak reports' frames) is handed in, so it imports none of them.
 
 - ``_idle`` is a stack of :class:`Slot` (one per resource, made when the
   resource is created): acquire pops the most recently released, warm one.
@@ -14,8 +23,10 @@ it; nothing here asks which backend is active.
   pooled (nothing is set on it, it need not be hashable), a double or
   foreign release is caught, and lending and returning only flip a flag:
   the map changes only when resources are made and closed.
-- ``_size`` counts every resource that exists or is being created; it
-  never exceeds ``limit``.
+- ``_size`` counts every resource that exists or is being created, except
+  lent ones a reset or force-close retired (``_retiring``, ``_retired``).
+  It exceeds ``limit`` only after a shrink below the number lent:
+  ``_excess`` counts those to close, not keep, as they come back.
 - A caller that must wait queues its backend's waiter (its waiting
   client) on ``_waiting``, a :class:`greenpools.core.waiting.WaitQueue`.
   Whoever frees something (a release, a discard, a failed creation, a
@@ -730,7 +741,7 @@ class SlotPool:
 
     def _emit(self, event: str, resource: Any = None, seconds: float | None = None) -> None:
         """Call ``event``'s listeners (the metrics' first, see
-        :mod:`greenpools.events`); free for unwatched pools, never raises."""
+        :mod:`greenpools.core.events`); free for unwatched pools, never raises."""
         if not self._watched:
             return
         listeners = self._event_listeners.get(event)
