@@ -96,3 +96,52 @@ def test_every_layer_has_modules(layer: str) -> None:
 
 def test_layers_import_only_downwards() -> None:
     assert violations() == []
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Each greenpools module -> the greenpools modules it imports, anywhere in
+    it (a function's body too).  Importing a submodule through its package
+    (``from .. import backends``) is not an edge to the package itself, whose
+    initialisation is already under way."""
+    paths = [*PACKAGE_DIR.rglob("*.py"), *PACKAGE_DIR.rglob("*.pxd")]
+    modules = {module_name(path) for path in paths}
+    graph: dict[str, set[str]] = {}
+    for path in paths:
+        name = module_name(path)
+        ancestors = {".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)}
+        graph.setdefault(name, set()).update(
+            imported for imported in imported_names(path)
+            if imported in modules and imported != name and imported not in ancestors
+        )
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """One import cycle through each module that is on one (depth first)."""
+    found: list[list[str]] = []
+    done: set[str] = set()
+
+    def visit(module: str, path: list[str]) -> None:
+        if module in path:
+            found.append([*path[path.index(module):], module])
+            return
+        if module in done:
+            return
+        for imported in sorted(graph.get(module, ())):
+            visit(imported, [*path, module])
+        done.add(module)
+
+    for module in sorted(graph):
+        visit(module, [])
+    return found
+
+
+def test_the_cycle_finder_finds_an_import_made_inside_a_function() -> None:
+    graph = import_graph()
+    graph["greenpools.core.events"] = {*graph["greenpools.core.events"],
+                                       "greenpools.core.resource"}
+    assert any("greenpools.core.events" in cycle for cycle in cycles(graph))
+
+
+def test_no_module_imports_one_that_imports_it_back() -> None:
+    assert cycles(import_graph()) == []

@@ -7,8 +7,9 @@ and never under a lock (making a pool may connect).  :class:`Connections`
 and :class:`Producers` are its two kinds.
 
 The global state the groups follow lives in :mod:`greenpools.kombu.pools`
-(public as ``greenpools.pools``), and they read it there each time they
-make a pool: a group whose ``limit`` is ``use_global_limit`` takes
+(public as ``greenpools.pools``), which hands itself over
+(:func:`follow`) rather than being imported here, and they read it there
+each time they make a pool: a group whose ``limit`` is ``use_global_limit`` takes
 ``get_limit()``, a :class:`Producers` group without connections of its
 own takes them from the global ``connections``.  So whatever is set on
 that module, through either name, applies here.  In a forked child every
@@ -21,7 +22,7 @@ group with ``close_after_fork`` starts empty.
 from __future__ import annotations
 
 import weakref
-from typing import Any
+from typing import Any, Protocol
 
 from kombu.connection import Connection
 from kombu.utils.collections import EqualityDict, eqhash
@@ -120,11 +121,9 @@ class PoolGroup(EqualityDict):  # type: ignore[misc]
                 waiters.append(waiter)
             waiter.wait(None)  # the creator finished (or failed): look again
         try:
-            from . import pools  # the global state (it imports this module)
-
             limit = self.limit
-            if limit is pools.use_global_limit:
-                limit = pools.get_limit()
+            if limit is _global_state.use_global_limit:
+                limit = _global_state.get_limit()
             pool = self.create(resource, limit)
             events.joined_group(pool, self)
             with self._mutex:
@@ -191,10 +190,31 @@ class Producers(PoolGroup):
         self.connections = connections
 
     def create(self, connection: Any, limit: int | None) -> ProducerPool:
-        from . import pools  # the global state (it imports this module)
-
-        group = self.connections if self.connections is not None else pools.connections
+        group = self.connections if self.connections is not None else _global_state.connections
         return ProducerPool(group[connection], limit=limit, **self.options)
+
+
+class GlobalState(Protocol):
+    """What the groups read of the global state, each time they make a pool."""
+
+    use_global_limit: object
+    connections: Connections
+
+    def get_limit(self) -> int: ...
+
+
+#: :mod:`greenpools.kombu.pools` itself (it registers with :func:`follow`),
+#: read afresh each time: what is set on that module (or on
+#: ``greenpools.pools``, the same object) counts at once.
+_global_state: GlobalState
+
+
+def follow(state: GlobalState) -> None:
+    """Read the global limit, its marker and the default connections group from
+    ``state`` (:mod:`greenpools.kombu.pools` passes itself; this module
+    never imports it, which imports this one)."""
+    global _global_state
+    _global_state = state
 
 
 @fork_guard.after_fork_in_child

@@ -30,12 +30,14 @@ either of its names.
 from __future__ import annotations
 
 import itertools
+import sys
 from collections.abc import Iterator
 from typing import Any, TypeVar
 
 from kombu.pools import use_global_limit
 
 from ..core.resource import check_limit
+from . import groups
 from .channels import ChannelPool
 from .connections import HEARTBEAT_RATE as HEARTBEAT_RATE
 from .connections import ConnectionPool, PooledConnection
@@ -81,6 +83,7 @@ def register_group(group: G) -> G:
 
 
 connections = register_group(Connections(limit=use_global_limit))
+groups.follow(sys.modules[__name__])  # the groups read this module's globals afresh
 producers = register_group(Producers(limit=use_global_limit))
 
 
