@@ -21,10 +21,11 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from .. import backends, forking
 from ..exceptions import LimitExceeded, PoolClosed, PoolTimeout, TooManyRequests, specialise
 from . import events, lifecycle, registry
+from .options import HOOK_NAMES, Hook, check_callable, check_error_classes, check_limit
 from .slotpool import AcquireAgain, Slot, SlotPool, acquirer_stack, check_seconds
 from .stats import Counters
 
-__all__ = ["Lease", "Pool", "Resource", "Slot", "acquirer_stack", "check_seconds"]
+__all__ = ["Lease", "Pool", "Resource", "Slot", "acquirer_stack", "check_limit", "check_seconds"]
 
 T = TypeVar("T")
 logger = logging.getLogger("greenpools")
@@ -33,78 +34,6 @@ _INF = float("inf")
 _monotonic = time.monotonic  # every backend's clock (Backend.monotonic)
 
 _pool_names = itertools.count(1)
-
-
-def check_limit(name: str, value: Any, *, allow_none: bool = True) -> int:
-    """``value`` as a non-negative int (``None`` as 0), or a clear error."""
-    if value is None and allow_none:
-        return 0
-    if isinstance(value, bool) or not isinstance(value, int):
-        kind = "a non-negative int or None" if allow_none else "a non-negative int"
-        raise TypeError(f"{name} must be {kind}, got {value!r}")
-    if value < 0:
-        raise ValueError(f"{name} must be a non-negative int, got {value!r}")
-    return value
-
-
-def _check_error_classes(value: Any) -> tuple[type[BaseException], ...]:
-    """``connection_errors``: one exception class or an iterable of them."""
-    classes = (value,) if isinstance(value, type) else value
-    try:
-        classes = tuple(classes)
-    except TypeError:
-        classes = (value,)
-    if not all(isinstance(c, type) and issubclass(c, BaseException) for c in classes):
-        raise TypeError(
-            f"connection_errors must be exception classes, got {value!r}"
-        )
-    return classes
-
-
-def _check_callable(name: str, value: Any) -> Any:
-    if value is not None and not callable(value):
-        raise TypeError(f"{name} must be callable or None, got {value!r}")
-    return value
-
-
-_MISSING = object()
-
-
-class _Hook:
-    """A hook method that one pool may override: ``pool.prepare = f`` (what
-    ``mock.patch.object`` does) is honoured, and deleting it restores the
-    class's method.  Setting or deleting it recomputes the flags that keep
-    hook-less pools on the fast path, so those pay nothing for this."""
-
-    __slots__ = ("func", "name")
-
-    def __init__(self, func: Callable[..., Any]) -> None:
-        self.func = func
-        self.name: str = func.__name__
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
-
-    def __get__(self, instance: Any, owner: type | None = None) -> Any:
-        if instance is None:
-            return self.func
-        override = instance.__dict__.get(self.name, _MISSING)
-        if override is not _MISSING:
-            return override
-        return self.func.__get__(instance, owner)
-
-    def __set__(self, instance: Any, value: Any) -> None:
-        instance.__dict__[self.name] = value
-        instance._hooks_changed()
-
-    def __delete__(self, instance: Any) -> None:
-        if instance.__dict__.pop(self.name, _MISSING) is _MISSING:
-            raise AttributeError(self.name)
-        instance._hooks_changed()
-
-
-#: The hooks a pool instance may override after it was made.
-_HOOK_NAMES = ("prepare", "release_resource")
 
 
 class Resource(SlotPool, Counters, Generic[T]):
@@ -156,10 +85,10 @@ class Resource(SlotPool, Counters, Generic[T]):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        for name in _HOOK_NAMES:
+        for name in HOOK_NAMES:
             method = cls.__dict__.get(name)
             if inspect.isfunction(method):
-                setattr(cls, name, _Hook(method))
+                setattr(cls, name, Hook(method))
 
     def __init__(
         self,
@@ -196,11 +125,11 @@ class Resource(SlotPool, Counters, Generic[T]):
         self.max_lifetime = check_seconds("max_lifetime", max_lifetime)
         self.timeout = check_seconds("timeout", timeout)
         self.max_waiting = check_limit("max_waiting", max_waiting, allow_none=False)
-        self.check = _check_callable("check", check)
-        self.reset = _check_callable("reset", reset)
-        self.configure = _check_callable("configure", configure)
+        self.check = check_callable("check", check)
+        self.reset = check_callable("reset", reset)
+        self.configure = check_callable("configure", configure)
         self.reconnect_timeout = check_seconds("reconnect_timeout", reconnect_timeout)
-        self.reconnect_failed = _check_callable("reconnect_failed", reconnect_failed)
+        self.reconnect_failed = check_callable("reconnect_failed", reconnect_failed)
         self.leak_timeout = check_seconds("leak_timeout", leak_timeout)
         self.keepalive = check_seconds("keepalive", keepalive)
         if self.keepalive == 0:
@@ -213,7 +142,7 @@ class Resource(SlotPool, Counters, Generic[T]):
                 f"pass check too"
             )
         if connection_errors is not None:
-            self.connection_errors = _check_error_classes(connection_errors)
+            self.connection_errors = check_error_classes(connection_errors)
         if close_after_fork is not None:
             self.close_after_fork = bool(close_after_fork)
 
@@ -232,7 +161,6 @@ class Resource(SlotPool, Counters, Generic[T]):
         self._new_waiter = backends.waiter_factory()
         self._stall_watcher = lifecycle.stall_watch
         self._listener_failed = events.listener_failed
-        self._open_leases: dict[tuple[int, Any], list[int]] = {}  # see _enter_lease
         forking.fork_guard.track(self)
         registry.add(self)
 
@@ -698,29 +626,6 @@ class Resource(SlotPool, Counters, Generic[T]):
         else:
             self.release(resource)
 
-    def _enter_lease(self, resource: T) -> None:
-        """A ``with`` block begins on ``resource`` itself (kombu's objects
-        are their own context managers): note which lease it is in, for
-        this task, so that its exit can tell whether the block ended the
-        lease already (a release inside ``with``, as kombu code does)."""
-        key = (id(resource), self._backend.current_task())
-        self._open_leases.setdefault(key, []).append(self._lease_of(resource))
-
-    def _exit_lease(self, resource: T) -> bool:
-        """The ``with`` block on ``resource`` ends: whether its lease is
-        still the one lent now, so that the exit should end it."""
-        key = (id(resource), self._backend.current_task())
-        leases = self._open_leases.get(key)
-        if not leases:  # no __enter__ recorded: end whatever lease there is
-            return True
-        lease = leases.pop()
-        if not leases:
-            del self._open_leases[key]
-        if self._lease_of(resource) == lease >= 0:
-            return True
-        self._drop_retired(resource)  # ended inside the block: a reset may still close it
-        return False
-
     # -- statistics -------------------------------------------------------
 
     def get_stats(self) -> dict[str, int]:
@@ -761,7 +666,6 @@ class Resource(SlotPool, Counters, Generic[T]):
         # Never blocks or yields: see greenpools.forking.
         inherited = self._reset_after_fork()
         self._ready_waiters = []
-        self._open_leases = {}
         for slot in inherited:
             self._drop_inherited(slot.resource)
         self._emit("fork")
@@ -837,8 +741,8 @@ class Lease(Generic[T]):
 
 
 # Resource's own hooks too, so that ``pool.prepare = f`` works on any pool.
-for _name in _HOOK_NAMES:
-    setattr(Resource, _name, _Hook(getattr(Resource, _name)))
+for _name in HOOK_NAMES:
+    setattr(Resource, _name, Hook(getattr(Resource, _name)))
 
 
 class Pool(Resource[T]):
@@ -861,7 +765,7 @@ class Pool(Resource[T]):
         if not callable(create):
             raise TypeError(f"create must be callable, got {create!r}")
         self._create = create
-        self._close = _check_callable("close", close)
+        self._close = check_callable("close", close)
         super().__init__(limit, preload, **options)
 
     def new(self) -> T:

@@ -22,7 +22,8 @@ from typing import Any, TypeVar
 
 from kombu.connection import Connection
 
-from ..core.resource import Resource, check_limit
+from ..core.options import check_limit
+from ..core.resource import Resource
 from ..core.slotpool import skip_frames_of
 
 T = TypeVar("T")

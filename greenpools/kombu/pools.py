@@ -36,7 +36,7 @@ from typing import Any, TypeVar
 
 from kombu.pools import use_global_limit
 
-from ..core.resource import check_limit
+from ..core.options import check_limit
 from . import groups
 from .channels import ChannelPool
 from .connections import HEARTBEAT_RATE as HEARTBEAT_RATE
