@@ -843,8 +843,10 @@ class Resource(SlotPool, Counters, Generic[T]):
 class Lease(Generic[T]):
     """The context manager returned by :meth:`Resource.acquired`.
 
-    Its exit ends the lease it began: a resource released (or replaced)
-    inside the block already is left alone, even if it was lent again.
+    Its entry calls ``pool.acquire(block, timeout)`` and raises what that
+    raises.  Its exit ends the lease it began: a resource released (or
+    replaced) inside the block already is left alone, even if it was lent
+    again.
     """
 
     __slots__ = ("_block", "_lease", "_pool", "_resource", "_timeout")
