@@ -85,7 +85,14 @@ class Pool(resource.Pool[T]):
     ``async with pool.acquired() as r:`` returns ``r`` on exit (also when
     the task is cancelled inside), or replaces it when the block raised
     one of ``connection_errors``; ``async with Pool(...) as pool:`` closes
-    the pool on exit.
+    the pool on exit, and a plain ``with`` raises ``TypeError``.
+
+    ``limit`` (``None`` or 0: no limit) is read-only here: change it with
+    :meth:`resize`.  Raises ``TypeError`` for ``preload``, for a
+    ``create`` or ``close`` that is not callable, and the errors of
+    :class:`greenpools.Pool` for a bad option.  The pool binds to the
+    first event loop that uses it; using it from a second loop while that
+    one runs raises ``RuntimeError``.
     """
 
     def __init__(
@@ -159,7 +166,14 @@ class Pool(resource.Pool[T]):
     async def acquire(self, timeout: float | None = None) -> T:  # type: ignore[override]
         """Take a resource, waiting first come, first served for up to
         ``timeout`` seconds (default: the pool's ``timeout`` option; ``None``
-        there: forever), then raising :class:`PoolTimeout`."""
+        there: forever), then raising :class:`PoolTimeout`.
+
+        Raises :class:`TooManyRequests` when ``max_waiting`` tasks wait
+        already, :class:`PoolClosed` on a closed pool (also one closed
+        while this task waits), and what ``create`` raised (a resource whose
+        ``check`` raised is closed, and another one tried).
+        A task cancelled while it waits takes nothing from the pool.
+        """
         # The core's lock-free acquire, when nothing else goes on and a
         # resource is idle.  Another loop of this thread (the bound one ended)
         # may take an idle resource here; it binds the pool at its first wait.
@@ -188,6 +202,8 @@ class Pool(resource.Pool[T]):
     # -- creating ---------------------------------------------------------
 
     def new(self) -> NoReturn:
+        """Not used here: always raises ``TypeError``, because the pool
+        awaits ``create`` itself, in :meth:`acquire` and in upkeep."""
         raise TypeError("an asyncio pool creates its resources in acquire(), awaiting create")
 
     async def _create_lent_async(self) -> Slot:
@@ -276,7 +292,13 @@ class Pool(resource.Pool[T]):
         self, timeout: float | None = None
     ) -> AbstractAsyncContextManager[T]:
         """``async with pool.acquired() as r:`` returns ``r`` on exit, or replaces
-        it when the block raised one of ``connection_errors``."""
+        it when the block raised one of ``connection_errors``.
+
+        ``timeout`` is that of :meth:`acquire`, which the entry awaits (and
+        whose errors it raises).  A task cancelled inside the block returns
+        ``r``; a release inside the block ends the lease, and the exit then
+        does nothing.
+        """
         return AsyncLease(self, timeout)  # type: ignore[return-value]  # typed as T
 
     async def _end_lease_async(self, resource: T, lease: int, broken: bool) -> None:
@@ -323,7 +345,11 @@ class Pool(resource.Pool[T]):
 
     async def close(self) -> None:  # type: ignore[override]
         """Close the pool: idle resources now, lent ones when returned; stop
-        upkeep.  Waiting and future callers get :class:`PoolClosed`."""
+        upkeep.  Waiting and future callers get :class:`PoolClosed`.
+
+        Awaits the closes it started; errors from closing are logged at
+        ``DEBUG``, never raised.  A second call does nothing more.
+        """
         resource.Resource.close(self)
         if self._upkeep is not None:
             self._upkeep.stop()
@@ -331,12 +357,21 @@ class Pool(resource.Pool[T]):
 
     async def resize(self, limit: int | None) -> None:  # type: ignore[override]
         """Change ``limit``; shrinking closes idle resources over it now and
-        lent ones as they come back."""
+        lent ones as they come back.
+
+        Raises ``TypeError`` or ``ValueError`` for a ``limit`` that is not a
+        non-negative int or ``None``, ``ValueError`` for one below
+        ``min_size``, and the first error a close that is not awaited raised.
+        """
         resource.Resource.resize(self, limit)
         await self._closings_done()
 
     @property
     def limit(self) -> int:
+        """How many resources may be lent and idle at once; 0 means no limit.
+
+        Read-only here, setting it raises ``AttributeError``: use :meth:`resize`.
+        """
         return self._limit
 
     @limit.setter
@@ -357,7 +392,12 @@ class Pool(resource.Pool[T]):
     async def wait(self, timeout: float | None = 30.0) -> None:  # type: ignore[override]
         """Wait until ``min_size`` resources are ready; :class:`PoolTimeout`
         saying how many are when ``timeout`` seconds pass first (``None``:
-        wait for ever).  The pool stays open and upkeep keeps trying."""
+        wait for ever).  The pool stays open and upkeep keeps trying.
+
+        Raises :class:`PoolClosed` on a closed pool, and ``TypeError`` or
+        ``ValueError`` for a ``timeout`` that is not a non-negative number
+        or ``None``.
+        """
         timeout = check_seconds("timeout", timeout)
         deadline = None if timeout is None else _monotonic() + timeout
         loop = self._bind()

@@ -90,7 +90,15 @@ def _check(target: Any, event: Any, fn: Any) -> None:
 
 
 def listen(target: Any, event: str, fn: Listener) -> None:
-    """Call ``fn(pool, resource, seconds)`` on ``event`` of ``target``'s pools."""
+    """Call ``fn(pool, resource, seconds)`` on ``event`` of ``target``'s pools.
+
+    ``target`` is a pool, a pool group (its pools, present and future) or
+    a pool class (its pools and its subclasses'); ``event`` one of
+    ``connect``, ``checkout``, ``checkin``, ``invalidate``, ``close``,
+    ``timeout`` and ``fork``.  Raises ``TypeError`` for any other ``target`` or a
+    ``fn`` that is not callable, and ``ValueError`` for an unknown
+    ``event``.
+    """
     _check(target, event, fn)
     with _lock:
         by_event = _listeners.setdefault(target, {})
@@ -99,7 +107,11 @@ def listen(target: Any, event: str, fn: Listener) -> None:
 
 
 def remove_listener(target: Any, event: str, fn: Listener) -> None:
-    """Undo one :func:`listen`; ``ValueError`` if ``fn`` was not listening."""
+    """Undo one :func:`listen` of ``fn`` for ``event`` of ``target``.
+
+    Raises ``ValueError`` if ``fn`` was not listening there, and what
+    :func:`listen` raises for a bad argument.
+    """
     _check(target, event, fn)
     with _lock:
         found = _listeners.get(target, {}).get(event, [])

@@ -69,6 +69,10 @@ class Resource(SlotPool, Counters, Generic[T]):
     heartbeat alive without it.  ``leak_timeout`` logs a warning on the
     ``greenpools`` logger, once per lease, with the acquiring stack.
     :meth:`wait` blocks until ``min_size`` resources are ready.
+
+    A bad option raises ``TypeError`` or ``ValueError`` naming the option
+    and the value (``limit must be a non-negative int, got -1``),
+    as does a ``min_size`` or ``preload`` above ``limit``.
     """
 
     #: Raised, specialised, when no resource is free and the caller would
@@ -250,6 +254,11 @@ class Resource(SlotPool, Counters, Generic[T]):
 
     @property
     def limit(self) -> int:
+        """How many resources may be lent and idle at once; 0 means no limit.
+
+        Setting it is :meth:`resize` with the new limit, and raises what
+        that raises.
+        """
         return self._limit
 
     @limit.setter
@@ -258,6 +267,8 @@ class Resource(SlotPool, Counters, Generic[T]):
 
     @property
     def closed(self) -> bool:
+        """Whether the pool was closed (:meth:`close`, :meth:`force_close_all`,
+        or the exit of ``with pool:``); a closed pool lends nothing."""
         return self._closed
 
     def __repr__(self) -> str:
@@ -449,8 +460,11 @@ class Resource(SlotPool, Counters, Generic[T]):
 
         Raises :class:`PoolTimeout` saying how many are ready when
         ``timeout`` seconds pass first (``None``: wait for ever); the pool
-        stays open and upkeep keeps trying.  For a readiness probe that must
-        not block, read :meth:`get_stats` instead.
+        stays open and upkeep keeps trying.  Raises :class:`PoolClosed` on
+        a closed pool (also one closed while waiting), and ``TypeError`` or
+        ``ValueError`` for a ``timeout`` that is not a non-negative number
+        or ``None``.  For a readiness probe that must not block, read
+        :meth:`get_stats` instead.
         """
         timeout = check_seconds("timeout", timeout)
         deadline = None if timeout is None else _monotonic() + timeout
@@ -532,7 +546,9 @@ class Resource(SlotPool, Counters, Generic[T]):
         """Close a broken lent resource instead of returning it.
 
         Its place goes to the oldest waiter (who creates a fresh one) or
-        back to the pool's free capacity.
+        back to the pool's free capacity; it counts in ``connections_lost``.
+        Raises ``ValueError`` (and changes nothing) when ``resource`` is not
+        lent by this pool now.
         """
         self._discard_lent_resource(resource, True)
 
@@ -540,7 +556,10 @@ class Resource(SlotPool, Counters, Generic[T]):
         """Close every resource, idle and lent alike, each exactly once.
 
         A lent resource released afterwards is dropped silently.  With
-        ``close_pool`` false the pool stays usable and makes new ones.
+        ``close_pool`` true (the default) the pool is closed too, as by
+        :meth:`close`; with ``close_pool`` false it stays usable and makes
+        new ones.  Errors from closing are logged at ``DEBUG``, never
+        raised; on a closed pool it does nothing.
         """
         slots = self._retire_all(close_pool)
         if slots is None:
@@ -566,8 +585,10 @@ class Resource(SlotPool, Counters, Generic[T]):
     def close(self) -> None:
         """Close the pool: idle resources now, lent ones when returned.
 
-        Waiting and future callers get :class:`PoolClosed`.  A pool is also
-        a context manager that closes it on exit.
+        Waiting and future callers get :class:`PoolClosed`.  Errors from
+        closing are logged at ``DEBUG``, never raised, and a second call
+        does nothing.  A pool is also a context manager that closes it on
+        exit.
         """
         slots = self._close_pool()
         if slots is None:
@@ -601,6 +622,10 @@ class Resource(SlotPool, Counters, Generic[T]):
         all retired as by ``reset``, as kombu's ``resize(force=True)``
         does.  Closing errors propagate unless ``ignore_errors``; the new
         limit is in force either way.
+
+        Raises ``TypeError`` or ``ValueError`` for a ``limit`` that is not a
+        non-negative int or ``None``, and ``ValueError`` for one below
+        ``min_size`` (then nothing changes).
         """
         new_limit = check_limit("limit", limit)
         if self.min_size and new_limit and new_limit < self.min_size:
@@ -611,7 +636,12 @@ class Resource(SlotPool, Counters, Generic[T]):
 
     def acquired(self, block: bool = True, timeout: float | None = None) -> Lease[T]:
         """``with pool.acquired() as r:`` returns ``r`` on exit, or replaces
-        it when the block raised one of ``connection_errors``."""
+        it when the block raised one of ``connection_errors``.
+
+        ``block`` and ``timeout`` are those of :meth:`acquire`, which the
+        ``with`` statement calls (and whose errors it raises).  A release
+        inside the block ends the lease: the exit then does nothing.
+        """
         return Lease(self, block, timeout)
 
     def _end_lease(self, resource: T, lease: int, broken: bool) -> None:
@@ -717,8 +747,10 @@ class Resource(SlotPool, Counters, Generic[T]):
 class Lease(Generic[T]):
     """The context manager returned by :meth:`Resource.acquired`.
 
-    Its exit ends the lease it began: a resource released (or replaced)
-    inside the block already is left alone, even if it was lent again.
+    Its entry calls ``pool.acquire(block, timeout)`` and raises what that
+    raises.  Its exit ends the lease it began: a resource released (or
+    replaced) inside the block already is left alone, even if it was lent
+    again.
     """
 
     __slots__ = ("_block", "_lease", "_pool", "_resource", "_timeout")
@@ -749,8 +781,11 @@ class Pool(Resource[T]):
     """A pool of anything, built from callables.
 
     ``create()`` makes a resource; ``close(r)`` disposes of one (default:
-    ``r.close()`` if it has one).  Takes every keyword option of
-    :class:`Resource`.
+    ``r.close()`` if it has one).  ``limit`` (``None`` or 0: no limit)
+    and ``preload`` (resources made in ``__init__``) are
+    :class:`Resource`'s, as is every keyword option.  Raises
+    ``TypeError`` when ``create`` or ``close`` is not callable, and the
+    errors of :class:`Resource` for a bad option.
     """
 
     def __init__(
@@ -769,9 +804,12 @@ class Pool(Resource[T]):
         super().__init__(limit, preload, **options)
 
     def new(self) -> T:
+        """Create a resource: ``create()``, whose errors propagate."""
         return self._create()
 
     def close_resource(self, resource: T) -> None:
+        """Close a resource: ``close(resource)``, or the resource's own
+        ``close()`` when no ``close`` was given."""
         if self._close is not None:
             self._close(resource)
         else:

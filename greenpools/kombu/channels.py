@@ -69,6 +69,10 @@ class ChannelPool(KombuResource[Any]):
     ``connection``, which then reconnects on first use.  A limit of 0 or
     ``None`` means what it means in kombu: no limit and no pooling, each
     release closes the channel.
+
+    Raises ``TypeError`` when ``connection`` is neither a
+    ``kombu.Connection`` nor a URL string, and the errors of
+    :class:`greenpools.Resource` for a bad option.
     """
 
     LimitExceeded = ChannelLimitExceeded
@@ -84,6 +88,8 @@ class ChannelPool(KombuResource[Any]):
         super().__init__(limit, preload, **options)
 
     def new(self) -> Any:
+        """A new channel of ``connection`` (which connects if it must), made
+        to go back to this pool at the end of its ``with`` block."""
         channel = self.connection.channel()
         try:
             channel.__class__ = _pooled_channel_class(type(channel))
@@ -93,6 +99,7 @@ class ChannelPool(KombuResource[Any]):
         return channel
 
     def close_resource(self, resource: Any) -> None:
+        """Close the channel (the connection stays open)."""
         resource.close()
 
     def _after_fork_in_child(self) -> None:

@@ -98,6 +98,12 @@ class ConnectionPool(KombuResource[PooledConnection]):
     ``LimitExceeded``) when no connection is free and the caller would not
     wait.  A limit of 0 or ``None`` means what it means in kombu: no limit
     and no pooling, each release closes the connection.
+
+    ``placement`` (default: the class attribute, ``"spread"``) says where
+    new connections go when ``connection`` has alternate hosts.  Raises
+    ``TypeError`` when ``connection`` is neither a ``kombu.Connection`` nor
+    a URL string, ``ValueError`` for an unknown ``placement``, and the
+    errors of :class:`greenpools.Resource` for a bad option.
     """
 
     LimitExceeded = ConnectionLimitExceeded
@@ -124,6 +130,10 @@ class ConnectionPool(KombuResource[PooledConnection]):
         super().__init__(limit, preload, **options)
 
     def new(self) -> PooledConnection:
+        """A new :class:`PooledConnection` with the template's parameters, on
+        the host that ``placement`` picks.  Not connected yet: it connects
+        on first use, as kombu's do (upkeep connects the ones that
+        ``min_size`` keeps ready)."""
         # Its release() returns it here: nothing is bound per acquire.
         info = dict(self.connection._info(resolve=False))
         # kombu's publish(retry_policy=...) writes into this dict: one each.
@@ -133,13 +143,21 @@ class ConnectionPool(KombuResource[PooledConnection]):
         return conn
 
     def close_resource(self, resource: PooledConnection) -> None:
+        """Close the connection politely, waiting at most 1 s (or its
+        shorter ``connect_timeout``) for each of the broker's answers, so
+        that a broker that stopped answering cannot hold the caller."""
         _bound_close_waits(resource)
         resource._close()
 
     def collect_resource(self, resource: PooledConnection, socket_timeout: float = 0.1) -> None:
+        """Close the connection quickly, as kombu's ``collect()`` does, with
+        ``socket_timeout`` seconds for each socket operation (from
+        ``force_close_all``)."""
         resource.collect(socket_timeout)
 
     def forget_resource(self, resource: PooledConnection) -> None:
+        """In a forked child, drop the parent's socket under ``resource``:
+        this process's descriptors close, nothing is sent to the broker."""
         forget_connection(resource)
 
     # Upkeep (min_size, keepalive) works on connected connections; acquire
@@ -171,7 +189,12 @@ class ConnectionPool(KombuResource[PooledConnection]):
         super()._keep_alive(resource)
 
     def acquire_channel(self, block: bool = False) -> _ChannelLease:
-        """``with pool.acquire_channel() as (connection, channel):`` as in kombu."""
+        """``with pool.acquire_channel() as (connection, channel):`` as in kombu.
+
+        Acquires a connection (``block`` as for :meth:`acquire`, whose errors
+        it raises) and gives its default channel; the exit returns the
+        connection, or replaces it after a connection error.
+        """
         return _ChannelLease(self, block)
 
 

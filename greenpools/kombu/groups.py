@@ -74,7 +74,9 @@ class PoolGroup(EqualityDict):  # type: ignore[misc]
     __hash__ = object.__hash__  # type: ignore[assignment]
 
     def create(self, resource: Any, limit: int | None) -> Any:
-        """Make the pool for ``resource`` (subclasses implement this)."""
+        """Make the pool for ``resource`` (a ``kombu.Connection``) with
+        ``limit``; the group calls it once per connection parameters.
+        Subclasses implement it: here it raises ``NotImplementedError``."""
         raise NotImplementedError("PoolGroup subclasses must implement create(resource, limit)")
 
     def _key(self, resource: Any) -> tuple[Any, Any]:
@@ -104,6 +106,8 @@ class PoolGroup(EqualityDict):  # type: ignore[misc]
         return dict.__contains__(self, self._key(resource)[0])
 
     def get(self, resource: Any, default: Any = None) -> Any:
+        """The pool for ``resource`` (a ``kombu.Connection`` or a URL) if the
+        group made one already, else ``default``; makes none."""
         return dict.get(self, self._key(resource)[0], default)
 
     def __missing__(self, resource: Any) -> Any:
@@ -142,7 +146,9 @@ class PoolGroup(EqualityDict):  # type: ignore[misc]
 
         ``connections.drain()`` gives every publisher new sockets (after
         rotating credentials or moving the broker); producers follow on
-        their next acquire, bound to a new connection.
+        their next acquire, bound to a new connection.  Draining a
+        :class:`Producers` group alone replaces the producer objects, not
+        the sockets.  Raises nothing for a closed pool.
         """
         for pool in list(dict.values(self)):
             try:
@@ -151,7 +157,8 @@ class PoolGroup(EqualityDict):  # type: ignore[misc]
                 pass
 
     def clear(self) -> None:
-        """Forget every pool (kombu's meaning: nothing is closed)."""
+        """Forget every pool (kombu's meaning: nothing is closed); the next
+        ``group[connection]`` makes a new one."""
         dict.clear(self)
         self._url_keys.clear()
 
@@ -172,6 +179,8 @@ class Connections(PoolGroup):
     """A group of :class:`ConnectionPool`, one per connection parameters."""
 
     def create(self, connection: Any, limit: int | None) -> ConnectionPool:
+        """A :class:`ConnectionPool` of ``connection`` with ``limit`` and the
+        group's options; raises what :class:`ConnectionPool` raises."""
         return ConnectionPool(connection, limit, **self.options)
 
 
@@ -190,6 +199,9 @@ class Producers(PoolGroup):
         self.connections = connections
 
     def create(self, connection: Any, limit: int | None) -> ProducerPool:
+        """A :class:`ProducerPool` with ``limit`` and the group's options, on
+        the pool of ``connection`` in the group's ``connections`` (made
+        there if need be); raises what :class:`ProducerPool` raises."""
         group = self.connections if self.connections is not None else _global_state.connections
         return ProducerPool(group[connection], limit=limit, **self.options)
 

@@ -77,7 +77,10 @@ G = TypeVar("G", bound=PoolGroup)
 
 
 def register_group(group: G) -> G:
-    """Put ``group`` under :func:`set_limit` and :func:`reset` (a decorator too)."""
+    """Put ``group`` under :func:`set_limit` and :func:`reset` (a decorator too).
+
+    Returns ``group``.
+    """
     _groups.append(group)
     return group
 
@@ -113,6 +116,11 @@ def set_limit(
     ``ignore_errors`` swallows errors from closing.  Every pool gets the new
     limit before any error is raised, so the pools and the global limit
     never disagree.  Returns the limit.
+
+    Raises ``TypeError`` or ``ValueError`` for a ``limit`` that is not a
+    non-negative int or ``None``, ``ValueError`` (before anything changes)
+    for one below a pool's ``min_size``, and the first error from closing
+    unless ``ignore_errors``.
     """
     global _limit
     new_limit = check_limit("limit", limit)
@@ -141,6 +149,8 @@ def reset(*args: Any, **kwargs: Any) -> None:
     """Close every pool of every registered group and empty the groups.
 
     Connections in use are closed under their users' feet, as in kombu.
+    The arguments are accepted and ignored, as kombu's are; errors from
+    closing are swallowed.
     """
     for pool in list(_all_pools()):
         try:

@@ -84,6 +84,10 @@ class ProducerPool(KombuResource[Any]):
     #1009).  A limit of 0 or ``None`` means what it means in kombu:
     no limit and no pooling, each release drops the producer (its
     connection goes back to ``connections`` either way).
+
+    Raises ``TypeError`` when ``connections`` is not a connection pool or
+    ``Producer`` is not callable, and the errors of
+    :class:`greenpools.Resource` for a bad option.
     """
 
     Producer: Callable[..., Any] = _KombuProducer
@@ -121,6 +125,8 @@ class ProducerPool(KombuResource[Any]):
         return factory(None)
 
     def new(self) -> Any:
+        """A new producer (:meth:`create_producer`) whose ``release()``
+        returns it to this pool; :meth:`acquire` binds it to a connection."""
         producer = self.create_producer()
         producer._pool = self  # its release() returns it here
         if not isinstance(producer, _PooledProducerMixin):
@@ -136,6 +142,11 @@ class ProducerPool(KombuResource[Any]):
         for a connection within what is left of ``timeout``.  With ``block``
         false neither waits (kombu's would block for the connection): a
         connection pool at its limit raises its ``LimitExceeded``.
+
+        Raises what :meth:`greenpools.Resource.acquire` raises, for either
+        wait (a connection wait that runs out names the caller's whole
+        ``timeout``), and what binding the producer to the connection
+        raised; in every case nothing stays taken.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         producer = Resource.acquire(self, block, timeout)
@@ -166,7 +177,11 @@ class ProducerPool(KombuResource[Any]):
         return producer
 
     def release(self, resource: Any, /) -> None:
-        """Return a producer and the connection it holds."""
+        """Return a producer and the connection it holds.
+
+        Raises ``ValueError`` (and changes nothing) when ``resource`` is not
+        lent by this pool now: released twice, or never acquired.
+        """
         conn = resource.__connection__
         Resource.release(self, resource)  # refuses a second release first
         if conn is not None:
@@ -186,7 +201,11 @@ class ProducerPool(KombuResource[Any]):
             KombuResource._release_unpooled(self, producer)
 
     def replace(self, resource: Any) -> None:
-        """Discard a lent producer and replace its (broken) connection."""
+        """Discard a lent producer and replace its (broken) connection.
+
+        Raises ``ValueError`` (and changes nothing) when ``resource`` is not
+        lent by this pool now.
+        """
         conn = resource.__connection__
         Resource.replace(self, resource)  # refuses a producer not lent first
         if conn is not None:
@@ -204,6 +223,7 @@ class ProducerPool(KombuResource[Any]):
             self.replace(producer)
 
     def close_resource(self, resource: Any) -> None:
+        """Nothing to close: a producer holds a connection only while lent."""
         # Idle producers hold no connection; lent ones give theirs back on
         # release, so there is nothing to close.
         pass
@@ -221,4 +241,6 @@ class ProducerPool(KombuResource[Any]):
             wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
     def forget_resource(self, resource: Any) -> None:
+        """Nothing to drop in a forked child: a producer owns no socket (its
+        connection pool drops the parent's)."""
         pass
