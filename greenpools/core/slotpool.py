@@ -254,7 +254,10 @@ class SlotPool:
         ``LimitExceeded``; with ``block`` true, queues first come, first
         served for up to ``timeout`` seconds (default: the pool's
         ``timeout`` option; ``None``: forever) and then raises
-        ``PoolTimeout``.
+        ``PoolTimeout``.  Also raises ``TooManyRequests`` when
+        ``max_waiting`` callers already wait, ``PoolClosed`` on a closed
+        pool (or one closed while waiting), and whatever creating a
+        resource raised (its place is passed on first).
         """
         self._n_requests += 1
         if self._lock_free:
