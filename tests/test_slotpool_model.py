@@ -369,7 +369,7 @@ class SlotPoolMachine(RuleBasedStateMachine):
             model.stale[client] = "forced"
         model.retired += model.lent + model.retiring
         model.idle, model.lent, model.retiring = [], [], []
-        model.excess = 0
+        model.excess = max(0, model.size - model.limit) if model.limit else 0
         model.wake_creators()
         SlotPool._dispose(self.pool, SlotPool._retire_all(self.pool, False), True, True)
         self._close_expected()
@@ -536,3 +536,19 @@ def test_force_close_all_after_a_shrink_keeps_the_next_resource() -> None:
     fresh = pool.acquire()
     pool.release(fresh)  # nothing lent is over the limit now: it stays
     assert fresh.closed == 0 and [slot.resource for slot in pool._idle] == [fresh]
+
+
+def test_force_close_all_keeps_counting_places_being_made_over_the_limit() -> None:
+    pool = BarePool(1)
+    held = pool.acquire()
+    clients = [SlotPool._take_or_enqueue(pool, True, None, None) for _ in range(2)]
+    SlotPool._resize(pool, 0, False, False)  # unlimited: both may create now
+    assert [c.state for c in clients] == [MAY_CREATE, MAY_CREATE] and pool._size == 3
+    SlotPool._resize(pool, 1, False, False)
+    SlotPool._dispose(pool, SlotPool._retire_all(pool, False), True, True)
+    assert held.closed == 1 and (pool._size, pool._excess) == (2, 1)
+    made = [SlotPool._create_lent(pool).resource for c in clients
+            if SlotPool._outcome(pool, c, None) is None]
+    for thing in made:
+        pool.release(thing)
+    assert pool._size == 1 and [t.closed for t in made] == [1, 0]  # back to the limit
