@@ -194,3 +194,20 @@ def test_without_a_timeout_the_stall_warning_names_the_block(
                HANG_TIMEOUT, "no stall warning about the block")
     alarm_node.clear_memory_alarm()
     forever.join().release()  # served once the broker unblocked the pool
+
+
+def test_a_blocked_publish_ends_although_heartbeats_keep_its_wait_going(
+    alarm_node: AlarmNode, queue: Queue,
+) -> None:
+    # py-amqp restarts a confirm wait's timeout on every frame it reads, and
+    # the broker sends a blocked connection heartbeats more often than this
+    # publish's timeout: without the pool ending it, it would never end.
+    conn = Connection(alarm_node.amqp_url, connect_timeout=5, heartbeat=2,
+                      transport_options={"confirm_publish": True})
+    publisher = Publisher(conn, queue)
+    publisher.publish(timeout=5)
+    alarm_node.raise_memory_alarm()
+    with pytest.raises(ConnectionBlocked):
+        spawn(publisher.publish, 5).join(HANG_TIMEOUT)
+    alarm_node.clear_memory_alarm()
+    wait_until(publisher.try_publish, HANG_TIMEOUT, "publishing did not resume after the clear")
