@@ -11,13 +11,14 @@ stretch it past the publish's ``timeout``).
 :class:`HearsBlocks` is what a pooled connection does about it.  It tells
 its pool of every block and unblock (the pool then lends nothing, see
 :meth:`greenpools.core.slotpool.SlotPool._block`), and it guards every
-publish on its channels: one that meets a block (the notice arrives while
-it writes or waits for the confirm, or came before it) raises
-:class:`greenpools.ConnectionBlocked` there and then, and one whose wait
-ran out raises it too if the connection was blocked (the ``TimeoutError``
-as its cause).  Either way a confirm for that message may still come, so
-the connection is retired: never lent again, closed when given back, or,
-while blocked, kept open only to hear the unblock.
+publish on its channels (:mod:`~greenpools.kombu.publishing`): one that
+meets a block (the notice arrives while it writes or waits for the
+confirm, or came before it) raises :class:`greenpools.ConnectionBlocked`
+there and then, and one whose wait ran out raises it too if the
+connection was blocked (the ``TimeoutError`` as its cause).  Either way a
+confirm for that message may still come, so the connection is retired:
+never lent again, closed when given back, or, while blocked, kept open
+only to hear the unblock.
 """
 
 # kombu's functions are mostly untyped.
@@ -28,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..exceptions import ConnectionBlocked
+from .publishing import guard_publish
 
 __all__ = ["HearsBlocks", "read_waiting_frames"]
 
@@ -61,39 +62,16 @@ class HearsBlocks:
         connection = super()._establish_connection()  # type: ignore[misc]
         self._forget_block()  # a new socket: the old one's block went with it
         if hasattr(connection, "on_blocked"):  # py-amqp
-            connection.on_blocked = _then(self._heard_blocked, connection.on_blocked)
-            connection.on_unblocked = _then(self._heard_unblocked, connection.on_unblocked)
+            connection.on_blocked = _after(connection.on_blocked, self._heard_blocked)
+            connection.on_unblocked = _after(connection.on_unblocked, self._heard_unblocked)
         return connection
 
     def channel(self) -> Any:
         channel = super().channel()  # type: ignore[misc]
         publish = getattr(channel, "basic_publish", None)
         if publish is not None and hasattr(self.connection, "on_blocked"):  # type: ignore[attr-defined]
-            channel.basic_publish = self._guarded(publish)
+            channel.basic_publish = guard_publish(self, publish)
         return channel
-
-    def _guarded(self, publish: Callable[..., Any]) -> Callable[..., Any]:
-        """``publish`` (a channel's ``basic_publish``) raising ConnectionBlocked
-        when it meets a block."""
-
-        def basic_publish(*args: Any, **kwargs: Any) -> Any:
-            if self._broker_blocked:  # the notice came before: nothing is sent
-                raise self._blocked_error()
-            self._publishing += 1
-            try:
-                return publish(*args, **kwargs)
-            except ConnectionBlocked:  # from _heard_blocked: its confirm may still come
-                self._pool._retire_lent_resource(self)
-                raise
-            except TimeoutError as exc:  # so may this one's
-                self._pool._retire_lent_resource(self)
-                if self._broker_blocked:
-                    raise self._blocked_error() from exc
-                raise
-            finally:
-                self._publishing -= 1
-
-        return basic_publish
 
     def _blocked_error(self) -> Exception:
         pool = self._pool
@@ -124,15 +102,16 @@ class HearsBlocks:
             self._pool._heard_unblocked(self)
 
 
-def _then(first: Callable[..., object], then: Callable[..., object] | None) -> Callable[..., Any]:
-    """Call ``first`` and then ``then`` (a callback of the user's, if any)
-    with the same arguments; ``first`` may raise, after ``then`` ran."""
+def _after(theirs: Callable[..., object] | None, ours: Callable[..., object]) -> Callable[..., Any]:
+    """A callback that calls ``theirs`` (one given in ``transport_options``,
+    if any) and then ``ours``, which may raise, with the same arguments;
+    ``ours`` runs even if ``theirs`` raised."""
 
     def both(*args: Any) -> None:
         try:
-            if then is not None:
-                then(*args)
+            if theirs is not None:
+                theirs(*args)
         finally:
-            first(*args)
+            ours(*args)
 
     return both
