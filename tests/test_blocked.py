@@ -13,7 +13,6 @@ Every wait here is bounded; nothing sleeps to synchronise.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -62,16 +61,6 @@ class Publisher:
 
 
 @pytest.fixture
-def queue(alarm_node: AlarmNode) -> Iterator[Queue]:
-    name = unique_name("greenpools-blocked")
-    declared = Queue(name, routing_key=name)
-    with Connection(alarm_node.amqp_url) as conn:
-        declared(conn.default_channel).declare()
-        yield declared
-        declared(conn.default_channel).delete()
-
-
-@pytest.fixture
 def conn(alarm_node: AlarmNode) -> Connection:
     return Connection(alarm_node.amqp_url, connect_timeout=5,
                       transport_options={"confirm_publish": True})
@@ -99,10 +88,10 @@ def watch(target: Any, *names: str) -> list[tuple[str, Any]]:
 
 
 def test_a_blocked_publish_and_the_callers_after_it_raise_connection_blocked(
-    alarm_node: AlarmNode, queue: Queue, conn: Connection,
+    alarm_node: AlarmNode, alarm_queue: Queue, conn: Connection,
 ) -> None:
     events = watch(pools.connections, "blocked", "unblocked")
-    publisher = Publisher(conn, queue)
+    publisher = Publisher(conn, alarm_queue)
     publisher.publish()  # one confirmed before the alarm
     connections = pools.connections[conn]
 
@@ -129,14 +118,14 @@ def test_a_blocked_publish_and_the_callers_after_it_raise_connection_blocked(
     assert events[1][1] > 0  # seconds blocked
     assert connections.get_stats()["connections_blocked"] == 0
 
-    in_queue = bodies_in(alarm_node.amqp_url, queue)
+    in_queue = bodies_in(alarm_node.amqp_url, alarm_queue)
     assert set(publisher.confirmed) <= set(in_queue), (publisher.confirmed, in_queue)
 
 
 def test_callers_waiting_through_the_alarm_are_served_after_it(
-    alarm_node: AlarmNode, queue: Queue, conn: Connection,
+    alarm_node: AlarmNode, alarm_queue: Queue, conn: Connection,
 ) -> None:
-    publisher = Publisher(conn, queue)
+    publisher = Publisher(conn, alarm_queue)
     connections = pools.connections[conn]
     alarm_node.raise_memory_alarm()
     with pytest.raises(ConnectionBlocked):
@@ -149,21 +138,21 @@ def test_callers_waiting_through_the_alarm_are_served_after_it(
     alarm_node.clear_memory_alarm()  # upkeep reads the blocked connection: it hears the unblock
     join_all(waiting)
     assert len(publisher.confirmed) == CALLERS
-    in_queue = bodies_in(alarm_node.amqp_url, queue)
+    in_queue = bodies_in(alarm_node.amqp_url, alarm_queue)
     assert set(publisher.confirmed) <= set(in_queue), (publisher.confirmed, in_queue)
 
 
 def test_a_connection_whose_publish_was_cut_short_is_never_lent_again(
-    alarm_node: AlarmNode, queue: Queue, conn: Connection,
+    alarm_node: AlarmNode, alarm_queue: Queue, conn: Connection,
 ) -> None:
     connections = pools.connections[conn]
     with connections.acquire(block=True, timeout=TIMEOUT) as first:
-        first.Producer().publish("warm", routing_key=queue.routing_key, timeout=TIMEOUT)
+        first.Producer().publish("warm", routing_key=alarm_queue.routing_key, timeout=TIMEOUT)
     alarm_node.raise_memory_alarm()
     with connections.acquire(block=True, timeout=TIMEOUT) as blocked:
         assert blocked is first
         with pytest.raises(ConnectionBlocked):
-            blocked.Producer().publish("cut", routing_key=queue.routing_key, timeout=TIMEOUT)
+            blocked.Producer().publish("cut", routing_key=alarm_queue.routing_key, timeout=TIMEOUT)
     assert blocked.connected  # kept open, unlent: it hears the unblock
     with pytest.raises(ConnectionBlocked):
         connections.acquire(block=False)
@@ -173,19 +162,19 @@ def test_a_connection_whose_publish_was_cut_short_is_never_lent_again(
                "the blocked connection was not closed after the unblock")
     with connections.acquire(block=True, timeout=HANG_TIMEOUT) as after:
         assert after is not blocked
-        after.Producer().publish("after", routing_key=queue.routing_key, timeout=HANG_TIMEOUT)
+        after.Producer().publish("after", routing_key=alarm_queue.routing_key, timeout=HANG_TIMEOUT)
     stats = connections.get_stats()
     assert stats["connections_lost"] == 1 and stats["connections_blocked"] == 0
 
 
 def test_without_a_timeout_the_stall_warning_names_the_block(
-    alarm_node: AlarmNode, queue: Queue, conn: Connection, caplog: pytest.LogCaptureFixture,
+    alarm_node: AlarmNode, alarm_queue: Queue, conn: Connection, caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from greenpools.core import lifecycle
 
     monkeypatch.setattr(lifecycle.StallWatch, "after", 0.2)
-    publisher = Publisher(conn, queue)
+    publisher = Publisher(conn, alarm_queue)
     alarm_node.raise_memory_alarm()
     with pytest.raises(ConnectionBlocked):
         publisher.publish()
@@ -197,14 +186,14 @@ def test_without_a_timeout_the_stall_warning_names_the_block(
 
 
 def test_a_blocked_publish_ends_although_heartbeats_keep_its_wait_going(
-    alarm_node: AlarmNode, queue: Queue,
+    alarm_node: AlarmNode, alarm_queue: Queue,
 ) -> None:
     # py-amqp restarts a confirm wait's timeout on every frame it reads, and
     # the broker sends a blocked connection heartbeats more often than this
     # publish's timeout: without the pool ending it, it would never end.
     conn = Connection(alarm_node.amqp_url, connect_timeout=5, heartbeat=2,
                       transport_options={"confirm_publish": True})
-    publisher = Publisher(conn, queue)
+    publisher = Publisher(conn, alarm_queue)
     publisher.publish(timeout=5)
     alarm_node.raise_memory_alarm()
     with pytest.raises(ConnectionBlocked):

@@ -13,11 +13,13 @@ way every confirmed message is in the queue.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from brokers import amqp_url, clean_global_pools, make_proxy  # noqa: F401  (fixtures)
 from e2e import support
 from faultproxy import FaultProxy
+from kombu import Connection
 
 from greenpools import pools
 from greenpools.kombu.publishing import NodeShuttingDown
@@ -38,16 +40,26 @@ def bodies(queue: str) -> list[str]:
     return sorted(body.decode() for body in support.drain_queue(queue, 10))
 
 
-@pytest.mark.parametrize("code", CODES)
-def test_a_refused_publish_with_retry_goes_through_on_a_fresh_connection(
-    amqp_url: str, make_proxy: Callable[[], FaultProxy], queue: str, code: int,
-) -> None:
-    proxy = make_proxy()
+def refused_after_one_publish(
+    proxy: FaultProxy, amqp_url: str, queue: str, code: int,
+) -> tuple[Connection, Any]:
+    """A confirming connection through ``proxy``, whose pooled connection
+    published once before the proxy closed it with ``code`` as the broker
+    would: (the connection, that pooled connection)."""
     conn = support.confirming_connection(proxy.url(amqp_url), connect_timeout=5)
     with pools.producers[conn].acquire(block=True, timeout=10) as producer:
         support.publish_one(producer, queue, "before")
         refused = producer.connection
     proxy.close_as_broker(code)
+    return conn, refused
+
+
+@pytest.mark.parametrize("code", CODES)
+def test_a_refused_publish_with_retry_goes_through_on_a_fresh_connection(
+    amqp_url: str, make_proxy: Callable[[], FaultProxy], queue: str, code: int,
+) -> None:
+    proxy = make_proxy()
+    conn, refused = refused_after_one_publish(proxy, amqp_url, queue, code)
 
     with pools.producers[conn].acquire(block=True, timeout=10) as producer:
         assert producer.connection is refused
@@ -65,13 +77,8 @@ def test_a_refused_publish_with_retry_goes_through_on_a_fresh_connection(
 def test_a_refused_publish_without_retry_names_the_refusal_and_replaces_the_connection(
     amqp_url: str, make_proxy: Callable[[], FaultProxy], queue: str, code: int,
 ) -> None:
-    proxy = make_proxy()
-    conn = support.confirming_connection(proxy.url(amqp_url), connect_timeout=5)
+    conn, refused = refused_after_one_publish(make_proxy(), amqp_url, queue, code)
     connections = pools.connections[conn]
-    with pools.producers[conn].acquire(block=True, timeout=10) as producer:
-        support.publish_one(producer, queue, "before")
-        refused = producer.connection
-    proxy.close_as_broker(code)
 
     with pytest.raises(NodeShuttingDown) as raised:
         with pools.producers[conn].acquire(block=True, timeout=10) as producer:
