@@ -26,6 +26,7 @@ import greenpools
 import greenpools.exceptions
 from greenpools import ConnectionBlocked, Pool, PoolClosed, PoolTimeout
 from greenpools.kombu.connections import ConnectionPool
+from greenpools.kombu.producers import ProducerPool
 
 REASON = "connection blocked, see broker logs"
 
@@ -228,3 +229,23 @@ def test_plain_timeouts_are_pool_timeouts_again_after_the_unblock() -> None:
     assert not isinstance(raised.value, ConnectionBlocked)
     pool.release(lent)
     pool.close()
+
+
+def test_a_producer_wait_that_runs_out_while_the_connections_are_blocked_says_so() -> None:
+    connections = ConnectionPool("memory://", limit=2)
+    producers = ProducerPool(connections, limit=1)
+    held = producers.acquire(block=True, timeout=1)
+    connections._block(held.connection, REASON)
+    # Waiting for the one producer, behind the blocked connections.
+    with pytest.raises(ConnectionBlocked) as raised:
+        producers.acquire(block=True, timeout=0.05)
+    assert isinstance(raised.value, kombu.exceptions.LimitExceeded)
+    assert producers.name in str(raised.value) and REASON in str(raised.value)
+    held.release()
+    # A free producer, then the wait for a connection: the connection pool says so.
+    with pytest.raises(ConnectionBlocked, match=connections.name):
+        producers.acquire(block=True, timeout=0.05)
+    connections._unblock(held.connection)
+    producers.acquire(block=True, timeout=1).release()
+    producers.close()
+    connections.close()
