@@ -242,7 +242,8 @@ class SlotPool:
         self._listener_failed: Callable[[Any, str, Any], object] = _ignore_listener_failure
         # Lent resources the pool no longer counts, by id(resource): retired
         # by force_close_all or inherited across fork (dropped silently when
-        # returned), and retiring (retired by a reset: closed when returned).
+        # returned), and retiring (retired by a reset, or in doubt: closed
+        # when returned).
         self._retired: dict[int, Slot] = {}
         self._retiring: dict[int, Slot] = {}
         # The options the state machine reads (Resource validates and sets them).
@@ -1049,7 +1050,8 @@ class SlotPool:
         return slot is not None and slot.resource is resource
 
     def _close_retiring(self, resource: Any, lost: bool) -> bool:
-        """Close ``resource`` if a reset retired it while lent; whether it had."""
+        """Close ``resource`` if a reset retired it while lent (or it was
+        retired in doubt); whether it had."""
         if not self._retiring:
             return False
         with self._mutex:
