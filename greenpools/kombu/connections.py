@@ -221,6 +221,8 @@ class ConnectionPool(KombuResource[PooledConnection]):
         return [*super()._idle_resources(), *list(self._blocked_watch.values())]
 
     def _keep_idle_alive(self, resource: PooledConnection) -> bool:
+        """Keep an idle connection alive; read a watched blocked one, and
+        close it once the broker unblocked it (or it died)."""
         if self._blocked_watch.get(id(resource)) is not resource:
             return super()._keep_idle_alive(resource)
         try:
