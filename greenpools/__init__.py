@@ -22,7 +22,14 @@ if TYPE_CHECKING:
     from .backends import Backend, BackendUnavailable, get_backend, use_backend
     from .core.events import listen, remove_listener
     from .core.resource import Lease, Pool, Resource
-    from .exceptions import LimitExceeded, PoolClosed, PoolError, PoolTimeout, TooManyRequests
+    from .exceptions import (
+        ConnectionBlocked,
+        LimitExceeded,
+        PoolClosed,
+        PoolError,
+        PoolTimeout,
+        TooManyRequests,
+    )
     from .kombu.install import install, uninstall
     from .kombu.pools import connections, producers
     from .otel import instrument, uninstrument
@@ -32,6 +39,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Backend",
     "BackendUnavailable",
+    "ConnectionBlocked",
     "Lease",
     "LimitExceeded",
     "Pool",
@@ -63,6 +71,7 @@ _LAZY = {
     "use_backend": "backends",
     "listen": "core.events",
     "remove_listener": "core.events",
+    "ConnectionBlocked": "exceptions",
     "LimitExceeded": "exceptions",
     "PoolClosed": "exceptions",
     "PoolError": "exceptions",

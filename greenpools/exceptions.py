@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from kombu.exceptions import LimitExceeded as KombuLimitExceeded
 
-__all__ = ["LimitExceeded", "PoolClosed", "PoolError", "PoolTimeout", "TooManyRequests"]
+__all__ = [
+    "ConnectionBlocked", "LimitExceeded", "PoolClosed", "PoolError", "PoolTimeout",
+    "TooManyRequests",
+]
 
 
 class PoolError(Exception):
@@ -23,6 +26,15 @@ class LimitExceeded(PoolError, KombuLimitExceeded):
 
 class PoolTimeout(LimitExceeded):
     """A blocking acquire waited its whole timeout for a resource."""
+
+
+class ConnectionBlocked(PoolTimeout):
+    """The broker has blocked the pool's connections (a RabbitMQ resource alarm).
+
+    Raised by a publish that met the block and ran out of time, and by an
+    acquire that waited its whole timeout (or would not wait) while the
+    pool was blocked.  The message names the pool and the broker's reason.
+    """
 
 
 class TooManyRequests(LimitExceeded):

@@ -3,8 +3,10 @@
 ``instrument()`` publishes the database client connection-pool metrics
 (``db.client.connection.*``) for every pool, existing and future, each
 with the attribute ``db.client.connection.pool.name`` (the pool's
-``name``).  The gauges (count, idle.max, idle.min, max, pending_requests)
-are observable: read from the pools when the SDK collects, they cost
+``name``), and ``greenpools.connection.blocked``: the connections the
+broker has blocked now (a RabbitMQ resource alarm; the pool lends none
+while any is).  The gauges (count, idle.max, idle.min, max,
+pending_requests, blocked) are observable: read from the pools when the SDK collects, they cost
 nothing per acquire.  The timeouts counter and the create, wait and use
 time histograms follow the pool's events (see :mod:`greenpools.core.events`),
 which only watched pools emit.
@@ -155,8 +157,12 @@ class _Metrics:
         gauge("db.client.connection.max", [self._reading(lambda p: p.limit)],
               unit="{connection}", description="The most connections the pool allows.")
         gauge("db.client.connection.pending_requests",
-              [self._reading(lambda p: len(p._waiting))], unit="{request}",
+              [self._reading(lambda p: len(p._waiting) + len(p._held))], unit="{request}",
               description="Callers waiting for a connection.")
+        gauge("greenpools.connection.blocked", [self._reading(lambda p: p._n_blocked)],
+              unit="{connection}",
+              description="Connections the broker has blocked now (a resource alarm); "
+                          "the pool lends none while any is.")
         self.timeouts = meter.create_counter(
             "db.client.connection.timeouts", unit="{timeout}",
             description="Waits for a connection that ran out.")

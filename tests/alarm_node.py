@@ -12,7 +12,8 @@ runner's passes, which take turns on it.  A test gets it by asking for the
         alarm_node.raise_memory_alarm()
         ...  # connect to alarm_node.amqp_url
 
-The fixture clears an alarm the test left raised.
+The fixture clears an alarm the test left raised.  :func:`alarm_queue`
+is a queue of the test's own on that node.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from brokers import unique_name
 from helpers import SERVICE_MISSING
+from kombu import Connection, Queue
 from rabbit_cluster import RabbitCluster, missing_reason, session_nodes
 
 LABEL = "alarm"
@@ -90,3 +93,14 @@ def alarm_node() -> Iterator[AlarmNode]:
         finally:
             if node.alarm_raised:
                 node.clear_memory_alarm()
+
+
+@pytest.fixture
+def alarm_queue(alarm_node: AlarmNode) -> Iterator[Queue]:
+    """A queue of the test's own on the alarm node, deleted after the test."""
+    name = unique_name("greenpools-alarm")
+    declared = Queue(name, routing_key=name)
+    with Connection(alarm_node.amqp_url) as conn:
+        declared(conn.default_channel).declare()
+        yield declared
+        declared(conn.default_channel).delete()

@@ -34,7 +34,7 @@ if _requested:
     if not patched_for(_requested):
         patch_first(_requested)
 
-from alarm_node import alarm_node  # noqa: E402, F401  (a fixture for every test module)
+from alarm_node import alarm_node, alarm_queue  # noqa: E402, F401  (fixtures for every test module)
 from helpers import BACKEND, SERVICE_MISSING  # noqa: E402
 
 import greenpools  # noqa: E402  (after the patching above)

@@ -17,6 +17,12 @@ open ones):
   connection, new or open, are read and dropped.
 
 ``cut`` resets every open connection (both sides) and keeps the mode.
+``close CODE`` plays a broker node that shuts down: every open connection
+gets an AMQP ``Connection.Close`` with reply code ``CODE`` (541
+INTERNAL_ERROR, 320 CONNECTION_FORCED) as if from the broker, and its
+upstream side is closed; what the client sends then is dropped.  Only
+while the broker sends nothing (between publishes), so that the frame
+lands between two of the broker's.
 The process listens on 127.0.0.1 only, connects only to its target, and
 exits when its controller's pipe closes or after ``--lifetime`` seconds.
 """
@@ -46,6 +52,13 @@ def _reset(sock: socket.socket) -> None:
     except OSError:
         pass
     sock.close()
+
+
+def _connection_close(code: int) -> bytes:
+    """An AMQP 0-9-1 ``Connection.Close`` frame (channel 0) with ``code``."""
+    text = f"greenpools fault proxy: reply code {code}".encode()
+    payload = struct.pack(">HHHB", 10, 50, code, len(text)) + text + struct.pack(">HH", 0, 0)
+    return struct.pack(">BHI", 1, 0, len(payload)) + payload + b"\xce"
 
 
 class _Pair:
@@ -142,8 +155,28 @@ class _Proxy:
         except OSError:
             self._drop(pair)
 
+    def _close_as_broker(self, code: int) -> None:
+        frame = _connection_close(code)
+        for pair in list(self.pairs):
+            if pair.upstream is not None:
+                self.selector.unregister(pair.upstream)
+                _reset(pair.upstream)
+                pair.upstream = None
+            try:
+                pair.client.setblocking(True)
+                pair.client.settimeout(5)
+                pair.client.sendall(frame)
+                pair.client.setblocking(False)
+            except OSError:
+                self._drop(pair)
+
     def command(self, line: str) -> str:
-        word = line.strip()
+        word, _, argument = line.strip().partition(" ")
+        if word == "close":
+            if not argument.isdigit():
+                return f"error close needs a reply code, got {argument!r}"
+            self._close_as_broker(int(argument))
+            return f"ok mode={self.mode} accepted={self.accepted} open={len(self.pairs)}"
         if word == "pass":
             for pair in [p for p in self.pairs if p.swallowed]:
                 self._drop(pair)
@@ -274,6 +307,10 @@ class FaultProxy:
 
     def cut(self) -> dict[str, Any]:
         return self._send("cut")
+
+    def close_as_broker(self, code: int) -> dict[str, Any]:
+        """Every open connection gets ``Connection.Close`` with ``code`` (see ``close``)."""
+        return self._send(f"close {code}")
 
     def stats(self) -> dict[str, Any]:
         return self._send("stats")

@@ -17,7 +17,6 @@ from collections.abc import Iterator
 
 import pytest
 from alarm_node import AlarmNode
-from brokers import unique_name
 from helpers import spawn, wait_until
 from kombu import Connection, Producer, Queue
 
@@ -77,31 +76,21 @@ def watched(alarm_node: AlarmNode) -> Iterator[list[Watched]]:
         conn.connection.release()
 
 
-@pytest.fixture
-def queue(alarm_node: AlarmNode) -> Iterator[Queue]:
-    name = unique_name("greenpools-alarm")
-    declared = Queue(name, routing_key=name)
-    with Connection(alarm_node.amqp_url) as conn:
-        declared(conn.default_channel).declare()
-        yield declared
-        declared(conn.default_channel).delete()
-
-
 def test_only_a_publishing_connection_is_blocked_and_its_publish_waits_for_the_clear(
-    alarm_node: AlarmNode, watched: list[Watched], queue: Queue,
+    alarm_node: AlarmNode, watched: list[Watched], alarm_queue: Queue,
 ) -> None:
     url = alarm_node.amqp_url
     idle, published_before, publisher = (Watched(url) for _ in range(3))
     watched += [idle, published_before, publisher]
-    published_before.publish(queue, "before the alarm")
+    published_before.publish(alarm_queue, "before the alarm")
 
     alarm_node.raise_memory_alarm()
     started = time.monotonic()
-    publishing = spawn(publisher.publish, queue, "during the alarm")
+    publishing = spawn(publisher.publish, alarm_queue, "during the alarm")
     assert publisher.blocked.wait(WAIT), "the publishing connection heard no connection.blocked"
     assert publisher.reasons and all(publisher.reasons), publisher.reasons
     # Idle connections, fresh or having published before, are told nothing.
-    assert idle.messages_in(queue) == published_before.messages_in(queue) == 1
+    assert idle.messages_in(alarm_queue) == published_before.messages_in(alarm_queue) == 1
     assert idle.heard() == published_before.heard() == []
     assert not publishing.done.is_set(), "the publish was confirmed during the alarm"
 
@@ -110,7 +99,7 @@ def test_only_a_publishing_connection_is_blocked_and_its_publish_waits_for_the_c
     publishing.join(WAIT)
     assert publisher.heard() == ["blocked", "unblocked"]
     assert [what for what, _ in publisher.log] == ["blocked", "unblocked", "confirmed"]
-    assert idle.messages_in(queue) == published_before.messages_in(queue) == 2
+    assert idle.messages_in(alarm_queue) == published_before.messages_in(alarm_queue) == 2
     assert idle.heard() == published_before.heard() == []
     times = dict(publisher.log)
     print(f"publish -> blocked {times['blocked'] - started:.2f}s; "
@@ -119,17 +108,17 @@ def test_only_a_publishing_connection_is_blocked_and_its_publish_waits_for_the_c
 
 
 def test_a_publish_timing_out_in_an_alarm_raises_timeout_error_and_still_arrives_after(
-    alarm_node: AlarmNode, watched: list[Watched], queue: Queue,
+    alarm_node: AlarmNode, watched: list[Watched], alarm_queue: Queue,
 ) -> None:
     publisher, reader = Watched(alarm_node.amqp_url), Watched(alarm_node.amqp_url)
     watched += [publisher, reader]
     alarm_node.raise_memory_alarm()
     with pytest.raises(TimeoutError) as raised:
-        publisher.publish(queue, "timed out", timeout=PUBLISH_TIMEOUT)
+        publisher.publish(alarm_queue, "timed out", timeout=PUBLISH_TIMEOUT)
     assert type(raised.value) is TimeoutError  # bare: nothing says the broker blocked it
     assert publisher.heard() == ["blocked"]
 
     alarm_node.clear_memory_alarm()
     # The broker reads the message it had stopped reading: "timed out" is not "lost".
-    wait_until(lambda: reader.messages_in(queue) == 1, WAIT,
+    wait_until(lambda: reader.messages_in(alarm_queue) == 1, WAIT,
                "the timed-out message never reached the queue")

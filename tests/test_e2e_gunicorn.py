@@ -26,8 +26,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from alarm_node import AlarmNode
 from e2e import support
-from helpers import require_amqp
+from helpers import HANG_TIMEOUT, require_amqp, wait_until
 
 pytestmark = [support.threading_run_only(), pytest.mark.slow]
 
@@ -36,6 +37,8 @@ REQUESTS = 300
 CLIENT_THREADS = 16
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
+BLOCKED_TIMEOUT = 2.0  # the app's PUBLISH_TIMEOUT while the broker blocks it
+BLOCKED_REQUESTS = 3
 
 
 @pytest.fixture
@@ -63,11 +66,7 @@ def fire_requests(port: int) -> tuple[list[dict[str, Any]], list[str]]:
             if number is None:
                 return
             try:
-                url = f"http://127.0.0.1:{port}/request/{number}"
-                with urllib.request.urlopen(url, timeout=30) as response:
-                    status, text = response.status, response.read().decode()
-            except urllib.error.HTTPError as exc:
-                status, text = exc.code, exc.read().decode(errors="replace")
+                status, _, text = get(port, f"/request/{number}")
             except Exception as exc:
                 status, text = 0, repr(exc)
             with lock:
@@ -85,31 +84,58 @@ def fire_requests(port: int) -> tuple[list[dict[str, Any]], list[str]]:
     return answers, errors
 
 
+def get(port: int, path: str) -> tuple[int, dict[str, str], str]:
+    """One GET: (status, headers, body)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30) as response:
+            return response.status, dict(response.headers), response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read().decode(errors="replace")
+
+
+class Example:
+    """The example run by gunicorn as its README says, with ``env`` set."""
+
+    def __init__(self, tmp_path: Any, **env: str) -> None:
+        self.port = support.free_port()
+        self.log_path = os.path.join(str(tmp_path), "gunicorn.log")
+        gunicorn = os.path.join(os.path.dirname(support.PYTHON), "gunicorn")
+        full_env = support.example_env(BIND=f"127.0.0.1:{self.port}",
+                                       XDG_RUNTIME_DIR=str(tmp_path), **env)
+        with open(self.log_path, "w") as log:
+            self.proc = subprocess.Popen(
+                [gunicorn, "-c", "gunicorn.conf.py", "app:app"], cwd=EXAMPLE_DIR,
+                env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        self.log_text = ""
+
+    def booted(self) -> list[str]:
+        """Wait for both workers; their pids.  The master imported the app
+        (and declared the queue) before it forked them.  Requests sent
+        before a worker accepts them wait in the listening socket's backlog."""
+        return support.wait_for_log_lines(
+            self.log_path, r"Booting worker with pid: (\d+)", 2, START_TIMEOUT, self.proc)
+
+    def stop(self) -> int:
+        return support.stop_process(self.proc, STOP_TIMEOUT)
+
+    def cleanup(self) -> None:
+        if self.proc.poll() is None:
+            support.kill_process_group(self.proc)
+        self.log_text = support.show_log(self.log_path)
+
+
 def test_gunicorn_example_publishes_every_request_exactly_once(
     queue: str, tmp_path: Any
 ) -> None:
-    port = support.free_port()
-    log_path = os.path.join(str(tmp_path), "gunicorn.log")
-    gunicorn = os.path.join(os.path.dirname(support.PYTHON), "gunicorn")
-    env = support.example_env(BIND=f"127.0.0.1:{port}", QUEUE=queue,
-                              XDG_RUNTIME_DIR=str(tmp_path))
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [gunicorn, "-c", "gunicorn.conf.py", "app:app"], cwd=EXAMPLE_DIR, env=env,
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
+    example = Example(tmp_path, QUEUE=queue)
     try:
-        # The master imported the app (and declared the queue) before it
-        # forked these two.  Requests sent before a worker accepts them wait
-        # in the listening socket's backlog.
-        worker_pids = support.wait_for_log_lines(
-            log_path, r"Booting worker with pid: (\d+)", 2, START_TIMEOUT, proc)
-        answers, errors = fire_requests(port)
-        exit_code = support.stop_process(proc, STOP_TIMEOUT)
+        worker_pids = example.booted()
+        answers, errors = fire_requests(example.port)
+        exit_code = example.stop()
     finally:
-        if proc.poll() is None:
-            support.kill_process_group(proc)
-        log_text = support.show_log(log_path)
+        example.cleanup()
+    proc, log_text = example.proc, example.log_text
 
     assert errors == [], errors[:10]
     assert len(answers) == REQUESTS
@@ -130,3 +156,43 @@ def test_gunicorn_example_publishes_every_request_exactly_once(
     consumed = collections.Counter(
         json.loads(body)["id"] for body in support.drain_queue(queue, 2 * REQUESTS))
     assert consumed == published
+
+
+def test_gunicorn_example_answers_503_while_the_broker_blocks_publishers(
+    alarm_node: AlarmNode, tmp_path: Any,
+) -> None:
+    queue = support.unique_queue_name("gunicorn-blocked")
+    example = Example(tmp_path, QUEUE=queue, BROKER_URL=alarm_node.amqp_url,
+                      PUBLISH_TIMEOUT=str(BLOCKED_TIMEOUT))
+    published: list[str] = []
+
+    def publishes() -> bool:
+        status, _, text = get(example.port, "/after")
+        if status == 200:
+            published.append(json.loads(text)["published"])
+        return status == 200
+
+    try:
+        example.booted()
+        assert publishes()
+        alarm_node.raise_memory_alarm()
+        # The first request meets the block, the next wait PUBLISH_TIMEOUT for
+        # an unblock: every one is answered, none hangs.
+        for number in range(BLOCKED_REQUESTS):
+            status, headers, text = get(example.port, f"/blocked/{number}")
+            assert status == 503, (status, text)
+            assert headers.get("Retry-After") == "5", headers
+            assert "blocked" in text, text
+        alarm_node.clear_memory_alarm()
+        wait_until(publishes, HANG_TIMEOUT, "publishing did not resume after the alarm")
+        exit_code = example.stop()
+    finally:
+        example.cleanup()
+        in_queue = support.drain_queue(queue, 100, url=alarm_node.amqp_url)
+        support.delete_queue(queue, url=alarm_node.amqp_url)
+
+    assert exit_code == 0
+    assert support.bad_log_lines(example.log_text) == []
+    # Every request answered 200 has its message in the queue; a blocked one
+    # may have arrived after the clear (it was never confirmed).
+    assert set(published) <= {json.loads(body)["id"] for body in in_queue}

@@ -365,3 +365,28 @@ def test_publish_timeout_bounds_a_confirm_wait_on_a_silent_broker(
     assert sorted(body.decode() for body in support.drain_queue(queue, 10)) == [
         "after", "before"]
     assert_pools_balanced(conn)
+
+
+def test_a_connection_whose_confirm_wait_ran_out_is_never_lent_again(
+    amqp_url: str, make_proxy: Callable[[], FaultProxy], queue: str
+) -> None:
+    """A caller catches the ``TimeoutError`` of a publish and gives the
+    producer back as if nothing happened: its connection may still get
+    that message's confirm (and take it for the next one's), so the pool
+    closes it instead of lending it again."""
+    proxy = make_proxy()
+    conn = support.confirming_connection(proxy.url(amqp_url), connect_timeout=2)
+    with pools.producers[conn].acquire(block=True, timeout=10) as producer:
+        support.publish_one(producer, queue, "before")
+        in_doubt = producer.connection
+    proxy.blackhole()
+    with pools.producers[conn].acquire(block=True, timeout=10) as producer:
+        assert producer.connection is in_doubt
+        with pytest.raises(socket.timeout):
+            support.publish_one(producer, queue, "unconfirmed", timeout=1.0)
+    proxy.pass_through()
+    with pools.producers[conn].acquire(block=True, timeout=10) as producer:
+        assert producer.connection is not in_doubt
+        support.publish_one(producer, queue, "after")
+    assert pools.connections[conn].get_stats()["connections_lost"] == 1
+    assert_pools_balanced(conn)

@@ -218,6 +218,20 @@ def test_metrics_follow_acquires_and_releases(reader: InMemoryMetricReader) -> N
     assert pts[("db.client.connection.count", "idle")].value == 3
 
 
+def test_blocked_connections_and_held_callers_are_shown(reader: InMemoryMetricReader) -> None:
+    pool = Pool(Thing, 1, name="metrics-blocked")
+    thing = pool.acquire()
+    pool._block(thing, "connection blocked, see broker logs")
+    waiter = start_acquirer(pool, timeout=30)  # held until the unblock
+    pts = points(reader, "metrics-blocked")
+    assert pts[("greenpools.connection.blocked", "")].value == 1
+    assert pts[("db.client.connection.pending_requests", "")].value == 1
+    pool._unblock(thing)
+    pool.release(thing)
+    pool.release(waiter.join())
+    assert points(reader, "metrics-blocked")[("greenpools.connection.blocked", "")].value == 0
+
+
 def test_timeout_counts_and_records_a_wait(reader: InMemoryMetricReader) -> None:
     pool = Pool(Thing, 1, name="metrics-timeout")
     r = pool.acquire()

@@ -582,9 +582,10 @@ def test_repr_names_the_pool(make_pool: Any) -> None:
 
 def test_stats_keys_are_psycopgs(make_pool: Any) -> None:
     pool = make_pool(Factory(), 2)
-    # psycopg_pool's keys, all of them, and greenpools' own timeouts counter.
-    assert set(pool.get_stats()) == STATS_KEYS | {"requests_timeouts"}
-    assert set(pool.pop_stats()) == STATS_KEYS | {"requests_timeouts"}
+    # psycopg_pool's keys, all of them, and greenpools' own: the timeouts
+    # counter and the connections the broker blocks now.
+    assert set(pool.get_stats()) == STATS_KEYS | {"requests_timeouts", "connections_blocked"}
+    assert set(pool.pop_stats()) == STATS_KEYS | {"requests_timeouts", "connections_blocked"}
 
 
 def test_stats_count_and_pop_resets_counters(make_pool: Any) -> None:

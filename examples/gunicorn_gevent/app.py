@@ -10,8 +10,13 @@ greenpools backend that worker runs on.  The broker confirms each message
 before the response goes out (publisher confirms), the queue is durable and
 the messages persistent: a 200 means the broker has the message.
 
+While the broker blocks publishers (a RabbitMQ memory or disk alarm) the
+app answers ``503`` with ``Retry-After`` instead of holding the request:
+the pools raise ``greenpools.ConnectionBlocked`` within ``PUBLISH_TIMEOUT``.
+
 Environment: ``BROKER_URL`` (default ``amqp://guest:guest@127.0.0.1:5672//``),
-``QUEUE`` (default ``greenpools-example``).
+``QUEUE`` (default ``greenpools-example``), ``PUBLISH_TIMEOUT`` (seconds a
+request may wait for a producer, and then for the confirm; default 5).
 """
 
 import json
@@ -25,6 +30,9 @@ from greenpools.pools import connections, producers
 
 BROKER_URL = os.environ.get("BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
 QUEUE = os.environ.get("QUEUE", "greenpools-example")
+PUBLISH_TIMEOUT = float(os.environ.get("PUBLISH_TIMEOUT", "5"))
+#: What a 503 asks the client to wait before it tries again, in seconds.
+RETRY_AFTER = "5"
 
 # confirm_publish: publish() returns only once the broker has confirmed the
 # message, and raises if it refuses it.  Every pool for this broker is found
@@ -44,14 +52,20 @@ def app(environ, start_response):
     message_id = uuid.uuid4().hex
     try:
         # Waits (cooperatively: this is a gevent worker) while every producer
-        # is busy, but no longer than 10 s.
-        with producers[connection].acquire(block=True, timeout=10) as producer:
+        # is busy, and then for the broker's confirm, each at most
+        # PUBLISH_TIMEOUT seconds.
+        with producers[connection].acquire(block=True, timeout=PUBLISH_TIMEOUT) as producer:
             producer.publish(
                 {"id": message_id, "path": environ.get("PATH_INFO", "/")},
                 routing_key=QUEUE,  # the default exchange routes by queue name
                 serializer="json",
                 delivery_mode="persistent",
+                timeout=PUBLISH_TIMEOUT,
             )
+    except greenpools.ConnectionBlocked:  # a PoolTimeout too: catch it first
+        # The broker blocks publishers (a memory or disk alarm): come back later.
+        return respond(start_response, "503 Service Unavailable",
+                       {"error": "broker blocked publishing"}, [("Retry-After", RETRY_AFTER)])
     except greenpools.PoolTimeout:
         return respond(start_response, "503 Service Unavailable", {"error": "broker busy"})
     return respond(start_response, "200 OK", {
@@ -61,8 +75,8 @@ def app(environ, start_response):
     })
 
 
-def respond(start_response, status, document):
+def respond(start_response, status, document, headers=()):
     body = (json.dumps(document) + "\n").encode()
     start_response(status, [("Content-Type", "application/json"),
-                            ("Content-Length", str(len(body)))])
+                            ("Content-Length", str(len(body))), *headers])
     return [body]

@@ -23,6 +23,12 @@ Every listener is called as ``fn(pool, resource, seconds)``:
 - ``close``: a resource was closed (or dropped, in a forked child).
 - ``timeout``: a wait ran out; ``resource`` is None, ``seconds`` waited.
 - ``fork``: the pool was reset in a forked child; ``resource`` is None.
+- ``blocked``: the broker blocked the pool's connections (a RabbitMQ
+  resource alarm): the pool lends nothing until they are unblocked;
+  ``resource`` is the connection that was told.
+- ``unblocked``: the broker unblocked them and the pool lends again;
+  ``resource`` is the connection that was told (or the last blocked one
+  gone), ``seconds`` how long the pool was blocked.
 
 ``seconds`` is None where the list above gives none.  Listeners run
 outside the pool's lock; one that raises is logged on the ``greenpools``
@@ -44,7 +50,10 @@ __all__ = ["EVENTS", "Sink", "emit", "listen", "remove_listener"]
 
 logger = logging.getLogger("greenpools")
 
-EVENTS = frozenset({"connect", "checkout", "checkin", "invalidate", "close", "timeout", "fork"})
+EVENTS = frozenset({
+    "connect", "checkout", "checkin", "invalidate", "close", "timeout", "fork",
+    "blocked", "unblocked",
+})
 
 Listener = Callable[[Any, Any, "float | None"], object]
 

@@ -19,7 +19,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .. import backends, forking
-from ..exceptions import LimitExceeded, PoolClosed, PoolTimeout, TooManyRequests, specialise
+from ..exceptions import (
+    ConnectionBlocked,
+    LimitExceeded,
+    PoolClosed,
+    PoolTimeout,
+    TooManyRequests,
+    specialise,
+)
 from . import events, lifecycle, registry
 from .options import HOOK_NAMES, Hook, check_callable, check_error_classes, check_limit
 from .slotpool import AcquireAgain, Slot, SlotPool, acquirer_stack, check_seconds
@@ -157,6 +164,7 @@ class Resource(SlotPool, Counters, Generic[T]):
         self._limit_exceeded = specialise(LimitExceeded, cls.LimitExceeded)
         self._pool_timeout = specialise(PoolTimeout, cls.LimitExceeded)
         self._too_many_requests = specialise(TooManyRequests, cls.LimitExceeded)
+        self._connection_blocked = specialise(ConnectionBlocked, cls.LimitExceeded)
 
         self._needs_upkeep = lifecycle.needs_upkeep(self)  # the options are fixed: ask once
         self._ready_waiters: list[backends.Waiter] = []  # callers of wait()
@@ -274,7 +282,7 @@ class Resource(SlotPool, Counters, Generic[T]):
     def __repr__(self) -> str:
         return (
             f"<{type(self).__name__} {self.name!r} limit={self._limit} size={self._size} "
-            f"idle={len(self._idle)} waiting={len(self._waiting)}"
+            f"idle={len(self._idle)} waiting={self._n_waiting()}"
             f"{' closed' if self._closed else ''}>"
         )
 
@@ -658,6 +666,10 @@ class Resource(SlotPool, Counters, Generic[T]):
 
     # -- statistics -------------------------------------------------------
 
+    def _n_waiting(self) -> int:
+        """Callers waiting now: queued, or held while the broker blocks."""
+        return len(self._waiting) + len(self._held)
+
     def get_stats(self) -> dict[str, int]:
         """Gauges and counters under psycopg_pool's key names."""
         return self._stats(reset=False)
@@ -676,8 +688,9 @@ class Resource(SlotPool, Counters, Generic[T]):
                 "pool_max": self._limit,
                 "pool_size": self._size,
                 "pool_available": len(self._idle),
-                "requests_waiting": len(self._waiting),
+                "requests_waiting": self._n_waiting(),
                 "requests_num": requests,
+                "connections_blocked": self._n_blocked,
             }
             stats.update(self._read_counters(reset))
         return stats
@@ -691,6 +704,21 @@ class Resource(SlotPool, Counters, Generic[T]):
         upkeep = lifecycle.Upkeep(self, self._backend)
         self._upkeep = upkeep  # before it runs: it ends at once if not the pool's upkeep
         upkeep.start()
+
+    def _replan_upkeep(self) -> None:
+        """The jobs the options ask of upkeep changed (kombu: a blocked
+        connection to read until the unblock): run the ones asked for now,
+        in a task of their own, or none."""
+        planned = [task for task in lifecycle.TASKS if task.wanted(self)]
+        upkeep = self._upkeep
+        if upkeep is not None and [type(task) for task in upkeep.tasks] == planned:
+            return
+        self._needs_upkeep = bool(planned)
+        if upkeep is not None:
+            upkeep.stop()
+            self._upkeep = None
+        if self._wants_upkeep():
+            self._start_upkeep()
 
     def _after_fork_in_child(self) -> None:
         # Never blocks or yields: see greenpools.forking.
@@ -716,11 +744,20 @@ class Resource(SlotPool, Counters, Generic[T]):
     def _warn_stalled(self, now: float, after: float) -> None:
         """Log once for each caller that has waited forever for ``after`` seconds."""
         with self._mutex:
-            stalled = [c for c in self._waiting if not c.stall_warned and now - c.since >= after]
+            stalled = [c for c in [*self._waiting, *self._held]
+                       if not c.stall_warned and now - c.since >= after]
             for client in stalled:
                 client.stall_warned = True
             lent = len(self._lent_slots())
+            blocked = self._blocked
         for client in stalled:
+            if blocked is not None:
+                logger.warning(
+                    "greenpools: a caller has waited %.0fs for pool %r (no timeout): the "
+                    "broker has blocked the pool's connections (%s)",
+                    now - client.since, self.name, blocked,
+                )
+                continue
             logger.warning(
                 "greenpools: a caller has waited %.0fs for pool %r (%d of %d in use, "
                 "no timeout); is a task holding one while it waits for another?",

@@ -64,6 +64,11 @@ cdef class SlotPool:
     cdef public dict _slots
     cdef public Mutex _mutex
     cdef public WaitQueue _waiting
+    cdef public WaitQueue _held
+    cdef public object _blocked
+    cdef public Py_ssize_t _n_blocked
+    cdef public double _blocked_since
+    cdef public object _connection_blocked
     cdef public list _pending_close
     cdef public object _new_waiter
     cdef public object _stall_watch
@@ -149,6 +154,18 @@ cdef class SlotPool:
     @cython.locals(client=WaitingClient)
     cpdef _wake_creators_locked(self)
     cpdef _refuse_all_locked(self)
+    @cython.locals(first=bint)
+    cpdef _block(self, object resource, object reason)
+    @cython.locals(seconds=double)
+    cpdef _unblock(self, object resource)
+    @cython.locals(client=WaitingClient)
+    cpdef WaitingClient _hold_locked(self, bint block, object timeout, object asked)
+    cpdef object _blocked_error_locked(self, object asked)
+    @cython.locals(client=WaitingClient)
+    cpdef _release_held_locked(self)
+    cpdef _unqueue_locked(self, WaitingClient client)
+    @cython.locals(slot=Slot)
+    cpdef _retire_lent_resource(self, object resource)
     cpdef _close_pending(self)
     cpdef _forget_slot_locked(self, Slot slot)
     cpdef _discard_stale(self, Slot slot)

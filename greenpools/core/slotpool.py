@@ -34,6 +34,13 @@ leak reports' frames) is handed in, so it imports none of them.
   the permission to create one.  Nobody takes an idle resource while
   someone is queued, so grants follow request order.  A client that stops
   waiting withdraws under the lock and passes on whatever reached it.
+- While the broker blocks the pool's connections (a RabbitMQ resource
+  alarm: :meth:`SlotPool._block`, :meth:`SlotPool._unblock`, called by the
+  layer that hears of it), the pool lends nothing and makes nothing:
+  callers queue on ``_held`` instead of ``_waiting``, which stays empty, so
+  nothing that serves waiters sees them; the unblock moves them back, in
+  order, and serves them.  A wait that runs out meanwhile raises
+  ``ConnectionBlocked``.
 
 Locking.  Everything that changes ``_size``, ``_waiting`` or the
 generation happens under ``_mutex``, a native lock that is never held
@@ -67,7 +74,7 @@ except ImportError:  # Cython is needed to build greenpools, not to run it
     from .. import _nocython as cython  # type: ignore[no-redef]
 
 from ..backends.base import Mutex
-from ..exceptions import PoolClosed, PoolTimeout
+from ..exceptions import ConnectionBlocked, PoolClosed, PoolTimeout
 from .waiting import WaitQueue
 
 if not cython.compiled:  # compiled, slotpool.pxd cimports them (a C enum, a C type)
@@ -87,6 +94,10 @@ _INF = float("inf")
 #: Which build runs, as a plain global: the lock-free paths test it on every
 #: call, and a global costs the plain-Python build less than ``cython.compiled``.
 _COMPILED = cython.declare(cython.bint, cython.compiled)
+
+#: The generation of a slot retired in doubt (:meth:`SlotPool._retire_lent_resource`):
+#: none, so that nothing lends it again; its loss is counted already.
+_IN_DOUBT = cython.declare(cython.Py_ssize_t, -1)
 
 if not cython.compiled:  # compiled, slotpool.pxd defines these inline, without a call
     _identity = id
@@ -218,10 +229,17 @@ class SlotPool:
         self._event_listeners: dict[str, tuple[Any, ...]] = {}  # by event, set by the pool's owner
         self._needs_upkeep = False
         self._lock_free = True
+        # The broker's block (see _block): its reason while any connection
+        # is blocked, how many are, since when, and the callers held meanwhile.
+        self._blocked: str | None = None
+        self._n_blocked = 0
+        self._blocked_since = 0.0
+        self._held = WaitQueue()
         # Errors raised, as the subclass specialises them.
         self._limit_exceeded: Callable[[str], Exception] = PoolTimeout
         self._pool_timeout: Callable[[str], Exception] = PoolTimeout
         self._too_many_requests: Callable[[str], Exception] = PoolTimeout
+        self._connection_blocked: Callable[[str], Exception] = ConnectionBlocked
         # What the backend provides.
         self._backend: Any = None
         self._new_waiter: Callable[[], Any] = _no_waiter
@@ -235,7 +253,8 @@ class SlotPool:
         self._listener_failed: Callable[[Any, str, Any], object] = _ignore_listener_failure
         # Lent resources the pool no longer counts, by id(resource): retired
         # by force_close_all or inherited across fork (dropped silently when
-        # returned), and retiring (retired by a reset: closed when returned).
+        # returned), and retiring (retired by a reset, or in doubt: closed
+        # when returned).
         self._retired: dict[int, Slot] = {}
         self._retiring: dict[int, Slot] = {}
         # The options the state machine reads (Resource validates and sets them).
@@ -382,6 +401,8 @@ class SlotPool:
             if self._closed:
                 self._n_request_errors += 1
                 raise PoolClosed(f"acquire on closed pool {self.name!r}")
+            if self._blocked is not None:
+                return SlotPool._hold_locked(self, block, timeout, asked)
             if not self._waiting.length:
                 slot = SlotPool._pop_idle_locked(self)
                 if slot is not None:
@@ -416,6 +437,8 @@ class SlotPool:
     def _timeout_locked(self, asked: float | None) -> Exception:
         """Count a wait that ran out (``asked``: the caller's whole timeout)
         and make its error."""
+        if self._blocked is not None:
+            return SlotPool._blocked_error_locked(self, asked)
         self._n_request_errors += 1
         self._n_timeouts += 1
         if not asked:
@@ -437,7 +460,7 @@ class SlotPool:
                 state = client.state
                 if state == WAITING:
                     client.withdraw()
-                    self._waiting.remove(client)
+                    SlotPool._unqueue_locked(self, client)
                     SlotPool._settle_locked(self)
                     self._wait_s += _now() - client.since
                     raise SlotPool._timeout_locked(self, asked)
@@ -467,7 +490,7 @@ class SlotPool:
         with self._mutex:
             state = client.withdraw()
             if state == WAITING:
-                self._waiting.remove(client)
+                SlotPool._unqueue_locked(self, client)
             elif state == GRANTED:
                 slot: Slot = client.slot
                 if slot.lent:
@@ -652,6 +675,7 @@ class SlotPool:
         """Let the lock-free paths run again if nothing else is going on."""
         self._lock_free = (
             self._bare_leases and not self._waiting.length and not self._excess and not self._closed
+            and self._blocked is None
         )
 
     def _must_close_locked(self, slot: Slot) -> bool:
@@ -704,6 +728,85 @@ class SlotPool:
         """The pool closed: every queued client gets PoolClosed."""
         for client in self._waiting.take_all():
             client.refuse()
+
+    # -- the broker's block --------------------------------------------------
+    # A broker that runs short of memory or disk blocks the connections that
+    # publish (RabbitMQ's resource alarms, cluster wide) and tells each of
+    # them; the layer that hears it (greenpools.kombu.connections) calls
+    # _block once per connection told, and _unblock once per connection
+    # unblocked or closed.  While any is blocked the pool lends nothing and
+    # makes nothing: callers wait on _held, apart from the waiters everything
+    # else serves, and a wait that runs out raises ConnectionBlocked.
+
+    def _block(self, resource: Any, reason: str) -> None:
+        """``resource`` heard the broker block it for ``reason``: lend nothing
+        until every blocked connection is unblocked or gone."""
+        with self._mutex:
+            self._n_blocked += 1
+            first = self._blocked is None
+            self._blocked = reason
+            if first:
+                self._blocked_since = _now()
+                for client in self._waiting.take_all():  # the queued are held too, in order
+                    self._held.push(client)
+            self._lock_free = False
+        if first:
+            SlotPool._emit(self, "blocked", resource, None)
+
+    def _unblock(self, resource: Any) -> None:
+        """One blocked connection, ``resource``, was unblocked or is gone: when
+        it was the last, serve the held callers (oldest first) and lend again."""
+        with self._mutex:
+            if not self._n_blocked:
+                return
+            self._n_blocked -= 1
+            if self._n_blocked:
+                return
+            self._blocked = None
+            seconds = _now() - self._blocked_since
+            SlotPool._release_held_locked(self)
+            SlotPool._rebalance_locked(self)  # idle ones to the oldest
+            SlotPool._wake_creators_locked(self)  # free places to the next; settles
+        SlotPool._close_pending(self)
+        SlotPool._emit(self, "unblocked", resource, seconds)
+
+    def _hold_locked(
+        self, block: bool, timeout: float | None, asked: float | None
+    ) -> WaitingClient:
+        """:meth:`_take_or_enqueue` while blocked: the caller's client, held
+        until the unblock, or the error of a caller that would not wait."""
+        if not block or (timeout is not None and timeout <= 0):
+            raise SlotPool._blocked_error_locked(self, asked if block else None)
+        if self.max_waiting and self._held.length >= self.max_waiting:
+            self._n_request_errors += 1
+            raise self._too_many_requests(
+                f"pool {self.name!r}: {self.max_waiting} requests are already waiting"
+            )
+        client: WaitingClient = self._new_waiter()
+        client.since = _now()
+        client.forks = self._forks
+        self._held.push(client)
+        self._n_queued += 1
+        return client
+
+    def _blocked_error_locked(self, asked: float | None) -> Exception:
+        """Count a request refused or timed out while blocked; make its error."""
+        self._n_request_errors += 1
+        message = f"pool {self.name!r}: the broker has blocked its connections ({self._blocked})"
+        if asked:
+            self._n_timeouts += 1
+            message += f"; none was lent within {asked:g} s"
+        return self._connection_blocked(message)
+
+    def _release_held_locked(self) -> None:
+        """Queue the held callers, oldest first, behind any waiting ones."""
+        for client in self._held.take_all():
+            self._waiting.push(client)
+
+    def _unqueue_locked(self, client: WaitingClient) -> None:
+        """Take a client that stopped waiting off whichever queue holds it."""
+        if not self._waiting.remove(client):
+            self._held.remove(client)
 
     # -- discarding -------------------------------------------------------
 
@@ -917,6 +1020,25 @@ class SlotPool:
             self._usage_s += _now() - slot.lent_at
         SlotPool._discard_lent(self, slot, lost)
 
+    def _retire_lent_resource(self, resource: Any) -> None:
+        """A lent resource is in a state nobody knows (kombu: a publish on it
+        ran out of time, its confirm may still come): never lend it again.
+        Its place is free at once (it counts in ``connections_lost``) and it
+        closes when its holder gives it back."""
+        slot = self._slots.get(_identity(resource))
+        if slot is None or slot.resource is not resource:
+            return
+        with self._mutex:
+            if not slot.lent:
+                return
+            slot.lent = False
+            slot.generation = _IN_DOUBT
+            self._n_connections_lost += 1
+            SlotPool._forget_slot_locked(self, slot)
+            self._retiring[_identity(resource)] = slot
+            SlotPool._drop_capacity_locked(self)
+        SlotPool._emit(self, "invalidate", resource, None)
+
     def _release_unknown(self, resource: Any) -> None:
         """A release of something this pool does not lend now."""
         if SlotPool._drop_retired(self, resource, False):
@@ -942,12 +1064,14 @@ class SlotPool:
         return slot is not None and slot.resource is resource
 
     def _close_retiring(self, resource: Any, lost: bool) -> bool:
-        """Close ``resource`` if a reset retired it while lent; whether it had."""
+        """Close ``resource`` if a reset retired it while lent (or it was
+        retired in doubt); whether it had."""
         if not self._retiring:
             return False
         with self._mutex:
             slot = self._retiring.pop(_identity(resource), None)
-            if slot is not None and lost:
+            lost = lost and slot is not None and slot.generation != _IN_DOUBT
+            if lost:
                 self._n_connections_lost += 1
         if slot is None:
             return False
@@ -1066,6 +1190,7 @@ class SlotPool:
     def _close_locked(self) -> None:
         self._closed = True
         self._lock_free = False
+        SlotPool._release_held_locked(self)  # they are refused too
         SlotPool._refuse_all_locked(self)
 
     # -- fork ---------------------------------------------------------------
@@ -1093,6 +1218,8 @@ class SlotPool:
         self._retiring = {}
         self._idle, self._slots, self._pending_close = [], {}, []
         self._waiting = WaitQueue()  # the tasks that waited exist only in the parent
+        self._held = WaitQueue()
+        self._blocked, self._n_blocked = None, 0  # the child has no connection to be blocked
         self._size = self._excess = 0
         self._generation += 1
         self._forks += 1

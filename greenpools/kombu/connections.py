@@ -6,9 +6,11 @@ borrows its connections from one, a channel pool opens channels on a
 connection.  So what only connections need lives here: making each new
 connection like the pool's template (placed over the template's hosts by
 :mod:`~greenpools.kombu.placement`), keeping idle ones alive (reading the
-broker's heartbeats, sending ours), bounding how long a close waits for
-a broker that stopped answering, and dropping the parent's sockets in a
-forked child (:mod:`~greenpools.kombu.fork`).
+broker's heartbeats, sending ours), lending nothing while the broker
+blocks the pool's connections and reading the blocked ones until it
+unblocks them (:mod:`~greenpools.kombu.blocking`), bounding how long a
+close waits for a broker that stopped answering, and dropping the
+parent's sockets in a forked child (:mod:`~greenpools.kombu.fork`).
 """
 
 # kombu's functions are mostly untyped.
@@ -16,6 +18,7 @@ forked child (:mod:`~greenpools.kombu.fork`).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from kombu.connection import PooledConnection as _KombuPooledConnection
@@ -30,6 +33,7 @@ from .base import (
     is_connection_error,
     pool_label,
 )
+from .blocking import HearsBlocks, read_waiting_frames
 from .fork import forget_connection
 from .placement import HostSpread, hosts_of
 
@@ -37,17 +41,21 @@ from .placement import HostSpread, hosts_of
 #: and Celery's worker (``broker_heartbeat_checkrate``) do it.
 HEARTBEAT_RATE = 2
 
-#: Most frames one keepalive pass reads from an idle connection (heartbeats).
-_MAX_IDLE_FRAMES = 100
+logger = logging.getLogger("greenpools")
+
+#: How often, at most, upkeep reads the blocked connections (to hear the unblock).
+BLOCKED_READ_INTERVAL = 0.5
 
 
-class PooledConnection(SelfLeasing, _KombuPooledConnection):  # type: ignore[misc]
+class PooledConnection(SelfLeasing, HearsBlocks, _KombuPooledConnection):  # type: ignore[misc]
     """A ``kombu.Connection`` that belongs to a :class:`ConnectionPool`.
 
     ``release()`` returns it to the pool; ``close()`` really closes it.
     As a context manager it releases on exit, or replaces itself when the
     block raised one of its connection or channel errors; after a
-    ``release()`` inside the block the exit does nothing.
+    ``release()`` inside the block the exit does nothing.  A publish on it
+    that meets a broker's block raises :class:`greenpools.ConnectionBlocked`
+    (see :mod:`~greenpools.kombu.blocking`).
     """
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
@@ -104,6 +112,12 @@ class ConnectionPool(KombuResource[PooledConnection]):
     ``TypeError`` when ``connection`` is neither a ``kombu.Connection`` nor
     a URL string, ``ValueError`` for an unknown ``placement``, and the
     errors of :class:`greenpools.Resource` for a bad option.
+
+    While the broker blocks the pool's connections (a RabbitMQ resource
+    alarm, heard by a publish) the pool lends and makes none: an acquire
+    waits for the unblock within its timeout, then raises
+    :class:`greenpools.ConnectionBlocked`; upkeep reads the blocked
+    connections until the broker unblocks them.
     """
 
     LimitExceeded = ConnectionLimitExceeded
@@ -127,6 +141,9 @@ class ConnectionPool(KombuResource[PooledConnection]):
             hosts_of(self.connection), self.placement if placement is None else placement)
         options.setdefault("name", f"connections {pool_label(self.connection)}")
         self._heartbeat_interval = _heartbeat_check_interval(self.connection)
+        #: Blocked connections out of the pool's books (their publish was cut
+        #: short), kept open and unlent only to hear the unblock, by id.
+        self._blocked_watch: dict[int, PooledConnection] = {}
         super().__init__(limit, preload, **options)
 
     def new(self) -> PooledConnection:
@@ -145,15 +162,28 @@ class ConnectionPool(KombuResource[PooledConnection]):
     def close_resource(self, resource: PooledConnection) -> None:
         """Close the connection politely, waiting at most 1 s (or its
         shorter ``connect_timeout``) for each of the broker's answers, so
-        that a broker that stopped answering cannot hold the caller."""
-        _bound_close_waits(resource)
-        resource._close()
+        that a broker that stopped answering cannot hold the caller.  A
+        connection the broker blocks stays open, unlent and out of the
+        books, for upkeep to read until the unblock."""
+        if resource._broker_blocked and not self._closed:
+            # Unlent, out of the books: upkeep reads it until the unblock.
+            self._blocked_watch[id(resource)] = resource
+            return
+        self._blocked_watch.pop(id(resource), None)
+        try:
+            _bound_close_waits(resource)
+            resource._close()
+        finally:
+            resource._forget_block()
 
     def collect_resource(self, resource: PooledConnection, socket_timeout: float = 0.1) -> None:
         """Close the connection quickly, as kombu's ``collect()`` does, with
         ``socket_timeout`` seconds for each socket operation (from
         ``force_close_all``)."""
-        resource.collect(socket_timeout)
+        try:
+            resource.collect(socket_timeout)
+        finally:
+            resource._forget_block()
 
     def forget_resource(self, resource: PooledConnection) -> None:
         """In a forked child, drop the parent's socket under ``resource``:
@@ -173,20 +203,72 @@ class ConnectionPool(KombuResource[PooledConnection]):
 
     def _keepalive_interval(self) -> float | None:
         intervals = [i for i in (self.keepalive, self._heartbeat_interval) if i is not None]
+        if self._blocked is not None:  # read the blocked ones: the unblock is news
+            intervals.append(BLOCKED_READ_INTERVAL)
         return min(intervals) if intervals else None
 
     def _keep_alive(self, resource: PooledConnection) -> None:
-        """Read what the broker sent an idle connection (its heartbeats; an
-        error if it is gone) and send ours when due."""
+        """Read what the broker sent an idle connection (its heartbeats, its
+        block or unblock; an error if it is gone) and send ours when due."""
         if resource.connected and resource.supports_heartbeats:
-            for _ in range(_MAX_IDLE_FRAMES):
-                try:
-                    resource.drain_events(timeout=0)
-                except TimeoutError:
-                    break
+            read_waiting_frames(resource)
             if resource.get_heartbeat_interval():
                 resource.heartbeat_check(rate=HEARTBEAT_RATE)
         super()._keep_alive(resource)
+
+    # The broker's block: the connections tell the pool (HearsBlocks), the
+    # pool lends nothing meanwhile (SlotPool._block), and keepalive reads
+    # the blocked connections, idle or watched, every BLOCKED_READ_INTERVAL.
+
+    def _heard_blocked(self, resource: PooledConnection, reason: str) -> None:
+        """``resource`` heard the broker block it."""
+        self._block(resource, reason)
+        self._replan_upkeep()  # keepalive, for the unblock
+
+    def _heard_unblocked(self, resource: PooledConnection) -> None:
+        """``resource`` heard the broker unblock it, or its socket is gone."""
+        self._unblock(resource)
+        if self._blocked is None:
+            self._replan_upkeep()
+
+    def _idle_resources(self) -> list[Any]:
+        """The idle connections, and the blocked ones watched for the unblock."""
+        return [*super()._idle_resources(), *list(self._blocked_watch.values())]
+
+    def _keep_idle_alive(self, resource: PooledConnection) -> bool:
+        """Keep an idle connection alive; read a watched blocked one, and
+        close it once the broker unblocked it (or it died)."""
+        if self._blocked_watch.get(id(resource)) is not resource:
+            return super()._keep_idle_alive(resource)
+        try:
+            read_waiting_frames(resource)
+        except Exception:
+            logger.info("greenpools: pool %r closes a blocked connection that died",
+                        self.name, exc_info=True)
+            resource._forget_block()
+        if not resource._broker_blocked:  # unblocked (or dead): its work is done
+            self._close_quietly(resource)
+        return True
+
+    def close(self) -> None:
+        super().close()
+        self._close_watched()
+
+    def force_close_all(self, close_pool: bool = True) -> None:
+        super().force_close_all(close_pool)
+        if close_pool:
+            self._close_watched()
+
+    def _close_watched(self) -> None:
+        """The pool closed: close the blocked connections it watched."""
+        for resource in list(self._blocked_watch.values()):
+            self._close_quietly(resource)
+
+    def _after_fork_in_child(self) -> None:
+        super()._after_fork_in_child()
+        watched, self._blocked_watch = list(self._blocked_watch.values()), {}
+        for resource in watched:  # the parent's
+            forget_connection(resource)
 
     def acquire_channel(self, block: bool = False) -> _ChannelLease:
         """``with pool.acquire_channel() as (connection, channel):`` as in kombu.

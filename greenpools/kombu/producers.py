@@ -22,7 +22,7 @@ from kombu.messaging import Producer as _KombuProducer
 from kombu.utils.functional import ChannelPromise
 
 from ..core.resource import Resource, check_seconds
-from ..exceptions import PoolTimeout
+from ..exceptions import ConnectionBlocked, PoolTimeout
 from .base import KombuResource, LazyErrors, SelfLeasing, is_connection_error, pool_label
 
 
@@ -141,7 +141,9 @@ class ProducerPool(KombuResource[Any]):
         ``block`` and ``timeout`` cover both waits: for a producer, then
         for a connection within what is left of ``timeout``.  With ``block``
         false neither waits (kombu's would block for the connection): a
-        connection pool at its limit raises its ``LimitExceeded``.
+        connection pool at its limit raises its ``LimitExceeded``.  While the
+        broker blocks the connections, either wait that runs out raises
+        :class:`greenpools.ConnectionBlocked`.
 
         Raises what :meth:`greenpools.Resource.acquire` raises, for either
         wait (a connection wait that runs out names the caller's whole
@@ -149,14 +151,24 @@ class ProducerPool(KombuResource[Any]):
         raised; in every case nothing stays taken.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        producer = Resource.acquire(self, block, timeout)
+        try:
+            producer = Resource.acquire(self, block, timeout)
+        except PoolTimeout as exc:
+            blocked = getattr(self.connections, "_blocked", None)
+            if blocked is None:
+                raise
+            # Waiting behind callers held by the blocked connection pool.
+            raise self._connection_blocked(
+                f"pool {self.name!r}: the broker has blocked the connections of pool "
+                f"{self.connections.name!r} ({blocked}); no producer was free"
+            ) from exc
         try:
             conn = self.connections.acquire(
                 block, None if deadline is None else max(0.0, deadline - time.monotonic())
             )
         except BaseException as exc:
             self._give_back(producer)
-            if isinstance(exc, PoolTimeout) and timeout:
+            if isinstance(exc, PoolTimeout) and not isinstance(exc, ConnectionBlocked) and timeout:
                 # Say the caller's timeout, not the part left for this wait.
                 source = getattr(self.connections, "name", self.connections)
                 raise type(exc)(
