@@ -126,11 +126,15 @@ def instructions(checkout: str, build: str, args: list[str]) -> int:
         env["GREENPOOLS_NO_SPEEDUPS"] = "1"
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "callgrind.out")
-        subprocess.run(
+        run = subprocess.run(
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
              sys.executable, HERE, "cycle", *args],
-            check=True, capture_output=True, env=env, cwd=tmp,
+            capture_output=True, text=True, env=env, cwd=tmp,
         )
+        if run.returncode:
+            lines = [line for line in run.stderr.splitlines() if not line.startswith("==")]
+            raise RuntimeError(f"{' '.join(args)} ({build}) in {checkout} failed:\n"
+                               + "\n".join(lines[-15:]))
         with open(out) as f:
             text = f.read()
     found = re.search(r"^(?:summary|totals): (\d+)", text, re.M)
@@ -171,15 +175,17 @@ def main(argv: list[str]) -> int:
         if not (scenario.startswith("s2") and backend == "threading")
     ]
     jobs = [(side, combo) for combo in combos for side in (CHECKOUT, args.baseline)]
-    with ThreadPoolExecutor(args.jobs) as executor:
-        counts = list(executor.map(
-            lambda job: per_cycle(job[0], job[1][2], job[1][0], job[1][1], args.cycles), jobs))
     print(f"instructions per cycle (callgrind, N={args.cycles}); new: {CHECKOUT}, "
           f"old: {args.baseline}")
-    print(f"{'scenario':14} {'backend':10} {'build':9} {'new':>9} {'old':>9} {'new/old':>8}")
-    for index, (scenario, backend, build) in enumerate(combos):
-        new, old = counts[2 * index], counts[2 * index + 1]
-        print(f"{scenario:14} {backend:10} {build:9} {new:9,.0f} {old:9,.0f} {new / old:8.3f}")
+    print(f"{'scenario':14} {'backend':10} {'build':9} {'new':>9} {'old':>9} {'new/old':>8}",
+          flush=True)
+    with ThreadPoolExecutor(args.jobs) as executor:
+        counts = executor.map(
+            lambda job: per_cycle(job[0], job[1][2], job[1][0], job[1][1], args.cycles), jobs)
+        for scenario, backend, build in combos:  # a row as soon as both sides are counted
+            new, old = next(counts), next(counts)
+            print(f"{scenario:14} {backend:10} {build:9} {new:9,.0f} {old:9,.0f} "
+                  f"{new / old:8.3f}", flush=True)
     return 0
 
 
