@@ -461,7 +461,7 @@ class SlotPoolMachine(RuleBasedStateMachine):
             model.stale[client] = "forced"
         model.retired += model.lent + model.retiring
         model.idle, model.lent, model.retiring = [], [], []
-        model.excess = 0
+        model.excess = max(0, model.size - model.limit) if model.limit else 0
         model.wake_creators()
         SlotPool._dispose(self.pool, SlotPool._retire_all(self.pool, False), True, True)
         self._close_expected()
@@ -670,3 +670,15 @@ def test_a_place_passed_to_the_woken_client_wakes_the_next() -> None:
     SlotPool._discard_lent_resource(pool, held[1], True)  # its place goes to the oldest
     assert first.state == MAY_CREATE
     assert second.state == WOKEN, "a resource is idle and nobody is awake to take it"
+
+
+def test_force_close_all_keeps_places_granted_over_the_limit_to_close() -> None:
+    pool = BarePool(1)
+    pool.acquire()
+    first = SlotPool._take_or_enqueue(pool, True, None, None)
+    second = SlotPool._take_or_enqueue(pool, True, None, None)
+    SlotPool._resize(pool, 0, False, False)  # unlimited: both may create
+    SlotPool._resize(pool, 1, False, False)  # back to 1: two places over it
+    SlotPool._dispose(pool, SlotPool._retire_all(pool, False), True, True)
+    assert (first.state, second.state) == (MAY_CREATE, MAY_CREATE)
+    assert pool._size == 2 and pool._excess == 1  # one of the two closes when returned

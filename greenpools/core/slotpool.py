@@ -1115,7 +1115,8 @@ class SlotPool:
                 self._retired[_identity(slot.resource)] = slot
                 slots.append(slot)
             self._size -= len(slots)
-            self._excess = 0  # it counted lent ones to close: none is lent now
+            # Nothing is lent now; places granted to creators may still be over the limit.
+            self._excess = max(0, self._size - self._limit) if self._limit else 0
             slots.extend(self._retiring.values())  # their places are free already
             self._retired.update(self._retiring)
             self._retiring.clear()
