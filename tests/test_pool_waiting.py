@@ -96,6 +96,16 @@ def _queued(pool: Any) -> Any:
     return client
 
 
+def _handed_off(pool: Any, client: Any, held: Any) -> None:
+    """``held`` went straight to ``client``: nobody else can take it, it claims it."""
+    assert client.state == GRANTED
+    with pytest.raises(LimitExceeded):
+        pool.acquire(block=False)
+    assert SlotPool._outcome(pool, client, None).resource is held
+    pool.release(held)
+    assert_balanced(pool)
+
+
 def test_a_caller_barges_only_while_the_oldest_waited_less_than_the_bound(
         make_pool: Any) -> None:
     pool = make_pool(Factory(), 1)
@@ -107,12 +117,7 @@ def test_a_caller_barges_only_while_the_oldest_waited_less_than_the_bound(
         pool._barging_bound = 3600.0  # the client has waited less: within the bound
     pool.release(held)
     if not barging:  # strict FIFO: handed to the waiter, nobody takes it first
-        assert client.state == GRANTED
-        with pytest.raises(LimitExceeded):
-            pool.acquire(block=False)
-        assert SlotPool._outcome(pool, client, None).resource is held
-        pool.release(held)
-        assert_balanced(pool)
+        _handed_off(pool, client, held)
         return
     # Within the bound: left idle, the oldest woken to compete, the releaser takes it back.
     assert client.state == WOKEN and [s.resource for s in pool._idle] == [held]
@@ -123,12 +128,7 @@ def test_a_caller_barges_only_while_the_oldest_waited_less_than_the_bound(
     # Beyond the bound: handed straight to the oldest, nobody barges.
     successor.since -= 7200.0
     pool.release(held)
-    assert successor.state == GRANTED
-    with pytest.raises(LimitExceeded):
-        pool.acquire(block=False)
-    assert SlotPool._outcome(pool, successor, None).resource is held
-    pool.release(held)
-    assert_balanced(pool)
+    _handed_off(pool, successor, held)
 
 
 @pytest.mark.skipif(get_backend().barging_bound == 0, reason="the backend hands off strictly")
