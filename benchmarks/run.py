@@ -10,7 +10,8 @@ printed as one table per backend with medians over repetitions and the
 greenpools/kombu ratios, every target of issue 4 is marked met or not,
 and everything is saved as JSON in benchmarks/results/<timestamp>.json.
 
-Scenarios: s1 (uncontended cycle), s2 (contended), s3 (fairness), s4
+Scenarios: s1 (uncontended cycle), s2 (contended), s3 (fairness), sweep
+(S2 on 4 to 256 OS threads against limits 1 and 10, threading only), s4
 (cooperative waiting), s5 (RabbitMQ publish, confirms on), memory.
 The full run takes a few minutes; --quick well under one.
 
@@ -121,6 +122,9 @@ def main(argv: list[str]) -> int:
     report["command"] = " ".join(["python benchmarks/run.py", *argv])
     report["elapsed_s"] = round(time.monotonic() - started, 1)
     print(bench.render_report(report, suite.CONTENDERS, suite.COLUMN_GROUPS, pairs=suite.PAIRS))
+    sweep = sweep_tables(report)
+    if sweep:
+        print("\n" + sweep)
     print(f"\n{preset} run, {report['elapsed_s']} s; medians over repetitions; "
           f"ratios are greenpools/kombu.")
     path = args.json or os.path.join(RESULTS_DIR, time.strftime("%Y%m%d-%H%M%S") + ".json")
@@ -132,7 +136,19 @@ def main(argv: list[str]) -> int:
         with open(args.markdown, "w") as out:
             out.write(bench.render_report(report, suite.CONTENDERS, suite.COLUMN_GROUPS,
                                           markdown=True, pairs=suite.PAIRS) + "\n")
+            out.write(sweep_tables(report, markdown=True))
     return 0
+
+
+def sweep_tables(report: dict[str, Any], markdown: bool = False) -> str:
+    """The thread sweep of each backend that ran it, one row per point ('' if none)."""
+    parts = []
+    for name, data in report["backends"].items():
+        points = bench.sweep_points(data["raw"].get("sweep", {}))
+        if points:
+            title = f"### {name}: sweep" if markdown else f"== {name}: sweep (threads/limit) =="
+            parts.append(title + "\n" + bench.sweep_table(points, markdown) + "\n")
+    return "\n".join(parts)
 
 
 def run_worker(command: list[str], bar: bench.ProgressBar) -> dict[str, Any]:

@@ -17,19 +17,19 @@ from memory import MEMORY_CONTENDERS, run_memory
 from greenpools.cli import bench
 
 #: Scenarios run inside each backend's patched worker, in this order.
-WORKER_SCENARIOS = ("s1", "s2", "s3", "memory", "s5")
+WORKER_SCENARIOS = ("s1", "s2", "s3", "sweep", "memory", "s5")
 #: Scenarios that load the broker: run after every backend's others.
 BROKER_SCENARIOS = ("s5",)
 #: S4 runs in unpatched processes of its own (benchmarks/cooperative.py).
-ALL_SCENARIOS = ("s1", "s2", "s3", "s4", "s5", "memory")
+ALL_SCENARIOS = ("s1", "s2", "s3", "sweep", "s4", "s5", "memory")
 
 _EXTRA_SETTINGS = {
     "full": {"s5_limit": 10, "s5_tasks": 50, "s5_messages": 10000, "s5_seconds": 15.0,
              "s5_reps": 5, "memory_reps": 3, "mem_pools": 200, "mem_resources": 200,
-             "mem_waiters": 100},
+             "mem_waiters": 100, "sweep_cycles": 20_000, "sweep_reps": 5},
     "quick": {"s5_limit": 10, "s5_tasks": 50, "s5_messages": 1000, "s5_seconds": 5.0,
               "s5_reps": 1, "memory_reps": 1, "mem_pools": 50, "mem_resources": 100,
-              "mem_waiters": 50},
+              "mem_waiters": 50, "sweep_cycles": 4000, "sweep_reps": 2},
 }
 
 PRESETS: dict[str, bench.Settings] = {
@@ -45,6 +45,8 @@ def _with_scenarios(contender: bench.Contender) -> bench.Contender:
         scenarios.append("memory")
     if contender.id in ("gp-producer", "kombu-producer"):
         scenarios.append("s5")
+    if contender.id in bench.sweep.PAIR:
+        scenarios.append("sweep")
     return dataclasses.replace(contender, scenarios=tuple(scenarios))
 
 
@@ -62,8 +64,10 @@ CONTENDERS: list[bench.Contender] = sorted(
 )
 
 SCENARIOS: dict[str, bench.ScenarioFunc] = {
-    **bench.SCENARIOS, "memory": run_memory, "s5": run_s5,
+    **bench.SCENARIOS, "memory": run_memory, "s5": run_s5, "sweep": bench.run_sweep,
 }
+for _preset in PRESETS.values():
+    _preset["sweep_backends"] = ("threading",)  # the sweep is of OS threads
 
 COLUMN_GROUPS: list[list[bench.Column]] = [bench.COLUMNS, [
     bench.Column("s4", "hub_ran", "S4 hub ran", ratio=False),
@@ -158,9 +162,19 @@ def _s5_rate(summary: bench.Summary) -> bench.Verdict:
     return met, figure, detail
 
 
+def _sweep(summary: bench.Summary) -> bench.Verdict:
+    """The sweep's target, on the medians of each side."""
+    medians = {c: [summary.get("sweep", {}).get(c)] for c in bench.sweep.PAIR}
+    if None in (m[0] for m in medians.values()):
+        return bench.NOT_MEASURED
+    return bench.judge_sweep(bench.sweep_points(medians))
+
+
 TARGETS: list[bench.Target] = [
     *(t if t.id != "s2-throughput" else dataclasses.replace(t, judge=_s2_throughput)
       for t in bench.TARGETS),
+    bench.Target("sweep", "Sweep 4-256 threads x limit 1, 10: >= 0.9x kombu, "
+                 ">= 1.0x where kombu waits > 20 ms", _sweep),
     bench.Target("s4-hub", "S4 hub keeps running (gevent/eventlet, unpatched)", _s4),
     bench.Target("s5-rate", "S5 publish rate >= 1.0x kombu", _s5_rate),
     bench.Target("mem-pool", "Memory per idle pool <= kombu",

@@ -311,6 +311,7 @@ def test_interrupted_right_after_the_grant(make_pool: Any, kind: Kind,
     states = spy_abandon(pool)
     handle = kind.start(pool, "granted")
     behind = start_acquirer(pool) if someone_behind else None
+    pool._waiting.oldest().since -= 3600.0  # past any barging bound: the release hands off
     kind.release_then_interrupt(handle, pool, held)
     _assert_interrupted(kind, kind.outcome(handle))
     assert states == [GRANTED], "the interruption did not hit the hand-off"

@@ -21,7 +21,12 @@ from helpers import (
     waiting,
 )
 
-from greenpools import LimitExceeded, PoolClosed, PoolTimeout, TooManyRequests
+from greenpools import LimitExceeded, PoolClosed, PoolTimeout, TooManyRequests, get_backend
+from greenpools.backends.base import Waiter
+from greenpools.core.slotpool import Slot, SlotPool
+
+INF = float("inf")
+WAITING, GRANTED, WOKEN = 0, 1, 4  # a waiter's states (compiled, C constants only)
 
 
 class Granted:
@@ -66,14 +71,101 @@ def test_grants_follow_request_order(make_pool: Any, limit: int) -> None:
     assert_balanced(pool)
 
 
-def test_no_barging_past_waiters(make_pool: Any) -> None:
+def test_no_barging_past_a_waiter_older_than_the_bound(make_pool: Any) -> None:
     pool = make_pool(Factory(), 1)
     held = pool.acquire()
     task = start_acquirer(pool)
+    pool._waiting.oldest().since -= 3600.0  # it has waited an hour: past any bound
     pool.release(held)  # handed to the waiter before it even runs again
     with pytest.raises(LimitExceeded):
         pool.acquire(block=False)
     assert task.join() is held
+    pool.release(held)
+    assert_balanced(pool)
+
+
+# -- bounded barging (Backend.barging_bound; the threading backend's is 1 ms) ----------
+# The test plays the waiting task (its client is queued, nobody waits on it),
+# so that nothing races; the pool's barging bound is set to an hour, or the
+# client's queueing time moved back past it, to be within or beyond it.
+
+
+def _queued(pool: Any) -> Any:
+    client = SlotPool._take_or_enqueue(pool, True, None, None)
+    assert isinstance(client, Waiter), "the pool had a free resource"
+    return client
+
+
+def _handed_off(pool: Any, client: Any, held: Any) -> None:
+    """``held`` went straight to ``client``: nobody else can take it, it claims it."""
+    assert client.state == GRANTED
+    with pytest.raises(LimitExceeded):
+        pool.acquire(block=False)
+    assert SlotPool._outcome(pool, client, None).resource is held
+    pool.release(held)
+    assert_balanced(pool)
+
+
+def test_a_caller_barges_only_while_the_oldest_waited_less_than_the_bound(
+        make_pool: Any) -> None:
+    pool = make_pool(Factory(), 1)
+    held = pool.acquire()
+    client = _queued(pool)
+    barging = get_backend().barging_bound > 0
+    assert pool._barging_bound == get_backend().barging_bound
+    if barging:
+        pool._barging_bound = 3600.0  # the client has waited less: within the bound
+    pool.release(held)
+    if not barging:  # strict FIFO: handed to the waiter, nobody takes it first
+        _handed_off(pool, client, held)
+        return
+    # Within the bound: left idle, the oldest woken to compete, the releaser takes it back.
+    assert client.state == WOKEN and [s.resource for s in pool._idle] == [held]
+    assert pool.acquire(block=False) is held
+    successor = SlotPool._compete(pool, client, True, INF, None)  # it lost: waits on
+    assert isinstance(successor, Waiter) and successor.since == client.since
+    assert pool._waiting.snapshot() == [successor]
+    # Beyond the bound: handed straight to the oldest, nobody barges.
+    successor.since -= 7200.0
+    pool.release(held)
+    _handed_off(pool, successor, held)
+
+
+@pytest.mark.skipif(get_backend().barging_bound == 0, reason="the backend hands off strictly")
+def test_barging_keeps_the_queue_in_order_and_one_client_woken(make_pool: Any) -> None:
+    pool = make_pool(Factory(), 2)
+    held = [pool.acquire(), pool.acquire()]
+    first, second, third = (_queued(pool) for _ in range(3))
+    pool._barging_bound = 3600.0
+    pool.release(held[0])
+    pool.release(held[1])  # two idle, one client woken: the oldest
+    assert [c.state for c in (first, second, third)] == [WOKEN, WAITING, WAITING]
+    assert pool.acquire(block=False) in held  # a caller barges
+    won = SlotPool._compete(pool, first, True, INF, None)
+    assert isinstance(won, Slot) and won.resource in held
+    # One resource went to a barger, one to the oldest: the next is woken for neither.
+    assert pool._waiting.snapshot() == [second, third]
+    assert [second.state, third.state] == [WAITING, WAITING]
+    pool.release(won.resource)
+    assert [second.state, third.state] == [WOKEN, WAITING]
+    assert SlotPool._compete(pool, second, True, INF, None).resource is won.resource
+    assert pool._waiting.snapshot() == [third]
+
+
+@pytest.mark.skipif(get_backend().barging_bound == 0, reason="the backend hands off strictly")
+def test_a_woken_client_that_leaves_wakes_the_next(make_pool: Any) -> None:
+    pool = make_pool(Factory(), 1)
+    held = pool.acquire()
+    first, second = _queued(pool), _queued(pool)
+    pool._barging_bound = 3600.0
+    pool.release(held)
+    assert (first.state, second.state) == (WOKEN, WAITING)
+    pool._abandon(first)  # cancelled while woken: the idle resource is not stranded
+    assert second.state == WOKEN
+    assert pool.acquire(block=False) is held  # a caller barges meanwhile
+    with pytest.raises(PoolTimeout):  # and the woken one's wait ran out: it waits no longer
+        SlotPool._compete(pool, second, False, 0.0, 1.0)
+    assert pool._waiting.length == 0 and second.state != WOKEN
     pool.release(held)
     assert_balanced(pool)
 

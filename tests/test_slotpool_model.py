@@ -18,6 +18,14 @@ each served client got) and these invariants hold:
   in the slot map;
 - queued waiters are served in order (the model serves the oldest);
 - a closed pool hands nothing out.
+
+A second machine runs the same rules on a pool that barges (its backend's
+``barging_bound`` an hour, so that every queued client is within it until
+a rule ages the oldest ones past it): a caller may then take an idle
+resource ahead of the queue, a release leaves it idle and wakes the
+oldest client, which competes for it (and waits on in its turn if it
+loses); there, also, while resources are idle and clients wait, exactly
+the oldest is woken.
 """
 
 from __future__ import annotations
@@ -41,7 +49,8 @@ SETTINGS = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 INF = float("inf")
-WAITING, GRANTED, MAY_CREATE = 0, 1, 2  # a waiter's states (compiled, C constants only)
+WAITING, GRANTED, MAY_CREATE, WOKEN = 0, 1, 2, 4  # a waiter's states (C constants compiled)
+BOUND = 3600.0  # the barging pool's bound: an hour, so that no client passes it unaided
 
 
 class Client(Waiter):
@@ -63,12 +72,20 @@ class Client(Waiter):
         return f"<Client #{self.number} state={self.state}>"
 
 
+class BargingBackend:
+    """All the pool asks of a backend here: how long callers may barge."""
+
+    barging_bound = BOUND
+
+
 class BarePool(SlotPool):
     """SlotPool with the least a subclass must provide: make and close Things."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, barging: bool = False) -> None:
         SlotPool.__init__(self, "model", limit)
         self._new_waiter = Client
+        if barging:
+            self._backend = BargingBackend()
         self.made: list[Thing] = []
         self.dropped: list[Thing] = []  # inherited across the fork reset
 
@@ -93,8 +110,11 @@ class BarePool(SlotPool):
 class Model:
     """The reference: what the pool's books must say, computed plainly."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, barging: bool = False) -> None:
         self.limit = limit
+        self.barging = barging
+        self.aged: set[Client] = set()  # queued past the bound
+        self.woken: Client | None = None  # woken to compete for an idle resource
         self.size = 0
         self.excess = 0
         self.closed = False
@@ -117,12 +137,34 @@ class Model:
     def room(self) -> bool:
         return not self.limit or self.size < self.limit
 
+    def may_take_idle(self) -> bool:
+        """Whether a caller may take an idle resource: nobody waits, or (barging)
+        the oldest has waited less than the bound."""
+        return bool(self.idle) and (
+            not self.queue or (self.barging and self.queue[0] not in self.aged))
+
+    def leave_queue(self, client: Client) -> None:
+        self.queue.remove(client)
+        if self.woken is client:
+            self.woken = None
+
+    def pop_oldest(self) -> Client:
+        client = self.queue[0]
+        self.leave_queue(client)
+        return client
+
+    def wake_oldest(self) -> None:
+        """Resources idle while clients wait: the oldest is woken to compete."""
+        if self.idle and self.queue and self.woken is None:
+            self.woken = self.queue[0]
+
     # What the pool does when something frees up, oldest client first.
 
     def free_place(self) -> None:
         """A resource stopped existing: its place to the oldest client, or gone."""
         if not self.closed and (not self.limit or self.size <= self.limit) and self.queue:
-            self.may_create.append(self.queue.pop(0))
+            self.may_create.append(self.pop_oldest())
+            self.wake_oldest()
             return
         self.size -= 1
 
@@ -138,22 +180,29 @@ class Model:
         if self.closed or self.excess:
             thing.expected_closed = True  # type: ignore[attr-defined]
             self.drop_place()
+        elif self.queue and self.barging and self.queue[0] not in self.aged:
+            self.idle.append(thing)  # left for whoever comes first
+            self.wake_oldest()
         elif self.queue:
-            self.granted[self.queue.pop(0)] = thing
+            self.granted[self.pop_oldest()] = thing
+            self.wake_oldest()
         else:
             self.idle.append(thing)
 
     def wake_creators(self) -> None:
         while self.queue and self.room():
-            self.may_create.append(self.queue.pop(0))
+            self.may_create.append(self.pop_oldest())
             self.size += 1
+        self.wake_oldest()
 
 
 class SlotPoolMachine(RuleBasedStateMachine):
+    barging = False
+
     def __init__(self) -> None:
         super().__init__()
-        self.pool = BarePool(1)
-        self.model = Model(1)
+        self.pool = BarePool(1, self.barging)
+        self.model = Model(1, self.barging)
         self.forked_clients: list[Client] = []  # copied from "the parent" by a fork reset
 
     # -- acquiring ---------------------------------------------------------
@@ -171,7 +220,7 @@ class SlotPoolMachine(RuleBasedStateMachine):
             with pytest.raises(PoolClosed):
                 self.pool.acquire()
             return
-        if not model.queue and model.idle:
+        if model.may_take_idle():
             expected: Thing | None = model.idle.pop()
         elif model.room():
             model.size += 1
@@ -196,7 +245,7 @@ class SlotPoolMachine(RuleBasedStateMachine):
                 SlotPool._take_or_enqueue(self.pool, True, None, None)
             return
         taken = SlotPool._take_or_enqueue(self.pool, True, None, None)
-        if not model.queue and model.idle:
+        if model.may_take_idle():
             assert taken is not None and not isinstance(taken, Waiter)
             thing = model.idle.pop()
             assert taken.resource is thing
@@ -208,6 +257,8 @@ class SlotPoolMachine(RuleBasedStateMachine):
         else:
             assert isinstance(taken, Client)
             model.queue.append(taken)
+            while model.idle and model.queue:  # past the bound: idle ones go to the oldest
+                model.granted[model.pop_oldest()] = model.idle.pop()
 
     def _served(self) -> list[Client]:
         return [*self.model.granted, *self.model.may_create]
@@ -249,7 +300,8 @@ class SlotPoolMachine(RuleBasedStateMachine):
         client = data.draw(st.sampled_from(self.model.queue))
         with pytest.raises(PoolTimeout):
             SlotPool._outcome(self.pool, client, 1.0)
-        self.model.queue.remove(client)
+        self.model.leave_queue(client)
+        self.model.wake_oldest()
 
     @precondition(lambda self: self.model.queue or self._served())
     @rule(data=st.data())
@@ -258,7 +310,8 @@ class SlotPoolMachine(RuleBasedStateMachine):
         model = self.model
         client = data.draw(st.sampled_from([*model.queue, *self._served()]))
         if client in model.queue:
-            model.queue.remove(client)
+            model.leave_queue(client)
+            model.wake_oldest()
         elif client in model.granted:
             thing = model.granted.pop(client)
             stale = model.stale.pop(client, None)
@@ -270,7 +323,7 @@ class SlotPoolMachine(RuleBasedStateMachine):
                     model.drop_place()
         else:
             model.may_create.remove(client)
-            model.free_place()
+            model.drop_place()
         self.pool._abandon(client)
         self._close_expected()
 
@@ -284,6 +337,45 @@ class SlotPoolMachine(RuleBasedStateMachine):
         else:
             with pytest.raises(AcquireAgain):
                 SlotPool._outcome(self.pool, client, None)
+
+    @precondition(lambda self: self.model.woken is not None)
+    @rule(in_time=st.booleans())
+    def woken_client_competes(self, in_time: bool) -> None:
+        """The woken client runs: it takes an idle resource, or, if callers
+        barged first, waits on in its turn (or times out, if its wait ran out)."""
+        model = self.model
+        client = model.woken
+        assert client is not None and client is model.queue[0]
+        deadline = INF if in_time else 0.0
+        if not model.idle and not in_time:
+            with pytest.raises(PoolTimeout):
+                SlotPool._compete(self.pool, client, in_time, deadline, 1.0)
+            model.leave_queue(client)
+            model.wake_oldest()
+            return
+        outcome = SlotPool._compete(self.pool, client, in_time, deadline, 1.0)
+        model.woken = None
+        if model.idle:
+            thing = model.idle.pop()
+            model.leave_queue(client)
+            assert outcome.resource is thing
+            self._took(thing)
+            model.wake_oldest()
+        else:
+            assert isinstance(outcome, Client) and outcome.since == client.since
+            model.queue[0] = outcome
+            if client in model.aged:
+                model.aged.add(outcome)
+
+    @precondition(lambda self: self.model.queue)
+    @rule(data=st.data())
+    def oldest_waiters_pass_the_bound(self, data: st.DataObject) -> None:
+        model = self.model
+        count = data.draw(st.integers(min_value=1, max_value=len(model.queue)))
+        for client in model.queue[:count]:
+            if client not in model.aged:
+                client.since -= 2 * BOUND
+                model.aged.add(client)
 
     # -- returning ---------------------------------------------------------
 
@@ -385,7 +477,7 @@ class SlotPoolMachine(RuleBasedStateMachine):
         model.size -= len(model.idle)
         model.idle = []
         model.closed = True
-        refused, model.queue = model.queue, []
+        refused, model.queue, model.woken = model.queue, [], None
         for client in model.granted:
             model.stale.setdefault(client, "closed")
         SlotPool._dispose(self.pool, SlotPool._close_pool(self.pool), True, False)
@@ -407,6 +499,7 @@ class SlotPoolMachine(RuleBasedStateMachine):
         model.size = model.excess = 0
         model.idle, model.lent, model.retiring = [], [], []
         model.queue, model.granted, model.may_create, model.stale = [], {}, [], {}
+        model.woken = None
 
     # -- checks --------------------------------------------------------------
 
@@ -424,6 +517,8 @@ class SlotPoolMachine(RuleBasedStateMachine):
         assert bool(pool._closed) == model.closed
         assert [slot.resource for slot in pool._idle] == model.idle
         assert pool._waiting.snapshot() == model.queue
+        for client in model.queue:
+            assert client.state == (WOKEN if client is model.woken else WAITING), client
         for client, thing in model.granted.items():
             assert client.state == GRANTED and client.slot.resource is thing
         for client in model.may_create:
@@ -465,6 +560,20 @@ class SlotPoolMachine(RuleBasedStateMachine):
 
 TestSlotPoolModel = SlotPoolMachine.TestCase
 TestSlotPoolModel.settings = SETTINGS
+
+
+class BargingSlotPoolMachine(SlotPoolMachine):
+    barging = True
+
+    @invariant()
+    def the_oldest_is_woken_while_resources_are_idle(self) -> None:
+        model = self.model
+        if model.idle and model.queue:
+            assert model.woken is model.queue[0]
+
+
+TestBargingSlotPoolModel = BargingSlotPoolMachine.TestCase
+TestBargingSlotPoolModel.settings = SETTINGS
 
 
 # -- the scenarios the machine found hardest to reach, spelled out ----------
@@ -552,3 +661,42 @@ def test_force_close_all_keeps_counting_places_being_made_over_the_limit() -> No
     for thing in made:
         pool.release(thing)
     assert pool._size == 1 and [t.closed for t in made] == [1, 0]  # back to the limit
+
+
+def test_a_woken_client_that_loses_waits_on_in_its_turn() -> None:
+    pool = BarePool(1, barging=True)
+    held = pool.acquire()
+    first = SlotPool._take_or_enqueue(pool, True, None, None)
+    second = SlotPool._take_or_enqueue(pool, True, None, None)
+    pool.release(held)  # left idle, the oldest woken
+    assert (first.state, second.state) == (WOKEN, WAITING)
+    assert pool.acquire() is held  # a caller barges
+    successor = SlotPool._compete(pool, first, True, INF, None)
+    assert isinstance(successor, Client) and successor.since == first.since
+    assert pool._waiting.snapshot() == [successor, second]
+
+
+def test_a_place_passed_to_the_woken_client_wakes_the_next() -> None:
+    pool = BarePool(2, barging=True)
+    held = [pool.acquire(), pool.acquire()]
+    first = SlotPool._take_or_enqueue(pool, True, None, None)
+    second = SlotPool._take_or_enqueue(pool, True, None, None)
+    pool.release(held[0])  # idle, first woken
+    SlotPool._discard_lent_resource(pool, held[1], True)  # its place goes to the oldest
+    assert first.state == MAY_CREATE
+    assert second.state == WOKEN, "a resource is idle and nobody is awake to take it"
+
+
+
+def test_a_place_given_up_after_a_shrink_counts_against_the_shrink() -> None:
+    pool = BarePool(2)
+    first, second = pool.acquire(), pool.acquire()
+    client = SlotPool._take_or_enqueue(pool, True, None, None)
+    SlotPool._discard_lent_resource(pool, first, True)  # its place goes to the waiter
+    assert client.state == MAY_CREATE
+    SlotPool._resize(pool, 1, False, False)  # the waiter's place is over the limit
+    assert (pool._size, pool._excess) == (2, 1)
+    pool._abandon(client)  # the waiter gives up: that is the place to lose
+    assert (pool._size, pool._excess) == (1, 0)
+    pool.release(second)  # within the limit now: kept, not closed
+    assert second.closed == 0 and [slot.resource for slot in pool._idle] == [second]

@@ -22,6 +22,7 @@ cdef enum:
     GRANTED = 1
     MAY_CREATE = 2
     REFUSED = 3
+    WOKEN = 4
 
 
 cdef class Waiter:
@@ -36,7 +37,9 @@ cdef class Waiter:
     cpdef bint grant(self, object slot) except -1
     cpdef bint allow_create(self) except -1
     cpdef bint refuse(self) except -1
+    cpdef bint wake_to_compete(self) except -1
     cpdef int withdraw(self)
+    @cython.locals(current=int)
     cdef bint _serve(self, int state, object slot) except -1
 
 

@@ -179,9 +179,9 @@ native_thread_ident: Callable[[], int] = _unpatched_thread_function("get_ident")
 
 if not cython.compiled:  # compiled, base.pxd declares them as a C enum
     #: The states of a waiter as a waiting client; every state but WAITING
-    #: is final.  WAITING is 0: a compiled waiter made without running
-    #: ``__init__`` (its fields zeroed) starts in it.
-    WAITING, GRANTED, MAY_CREATE, REFUSED = 0, 1, 2, 3
+    #: and WOKEN is final.  WAITING is 0: a compiled waiter made without
+    #: running ``__init__`` (its fields zeroed) starts in it.
+    WAITING, GRANTED, MAY_CREATE, REFUSED, WOKEN = 0, 1, 2, 3, 4
 
 
 class Waiter:
@@ -205,6 +205,11 @@ class Waiter:
     - :meth:`grant`: here is a resource (``slot``, already lent to it);
     - :meth:`allow_create`: here is a place under the limit, create one;
     - :meth:`refuse`: the pool closed.
+
+    A pool whose backend lets callers barge (:attr:`Backend.barging_bound`)
+    may also :meth:`wake_to_compete` its oldest client: ``WOKEN``, not
+    served and still queued first, it wakes to try for an idle resource
+    itself; it may still be served any of the three above meanwhile.
 
     A client whose wait ended without one (timeout, exception, kill) calls
     :meth:`withdraw` under the lock: it refuses every later transition and
@@ -247,14 +252,22 @@ class Waiter:
         """Tell this client the pool closed."""
         return self._serve(REFUSED, None)
 
+    def wake_to_compete(self) -> bool:
+        """Wake this client unserved (``WOKEN``): a resource is idle, and it
+        is to try for it; False if it is awake or served already."""
+        return self._serve(WOKEN, None)
+
     def _serve(self, state: int, slot: Any) -> bool:
-        """Move a waiting client to ``state`` (with ``slot``) and wake it;
-        False, changing nothing, if it no longer waits."""
-        if self.state != WAITING:
+        """Move a waiting client to ``state`` (with ``slot``) and wake it
+        (once: a ``WOKEN`` client is awake already); False, changing
+        nothing, if it no longer waits."""
+        current: int = self.state
+        if current != WAITING and (current != WOKEN or state == WOKEN):
             return False
         self.slot = slot
         self.state = state
-        self.wake()
+        if current == WAITING:
+            self.wake()
         return True
 
     def withdraw(self) -> int:
@@ -319,6 +332,15 @@ class Backend(abc.ABC):
 
     #: ``"threading"``, ``"gevent"`` or ``"eventlet"``.
     name: str
+
+    #: How long (seconds) the oldest queued caller may have waited while
+    #: others still take idle resources ahead of it: a caller that finds a
+    #: resource idle takes it (*barges*), and a release leaves the resource
+    #: idle and wakes the oldest caller to compete, as long as the oldest
+    #: has waited less than this; from then on each resource goes straight
+    #: to the oldest caller.  0 (the default): strict first come, first
+    #: served hand-off, always.
+    barging_bound: float = 0.0
 
     #: Every backend reads the same clock; it is here so that the pool
     #: algorithm never imports ``time`` for itself.

@@ -6,7 +6,7 @@ from cpython.ref cimport Py_DECREF
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 from greenpools.backends.base cimport Mutex
-from greenpools.core.waiting cimport GRANTED, MAY_CREATE, WAITING, WaitQueue
+from greenpools.core.waiting cimport GRANTED, MAY_CREATE, WAITING, WOKEN, WaitQueue
 from greenpools.core.waiting cimport Waiter as WaitingClient
 
 
@@ -108,6 +108,7 @@ cdef class SlotPool:
     cdef public double _connect_s
     cdef public double _wait_s
     cdef public double _usage_s
+    cdef public double _barging_bound
     cdef public bint _closed
     cdef public bint _lock_free
     cdef public bint _bare_leases
@@ -119,7 +120,7 @@ cdef class SlotPool:
 
     @cython.locals(slot=Slot, deadline=double, started=double)
     cpdef _acquire_slow(self, bint block, object timeout)
-    @cython.locals(client=WaitingClient, slot=Slot)
+    @cython.locals(client=WaitingClient, slot=Slot, woken=bint, deadline=double)
     cpdef Slot _take_or_queue(self, bint block, object timeout, object asked)
     @cython.locals(client=WaitingClient, slot=Slot, limit=Py_ssize_t)
     cpdef object _take_or_enqueue(self, bint block, object timeout, object asked)
@@ -128,6 +129,13 @@ cdef class SlotPool:
     cpdef Slot _outcome(self, WaitingClient client, object asked)
     @cython.locals(state=int, slot=Slot, retired=Slot)
     cpdef _abandon(self, WaitingClient client)
+    @cython.locals(oldest=WaitingClient)
+    cpdef bint _may_barge_locked(self) except -1
+    @cython.locals(oldest=WaitingClient)
+    cpdef _wake_oldest_locked(self)
+    cpdef _pass_on_locked(self, Slot slot)
+    @cython.locals(slot=Slot, successor=WaitingClient, now=double)
+    cpdef object _compete(self, WaitingClient client, bint woken, double deadline, object asked)
     @cython.locals(idle=list, slot=Slot)
     cpdef Slot _pop_idle_locked(self)
     @cython.locals(fresh=bint)

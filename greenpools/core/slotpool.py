@@ -41,6 +41,16 @@ leak reports' frames) is handed in, so it imports none of them.
   nothing that serves waiters sees them; the unblock moves them back, in
   order, and serves them.  A wait that runs out meanwhile raises
   ``ConnectionBlocked``.
+- Bounded barging, when the backend asks for it (``barging_bound`` > 0,
+  the threading backend): while the oldest client has waited less than
+  the bound, a caller that finds a resource idle takes it ahead of the
+  queue (the releaser asking again, too), and a release leaves the
+  resource idle and wakes the oldest client to compete for it
+  (``WOKEN``: at most one at a time, the oldest, still first in the
+  queue; if it loses it waits on, in its turn).  Once the oldest has
+  waited the bound, nobody barges: each resource goes straight to the
+  oldest client until the oldest has waited less again.  Queued clients
+  are served in their order either way.
 
 Locking.  Everything that changes ``_size``, ``_waiting`` or the
 generation happens under ``_mutex``, a native lock that is never held
@@ -78,7 +88,7 @@ from ..exceptions import ConnectionBlocked, PoolClosed, PoolTimeout
 from .waiting import WaitQueue
 
 if not cython.compiled:  # compiled, slotpool.pxd cimports them (a C enum, a C type)
-    from .waiting import GRANTED, MAY_CREATE, WAITING, WaitingClient
+    from .waiting import GRANTED, MAY_CREATE, WAITING, WOKEN, WaitingClient
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -235,6 +245,9 @@ class SlotPool:
         self._n_blocked = 0
         self._blocked_since = 0.0
         self._held = WaitQueue()
+        # The backend's barging_bound, read when a client queues on an empty
+        # queue (it matters only while someone waits).
+        self._barging_bound = 0.0
         # Errors raised, as the subclass specialises them.
         self._limit_exceeded: Callable[[str], Exception] = PoolTimeout
         self._pool_timeout: Callable[[str], Exception] = PoolTimeout
@@ -378,11 +391,23 @@ class SlotPool:
         # Wait here, not in a method of its own: one call frame less per wait.
         if timeout is None and self._stall_watch is not self._stall_watcher.running:
             self._stall_watcher.watch(self)
-        try:
-            client.wait(timeout)
-        except BaseException:
-            self._abandon(client)
-            raise
+        deadline: float = _INF if timeout is None else client.since + timeout
+        while True:
+            try:
+                woken = client.wait(timeout)
+            except BaseException:
+                self._abandon(client)
+                raise
+            if client.state != WOKEN:
+                break
+            contest = SlotPool._compete(self, client, woken, deadline, asked)
+            if contest is None:  # served meanwhile
+                break
+            if isinstance(contest, Slot):
+                return contest
+            client = contest  # lost: wait on, in the same turn
+            if timeout is not None:
+                timeout = max(0.0, deadline - _now())
         slot = SlotPool._outcome(self, client, asked)
         if slot is None:
             return SlotPool._create_lent(self)
@@ -403,7 +428,8 @@ class SlotPool:
                 raise PoolClosed(f"acquire on closed pool {self.name!r}")
             if self._blocked is not None:
                 return SlotPool._hold_locked(self, block, timeout, asked)
-            if not self._waiting.length:
+            if not self._waiting.length or (
+                    self._barging_bound and self._idle and SlotPool._may_barge_locked(self)):
                 slot = SlotPool._pop_idle_locked(self)
                 if slot is not None:
                     slot.lent = True
@@ -425,6 +451,8 @@ class SlotPool:
             client: WaitingClient = self._new_waiter()  # WAITING: its own waiting client
             client.since = _now()
             client.forks = self._forks
+            if not self._waiting.length:
+                self._barging_bound = getattr(self._backend, "barging_bound", 0.0)
             self._waiting.push(client)
             self._lock_free = False
             self._n_queued += 1
@@ -452,15 +480,16 @@ class SlotPool:
         if client.forks != self._forks:  # copied into a forked child while waiting
             raise AcquireAgain
         # A grant is final and made before the wake: only a client still
-        # WAITING (timed out, or a grant racing in) needs the lock to decide.
+        # WAITING or WOKEN (timed out, or a grant racing in) needs the lock.
         state = client.state
-        if state == WAITING:
+        if state == WAITING or state == WOKEN:
             self._mutex.acquire()
             try:
                 state = client.state
-                if state == WAITING:
+                if state == WAITING or state == WOKEN:
                     client.withdraw()
                     SlotPool._unqueue_locked(self, client)
+                    SlotPool._wake_oldest_locked(self)
                     SlotPool._settle_locked(self)
                     self._wait_s += _now() - client.since
                     raise SlotPool._timeout_locked(self, asked)
@@ -489,8 +518,9 @@ class SlotPool:
         retired: Slot | None = None
         with self._mutex:
             state = client.withdraw()
-            if state == WAITING:
+            if state == WAITING or state == WOKEN:
                 SlotPool._unqueue_locked(self, client)
+                SlotPool._wake_oldest_locked(self)
             elif state == GRANTED:
                 slot: Slot = client.slot
                 if slot.lent:
@@ -498,12 +528,79 @@ class SlotPool:
                     SlotPool._return_locked(self, slot)
                 else:  # a reset or force-close retired it since the grant
                     retired = slot
-            elif state == MAY_CREATE:
-                SlotPool._free_capacity_locked(self)
+            elif state == MAY_CREATE:  # its place, perhaps one a shrink counts
+                SlotPool._drop_capacity_locked(self)
             SlotPool._settle_locked(self)
         if retired is not None:
             SlotPool._drop_retired(self, retired.resource)
         SlotPool._close_pending(self)
+
+    # -- bounded barging (a backend's barging_bound > 0) ------------------------
+
+    def _may_barge_locked(self) -> bool:
+        """Whether a caller may take an idle resource ahead of the queue: the
+        oldest client has waited less than the barging bound."""
+        oldest: WaitingClient | None = self._waiting.oldest()
+        return oldest is None or _now() - oldest.since < self._barging_bound
+
+    def _wake_oldest_locked(self) -> None:
+        """Resources idle while clients wait (barging leaves them so): the
+        oldest client must be awake to take one, whoever barges."""
+        if self._idle:
+            oldest: WaitingClient | None = self._waiting.oldest()
+            if oldest is not None:
+                oldest.wake_to_compete()  # nothing if it is awake already
+
+    def _pass_on_locked(self, slot: Slot) -> None:
+        """A usable slot comes back while clients wait: to the oldest one, or,
+        while barging is allowed, idle, with the oldest woken to compete."""
+        if not self._barging_bound or not SlotPool._may_barge_locked(self):
+            SlotPool._grant_locked(self, slot)
+        else:
+            slot.idle_since = _now()
+            self._idle.append(slot)
+        SlotPool._wake_oldest_locked(self)
+
+    def _compete(
+        self, client: WaitingClient, woken: bool, deadline: float, asked: float | None
+    ) -> Slot | WaitingClient | None:
+        """The oldest client, woken to compete (``WOKEN``), tries for an idle
+        slot: the slot; or, if others took them all, a new client in its
+        place in the queue to wait on; or None if it was served meanwhile
+        (then :meth:`_outcome`).  Out of time, a timeout error."""
+        if client.forks != self._forks:
+            return None  # copied into a forked child: _outcome says ask again
+        self._mutex.acquire()
+        try:
+            if client.state != WOKEN:
+                return None
+            # Held by the broker's block since the wake: nothing to take.
+            blocked = self._blocked is not None
+            slot = None if blocked else SlotPool._pop_idle_locked(self)
+            if client.state != WOKEN:  # a stale idle slot closed on the way gave it its place
+                if slot is not None:
+                    SlotPool._return_locked(self, slot)
+                return None
+            now = _now()
+            if slot is None and woken and now < deadline:
+                successor: WaitingClient = self._new_waiter()
+                successor.since = client.since
+                successor.forks = client.forks
+                successor.stall_warned = client.stall_warned
+                (self._held if blocked else self._waiting).replace(client, successor)
+                client.withdraw()
+                return successor
+            client.withdraw()
+            SlotPool._unqueue_locked(self, client)
+            self._wait_s += now - client.since
+            SlotPool._wake_oldest_locked(self)
+            SlotPool._settle_locked(self)
+            if slot is None:
+                raise SlotPool._timeout_locked(self, asked)
+            slot.lent = True
+            return slot
+        finally:
+            self._mutex.release()
 
     def _pop_idle_locked(self) -> Slot | None:
         """The warmest usable idle slot; stale ones met on the way are closed."""
@@ -692,7 +789,10 @@ class SlotPool:
             self._pending_close.append(slot)
             SlotPool._drop_capacity_locked(self)
         elif self._waiting.length:
-            SlotPool._grant_locked(self, slot)  # no clock read: the contended path's common case
+            if self._barging_bound:
+                SlotPool._pass_on_locked(self, slot)
+            else:  # no clock read: the contended path's common case
+                SlotPool._grant_locked(self, slot)
         else:
             slot.idle_since = _now()
             self._idle.append(slot)
@@ -712,6 +812,7 @@ class SlotPool:
             while self._waiting.length:
                 client = self._waiting.pop_oldest()
                 if client is not None and client.allow_create():
+                    SlotPool._wake_oldest_locked(self)
                     SlotPool._settle_locked(self)
                     return
         self._size -= 1
@@ -722,6 +823,7 @@ class SlotPool:
             client = self._waiting.pop_oldest()
             if client is not None and client.allow_create():
                 self._size += 1
+        SlotPool._wake_oldest_locked(self)
         SlotPool._settle_locked(self)
 
     def _refuse_all_locked(self) -> None:
@@ -896,7 +998,7 @@ class SlotPool:
             if forks != self._forks:
                 return True
             self._n_connection_errors += 1
-            SlotPool._free_capacity_locked(self)
+            SlotPool._drop_capacity_locked(self)  # perhaps one a shrink counts
         return False
 
     def _add_idle(self, slot: Slot) -> None:
@@ -948,7 +1050,7 @@ class SlotPool:
                 self._pending_close.append(slot)
                 SlotPool._drop_capacity_locked(self)
             elif self._waiting.length:
-                SlotPool._grant_locked(self, slot)
+                SlotPool._pass_on_locked(self, slot)
             else:
                 # A snapshot: lock-free acquires may pop meanwhile, and an
                 # insert past the end appends.

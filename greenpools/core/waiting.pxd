@@ -3,7 +3,7 @@ cimport cython
 
 # The waiting client is the backend's waiter; its states are defined with it
 # (waiting.py names it Waiter for Python, slotpool.pxd for C).
-from greenpools.backends.base cimport GRANTED, MAY_CREATE, REFUSED, WAITING, Waiter
+from greenpools.backends.base cimport GRANTED, MAY_CREATE, REFUSED, WAITING, WOKEN, Waiter
 
 
 cdef class WaitQueue:
@@ -14,6 +14,9 @@ cdef class WaitQueue:
     cpdef push(self, Waiter client)
     @cython.locals(clients=list, client=Waiter, head=Py_ssize_t)
     cpdef Waiter pop_oldest(self)
+    cpdef Waiter oldest(self)
+    @cython.locals(clients=list, index=Py_ssize_t)
+    cpdef bint replace(self, Waiter client, Waiter successor) except -1
     @cython.locals(clients=list, index=Py_ssize_t)
     cpdef bint remove(self, Waiter client) except -1
     cpdef list snapshot(self)

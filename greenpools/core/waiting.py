@@ -3,8 +3,9 @@
 A caller that finds the pool at its limit queues its backend's waiter
 itself at the back of the pool's :class:`WaitQueue` and parks on it: the
 waiter is its *waiting client*.  The client's fields, its states
-(``WAITING``, ``GRANTED``, ``MAY_CREATE``, ``REFUSED``) and its
-transitions (``grant``, ``allow_create``, ``refuse``, ``withdraw``) are
+(``WAITING``, ``WOKEN``, ``GRANTED``, ``MAY_CREATE``, ``REFUSED``) and
+its transitions (``grant``, ``allow_create``, ``refuse``,
+``wake_to_compete``, ``withdraw``) are
 part of the backend interface, defined once on
 :class:`greenpools.backends.base.Waiter` (one object per wait, whatever the
 backend); this module re-exports them under the names the pool uses
@@ -28,14 +29,14 @@ except ImportError:  # Cython is needed to build greenpools, not to run it
 from ..backends.base import Waiter
 
 if not cython.compiled:  # compiled, waiting.pxd cimports the C enum
-    from ..backends.base import GRANTED, MAY_CREATE, REFUSED, WAITING
+    from ..backends.base import GRANTED, MAY_CREATE, REFUSED, WAITING, WOKEN
 
 #: A waiting client: the backend's waiter itself.
 WaitingClient = Waiter
 
 __all__ = ["WaitQueue", "WaitingClient"]
 if not cython.compiled:  # compiled, the states are C constants, not attributes
-    __all__ += ["GRANTED", "MAY_CREATE", "REFUSED", "WAITING"]
+    __all__ += ["GRANTED", "MAY_CREATE", "REFUSED", "WAITING", "WOKEN"]
 
 
 class WaitQueue:
@@ -82,6 +83,22 @@ class WaitQueue:
         self._head = head
         self.length -= 1
         return client
+
+    def oldest(self) -> WaitingClient | None:
+        """The oldest client, left on the queue (None if it is empty)."""
+        if self._head >= len(self._clients):
+            return None
+        return self._clients[self._head]
+
+    def replace(self, client: WaitingClient, successor: WaitingClient) -> bool:
+        """Put ``successor`` where ``client`` is, in its turn; False if
+        ``client`` was not on the queue."""
+        clients = self._clients
+        for index in range(self._head, len(clients)):
+            if clients[index] is client:
+                clients[index] = successor
+                return True
+        return False
 
     def remove(self, client: WaitingClient) -> bool:
         """Take ``client`` off the queue wherever it is; False if it was not on it."""

@@ -13,8 +13,8 @@ worker protocol, ``metric``/``fmt``/``yes_no``/``ratio_target`` for
 summaries and targets, ``start_tasks``/``join_tasks``, ``kombu_subject``),
 and adds its own contenders and scenarios.  Its modules, one idea each:
 :mod:`.environment` (backends, versions), :mod:`.contenders`,
-:mod:`.scenarios`, :mod:`.stats`, :mod:`.plan`, :mod:`.worker` (the line
-protocol), :mod:`.targets`, :mod:`.tables`, :mod:`.report`,
+:mod:`.scenarios`, :mod:`.sweep` (threads against limits), :mod:`.stats`,
+:mod:`.plan`, :mod:`.worker` (the line protocol), :mod:`.targets`, :mod:`.tables`, :mod:`.report`,
 :mod:`.progress` and :mod:`.command` (``main``).
 
 Importing this package imports neither gevent nor eventlet nor kombu:
@@ -73,6 +73,7 @@ from .scenarios import (
     start_tasks,
 )
 from .stats import Summary, count_overtakes, inversions, metric, percentile, summarise
+from .sweep import judge_sweep, run_sweep, sweep_points, sweep_table
 from .tables import DEFAULT_WIDTH, fmt, output_width, table, wrap, yes_no
 from .targets import (
     NOT_MEASURED,
@@ -120,6 +121,7 @@ __all__ = [
     "inversions",
     "join_tasks",
     "judge_ratio",
+    "judge_sweep",
     "judge_targets",
     "kombu_subject",
     "main",
@@ -148,10 +150,13 @@ __all__ = [
     "run_s3_churn",
     "run_s3_order",
     "run_steps",
+    "run_sweep",
     "run_worker",
     "running_backend",
     "start_tasks",
     "summarise",
+    "sweep_points",
+    "sweep_table",
     "table",
     "targets_table",
     "versions",

@@ -24,9 +24,12 @@ class Step:
 
 def plan(backend: str, scenarios: Sequence[str], settings: Settings,
          contenders: Sequence[Contender]) -> list[Step]:
-    """Every measurement for one backend, repetitions interleaved."""
+    """Every measurement for one backend, repetitions interleaved (a scenario
+    with ``<scenario>_backends`` in ``settings`` runs on those backends only)."""
     steps = []
     for scenario in scenarios:
+        if backend not in settings.get(f"{scenario}_backends", (backend,)):
+            continue
         reps = int(settings.get(f"{scenario}_reps") or settings["reps"])
         for rep in range(reps):
             for contender in contenders:
