@@ -21,7 +21,9 @@ if os.environ.get("GREENPOOLS_BACKEND", "").strip() not in ("", "auto"):
 if TYPE_CHECKING:
     from .backends import Backend, BackendUnavailable, get_backend, use_backend
     from .core.events import listen, remove_listener
-    from .core.resource import Lease, Pool, Resource
+    from .core.leases import Lease
+    from .core.pool import Pool
+    from .core.resource import Resource
     from .exceptions import (
         ConnectionBlocked,
         LimitExceeded,
@@ -77,8 +79,8 @@ _LAZY = {
     "PoolError": "exceptions",
     "PoolTimeout": "exceptions",
     "TooManyRequests": "exceptions",
-    "Lease": "core.resource",
-    "Pool": "core.resource",
+    "Lease": "core.leases",
+    "Pool": "core.pool",
     "Resource": "core.resource",
     "connections": "kombu.pools",
     "producers": "kombu.pools",

@@ -30,6 +30,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, NoReturn, TypeVar
 
 from ..backends.base import native_thread_ident
+from ..core import pool as generic
 from ..core import resource
 from ..core.slotpool import AcquireAgain, Slot, SlotPool, check_seconds
 from .acquiring import AsyncLease, acquire_queued
@@ -71,7 +72,7 @@ def _unbound() -> NoReturn:
     raise RuntimeError("greenpools: an asyncio pool waits only inside its event loop")
 
 
-class Pool(resource.Pool[T]):
+class Pool(generic.Pool[T]):
     """A pool of anything for asyncio tasks, built from callables.
 
     ``create()`` makes a resource and ``close(r)`` disposes of one

@@ -28,11 +28,12 @@ from ..exceptions import (
     specialise,
 )
 from . import events, lifecycle, registry
+from .leases import Lease
 from .options import HOOK_NAMES, Hook, check_callable, check_error_classes, check_limit
 from .slotpool import AcquireAgain, Slot, SlotPool, acquirer_stack, check_seconds
 from .stats import Counters
 
-__all__ = ["Lease", "Pool", "Resource", "Slot", "acquirer_stack", "check_limit", "check_seconds"]
+__all__ = ["Resource", "Slot", "acquirer_stack", "check_limit", "check_seconds", "live_pools"]
 
 T = TypeVar("T")
 logger = logging.getLogger("greenpools")
@@ -285,8 +286,6 @@ class Resource(SlotPool, Counters, Generic[T]):
             f"idle={len(self._idle)} waiting={self._n_waiting()}"
             f"{' closed' if self._closed else ''}>"
         )
-
-    # -- acquire ----------------------------------------------------------
 
     # -- creating ---------------------------------------------------------
 
@@ -781,76 +780,9 @@ class Resource(SlotPool, Counters, Generic[T]):
             )
 
 
-class Lease(Generic[T]):
-    """The context manager returned by :meth:`Resource.acquired`.
-
-    Its entry calls ``pool.acquire(block, timeout)`` and raises what that
-    raises.  Its exit ends the lease it began: a resource released (or
-    replaced) inside the block already is left alone, even if it was lent
-    again.
-    """
-
-    __slots__ = ("_block", "_lease", "_pool", "_resource", "_timeout")
-
-    def __init__(self, pool: Resource[T], block: bool, timeout: float | None) -> None:
-        self._pool = pool
-        self._block = block
-        self._timeout = timeout
-
-    def __enter__(self) -> T:
-        pool = self._pool
-        self._resource = resource = pool.acquire(self._block, self._timeout)
-        self._lease = pool._lease_of(resource)
-        return resource
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        pool = self._pool
-        broken = exc is not None and isinstance(exc, pool.connection_errors)
-        pool._end_lease(self._resource, self._lease, broken)
-
-
 # Resource's own hooks too, so that ``pool.prepare = f`` works on any pool.
 for _name in HOOK_NAMES:
     setattr(Resource, _name, Hook(getattr(Resource, _name)))
-
-
-class Pool(Resource[T]):
-    """A pool of anything, built from callables.
-
-    ``create()`` makes a resource; ``close(r)`` disposes of one (default:
-    ``r.close()`` if it has one).  ``limit`` (``None`` or 0: no limit)
-    and ``preload`` (resources made in ``__init__``) are
-    :class:`Resource`'s, as is every keyword option.  Raises
-    ``TypeError`` when ``create`` or ``close`` is not callable, and the
-    errors of :class:`Resource` for a bad option.
-    """
-
-    def __init__(
-        self,
-        create: Callable[[], T],
-        limit: int | None = None,
-        *,
-        close: Callable[[T], object] | None = None,
-        preload: int | None = None,
-        **options: Any,
-    ) -> None:
-        if not callable(create):
-            raise TypeError(f"create must be callable, got {create!r}")
-        self._create = create
-        self._close = check_callable("close", close)
-        super().__init__(limit, preload, **options)
-
-    def new(self) -> T:
-        """Create a resource: ``create()``, whose errors propagate."""
-        return self._create()
-
-    def close_resource(self, resource: T) -> None:
-        """Close a resource: ``close(resource)``, or the resource's own
-        ``close()`` when no ``close`` was given."""
-        if self._close is not None:
-            self._close(resource)
-        else:
-            super().close_resource(resource)
 
 
 def live_pools() -> list[Resource[Any]]:

@@ -131,7 +131,10 @@ def check_seconds(name: str, value: Any) -> float | None:
 #: Modules whose frames sit between a caller and the hand-out: a leak
 #: report's stack ends at the first frame outside them.  Layers above the
 #: core add theirs (:func:`skip_frames_of`).
-_POOL_MODULES = {"greenpools.core.resource", "greenpools.core.slotpool"}
+_POOL_MODULES = {
+    "greenpools.core.leases", "greenpools.core.pool", "greenpools.core.resource",
+    "greenpools.core.slotpool",
+}
 
 
 def skip_frames_of(*modules: str) -> None:
