@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .exceptions import (
         ConnectionBlocked,
         LimitExceeded,
+        NodeShuttingDown,
         PoolClosed,
         PoolError,
         PoolTimeout,
@@ -44,6 +45,7 @@ __all__ = [
     "ConnectionBlocked",
     "Lease",
     "LimitExceeded",
+    "NodeShuttingDown",
     "Pool",
     "PoolClosed",
     "PoolError",
@@ -74,6 +76,7 @@ _LAZY = {
     "listen": "core.events",
     "remove_listener": "core.events",
     "ConnectionBlocked": "exceptions",
+    "NodeShuttingDown": "exceptions",
     "LimitExceeded": "exceptions",
     "PoolClosed": "exceptions",
     "PoolError": "exceptions",

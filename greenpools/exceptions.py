@@ -3,16 +3,18 @@
 Each is also an instance of the kombu class that kombu raises in the same
 situation, so ``except kombu.exceptions.LimitExceeded`` (or
 ``ConnectionLimitExceeded``, ``RuntimeError`` for a closed pool) keeps
-working after switching to greenpools.
+working after switching to greenpools; :class:`NodeShuttingDown` is a
+py-amqp recoverable connection error, so kombu's retries retry it.
 """
 
 from __future__ import annotations
 
+from amqp.exceptions import RecoverableConnectionError
 from kombu.exceptions import LimitExceeded as KombuLimitExceeded
 
 __all__ = [
-    "ConnectionBlocked", "LimitExceeded", "PoolClosed", "PoolError", "PoolTimeout",
-    "TooManyRequests",
+    "ConnectionBlocked", "LimitExceeded", "NodeShuttingDown", "PoolClosed", "PoolError",
+    "PoolTimeout", "TooManyRequests",
 ]
 
 
@@ -34,6 +36,16 @@ class ConnectionBlocked(PoolTimeout):
     Raised by a publish that met the block and ran out of time, and by an
     acquire that waited its whole timeout (or would not wait) while the
     pool was blocked.  The message names the pool and the broker's reason.
+    """
+
+
+class NodeShuttingDown(RecoverableConnectionError):  # type: ignore[misc]
+    """The broker node refused a publish as it shut down (541 INTERNAL_ERROR
+    or 320 CONNECTION_FORCED); the message was not confirmed.
+
+    Raised from the broker's error (its ``__cause__``); a recoverable
+    connection error, so ``publish(retry=True)`` retries on a fresh
+    connection.
     """
 
 

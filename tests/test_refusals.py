@@ -21,8 +21,7 @@ from e2e import support
 from faultproxy import FaultProxy
 from kombu import Connection
 
-from greenpools import pools
-from greenpools.kombu.publishing import NodeShuttingDown
+from greenpools import NodeShuttingDown, pools
 
 pytestmark = pytest.mark.broker
 

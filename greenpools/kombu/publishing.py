@@ -27,21 +27,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from amqp.exceptions import ConnectionForced, InternalError, RecoverableConnectionError
+from amqp.exceptions import ConnectionForced, InternalError
 
-from ..exceptions import ConnectionBlocked
+from ..exceptions import ConnectionBlocked, NodeShuttingDown
 
-__all__ = ["NodeShuttingDown", "guard_publish"]
-
-
-class NodeShuttingDown(RecoverableConnectionError):  # type: ignore[misc]
-    """The broker node refused a publish as it shut down (541 INTERNAL_ERROR
-    or 320 CONNECTION_FORCED); the message was not confirmed.
-
-    Raised from the broker's error (its ``__cause__``); a recoverable
-    connection error, so ``publish(retry=True)`` retries on a fresh
-    connection.
-    """
+__all__ = ["guard_publish"]
 
 
 def _refusal(pool: Any, exc: Any) -> NodeShuttingDown:
