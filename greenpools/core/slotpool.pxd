@@ -76,6 +76,7 @@ cdef class SlotPool:
     cdef public object _listener_failed
     cdef public dict _retired
     cdef public dict _retiring
+    cdef public set _ended_in_with
     cdef public object min_size
     cdef public object max_idle
     cdef public object max_lifetime

@@ -273,6 +273,11 @@ class SlotPool:
         # when returned).
         self._retired: dict[int, Slot] = {}
         self._retiring: dict[int, Slot] = {}
+        # (id(resource), task) of each lease its holder ended by hand inside a
+        # ``with`` block on the resource itself (kombu's objects are their own
+        # context managers: greenpools.kombu.base.SelfLeasing).  Empty, it is
+        # what the exit of every such block tests; compiled, a field: cheap.
+        self._ended_in_with: set[tuple[int, Any]] = set()
         # The options the state machine reads (Resource validates and sets them).
         self.min_size = 0
         self.max_idle: float | None = None
@@ -1321,6 +1326,7 @@ class SlotPool:
         self._retired.update((_identity(s.resource), s) for s in self._lent_slots())
         self._retired.update(self._retiring)
         self._retiring = {}
+        self._ended_in_with = set()  # the parent's tasks'
         self._idle, self._slots, self._pending_close = [], {}, []
         self._waiting = WaitQueue()  # the tasks that waited exist only in the parent
         self._held = WaitQueue()

@@ -51,8 +51,9 @@ class _PooledChannelMixin(SelfLeasing):
         return self._greenpools_pool
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self._open_withs -= 1
         pool = self._greenpools_pool
-        if self._lease_ended_in_block(pool):
+        if pool._ended_in_with and self._released_in_block(pool):
             return
         if exc_type is None or not isinstance(exc, pool.connection_errors):
             pool.release(self)

@@ -59,14 +59,16 @@ class PooledConnection(SelfLeasing, HearsBlocks, _KombuPooledConnection):  # typ
     """
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if self._lease_ended_in_block(self._pool):
+        self._open_withs -= 1
+        pool = self._pool
+        if pool._ended_in_with and self._released_in_block(pool):
             return
         if exc_type is None:  # the common case first: it is on the hot path
-            self._pool.release(self)
+            pool.release(self)
         elif is_connection_error(self, exc):
-            self._pool.replace(self)
+            pool.replace(self)
         else:
-            self._pool.release(self)
+            pool.release(self)
 
 
 def _bound_close_waits(conn: Any) -> None:

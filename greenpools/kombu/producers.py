@@ -38,12 +38,14 @@ class _PooledProducerMixin(SelfLeasing):
     _pool: ProducerPool
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if self._lease_ended_in_block(self._pool):
+        self._open_withs -= 1
+        pool = self._pool
+        if pool._ended_in_with and self._released_in_block(pool):
             return
         if exc_type is None:
-            self._pool.release(self)
+            pool.release(self)
         else:
-            self._pool._release_after_error(self, exc)
+            pool._release_after_error(self, exc)
 
 
 class PooledProducer(_PooledProducerMixin, _KombuProducer):  # type: ignore[misc]
