@@ -651,18 +651,6 @@ class Resource(SlotPool, Counters, Generic[T]):
         """
         return Lease(self, block, timeout)
 
-    def _end_lease(self, resource: T, lease: int, broken: bool) -> None:
-        """End lease ``lease`` of ``resource`` (a ``with`` block exits): return
-        it, or replace it if ``broken``.  A no-op when the lease ended inside
-        the block already (released, replaced, force-closed), even if the
-        resource was lent again since; one a reset retired closes now."""
-        if lease < 0 or self._lease_of(resource) != lease:
-            self._drop_retired(resource, broken)
-        elif broken:
-            self.replace(resource)
-        else:
-            self.release(resource)
-
     # -- statistics -------------------------------------------------------
 
     def _n_waiting(self) -> int:

@@ -144,6 +144,7 @@ cdef class SlotPool:
     cpdef _discard_failed_check(self, Slot slot)
     @cython.locals(slot=Slot)
     cpdef Py_ssize_t _lease_of(self, object resource) except? -2
+    cpdef _end_lease(self, object resource, Py_ssize_t lease, bint broken)
     cpdef Slot _create_lent(self)
     cpdef Slot _lend_created(self, Slot slot)
     @cython.locals(now=double)

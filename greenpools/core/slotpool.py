@@ -1115,6 +1115,20 @@ class SlotPool:
             return -1
         return slot.returns
 
+    def _end_lease(self, resource: Any, lease: int, broken: bool) -> None:
+        """End lease ``lease`` of ``resource`` (a ``with`` block exits): return
+        it, or replace it if ``broken`` (the subclass's ``release`` and
+        ``replace``, so that their overrides run).  A no-op when the lease
+        ended inside the block already (released, replaced, force-closed),
+        even if the resource was lent again since; one a reset retired
+        closes now."""
+        if lease < 0 or SlotPool._lease_of(self, resource) != lease:
+            SlotPool._drop_retired(self, resource, broken)
+        elif broken:
+            self.replace(resource)
+        else:
+            self.release(resource)
+
     def _discard_lent_resource(self, resource: Any, lost: bool) -> None:
         """Close a lent resource instead of returning it and free its place;
         ``lost`` counts it in ``connections_lost`` (broken, not done with)."""
@@ -1365,4 +1379,8 @@ class SlotPool:
 
     def _start_upkeep(self) -> None:
         """Start the pool's background upkeep."""
+        raise NotImplementedError
+
+    def replace(self, resource: Any) -> None:
+        """Close a broken lent resource instead of returning it."""
         raise NotImplementedError
