@@ -87,6 +87,7 @@ class AsyncLease:
         self._pool = pool
         self._timeout = timeout
         self._resource: Any = None
+        self._slot: Slot | None = None
         self._lease = -1
 
     async def __aenter__(self) -> Any:
@@ -97,13 +98,19 @@ class AsyncLease:
         else:
             resource = await acquire_queued(pool, self._timeout)
         self._resource = resource
-        self._lease = SlotPool._lease_of(pool, resource)
+        # The lease is the slot and its release count now (SlotPool._lease_of,
+        # inline: compiled, the exit then reads two fields and calls nothing).
+        slot: Slot | None = pool._slots.get(id(resource))
+        self._slot = slot
+        self._lease = -1 if slot is None else slot.returns
         return resource
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         pool = self._pool
         if exc is None and pool._reset_hook is None:  # nothing to await
-            if SlotPool._lease_of(pool, self._resource) == self._lease:
+            slot = self._slot
+            if (slot is not None and slot.lent and slot.returns == self._lease
+                    and slot.resource is self._resource):
                 SlotPool.release(pool, self._resource)
             else:  # released (or replaced) inside the block already
                 SlotPool._drop_retired(pool, self._resource, False)

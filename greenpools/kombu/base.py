@@ -60,16 +60,12 @@ class SelfLeasing:
         """Return it to its pool (once: a second time is a ``ValueError``)."""
         pool = self._lending_pool()
         pool.release(self)
-        self._released_by_hand(pool)
+        if self._open_withs > 0:  # inside a block: its exit must end nothing
+            pool._ended_in_with.add((id(self), pool._backend.current_task()))
 
     def __enter__(self) -> Any:
         self._open_withs += 1
         return self
-
-    def _released_by_hand(self, pool: KombuResource[Any]) -> None:
-        """After ``release()`` called by the holder: note it if inside a block."""
-        if self._open_withs > 0:
-            pool._ended_in_with.add((id(self), pool._backend.current_task()))
 
     def _released_in_block(self, pool: KombuResource[Any]) -> bool:
         """At ``__exit__``, while the pool holds notes: whether this task
