@@ -140,10 +140,14 @@ def provenance(s2: dict[str, Any], waiters: dict[str, Any]) -> str:
     versions = first.get("versions", {})
     shown = ", ".join(f"{name} {versions[name]}" for name in
                       ("python", "kombu", "gevent", "eventlet", "greenpools") if name in versions)
-    quick = " (a short ``--quick`` run: read the shapes, not the numbers)" if (
-        s2.get("preset") == "quick" or waiters.get("preset") == "quick") else ""
-    return (f"The plots show the run of {s2.get('created', '?')[:10]} on "
-            f"{s2.get('machine', {}).get('cpus', '?')} CPUs{quick}"
+    quick = " (a short ``--quick`` run: read the shapes, not the numbers)"
+
+    def run_of(report: dict[str, Any]) -> str:
+        return (f"the run of {report.get('created', '?')[:10]} on "
+                f"{report.get('machine', {}).get('cpus', '?')} CPUs"
+                f"{quick if report.get('preset') == 'quick' else ''}")
+
+    return (f"The S2 plots show {run_of(s2)}, the waiters plot {run_of(waiters)}"
             f"{'; ' + shown if shown else ''}. The data is in ``docs/_static/bench/``.\n")
 
 
