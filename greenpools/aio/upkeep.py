@@ -41,9 +41,7 @@ class FillToMinSize(lifecycle.FillToMinSize):
                     break
             except Exception:
                 return self._failed(pool, now)
-            self._failing_since = None
-            self._delay = MAX_INTERVAL
-            pool._wake_ready_waiters()
+            self._added(pool)
         pool._wake_ready_waiters()  # some may have become ready outside upkeep
         return MAX_INTERVAL
 
@@ -61,8 +59,7 @@ class KeepIdleAlive(lifecycle.KeepIdleAlive):
                 if not await pool._create_idle_async():
                     break
             except Exception:
-                logger.info("greenpools: pool %r could not replace a dead resource yet",
-                            pool.name, exc_info=True)
+                self._replacing_failed(pool)
                 break
         return pool._keepalive_interval() or MAX_INTERVAL
 

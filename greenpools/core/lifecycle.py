@@ -140,13 +140,17 @@ class FillToMinSize(UpkeepTask):
                     break
             except Exception:
                 return self._failed(pool, now)
-            self._failing_since = None
-            self._delay = MAX_INTERVAL
-            pool._wake_ready_waiters()
+            self._added(pool)
         # Resources may also have become ready outside upkeep (kombu: an
         # acquire connected one): let the callers of wait() count again.
         pool._wake_ready_waiters()
         return MAX_INTERVAL
+
+    def _added(self, pool: UpkeepPool) -> None:
+        """One more resource is ready: the back-off starts over, wait() counts again."""
+        self._failing_since = None
+        self._delay = MAX_INTERVAL
+        pool._wake_ready_waiters()
 
     def _failed(self, pool: UpkeepPool, now: float) -> float:
         logger.warning("greenpools: pool %r could not reach min_size", pool.name, exc_info=True)
@@ -198,10 +202,16 @@ class KeepIdleAlive(UpkeepTask):
                 if not pool._create_idle(ready=True):
                     break
             except Exception:
-                logger.info("greenpools: pool %r could not replace a dead resource yet",
-                            pool.name, exc_info=True)
+                self._replacing_failed(pool)
                 break
         return pool._keepalive_interval() or MAX_INTERVAL
+
+    @staticmethod
+    def _replacing_failed(pool: UpkeepPool) -> None:
+        """Log (from its ``except``) that a dead resource could not be replaced
+        yet: a later round, or an acquire, makes it."""
+        logger.info("greenpools: pool %r could not replace a dead resource yet",
+                    pool.name, exc_info=True)
 
 
 class WarnLeaks(UpkeepTask):
