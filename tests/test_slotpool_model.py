@@ -42,7 +42,6 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from greenpools import LimitExceeded, PoolClosed, PoolTimeout
 from greenpools.backends.base import Waiter
 from greenpools.core.slotpool import AcquireAgain, SlotPool
-from greenpools.core.waiting import WaitingClient
 
 SETTINGS = settings(
     max_examples=300, stateful_step_count=50, deadline=None, database=None,
@@ -553,10 +552,6 @@ class SlotPoolMachine(RuleBasedStateMachine):
         if self.model.closed:
             assert not self.pool._idle
             assert not self.pool._waiting.length
-
-    def teardown(self) -> None:
-        assert isinstance(Client(), WaitingClient)
-
 
 TestSlotPoolModel = SlotPoolMachine.TestCase
 TestSlotPoolModel.settings = SETTINGS
