@@ -23,6 +23,7 @@ from helpers import (
     assert_balanced,
     assert_can_take_limit,
     join_all,
+    passed_over_past_the_bound,
     queued_so_far,
     spawn,
     start_acquirer,
@@ -311,7 +312,7 @@ def test_interrupted_right_after_the_grant(make_pool: Any, kind: Kind,
     states = spy_abandon(pool)
     handle = kind.start(pool, "granted")
     behind = start_acquirer(pool) if someone_behind else None
-    pool._waiting.oldest().since -= 3600.0  # past any barging bound: the release hands off
+    passed_over_past_the_bound(pool._waiting.oldest())  # the release hands off
     kind.release_then_interrupt(handle, pool, held)
     _assert_interrupted(kind, kind.outcome(handle))
     assert states == [GRANTED], "the interruption did not hit the hand-off"

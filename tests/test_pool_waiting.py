@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from typing import Any
@@ -14,6 +15,7 @@ from helpers import (
     assert_balanced,
     assert_can_take_limit,
     join_all,
+    passed_over_past_the_bound,
     queue_acquirers,
     spawn,
     start_acquirer,
@@ -71,11 +73,11 @@ def test_grants_follow_request_order(make_pool: Any, limit: int) -> None:
     assert_balanced(pool)
 
 
-def test_no_barging_past_a_waiter_older_than_the_bound(make_pool: Any) -> None:
+def test_no_barging_past_a_waiter_passed_over_for_the_bound(make_pool: Any) -> None:
     pool = make_pool(Factory(), 1)
     held = pool.acquire()
     task = start_acquirer(pool)
-    pool._waiting.oldest().since -= 3600.0  # it has waited an hour: past any bound
+    passed_over_past_the_bound(pool._waiting.oldest())
     pool.release(held)  # handed to the waiter before it even runs again
     with pytest.raises(LimitExceeded):
         pool.acquire(block=False)
@@ -87,7 +89,8 @@ def test_no_barging_past_a_waiter_older_than_the_bound(make_pool: Any) -> None:
 # -- bounded barging (Backend.barging_bound; the threading backend's is 1 ms) ----------
 # The test plays the waiting task (its client is queued, nobody waits on it),
 # so that nothing races; the pool's barging bound is set to an hour, or the
-# client's queueing time moved back past it, to be within or beyond it.
+# client's first chance (passed_since) moved back past it, to be within or
+# beyond it.
 
 
 def _queued(pool: Any) -> Any:
@@ -106,7 +109,7 @@ def _handed_off(pool: Any, client: Any, held: Any) -> None:
     assert_balanced(pool)
 
 
-def test_a_caller_barges_only_while_the_oldest_waited_less_than_the_bound(
+def test_a_caller_barges_only_while_the_first_was_passed_over_for_less_than_the_bound(
         make_pool: Any) -> None:
     pool = make_pool(Factory(), 1)
     held = pool.acquire()
@@ -114,21 +117,94 @@ def test_a_caller_barges_only_while_the_oldest_waited_less_than_the_bound(
     barging = get_backend().barging_bound > 0
     assert pool._barging_bound == get_backend().barging_bound
     if barging:
-        pool._barging_bound = 3600.0  # the client has waited less: within the bound
+        pool._barging_bound = 3600.0  # within the bound until the test moves past it
+    client.since -= 7200.0  # queued long ago: the bound counts from its first chance
     pool.release(held)
     if not barging:  # strict FIFO: handed to the waiter, nobody takes it first
         _handed_off(pool, client, held)
         return
-    # Within the bound: left idle, the oldest woken to compete, the releaser takes it back.
+    # Its first chance: left idle, the first woken to compete, the releaser takes it back.
     assert client.state == WOKEN and [s.resource for s in pool._idle] == [held]
+    assert 0 < time.monotonic() - client.passed_since < 60
     assert pool.acquire(block=False) is held
     successor = SlotPool._compete(pool, client, True, INF, None)  # it lost: waits on
     assert isinstance(successor, Waiter) and successor.since == client.since
+    assert successor.passed_since == client.passed_since
     assert pool._waiting.snapshot() == [successor]
-    # Beyond the bound: handed straight to the oldest, nobody barges.
-    successor.since -= 7200.0
+    # Beyond the bound: handed straight to the first, nobody barges.
+    passed_over_past_the_bound(successor)
     pool.release(held)
     _handed_off(pool, successor, held)
+
+
+def _lost_a_contest(pool: Any, held: Any) -> Any:
+    """A client queues (the pool's bound then an hour), is woken for
+    ``held``, the caller takes it back first, the client loses: its
+    successor, first in the queue."""
+    client = _queued(pool)
+    pool._barging_bound = 3600.0
+    pool.release(held)
+    assert client.state == WOKEN
+    assert pool.acquire(block=False) is held
+    successor = SlotPool._compete(pool, client, True, INF, None)
+    assert isinstance(successor, Waiter) and successor.state == WAITING
+    return successor
+
+
+@pytest.mark.skipif(get_backend().barging_bound == 0, reason="the backend hands off strictly")
+def test_a_client_that_lost_looks_again_by_itself_within_the_bound(make_pool: Any) -> None:
+    pool = make_pool(Factory(), 1)
+    held = pool.acquire()
+    successor = _lost_a_contest(pool, held)
+    # A quarter of the bound later at most.
+    assert time.monotonic() < successor.recheck_at <= time.monotonic() + 900.0
+    # Never past the bound: a client that lost near its end looks again at its end.
+    pool.release(held)
+    SlotPool._recheck(pool, successor)
+    assert pool.acquire(block=False) is held
+    successor.passed_since = time.monotonic() - 3599.0
+    late = SlotPool._compete(pool, successor, True, INF, None)
+    assert isinstance(late, Waiter)
+    assert late.recheck_at == pytest.approx(late.passed_since + 3600.0)
+    # Lost past the bound: it looks no more, the next release is its.
+    pool.release(held)
+    SlotPool._recheck(pool, late)
+    assert pool.acquire(block=False) is held
+    passed_over_past_the_bound(late)
+    last = SlotPool._compete(pool, late, True, INF, None)
+    assert isinstance(last, Waiter) and last.recheck_at == 0
+    pool.release(held)
+    _handed_off(pool, last, held)
+
+
+@pytest.mark.skipif(get_backend().barging_bound == 0, reason="the backend hands off strictly")
+def test_the_barger_gives_back_without_waking_the_client_it_beat(make_pool: Any) -> None:
+    pool = make_pool(Factory(), 1)
+    held = pool.acquire()
+    successor = _lost_a_contest(pool, held)
+    pool.release(held)  # the thread that beat it: it is likely to ask again
+    assert successor.state == WAITING and [s.resource for s in pool._idle] == [held]
+    # Nobody asked: the client looks again by itself and takes it.
+    assert SlotPool._recheck(pool, successor) and successor.state == WOKEN
+    won = SlotPool._compete(pool, successor, True, INF, None)
+    assert isinstance(won, Slot) and won.resource is held
+    assert pool._waiting.length == 0
+    pool.release(held)
+    assert_balanced(pool)
+
+
+@pytest.mark.skipif(get_backend().barging_bound == 0, reason="the backend hands off strictly")
+def test_a_release_by_another_thread_wakes_the_client_that_lost(make_pool: Any) -> None:
+    pool = make_pool(Factory(), 1)
+    held = pool.acquire()
+    successor = _lost_a_contest(pool, held)
+    releaser = threading.Thread(target=pool.release, args=(held,))
+    releaser.start()
+    releaser.join(30)
+    assert successor.state == WOKEN and [s.resource for s in pool._idle] == [held]
+    assert SlotPool._compete(pool, successor, True, INF, None).resource is held
+    pool.release(held)
+    assert_balanced(pool)
 
 
 @pytest.mark.skipif(get_backend().barging_bound == 0, reason="the backend hands off strictly")
@@ -479,3 +555,27 @@ def test_pool_timeout_says_the_timeout_that_was_asked_for(make_pool: Any) -> Non
         pool.acquire(block=True, timeout=0.05)
     assert str(caught.value).endswith("no resource became free within 0.05 s"), caught.value
     pool.release(held)
+
+
+@pytest.mark.skipif(get_backend().barging_bound == 0, reason="the backend hands off strictly")
+def test_a_waiter_the_barger_left_behind_takes_the_resource_by_itself(make_pool: Any) -> None:
+    pool = make_pool(Factory(), 1)
+    held = pool.acquire()
+    task = start_acquirer(pool)  # a real thread, queued
+    first = pool._waiting.oldest()
+    pool._barging_bound = 2.0  # it looks again half a second after losing
+    switching = sys.getswitchinterval()
+    sys.setswitchinterval(60.0)  # the woken thread runs only once this one blocks
+    try:
+        pool.release(held)  # it is woken to compete...
+        assert pool.acquire(block=False) is held  # ...and this thread takes it first
+    finally:
+        sys.setswitchinterval(switching)
+    wait_until(lambda: pool._waiting.oldest() is not first)  # it ran, lost, waits on
+    lost = pool._waiting.oldest()
+    assert lost.recheck_at
+    pool.release(held)  # this thread goes away: nobody wakes the waiter
+    assert lost.state == WAITING and pool.get_stats()["pool_available"] == 1
+    assert task.join() is held  # it looked again by itself
+    pool.release(held)
+    assert_balanced(pool)

@@ -20,24 +20,33 @@ each served client got) and these invariants hold:
 - a closed pool hands nothing out.
 
 A second machine runs the same rules on a pool that barges (its backend's
-``barging_bound`` an hour, so that every queued client is within it until
-a rule ages the oldest ones past it): a caller may then take an idle
-resource ahead of the queue, a release leaves it idle and wakes the
-oldest client, which competes for it (and waits on in its turn if it
-loses); there, also, while resources are idle and clients wait, exactly
-the oldest is woken.
+``barging_bound`` an hour, so that the first client is within it until a
+rule ages clients past it), with two tasks taking turns as callers: a
+caller may then take an idle resource ahead of the queue, a release
+leaves it idle and wakes the first client, which competes for it; if it
+loses it waits on, first, and looks again by itself later (a rule plays
+that), and a release by the task that last barged does not wake it.
+There, also, while resources are idle and clients wait, the first client
+is woken or is one that looks again by itself.
 """
 
 from __future__ import annotations
 
 import itertools
+import time
 from typing import Any
 
 import pytest
 from helpers import Thing
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
 
 from greenpools import LimitExceeded, PoolClosed, PoolTimeout
 from greenpools.backends.base import Waiter
@@ -72,9 +81,16 @@ class Client(Waiter):
 
 
 class BargingBackend:
-    """All the pool asks of a backend here: how long callers may barge."""
+    """All the pool asks of a backend here: how long callers may barge, and
+    which task is calling (the machine's rules set it)."""
 
     barging_bound = BOUND
+
+    def __init__(self) -> None:
+        self.task = 1
+
+    def current_task(self) -> int:
+        return self.task
 
 
 class BarePool(SlotPool):
@@ -112,7 +128,10 @@ class Model:
     def __init__(self, limit: int, barging: bool = False) -> None:
         self.limit = limit
         self.barging = barging
-        self.aged: set[Client] = set()  # queued past the bound
+        self.passed: set[Client] = set()  # first while a resource was free: counting the bound
+        self.aged: set[Client] = set()  # passed over past the bound
+        self.rechecks: set[Client] = set()  # lost a contest: look again by themselves
+        self.barger: int | None = None  # the task that last took a resource ahead of the queue
         self.woken: Client | None = None  # woken to compete for an idle resource
         self.size = 0
         self.excess = 0
@@ -136,9 +155,16 @@ class Model:
     def room(self) -> bool:
         return not self.limit or self.size < self.limit
 
+    def first_chance(self) -> None:
+        """A resource is free while clients wait: the first one's bound counts."""
+        if self.barging and self.queue:
+            self.passed.add(self.queue[0])
+
     def may_take_idle(self) -> bool:
         """Whether a caller may take an idle resource: nobody waits, or (barging)
-        the oldest has waited less than the bound."""
+        the first client has been passed over for less than the bound."""
+        if self.idle:
+            self.first_chance()
         return bool(self.idle) and (
             not self.queue or (self.barging and self.queue[0] not in self.aged))
 
@@ -174,13 +200,18 @@ class Model:
         else:
             self.free_place()
 
-    def give_back(self, thing: Thing) -> None:
-        """A lent resource comes back (or an unwanted grant is passed on)."""
+    def give_back(self, thing: Thing, task: int | None = None) -> None:
+        """A lent resource comes back (or an unwanted grant is passed on) from ``task``."""
         if self.closed or self.excess:
             thing.expected_closed = True  # type: ignore[attr-defined]
             self.drop_place()
-        elif self.queue and self.barging and self.queue[0] not in self.aged:
+            return
+        self.first_chance()
+        if self.queue and self.barging and self.queue[0] not in self.aged:
             self.idle.append(thing)  # left for whoever comes first
+            first = self.queue[0]
+            if first in self.rechecks and self.woken is None and self.barger == task:
+                return  # the barger is likely to ask again; the first looks by itself
             self.wake_oldest()
         elif self.queue:
             self.granted[self.pop_oldest()] = thing
@@ -204,6 +235,14 @@ class SlotPoolMachine(RuleBasedStateMachine):
         self.model = Model(1, self.barging)
         self.forked_clients: list[Client] = []  # copied from "the parent" by a fork reset
 
+    @initialize(callers=st.integers(min_value=0, max_value=4))
+    def start_with_callers(self, callers: int) -> None:
+        """Start with ``callers`` asking already: the first one holds the
+        pool's one resource, the rest wait for it.  Most of the transitions
+        worth checking need a queue, and short runs would rarely build one."""
+        for task in range(callers):
+            self.request_and_queue(1 + task % 2)
+
     # -- acquiring ---------------------------------------------------------
 
     def _took(self, thing: Thing) -> None:
@@ -212,14 +251,31 @@ class SlotPoolMachine(RuleBasedStateMachine):
         assert thing not in model.lent, f"{thing} handed to two holders"
         model.lent.append(thing)
 
-    @rule()
-    def acquire(self) -> None:
+    TASKS = st.sampled_from([1, 2])
+
+    def _as_task(self, task: int) -> None:
+        """The calls that follow come from ``task`` (a barging pool asks)."""
+        if self.barging:
+            self.pool._backend.task = task
+
+    def _task(self) -> int | None:
+        return self.pool._backend.task if self.barging else None
+
+    def _barges(self, task: int) -> None:
+        """A caller took an idle resource; ahead of queued clients, it is the barger."""
+        if self.model.queue:
+            self.model.barger = task
+
+    @rule(task=TASKS)
+    def acquire(self, task: int) -> None:
         model = self.model
+        self._as_task(task)
         if model.closed:
             with pytest.raises(PoolClosed):
                 self.pool.acquire()
             return
         if model.may_take_idle():
+            self._barges(task)
             expected: Thing | None = model.idle.pop()
         elif model.room():
             model.size += 1
@@ -235,16 +291,18 @@ class SlotPoolMachine(RuleBasedStateMachine):
             assert thing is self.pool.made[-1], "acquire must create a resource"
         self._took(thing)
 
-    @rule()
-    def request_and_queue(self) -> None:
+    @rule(task=TASKS)
+    def request_and_queue(self, task: int) -> None:
         """A blocking acquire's first step; it queues when nothing is free."""
         model = self.model
+        self._as_task(task)
         if model.closed:
             with pytest.raises(PoolClosed):
                 SlotPool._take_or_enqueue(self.pool, True, None, None)
             return
         taken = SlotPool._take_or_enqueue(self.pool, True, None, None)
         if model.may_take_idle():
+            self._barges(task)
             assert taken is not None and not isinstance(taken, Waiter)
             thing = model.idle.pop()
             assert taken.resource is thing
@@ -315,7 +373,7 @@ class SlotPoolMachine(RuleBasedStateMachine):
             thing = model.granted.pop(client)
             stale = model.stale.pop(client, None)
             if stale is None:
-                model.give_back(thing)
+                model.give_back(thing, self._task())
             else:
                 thing.expected_closed = True  # type: ignore[attr-defined]
                 if stale == "closed":
@@ -362,9 +420,25 @@ class SlotPoolMachine(RuleBasedStateMachine):
             model.wake_oldest()
         else:
             assert isinstance(outcome, Client) and outcome.since == client.since
+            assert outcome.passed_since == client.passed_since
             model.queue[0] = outcome
-            if client in model.aged:
-                model.aged.add(outcome)
+            for counted in (model.passed, model.aged):
+                if client in counted:
+                    counted.add(outcome)
+            if client in model.passed and client not in model.aged:
+                model.rechecks.add(outcome)  # it looks again before the bound runs out
+            assert bool(outcome.recheck_at) == (outcome in model.rechecks)
+
+    @precondition(lambda self: self.model.queue and self.model.queue[0] in self.model.rechecks
+                  and self.model.woken is None)
+    @rule()
+    def client_looks_again(self) -> None:
+        """A client that lost a contest wakes at its ``recheck_at`` to compete again."""
+        client = self.model.queue[0]
+        assert client.state == WAITING
+        assert SlotPool._recheck(self.pool, client)
+        assert client.state == WOKEN
+        self.model.woken = client
 
     @precondition(lambda self: self.model.queue)
     @rule(data=st.data())
@@ -373,7 +447,8 @@ class SlotPoolMachine(RuleBasedStateMachine):
         count = data.draw(st.integers(min_value=1, max_value=len(model.queue)))
         for client in model.queue[:count]:
             if client not in model.aged:
-                client.since -= 2 * BOUND
+                client.passed_since = time.monotonic() - 2 * BOUND
+                model.passed.add(client)
                 model.aged.add(client)
 
     # -- returning ---------------------------------------------------------
@@ -381,10 +456,12 @@ class SlotPoolMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.model.lent)
     @rule(data=st.data())
     def release(self, data: st.DataObject) -> None:
-        model = self.model
-        thing = data.draw(st.sampled_from(model.lent))
-        model.lent.remove(thing)
-        model.give_back(thing)
+        self._release(data.draw(st.sampled_from(self.model.lent)), data.draw(self.TASKS))
+
+    def _release(self, thing: Thing, task: int) -> None:
+        self._as_task(task)
+        self.model.lent.remove(thing)
+        self.model.give_back(thing, task)
         self.pool.release(thing)
         self._close_expected()
 
@@ -560,15 +637,41 @@ TestSlotPoolModel.settings = SETTINGS
 class BargingSlotPoolMachine(SlotPoolMachine):
     barging = True
 
+    @precondition(lambda self: self.model.lent and self.model.queue)
+    @rule(data=st.data(), barge=st.booleans())
+    def release_and_race(self, data: st.DataObject, barge: bool) -> None:
+        """A release while clients wait, a caller perhaps taking the resource
+        first, then the woken client: the contests a run of single steps
+        would seldom stage."""
+        self.release(data)
+        if barge:
+            self.acquire(data.draw(self.TASKS))
+        if self.model.woken is not None:
+            self.woken_client_competes(True)
+
+    @precondition(lambda self: self.model.lent and self.model.queue and self.model.woken is None
+                  and self.model.queue[0] in self.model.rechecks)
+    @rule(data=st.data())
+    def barger_gives_back(self, data: st.DataObject) -> None:
+        """The task that beat the first client gives a resource back and goes
+        away: the client, not woken, looks again by itself and takes it."""
+        model = self.model
+        assert model.barger is not None
+        self._release(data.draw(st.sampled_from(model.lent)), model.barger)
+        if model.queue and model.queue[0] in model.rechecks and model.woken is None:
+            self.client_looks_again()
+        if model.woken is not None:
+            self.woken_client_competes(True)
+
     @invariant()
-    def the_oldest_is_woken_while_resources_are_idle(self) -> None:
+    def the_first_is_woken_or_looks_again_while_resources_are_idle(self) -> None:
         model = self.model
         if model.idle and model.queue:
-            assert model.woken is model.queue[0]
+            assert model.woken is model.queue[0] or model.queue[0] in model.rechecks
 
 
 TestBargingSlotPoolModel = BargingSlotPoolMachine.TestCase
-TestBargingSlotPoolModel.settings = SETTINGS
+TestBargingSlotPoolModel.settings = settings(SETTINGS, max_examples=1000)
 
 
 # -- the scenarios the machine found hardest to reach, spelled out ----------

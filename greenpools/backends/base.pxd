@@ -27,6 +27,8 @@ cdef enum:
 
 cdef class Waiter:
     cdef public double since
+    cdef public double passed_since
+    cdef public double recheck_at
     cdef public Py_ssize_t forks
     cdef public int state
     cdef public object slot

@@ -217,15 +217,20 @@ class Waiter:
     (still ``WAITING``), pass an unwanted grant on (``GRANTED``) or give
     the place back (``MAY_CREATE``).  A transition on a client that no
     longer waits returns False and changes nothing.  ``since`` (when it
-    queued) and ``forks`` (its pool's fork count then: a task waiting at
+    queued), ``forks`` (its pool's fork count then: a task waiting at
     ``fork()`` lives on, copied, in the child, whose pool counts one more)
-    are the pool's to fill in; the waiter only keeps them.
+    and, for a pool that barges, ``passed_since`` (when a resource first
+    came free while it was first in the queue) and ``recheck_at`` (when a
+    client that lost a contest looks again by itself) are the pool's to
+    fill in; the waiter only keeps them.
     """
 
     def __init__(self) -> None:
         self.state = WAITING
         self.slot: Any = None
         self.since = 0.0
+        self.passed_since = 0.0
+        self.recheck_at = 0.0
         self.forks = 0
         self.stall_warned = False
 
@@ -333,13 +338,12 @@ class Backend(abc.ABC):
     #: ``"threading"``, ``"gevent"`` or ``"eventlet"``.
     name: str
 
-    #: How long (seconds) the oldest queued caller may have waited while
-    #: others still take idle resources ahead of it: a caller that finds a
-    #: resource idle takes it (*barges*), and a release leaves the resource
-    #: idle and wakes the oldest caller to compete, as long as the oldest
-    #: has waited less than this; from then on each resource goes straight
-    #: to the oldest caller.  0 (the default): strict first come, first
-    #: served hand-off, always.
+    #: How long (seconds) the caller first in the queue may be passed over,
+    #: counted from the first time a resource came free while it was first:
+    #: until then a caller that finds a resource idle takes it (*barges*),
+    #: and a release leaves the resource idle for the first caller to
+    #: compete for; from then on each resource goes straight to it.  0 (the
+    #: default): strict first come, first served hand-off, always.
     barging_bound: float = 0.0
 
     #: Every backend reads the same clock; it is here so that the pool

@@ -83,11 +83,12 @@ class ThreadWaiter(Waiter):
 class ThreadingBackend(Backend):
     name = "threading"
 
-    #: Bounded barging, as Go's ``sync.Mutex``: a strict hand-off to a
-    #: sleeping thread costs two context switches and a GIL hand-over per
-    #: cycle, while a thread that is running anyway (a releaser asking
-    #: again) can take the idle resource at once; after 1 ms of waiting the
-    #: oldest caller is served first (see ``Backend.barging_bound``).
+    #: Bounded barging, after Go's ``sync.Mutex``: a hand-off to a sleeping
+    #: thread puts its wake-up (tens of microseconds) on the critical path
+    #: of every cycle, while a thread that is running anyway (a releaser
+    #: asking again) can take the idle resource at once; the caller first in
+    #: the queue is passed over for at most 1 ms (see
+    #: ``Backend.barging_bound``).
     barging_bound = 0.001
 
     def waiter_factory(self) -> Callable[[], Waiter]:

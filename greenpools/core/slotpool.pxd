@@ -110,6 +110,7 @@ cdef class SlotPool:
     cdef public double _wait_s
     cdef public double _usage_s
     cdef public double _barging_bound
+    cdef public object _barger
     cdef public bint _closed
     cdef public bint _lock_free
     cdef public bint _bare_leases
@@ -121,7 +122,8 @@ cdef class SlotPool:
 
     @cython.locals(slot=Slot, deadline=double, started=double)
     cpdef _acquire_slow(self, bint block, object timeout)
-    @cython.locals(client=WaitingClient, slot=Slot, woken=bint, deadline=double)
+    @cython.locals(client=WaitingClient, slot=Slot, woken=bint, deadline=double,
+                   recheck=bint, left=double)
     cpdef Slot _take_or_queue(self, bint block, object timeout, object asked)
     @cython.locals(client=WaitingClient, slot=Slot, limit=Py_ssize_t)
     cpdef object _take_or_enqueue(self, bint block, object timeout, object asked)
@@ -130,12 +132,14 @@ cdef class SlotPool:
     cpdef Slot _outcome(self, WaitingClient client, object asked)
     @cython.locals(state=int, slot=Slot, retired=Slot)
     cpdef _abandon(self, WaitingClient client)
-    @cython.locals(oldest=WaitingClient)
+    @cython.locals(oldest=WaitingClient, now=double)
     cpdef bint _may_barge_locked(self) except -1
     @cython.locals(oldest=WaitingClient)
     cpdef _wake_oldest_locked(self)
+    @cython.locals(oldest=WaitingClient)
     cpdef _pass_on_locked(self, Slot slot)
-    @cython.locals(slot=Slot, successor=WaitingClient, now=double)
+    cpdef bint _recheck(self, WaitingClient client) except -1
+    @cython.locals(slot=Slot, successor=WaitingClient, now=double, recheck_at=double)
     cpdef object _compete(self, WaitingClient client, bint woken, double deadline, object asked)
     @cython.locals(idle=list, slot=Slot)
     cpdef Slot _pop_idle_locked(self)

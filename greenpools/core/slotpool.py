@@ -42,15 +42,22 @@ leak reports' frames) is handed in, so it imports none of them.
   order, and serves them.  A wait that runs out meanwhile raises
   ``ConnectionBlocked``.
 - Bounded barging, when the backend asks for it (``barging_bound`` > 0,
-  the threading backend): while the oldest client has waited less than
-  the bound, a caller that finds a resource idle takes it ahead of the
-  queue (the releaser asking again, too), and a release leaves the
-  resource idle and wakes the oldest client to compete for it
-  (``WOKEN``: at most one at a time, the oldest, still first in the
-  queue; if it loses it waits on, in its turn).  Once the oldest has
-  waited the bound, nobody barges: each resource goes straight to the
-  oldest client until the oldest has waited less again.  Queued clients
-  are served in their order either way.
+  the threading backend).  The bound counts, for the client first in the
+  queue, from the first time a resource came free while it was first
+  (``passed_since``).  Within it, a caller that finds a resource idle
+  takes it ahead of the queue (the releaser asking again, too), and a
+  release leaves the resource idle and wakes the first client to compete
+  for it (``WOKEN``: at most one at a time, the first, still first in the
+  queue).  If it loses it waits on, first, and looks again by itself at
+  ``recheck_at`` (a quarter of the bound later, at the latest when the
+  bound runs out); meanwhile a release by the thread that last took a
+  resource ahead of the queue does not wake it, since that thread is
+  most likely about to ask again (a wake that would lose again costs a
+  context switch per cycle).  Once the bound has run out, nobody barges:
+  each resource goes straight to the first client, and the next in line
+  starts its own count when a resource first comes free for it.  Queued
+  clients are served in their order either way, so a client's wait is
+  bounded by its place in the queue times the bound and the hold time.
 
 Locking.  Everything that changes ``_size``, ``_waiting`` or the
 generation happens under ``_mutex``, a native lock that is never held
@@ -115,6 +122,12 @@ if not cython.compiled:  # compiled, slotpool.pxd defines these inline, without 
 
     def _pop_last(idle: list[Slot], last: int) -> Slot:
         return idle.pop(last)
+
+
+#: A client that lost a contest looks again by itself after at most this
+#: share of the barging bound: a release that does not wake it leaves a
+#: resource idle for at most that long.
+_RECHECK_SHARE = 0.25
 
 
 def check_seconds(name: str, value: Any) -> float | None:
@@ -251,6 +264,8 @@ class SlotPool:
         # The backend's barging_bound, read when a client queues on an empty
         # queue (it matters only while someone waits).
         self._barging_bound = 0.0
+        # The task that last took a resource ahead of queued clients.
+        self._barger: Any = None
         # Errors raised, as the subclass specialises them.
         self._limit_exceeded: Callable[[str], Exception] = PoolTimeout
         self._pool_timeout: Callable[[str], Exception] = PoolTimeout
@@ -401,11 +416,20 @@ class SlotPool:
             self._stall_watcher.watch(self)
         deadline: float = _INF if timeout is None else client.since + timeout
         while True:
+            wait_for = timeout
+            recheck: cython.bint = False
+            if client.recheck_at:  # it lost a contest: it looks again by then
+                left: float = client.recheck_at - _now()
+                recheck = timeout is None or left < timeout
+                if recheck:
+                    wait_for = max(0.0, left)
             try:
-                woken = client.wait(timeout)
+                woken = client.wait(wait_for)
             except BaseException:
                 self._abandon(client)
                 raise
+            if not woken and recheck:
+                woken = SlotPool._recheck(self, client)
             if client.state != WOKEN:
                 break
             contest = SlotPool._compete(self, client, woken, deadline, asked)
@@ -441,6 +465,8 @@ class SlotPool:
                 slot = SlotPool._pop_idle_locked(self)
                 if slot is not None:
                     slot.lent = True
+                    if self._waiting.length:  # ahead of the queue
+                        self._barger = self._backend.current_task()
                     return slot
             limit = self._limit
             if not limit or self._size < limit:
@@ -546,10 +572,17 @@ class SlotPool:
     # -- bounded barging (a backend's barging_bound > 0) ------------------------
 
     def _may_barge_locked(self) -> bool:
-        """Whether a caller may take an idle resource ahead of the queue: the
-        oldest client has waited less than the barging bound."""
+        """Whether a caller may take an idle resource ahead of the queue (one
+        is free): the first client has been passed over for less than the
+        barging bound, counted from now if this is its first chance."""
         oldest: WaitingClient | None = self._waiting.oldest()
-        return oldest is None or _now() - oldest.since < self._barging_bound
+        if oldest is None:
+            return True
+        now: float = _now()
+        if not oldest.passed_since:
+            oldest.passed_since = now
+            return True
+        return now - oldest.passed_since < self._barging_bound
 
     def _wake_oldest_locked(self) -> None:
         """Resources idle while clients wait (barging leaves them so): the
@@ -567,7 +600,18 @@ class SlotPool:
         else:
             slot.idle_since = _now()
             self._idle.append(slot)
+            oldest: WaitingClient | None = self._waiting.oldest()
+            if (oldest is not None and oldest.recheck_at and oldest.state == WAITING
+                    and self._barger == self._backend.current_task()):
+                return  # it looks again by itself; the releaser is likely to ask again
         SlotPool._wake_oldest_locked(self)
+
+    def _recheck(self, client: WaitingClient) -> bool:
+        """A client that lost a contest waited until its ``recheck_at``: it
+        is to compete again, unless it was served meanwhile."""
+        with self._mutex:
+            client.wake_to_compete()  # nothing if it was served
+        return True
 
     def _compete(
         self, client: WaitingClient, woken: bool, deadline: float, asked: float | None
@@ -595,6 +639,12 @@ class SlotPool:
                 successor.since = client.since
                 successor.forks = client.forks
                 successor.stall_warned = client.stall_warned
+                successor.passed_since = client.passed_since
+                if client.passed_since and not blocked:
+                    recheck_at: float = min(client.passed_since + self._barging_bound,
+                                            now + self._barging_bound * _RECHECK_SHARE)
+                    if recheck_at > now:
+                        successor.recheck_at = recheck_at
                 (self._held if blocked else self._waiting).replace(client, successor)
                 client.withdraw()
                 return successor
