@@ -730,7 +730,7 @@ class SlotPool:
                 slot.lent = True
                 slot.fresh = True
                 return slot
-            self._size -= 1
+            SlotPool._drop_capacity_locked(self)  # a place a shrink may count
             SlotPool._forget_slot_locked(self, slot)
         self._close_quietly(slot.resource)
         raise PoolClosed(f"pool {self.name!r} was closed while creating a resource")
