@@ -68,7 +68,9 @@ class InterruptingWaiter(Waiter):
     def wait(self, timeout: float | None) -> bool:
         if self._when == "waiting":
             raise Interrupted("while waiting")
-        if not self._real.wait(HANG_TIMEOUT):
+        if not self._real.wait(HANG_TIMEOUT if timeout is None else min(timeout, HANG_TIMEOUT)):
+            if timeout is not None:  # its time ran out, or it is to look again: no wake
+                return False
             raise AssertionError("never woken")
         raise Interrupted("right after the grant, before the waiter ran")
 

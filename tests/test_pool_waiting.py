@@ -194,15 +194,25 @@ def test_the_barger_gives_back_without_waking_the_client_it_beat(make_pool: Any)
 
 
 @pytest.mark.skipif(get_backend().barging_bound == 0, reason="the backend hands off strictly")
-def test_a_release_by_another_thread_wakes_the_client_that_lost(make_pool: Any) -> None:
-    pool = make_pool(Factory(), 1)
+def test_a_resource_lent_in_turn_wakes_the_client_that_lost(make_pool: Any) -> None:
+    pool = make_pool(Factory(), 2)
+    in_turn = pool.acquire()  # lent while nobody waited
     held = pool.acquire()
     successor = _lost_a_contest(pool, held)
-    releaser = threading.Thread(target=pool.release, args=(held,))
-    releaser.start()
-    releaser.join(30)
-    assert successor.state == WOKEN and [s.resource for s in pool._idle] == [held]
-    assert SlotPool._compete(pool, successor, True, INF, None).resource is held
+    pool.release(in_turn)  # its holder took it ahead of nobody: the client is woken
+    assert successor.state == WOKEN and [s.resource for s in pool._idle] == [in_turn]
+    assert SlotPool._compete(pool, successor, True, INF, None).resource is in_turn
+    # Given back through the lock-free path, then lent in turn again: not a barge.
+    for resource in (in_turn, held):
+        pool.release(resource)
+    assert pool._lock_free
+    again = [pool.acquire(), pool.acquire()]
+    successor = _lost_a_contest(pool, held)
+    other = again[0] if again[1] is held else again[1]
+    pool.release(other)
+    assert successor.state == WOKEN
+    assert SlotPool._compete(pool, successor, True, INF, None).resource is other
+    pool.release(other)
     pool.release(held)
     assert_balanced(pool)
 

@@ -21,11 +21,11 @@ each served client got) and these invariants hold:
 
 A second machine runs the same rules on a pool that barges (its backend's
 ``barging_bound`` an hour, so that the first client is within it until a
-rule ages clients past it), with two tasks taking turns as callers: a
-caller may then take an idle resource ahead of the queue, a release
-leaves it idle and wakes the first client, which competes for it; if it
-loses it waits on, first, and looks again by itself later (a rule plays
-that), and a release by the task that last barged does not wake it.
+rule ages clients past it): a caller may then take an idle resource
+ahead of the queue, a release leaves it idle and wakes the first client,
+which competes for it; if it loses it waits on, first, and looks again by
+itself later (a rule plays that), and the release of a resource taken
+ahead of the queue does not wake it.
 There, also, while resources are idle and clients wait, the first client
 is woken or is one that looks again by itself.
 """
@@ -81,16 +81,9 @@ class Client(Waiter):
 
 
 class BargingBackend:
-    """All the pool asks of a backend here: how long callers may barge, and
-    which task is calling (the machine's rules set it)."""
+    """All the pool asks of a backend here: how long callers may barge."""
 
     barging_bound = BOUND
-
-    def __init__(self) -> None:
-        self.task = 1
-
-    def current_task(self) -> int:
-        return self.task
 
 
 class BarePool(SlotPool):
@@ -131,7 +124,7 @@ class Model:
         self.passed: set[Client] = set()  # first while a resource was free: counting the bound
         self.aged: set[Client] = set()  # passed over past the bound
         self.rechecks: set[Client] = set()  # lost a contest: look again by themselves
-        self.barger: int | None = None  # the task that last took a resource ahead of the queue
+        self.barged: set[Thing] = set()  # lent ahead of queued clients
         self.woken: Client | None = None  # woken to compete for an idle resource
         self.size = 0
         self.excess = 0
@@ -200,8 +193,10 @@ class Model:
         else:
             self.free_place()
 
-    def give_back(self, thing: Thing, task: int | None = None) -> None:
-        """A lent resource comes back (or an unwanted grant is passed on) from ``task``."""
+    def give_back(self, thing: Thing, released: bool = True) -> None:
+        """A lent resource comes back (``released``), or an unwanted grant is passed on."""
+        barged = released and thing in self.barged
+        self.barged.discard(thing)
         if self.closed or self.excess:
             thing.expected_closed = True  # type: ignore[attr-defined]
             self.drop_place()
@@ -210,8 +205,8 @@ class Model:
         if self.queue and self.barging and self.queue[0] not in self.aged:
             self.idle.append(thing)  # left for whoever comes first
             first = self.queue[0]
-            if first in self.rechecks and self.woken is None and self.barger == task:
-                return  # the barger is likely to ask again; the first looks by itself
+            if first in self.rechecks and self.woken is None and barged:
+                return  # its holder is likely to ask again; the first looks by itself
             self.wake_oldest()
         elif self.queue:
             self.granted[self.pop_oldest()] = thing
@@ -240,8 +235,8 @@ class SlotPoolMachine(RuleBasedStateMachine):
         """Start with ``callers`` asking already: the first one holds the
         pool's one resource, the rest wait for it.  Most of the transitions
         worth checking need a queue, and short runs would rarely build one."""
-        for task in range(callers):
-            self.request_and_queue(1 + task % 2)
+        for _ in range(callers):
+            self.request_and_queue()
 
     # -- acquiring ---------------------------------------------------------
 
@@ -251,32 +246,17 @@ class SlotPoolMachine(RuleBasedStateMachine):
         assert thing not in model.lent, f"{thing} handed to two holders"
         model.lent.append(thing)
 
-    TASKS = st.sampled_from([1, 2])
-
-    def _as_task(self, task: int) -> None:
-        """The calls that follow come from ``task`` (a barging pool asks)."""
-        if self.barging:
-            self.pool._backend.task = task
-
-    def _task(self) -> int | None:
-        return self.pool._backend.task if self.barging else None
-
-    def _barges(self, task: int) -> None:
-        """A caller took an idle resource; ahead of queued clients, it is the barger."""
-        if self.model.queue:
-            self.model.barger = task
-
-    @rule(task=TASKS)
-    def acquire(self, task: int) -> None:
+    @rule()
+    def acquire(self) -> None:
         model = self.model
-        self._as_task(task)
         if model.closed:
             with pytest.raises(PoolClosed):
                 self.pool.acquire()
             return
         if model.may_take_idle():
-            self._barges(task)
             expected: Thing | None = model.idle.pop()
+            if model.queue:  # ahead of the queue
+                model.barged.add(expected)
         elif model.room():
             model.size += 1
             expected = None  # a new one
@@ -291,20 +271,20 @@ class SlotPoolMachine(RuleBasedStateMachine):
             assert thing is self.pool.made[-1], "acquire must create a resource"
         self._took(thing)
 
-    @rule(task=TASKS)
-    def request_and_queue(self, task: int) -> None:
+    @rule()
+    def request_and_queue(self) -> None:
         """A blocking acquire's first step; it queues when nothing is free."""
         model = self.model
-        self._as_task(task)
         if model.closed:
             with pytest.raises(PoolClosed):
                 SlotPool._take_or_enqueue(self.pool, True, None, None)
             return
         taken = SlotPool._take_or_enqueue(self.pool, True, None, None)
         if model.may_take_idle():
-            self._barges(task)
             assert taken is not None and not isinstance(taken, Waiter)
             thing = model.idle.pop()
+            if model.queue:  # ahead of the queue
+                model.barged.add(thing)
             assert taken.resource is thing
             self._took(thing)
         elif model.room():
@@ -373,7 +353,7 @@ class SlotPoolMachine(RuleBasedStateMachine):
             thing = model.granted.pop(client)
             stale = model.stale.pop(client, None)
             if stale is None:
-                model.give_back(thing, self._task())
+                model.give_back(thing, released=False)
             else:
                 thing.expected_closed = True  # type: ignore[attr-defined]
                 if stale == "closed":
@@ -456,12 +436,11 @@ class SlotPoolMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.model.lent)
     @rule(data=st.data())
     def release(self, data: st.DataObject) -> None:
-        self._release(data.draw(st.sampled_from(self.model.lent)), data.draw(self.TASKS))
+        self._release(data.draw(st.sampled_from(self.model.lent)))
 
-    def _release(self, thing: Thing, task: int) -> None:
-        self._as_task(task)
+    def _release(self, thing: Thing) -> None:
         self.model.lent.remove(thing)
-        self.model.give_back(thing, task)
+        self.model.give_back(thing)
         self.pool.release(thing)
         self._close_expected()
 
@@ -645,19 +624,21 @@ class BargingSlotPoolMachine(SlotPoolMachine):
         would seldom stage."""
         self.release(data)
         if barge:
-            self.acquire(data.draw(self.TASKS))
+            self.acquire()
         if self.model.woken is not None:
             self.woken_client_competes(True)
 
-    @precondition(lambda self: self.model.lent and self.model.queue and self.model.woken is None
-                  and self.model.queue[0] in self.model.rechecks)
+    def _barged_lent(self) -> list[Thing]:
+        return [thing for thing in self.model.lent if thing in self.model.barged]
+
+    @precondition(lambda self: self._barged_lent() and self.model.queue
+                  and self.model.woken is None and self.model.queue[0] in self.model.rechecks)
     @rule(data=st.data())
     def barger_gives_back(self, data: st.DataObject) -> None:
-        """The task that beat the first client gives a resource back and goes
+        """A caller that beat the first client gives its resource back and goes
         away: the client, not woken, looks again by itself and takes it."""
         model = self.model
-        assert model.barger is not None
-        self._release(data.draw(st.sampled_from(model.lent)), model.barger)
+        self._release(data.draw(st.sampled_from(self._barged_lent())))
         if model.queue and model.queue[0] in model.rechecks and model.woken is None:
             self.client_looks_again()
         if model.woken is not None:

@@ -57,6 +57,7 @@ cdef class Slot:
     cdef public bint lent
     cdef public bint fresh
     cdef public Py_ssize_t returns
+    cdef public Py_ssize_t barged_at
 
 
 cdef class SlotPool:
@@ -110,7 +111,6 @@ cdef class SlotPool:
     cdef public double _wait_s
     cdef public double _usage_s
     cdef public double _barging_bound
-    cdef public object _barger
     cdef public bint _closed
     cdef public bint _lock_free
     cdef public bint _bare_leases
@@ -137,7 +137,7 @@ cdef class SlotPool:
     @cython.locals(oldest=WaitingClient)
     cpdef _wake_oldest_locked(self)
     @cython.locals(oldest=WaitingClient)
-    cpdef _pass_on_locked(self, Slot slot)
+    cpdef _pass_on_locked(self, Slot slot, bint barged=*)
     cpdef bint _recheck(self, WaitingClient client) except -1
     @cython.locals(slot=Slot, successor=WaitingClient, now=double, recheck_at=double)
     cpdef object _compete(self, WaitingClient client, bint woken, double deadline, object asked)
@@ -161,7 +161,7 @@ cdef class SlotPool:
     cpdef _grant_locked(self, Slot slot)
     cpdef _settle_locked(self)
     cpdef bint _must_close_locked(self, Slot slot) except -1
-    cpdef _return_locked(self, Slot slot)
+    cpdef _return_locked(self, Slot slot, bint barged=*)
     cpdef _drop_capacity_locked(self)
     @cython.locals(client=WaitingClient)
     cpdef _free_capacity_locked(self)

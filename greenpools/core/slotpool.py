@@ -50,10 +50,10 @@ leak reports' frames) is handed in, so it imports none of them.
   for it (``WOKEN``: at most one at a time, the first, still first in the
   queue).  If it loses it waits on, first, and looks again by itself at
   ``recheck_at`` (a quarter of the bound later, at the latest when the
-  bound runs out); meanwhile a release by the thread that last took a
-  resource ahead of the queue does not wake it, since that thread is
-  most likely about to ask again (a wake that would lose again costs a
-  context switch per cycle).  Once the bound has run out, nobody barges:
+  bound runs out); meanwhile the release of a resource that was taken
+  ahead of the queue does not wake it, since its holder is most likely
+  about to ask again (a wake that would lose again costs a context
+  switch per cycle).  Once the bound has run out, nobody barges:
   each resource goes straight to the first client, and the next in line
   starts its own count when a resource first comes free for it.  Queued
   clients are served in their order either way, so a client's wait is
@@ -195,6 +195,7 @@ class Slot:
         self.lent = False  # held by a caller, or granted to a waiter
         self.fresh = False  # made for the caller it is lent to, not handed out yet
         self.returns = 0  # releases so far: a lease is (slot, returns when it began)
+        self.barged_at = -1  # ``returns`` when last lent ahead of queued clients
 
 
 def _no_waiter() -> Any:
@@ -264,8 +265,6 @@ class SlotPool:
         # The backend's barging_bound, read when a client queues on an empty
         # queue (it matters only while someone waits).
         self._barging_bound = 0.0
-        # The task that last took a resource ahead of queued clients.
-        self._barger: Any = None
         # Errors raised, as the subclass specialises them.
         self._limit_exceeded: Callable[[str], Exception] = PoolTimeout
         self._pool_timeout: Callable[[str], Exception] = PoolTimeout
@@ -466,7 +465,7 @@ class SlotPool:
                 if slot is not None:
                     slot.lent = True
                     if self._waiting.length:  # ahead of the queue
-                        self._barger = self._backend.current_task()
+                        slot.barged_at = slot.returns
                     return slot
             limit = self._limit
             if not limit or self._size < limit:
@@ -592,17 +591,19 @@ class SlotPool:
             if oldest is not None:
                 oldest.wake_to_compete()  # nothing if it is awake already
 
-    def _pass_on_locked(self, slot: Slot) -> None:
+    def _pass_on_locked(self, slot: Slot, barged: bool = False) -> None:
         """A usable slot comes back while clients wait: to the oldest one, or,
-        while barging is allowed, idle, with the oldest woken to compete."""
+        while barging is allowed, idle, with the oldest woken to compete;
+        not woken if it lost a contest (it looks again by itself) and the
+        slot comes back from a holder that took it ahead of the queue
+        (``barged``): that holder is most likely about to ask again."""
         if not self._barging_bound or not SlotPool._may_barge_locked(self):
             SlotPool._grant_locked(self, slot)
         else:
             slot.idle_since = _now()
             self._idle.append(slot)
             oldest: WaitingClient | None = self._waiting.oldest()
-            if (oldest is not None and oldest.recheck_at and oldest.state == WAITING
-                    and self._barger == self._backend.current_task()):
+            if barged and oldest is not None and oldest.recheck_at and oldest.state == WAITING:
                 return  # it looks again by itself; the releaser is likely to ask again
         SlotPool._wake_oldest_locked(self)
 
@@ -738,10 +739,12 @@ class SlotPool:
     # -- release ----------------------------------------------------------
 
     def _release_slow(self, slot: Slot) -> None:
+        # Whether this loan was taken ahead of queued clients (release counted it).
+        barged: cython.bint = slot.barged_at == slot.returns - 1
         if self._bare_leases:  # only waiters, a shrink or a close kept it off the fast path
             self._mutex.acquire()
             try:
-                SlotPool._return_locked(self, slot)
+                SlotPool._return_locked(self, slot, barged)
             finally:
                 self._mutex.release()
             if self._pending_close:
@@ -766,7 +769,7 @@ class SlotPool:
             SlotPool._emit(self, "invalidate", resource, None)
         else:
             with self._mutex:
-                SlotPool._return_locked(self, slot)
+                SlotPool._return_locked(self, slot, barged)
             if self._watched:
                 SlotPool._emit(self, "checkin", resource, now - slot.lent_at)
         SlotPool._close_pending(self)
@@ -841,14 +844,16 @@ class SlotPool:
             or (slot.expires != _INF and _now() >= slot.expires)
         )
 
-    def _return_locked(self, slot: Slot) -> None:
-        """Route a slot that is neither idle nor lent: to a waiter, idle, or closing."""
+    def _return_locked(self, slot: Slot, barged: bool = False) -> None:
+        """Route a slot that is neither idle nor lent: to a waiter, idle, or
+        closing (``barged``: its holder, giving it back, took it ahead of
+        queued clients)."""
         if SlotPool._must_close_locked(self, slot):
             self._pending_close.append(slot)
             SlotPool._drop_capacity_locked(self)
         elif self._waiting.length:
             if self._barging_bound:
-                SlotPool._pass_on_locked(self, slot)
+                SlotPool._pass_on_locked(self, slot, barged)
             else:  # no clock read: the contended path's common case
                 SlotPool._grant_locked(self, slot)
         else:
