@@ -49,8 +49,8 @@ leak reports' frames) is handed in, so it imports none of them.
   release leaves the resource idle and wakes the first client to compete
   for it (``WOKEN``: at most one at a time, the first, still first in the
   queue).  If it loses it waits on, first, and looks again by itself at
-  ``recheck_at`` (a quarter of the bound later, at the latest when the
-  bound runs out); meanwhile the release of a resource that was taken
+  ``recheck_at`` (half the bound later, at the latest when the bound
+  runs out); meanwhile the release of a resource that was taken
   ahead of the queue does not wake it, since its holder is most likely
   about to ask again (a wake that would lose again costs a context
   switch per cycle).  Once the bound has run out, nobody barges:
@@ -126,8 +126,10 @@ if not cython.compiled:  # compiled, slotpool.pxd defines these inline, without 
 
 #: A client that lost a contest looks again by itself after at most this
 #: share of the barging bound: a release that does not wake it leaves a
-#: resource idle for at most that long.
-_RECHECK_SHARE = 0.25
+#: resource idle for at most that long.  A smaller share measured slower
+#: at limit 1 (each look is a wake-up that holds the GIL while the holder
+#: may want it back), a larger one no faster.
+_RECHECK_SHARE = 0.5
 
 
 def check_seconds(name: str, value: Any) -> float | None:
