@@ -163,6 +163,91 @@ def test_grants_follow_request_order() -> None:
     run(scenario())
 
 
+# -- bounded barging: a task asking again takes an idle resource first -----------------
+
+
+def test_a_task_asking_again_takes_the_resource_ahead_of_the_queue() -> None:
+    async def scenario() -> None:
+        async with aio.Pool(make_thing, 1) as pool:
+            held = await pool.acquire()
+            order: list[str] = []
+
+            async def waiter() -> None:
+                async with pool.acquired() as thing:
+                    assert thing is held
+                    order.append("queued task")
+
+            task = asyncio.create_task(waiter())
+            await until(lambda: waiting(pool) == 1, "the task queued")
+            await pool.release(held)
+            # In the same turn: no suspension on a future, no hand-off.
+            again = await pool.acquire()
+            assert again is held
+            order.append("releaser")
+            await settle()  # the queued task was woken, lost, and waits on, first
+            assert waiting(pool) == 1 and pool._waiting.oldest().recheck_at
+            await pool.release(again)  # taken ahead of it: it is not woken...
+            assert pool._waiting.oldest().state == 0  # WAITING
+            await asyncio.wait_for(task, 10)  # ...and looks again by itself
+            assert order == ["releaser", "queued task"]
+            assert_balanced(pool)
+
+    run(scenario())
+
+
+def test_the_first_task_passed_over_for_the_bound_gets_the_next_resource() -> None:
+    async def scenario() -> None:
+        async with aio.Pool(make_thing, 1) as pool:
+            held = await pool.acquire()
+            task = asyncio.create_task(pool.acquire())
+            await until(lambda: waiting(pool) == 1, "the task queued")
+            first = pool._waiting.oldest()
+            first.passed_since = first.since - 3600.0  # passed over long enough
+            await pool.release(held)
+            with pytest.raises(greenpools.PoolTimeout):  # handed to it: none idle
+                await pool.acquire(timeout=0)
+            assert await task is held
+            await pool.release(held)
+            assert_balanced(pool)
+
+    run(scenario())
+
+
+def test_a_woken_task_cancelled_before_it_competes_wakes_the_next() -> None:
+    async def scenario() -> None:
+        async with aio.Pool(make_thing, 1) as pool:
+            held = await pool.acquire()
+            first = asyncio.create_task(pool.acquire())
+            second = asyncio.create_task(pool.acquire())
+            await until(lambda: waiting(pool) == 2, "both queued")
+            await pool.release(held)  # idle; the first woken to compete
+            first.cancel()  # before it runs
+            assert await second is held  # the idle resource is not stranded
+            with pytest.raises(asyncio.CancelledError):
+                await first
+            await pool.release(held)
+            assert_balanced(pool)
+
+    run(scenario())
+
+
+def test_a_task_that_keeps_losing_times_out_at_its_deadline() -> None:
+    async def scenario() -> None:
+        async with aio.Pool(make_thing, 1) as pool:
+            held = await pool.acquire()
+            task = asyncio.create_task(pool.acquire(timeout=0.05))
+            await until(lambda: waiting(pool) == 1, "the task queued")
+            await pool.release(held)
+            held = await pool.acquire()  # ahead of it
+            with pytest.raises(greenpools.PoolTimeout):
+                await task  # it looked again while this task held on, and gave up
+            assert waiting(pool) == 0
+            await pool.release(held)
+            assert_balanced(pool)
+
+    run(scenario())
+
+
 def test_a_timeout_raises_pool_timeout_and_counts() -> None:
     async def scenario() -> None:
         async with aio.Pool(make_thing, 1, timeout=30) as pool:

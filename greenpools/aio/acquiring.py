@@ -12,14 +12,23 @@ from __future__ import annotations
 import time
 from typing import Any
 
+try:
+    import cython
+except ImportError:  # Cython is needed to build greenpools, not to run it
+    from .. import _nocython as cython  # type: ignore[no-redef]
+
 from ..backends.base import native_thread_ident
 from ..core.lifecycle import stall_watch
 from ..core.slotpool import AcquireAgain, Slot, SlotPool, check_seconds
 from ..exceptions import PoolTimeout
 
+if not cython.compiled:  # compiled, acquiring.pxd cimports the C enum
+    from ..backends.base import WOKEN
+
 __all__ = ["AsyncLease", "acquire_queued"]
 
 _monotonic = time.monotonic
+_INF = float("inf")
 
 
 async def acquire_queued(pool: Any, timeout: float | None) -> Any:
@@ -45,22 +54,7 @@ async def acquire_queued(pool: Any, timeout: float | None) -> Any:
             elif taken is None:
                 slot = await pool._create_lent_async()
             else:  # queued: await the grant
-                client: Any = taken
-                timer = None
-                if timeout is None:
-                    if pool._stall_watch is not stall_watch.running:
-                        stall_watch.watch(pool)
-                else:
-                    timer = loop.call_later(timeout, client.expire)
-                try:
-                    await client.future
-                except BaseException:  # cancelled: pass on whatever reached it
-                    pool._abandon(client)
-                    raise
-                finally:
-                    if timer is not None:
-                        timer.cancel()
-                slot = SlotPool._outcome(pool, client, asked)
+                slot = await _await_turn(pool, loop, taken, timeout, asked)
                 if slot is None:
                     slot = await pool._create_lent_async()
             if pool._pending_close:
@@ -76,6 +70,41 @@ async def acquire_queued(pool: Any, timeout: float | None) -> Any:
         except AcquireAgain:
             if timeout is not None:
                 timeout = max(0.0, started + timeout - _monotonic())
+
+
+async def _await_turn(pool: Any, loop: Any, client: Any, timeout: float | None,
+                      asked: float | None) -> Slot | None:
+    """A queued task awaits its client's future: a slot, or None when it is
+    to create one.  Woken to compete for an idle resource (a pool that
+    barges), it tries for it, and awaits a successor if it lost."""
+    if timeout is None and pool._stall_watch is not stall_watch.running:
+        stall_watch.watch(pool)
+    deadline: float = _INF if timeout is None else client.since + timeout
+    while True:
+        # One timer: the deadline, or sooner the time a loser looks again.
+        due: float = deadline
+        if client.recheck_at and client.recheck_at < due:
+            due = client.recheck_at
+        timer = None if due == _INF else loop.call_later(due - _monotonic(), client.expire)
+        try:
+            woken = await client.future
+        except BaseException:  # cancelled: pass on whatever reached it
+            pool._abandon(client)
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+        if not woken and due < deadline:  # its time to look again, not its deadline
+            woken = SlotPool._recheck(pool, client)
+        if client.state != WOKEN:
+            break
+        contest = SlotPool._compete(pool, client, woken, deadline, asked)
+        if contest is None:  # served meanwhile
+            break
+        if type(contest) is Slot:
+            return contest  # type: ignore[no-any-return]
+        client = contest
+    return SlotPool._outcome(pool, client, asked)  # type: ignore[no-any-return]
 
 
 class AsyncLease:

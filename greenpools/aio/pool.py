@@ -62,10 +62,20 @@ def _makes_plain_futures(loop: asyncio.AbstractEventLoop) -> bool:
 
 
 class _AsyncioTasks:
-    """What the pool core asks of a backend once a resource is lent: who holds it."""
+    """What the pool core asks of a backend: who holds a resource, and how
+    long the task first in the queue may be passed over."""
 
     name = "asyncio"
     current_task = staticmethod(asyncio.current_task)
+
+    #: Bounded barging (see ``Backend.barging_bound``): a task that finds a
+    #: resource idle takes it ahead of the queue, so that a task giving one
+    #: back and asking again does not suspend on a future while another
+    #: task is scheduled to take it; the task first in the queue is passed
+    #: over for at most 0.1 ms.  The queue behind it moves one task per
+    #: turn, so the bound is short: 100 tasks on 10 resources wait under
+    #: 10 ms at the longest (1 ms gave 40 ms).
+    barging_bound = 0.0001
 
 
 def _unbound() -> NoReturn:
