@@ -100,11 +100,19 @@ def summary_tables(report: dict[str, Any]) -> str:
 
 
 def main(argv: list[str]) -> int:
+    if argv in (["-h"], ["--help"]):
+        print(__doc__.strip())
+        return 0
     if len(argv) != 1:
         print(__doc__.strip(), file=sys.stderr)
         return 2
-    with open(argv[0]) as saved:
-        print(summary_tables(json.load(saved)))
+    try:
+        with open(argv[0]) as saved:
+            report = json.load(saved)
+    except (OSError, ValueError) as exc:
+        print(f"summary.py: cannot read a saved run from {argv[0]!r}: {exc}", file=sys.stderr)
+        return 2
+    print(summary_tables(report))
     return 0
 
 

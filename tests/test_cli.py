@@ -366,3 +366,13 @@ def test_the_observability_benchmark_refuses_a_bad_command_line(
     result = subprocess.run([sys.executable, str(OBSERVABILITY_SCRIPT), *args], env=cli_env(),
                             capture_output=True, text=True, timeout=120)
     assert_user_error(result, phrase, "usage:")
+
+
+def test_the_benchmark_summary_explains_itself_and_refuses_a_missing_run() -> None:
+    script = str(Path(__file__).resolve().parent.parent / "benchmarks" / "summary.py")
+    shown = subprocess.run([sys.executable, script, "--help"], env=cli_env(),
+                           capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0 and "summary of one saved run" in shown.stdout, shown.stderr
+    missing = subprocess.run([sys.executable, script, "/nonexistent/run.json"], env=cli_env(),
+                             capture_output=True, text=True, timeout=120)
+    assert_user_error(missing, "cannot read a saved run", "/nonexistent/run.json", code=2)
