@@ -179,6 +179,9 @@ def test_a_task_asking_again_takes_the_resource_ahead_of_the_queue() -> None:
 
             task = asyncio.create_task(waiter())
             await until(lambda: waiting(pool) == 1, "the task queued")
+            # A bound of a second: the loser looks again half a second after
+            # losing, long after the checks below, however slow the machine.
+            pool._barging_bound = 1.0
             await pool.release(held)
             # In the same turn: no suspension on a future, no hand-off.
             again = await pool.acquire()
