@@ -18,8 +18,17 @@ import time
 from typing import Any
 
 import pytest
-from helpers import BACKEND, native_runner, run_python, spawn, wait_until
+from helpers import (
+    BACKEND,
+    Factory,
+    assert_balanced,
+    native_runner,
+    run_python,
+    spawn,
+    wait_until,
+)
 
+import greenpools
 from greenpools import backends
 
 #: The waiting client's states (as the pool sees them: C constants when compiled).
@@ -374,3 +383,33 @@ def test_a_signal_handler_that_raises_ends_the_wait(make_waiter: Any) -> None:
         signal.signal(signal.SIGUSR1, previous)
     waiter.wake()
     assert waiter.wait(None) is True  # still usable: the wake was not lost
+
+
+@green_only
+def test_a_wait_in_the_hub_itself_is_refused_with_a_clear_error(make_waiter: Any) -> None:
+    pool = greenpools.Pool(Factory(), 1)
+    held = pool.acquire()
+    outcomes: list[str] = []
+
+    def in_the_hub(*_: Any) -> None:
+        for wait in (lambda: make_waiter().wait(1.0), lambda: pool.acquire(True, 1.0)):
+            try:
+                wait()
+            except RuntimeError as exc:
+                outcomes.append(str(exc))
+            else:
+                outcomes.append("no error")
+
+    if BACKEND == "gevent":
+        import gevent
+
+        gevent.get_hub().loop.run_callback(in_the_hub)
+    else:
+        from eventlet import hubs
+
+        hubs.get_hub().schedule_call_global(0, in_the_hub)
+    wait_until(lambda: len(outcomes) == 2)
+    assert all("cannot run in the hub itself" in outcome for outcome in outcomes), outcomes
+    assert pool.get_stats()["requests_waiting"] == 0  # the refused caller left the queue
+    pool.release(held)
+    assert_balanced(pool)

@@ -177,6 +177,11 @@ class HubWaiter(Waiter):
                 return False
         current = _getcurrent()
         home = _home_here(self._ops, current)
+        if current is home.greenlet:  # nothing could switch back into the hub
+            raise RuntimeError(
+                "greenpools: a blocking wait cannot run in the hub itself (an event-loop "
+                "callback, or a coroutine under eventlet's asyncio hub): wait from a green "
+                "thread, or use greenpools.aio.Pool from asyncio code")
         self._home = home
         self._greenlet = current
         if self._woken:
