@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from aiohelpers import Thing, assert_balanced, run, settle, until, waiting
+from helpers import passed_over_past_the_bound
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from test_observability import reader  # noqa: F401  (fixture)
 
@@ -204,8 +205,7 @@ def test_the_first_task_passed_over_for_the_bound_gets_the_next_resource() -> No
             held = await pool.acquire()
             task = asyncio.create_task(pool.acquire())
             await until(lambda: waiting(pool) == 1, "the task queued")
-            first = pool._waiting.oldest()
-            first.passed_since = first.since - 3600.0  # passed over long enough
+            passed_over_past_the_bound(pool._waiting.oldest())
             await pool.release(held)
             with pytest.raises(greenpools.PoolTimeout):  # handed to it: none idle
                 await pool.acquire(timeout=0)

@@ -1,6 +1,5 @@
 # Cython declarations for acquiring.py (compiled in pure-Python mode).
 
-from greenpools.backends.base cimport WOKEN
 from greenpools.core.slotpool cimport Slot
 
 

@@ -12,18 +12,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-try:
-    import cython
-except ImportError:  # Cython is needed to build greenpools, not to run it
-    from .. import _nocython as cython  # type: ignore[no-redef]
-
 from ..backends.base import native_thread_ident
 from ..core.lifecycle import stall_watch
 from ..core.slotpool import AcquireAgain, Slot, SlotPool, check_seconds
 from ..exceptions import PoolTimeout
-
-if not cython.compiled:  # compiled, acquiring.pxd cimports the C enum
-    from ..backends.base import WOKEN
 
 __all__ = ["AsyncLease", "acquire_queued"]
 
@@ -94,17 +86,11 @@ async def _await_turn(pool: Any, loop: Any, client: Any, timeout: float | None,
         finally:
             if timer is not None:
                 timer.cancel()
-        if not woken and due < deadline:  # its time to look again, not its deadline
-            woken = SlotPool._recheck(pool, client)
-        if client.state != WOKEN:
-            break
-        contest = SlotPool._compete(pool, client, woken, deadline, asked)
-        if contest is None:  # served meanwhile
-            break
-        if type(contest) is Slot:
-            return contest  # type: ignore[no-any-return]
-        client = contest
-    return SlotPool._outcome(pool, client, asked)  # type: ignore[no-any-return]
+        # A timer that ran before the deadline was the loser's time to look again.
+        step = SlotPool._after_wait(pool, client, woken, due < deadline, deadline, asked)
+        if step is None or type(step) is Slot:
+            return step  # type: ignore[no-any-return]
+        client = step  # lost a contest: await its successor
 
 
 class AsyncLease:

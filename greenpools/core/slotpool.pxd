@@ -129,6 +129,8 @@ cdef class SlotPool:
     cpdef object _take_or_enqueue(self, bint block, object timeout, object asked)
     cpdef object _timeout_locked(self, object asked)
     @cython.locals(state=int, slot=Slot)
+    cpdef object _after_wait(self, WaitingClient client, bint woken, bint rechecking,
+                             double deadline, object asked)
     cpdef Slot _outcome(self, WaitingClient client, object asked)
     @cython.locals(state=int, slot=Slot, retired=Slot)
     cpdef _abandon(self, WaitingClient client)

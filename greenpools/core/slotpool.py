@@ -429,22 +429,14 @@ class SlotPool:
             except BaseException:
                 self._abandon(client)
                 raise
-            if not woken and recheck:
-                woken = SlotPool._recheck(self, client)
-            if client.state != WOKEN:
-                break
-            contest = SlotPool._compete(self, client, woken, deadline, asked)
-            if contest is None:  # served meanwhile
-                break
-            if isinstance(contest, Slot):
-                return contest
-            client = contest  # lost: wait on, in the same turn
+            step = SlotPool._after_wait(self, client, woken, recheck, deadline, asked)
+            if step is None:
+                return SlotPool._create_lent(self)
+            if isinstance(step, Slot):
+                return step
+            client = step  # lost a contest: wait on, in the same turn
             if timeout is not None:
                 timeout = max(0.0, deadline - _now())
-        slot = SlotPool._outcome(self, client, asked)
-        if slot is None:
-            return SlotPool._create_lent(self)
-        return slot
 
     def _take_or_enqueue(
         self, block: bool, timeout: float | None, asked: float | None
@@ -508,6 +500,22 @@ class SlotPool:
             return self._pool_timeout(f"pool {self.name!r}: no resource is free")
         return self._pool_timeout(
             f"pool {self.name!r}: no resource became free within {asked:g} s")
+
+    def _after_wait(
+        self, client: WaitingClient, woken: bool, rechecking: bool, deadline: float,
+        asked: float | None,
+    ) -> Slot | WaitingClient | None:
+        """Where a client's wait that returned leads, for every front end
+        (``rechecking``: the wait ran to the client's own ``recheck_at``): a
+        slot; a successor to wait on, first in the queue (it lost a contest);
+        or, once served, what :meth:`_outcome` says."""
+        if not woken and rechecking:
+            woken = SlotPool._recheck(self, client)
+        if client.state == WOKEN:
+            contest = SlotPool._compete(self, client, woken, deadline, asked)
+            if contest is not None:  # None: served meanwhile
+                return contest  # type: ignore[no-any-return]
+        return SlotPool._outcome(self, client, asked)
 
     def _outcome(self, client: WaitingClient, asked: float | None) -> Slot | None:
         """What a wait that returned brought: a slot, ``None`` when the
