@@ -134,11 +134,10 @@ cdef class SlotPool:
     cpdef Slot _outcome(self, WaitingClient client, object asked)
     @cython.locals(state=int, slot=Slot, retired=Slot)
     cpdef _abandon(self, WaitingClient client)
-    @cython.locals(oldest=WaitingClient, now=double)
-    cpdef bint _may_barge_locked(self) except -1
+    cpdef bint _may_barge_locked(self, WaitingClient oldest, double now) except -1
     @cython.locals(oldest=WaitingClient)
     cpdef _wake_oldest_locked(self)
-    @cython.locals(oldest=WaitingClient)
+    @cython.locals(oldest=WaitingClient, now=double)
     cpdef _pass_on_locked(self, Slot slot, bint barged=*)
     cpdef bint _recheck(self, WaitingClient client) except -1
     @cython.locals(slot=Slot, successor=WaitingClient, now=double, recheck_at=double)

@@ -454,7 +454,8 @@ class SlotPool:
             if self._blocked is not None:
                 return SlotPool._hold_locked(self, block, timeout, asked)
             if not self._waiting.length or (
-                    self._barging_bound and self._idle and SlotPool._may_barge_locked(self)):
+                    self._barging_bound and self._idle
+                    and SlotPool._may_barge_locked(self, self._waiting.oldest(), _now())):
                 slot = SlotPool._pop_idle_locked(self)
                 if slot is not None:
                     slot.lent = True
@@ -580,14 +581,13 @@ class SlotPool:
 
     # -- bounded barging (a backend's barging_bound > 0) ------------------------
 
-    def _may_barge_locked(self) -> bool:
+    def _may_barge_locked(self, oldest: WaitingClient | None, now: float) -> bool:
         """Whether a caller may take an idle resource ahead of the queue (one
-        is free): the first client has been passed over for less than the
-        barging bound, counted from now if this is its first chance."""
-        oldest: WaitingClient | None = self._waiting.oldest()
+        is free) at ``now``: the first client (``oldest``) has been passed
+        over for less than the barging bound, counted from now if this is its
+        first chance."""
         if oldest is None:
             return True
-        now: float = _now()
         if not oldest.passed_since:
             oldest.passed_since = now
             return True
@@ -607,15 +607,18 @@ class SlotPool:
         not woken if it lost a contest (it looks again by itself) and the
         slot comes back from a holder that took it ahead of the queue
         (``barged``): that holder is most likely about to ask again."""
-        if not self._barging_bound or not SlotPool._may_barge_locked(self):
+        oldest: WaitingClient | None = self._waiting.oldest()
+        now: float = _now() if self._barging_bound else 0.0
+        if oldest is None or not self._barging_bound or not SlotPool._may_barge_locked(
+                self, oldest, now):
             SlotPool._grant_locked(self, slot)
-        else:
-            slot.idle_since = _now()
-            self._idle.append(slot)
-            oldest: WaitingClient | None = self._waiting.oldest()
-            if barged and oldest is not None and oldest.recheck_at and oldest.state == WAITING:
-                return  # it looks again by itself; the releaser is likely to ask again
-        SlotPool._wake_oldest_locked(self)
+            SlotPool._wake_oldest_locked(self)
+            return
+        slot.idle_since = now
+        self._idle.append(slot)
+        if barged and oldest.recheck_at and oldest.state == WAITING:
+            return  # it looks again by itself; the releaser is likely to ask again
+        oldest.wake_to_compete()  # nothing if it is awake already
 
     def _recheck(self, client: WaitingClient) -> bool:
         """A client that lost a contest waited until its ``recheck_at``: it
