@@ -77,7 +77,15 @@ def main(argv: list[str]) -> int:
     args = parse(argv)
     preset = "quick" if args.quick else "full"
     settings = suite.PRESETS[preset]
+    for name in args.backend or []:
+        problem = bench.backend_problem(name)
+        if problem is not None:
+            print(f"run.py: --backend {name}: cannot run here: {problem}", file=sys.stderr)
+            return 2
     backends = args.backend or bench.installed_backends()
+    for name in bench.BACKENDS:
+        if name not in backends and not args.backend:
+            print(f"run.py: skipping {name}: {bench.backend_problem(name)}", file=sys.stderr)
     scenarios = args.scenario or list(suite.ALL_SCENARIOS)
     if args.baseline:
         return baseline.compare(args.baseline, backends, scenarios, preset, args.rounds,

@@ -368,6 +368,17 @@ def test_the_observability_benchmark_refuses_a_bad_command_line(
     assert_user_error(result, phrase, "usage:")
 
 
+def test_the_benchmark_run_refuses_a_backend_it_cannot_import(
+    without_eventlet: dict[str, str]
+) -> None:
+    script = str(Path(__file__).resolve().parent.parent / "benchmarks" / "run.py")
+    result = subprocess.run([sys.executable, script, "--quick", "--backend", "eventlet",
+                             "--scenario", "s1", "--no-progress"],
+                            env=cli_env(**without_eventlet), capture_output=True, text=True,
+                            timeout=120)
+    assert_user_error(result, "--backend eventlet: cannot run here", "hidden by the test", code=2)
+
+
 def test_the_benchmark_summary_explains_itself_and_refuses_a_missing_run() -> None:
     script = str(Path(__file__).resolve().parent.parent / "benchmarks" / "summary.py")
     shown = subprocess.run([sys.executable, script, "--help"], env=cli_env(),
