@@ -77,15 +77,17 @@ def main(argv: list[str]) -> int:
     args = parse(argv)
     preset = "quick" if args.quick else "full"
     settings = suite.PRESETS[preset]
-    for name in args.backend or []:
+    named = bool(args.backend)
+    backends = []
+    for name in args.backend or bench.BACKENDS:
         problem = bench.backend_problem(name)
-        if problem is not None:
+        if problem is None:
+            backends.append(name)
+        elif named:
             print(f"run.py: --backend {name}: cannot run here: {problem}", file=sys.stderr)
             return 2
-    backends = args.backend or bench.installed_backends()
-    for name in bench.BACKENDS:
-        if name not in backends and not args.backend:
-            print(f"run.py: skipping {name}: {bench.backend_problem(name)}", file=sys.stderr)
+        else:
+            print(f"run.py: skipping {name}: {problem}", file=sys.stderr)
     scenarios = args.scenario or list(suite.ALL_SCENARIOS)
     if args.baseline:
         return baseline.compare(args.baseline, backends, scenarios, preset, args.rounds,
