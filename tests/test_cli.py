@@ -269,6 +269,26 @@ def test_a_redis_url_without_the_redis_client_says_so_and_how_to_install_it(
     assert "is not valid" not in output and "No module named" not in output
 
 
+def test_a_transport_missing_its_database_driver_in_use_says_so(tmp_path: Path) -> None:
+    # The SQLAlchemy transport loads, and the broker check passes: the
+    # driver is imported only when the demo's first channel needs it.
+    result = greenpools_cli("demo", "--backend", "threading",
+                            "--broker", "sqla+postgresql://127.0.0.1:1/x",
+                            **hiding(tmp_path, "psycopg", "psycopg2"))
+    assert_user_error(result, "greenpools demo: during the demo, kombu's sqla transport, "
+                      "which sqla+postgresql://127.0.0.1:1/x needs, could not load a library",
+                      "hidden by the test", code=1)
+
+
+def test_a_broker_failing_in_use_with_its_own_error_is_reported_not_raised(
+    tmp_path: Path
+) -> None:
+    database = tmp_path / "no-such-folder" / "broker.db"
+    result = greenpools_cli("demo", "--backend", "threading", "--broker", f"sqla+sqlite:///{database}")
+    assert_user_error(result, f"the broker sqla+sqlite:///{database} failed: OperationalError: ",
+                      code=1)
+
+
 @pytest.fixture
 def silent_server() -> Iterator[int]:
     """A loopback port that accepts connections and never says anything."""

@@ -17,7 +17,7 @@ import threading
 import urllib.parse
 from typing import Any
 
-__all__ = ["BrokerProblem", "broker_url", "check_broker", "masked_url"]
+__all__ = ["BrokerProblem", "broker_url", "check_broker", "failure_in_use", "masked_url"]
 
 #: Exception class names that mean "the broker refused these credentials"
 #: (amqp's AccessRefused, redis-py's AuthenticationError and its variants).
@@ -170,7 +170,7 @@ def _connect_within(connection: Any, timeout: float) -> None:
 
 
 #: kombu extras whose name is not the transport's.
-_EXTRAS = {"rediss": "redis"}
+_EXTRAS = {"rediss": "redis", "sqla": "sqlalchemy"}
 
 #: What kombu's Redis transports import: redis-py, and packaging first of
 #: all (so without either, the error names packaging).
@@ -195,16 +195,43 @@ def _transport_failed_to_load(exc: BaseException) -> bool:
     """Whether ``exc`` came from importing a transport module, whose client
     library is missing (an ImportError, or, as kombu's Redis transport does
     without redis-py, an AttributeError on the missing module's ``None``)."""
-    if isinstance(exc, ImportError):
-        return True
+    return isinstance(exc, ImportError) or _raised_in_transport(exc, importing=True)
+
+
+def _raised_in_transport(exc: BaseException, importing: bool = False) -> bool:
+    """Whether ``exc``'s traceback passes through a kombu transport module
+    (only through its import, its ``<module>`` code, if ``importing``)."""
     traceback = exc.__traceback__
     while traceback is not None:
         frame = traceback.tb_frame
-        if frame.f_code.co_name == "<module>" and \
+        if (not importing or frame.f_code.co_name == "<module>") and \
                 str(frame.f_globals.get("__name__", "")).startswith("kombu.transport."):
             return True
         traceback = traceback.tb_next
     return False
+
+
+def failure_in_use(url: str, exc: BaseException) -> BrokerProblem | None:
+    """What to tell the user when using ``url`` raised ``exc``, or None when
+    ``exc`` is not the broker's or its transport's (a bug to show as is).
+
+    Transports open their server or client library lazily: kombu's
+    SQLAlchemy one imports the database driver, and connects, only when a
+    channel first needs it, after :func:`check_broker` passed.
+    """
+    from amqp.exceptions import AMQPError
+    from kombu.exceptions import KombuError
+
+    from_transport = _raised_in_transport(exc)
+    if not (from_transport or isinstance(exc, (KombuError, AMQPError, OSError))):
+        return None
+    shown = masked_url(url)
+    if from_transport and isinstance(exc, ImportError):
+        transport = url.partition("://")[0].partition("+")[0]
+        return BrokerProblem(
+            f"kombu's {transport} transport, which {shown} needs, could not load a library "
+            f"it uses ({_describe(exc)}); is it installed?")
+    return BrokerProblem(f"the broker {shown} failed: {_describe(_root(exc))}")
 
 
 def _address(connection: Any) -> str:

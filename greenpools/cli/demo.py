@@ -31,7 +31,7 @@ from typing import Any
 
 from .. import backends
 from ..core.events import listen, remove_listener
-from .brokercheck import BrokerProblem, broker_url, check_broker, masked_url
+from .brokercheck import BrokerProblem, broker_url, check_broker, failure_in_use, masked_url
 
 DEFAULT_BROKER = "memory://"
 #: How long the demo gives a broker to answer before it starts.
@@ -508,14 +508,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokerProblem as problem:
         print(f"greenpools demo: {problem}", file=sys.stderr)
         return 1
-    from amqp.exceptions import AMQPError
-    from kombu.exceptions import KombuError
-
     try:
         result = run(args.broker, args.tasks, args.messages, args.limit, args.timeout)
-    except (KombuError, AMQPError, OSError) as exc:
-        print(f"greenpools demo: the broker {masked_url(args.broker)} failed during the "
-              f"demo: {type(exc).__name__}: {exc}", file=sys.stderr)
+    except Exception as exc:
+        failure = failure_in_use(args.broker, exc)
+        if failure is None:
+            raise
+        print(f"greenpools demo: during the demo, {failure}", file=sys.stderr)
         return 1
     print(report(result, patched))
     return 0 if result.ok else 1
