@@ -421,6 +421,76 @@ def test_close_closes_idle_resources_and_awaits_their_close() -> None:
     run(scenario())
 
 
+def test_drain_closes_idle_resources_now_and_lent_ones_on_return() -> None:
+    async def scenario() -> None:
+        closed: list[Thing] = []
+
+        async def close(r: Thing) -> None:
+            await asyncio.sleep(0)
+            closed.append(r)
+
+        async with aio.Pool(make_thing, 3, close=close) as pool:
+            idle, lent = await pool.acquire(), await pool.acquire()
+            await pool.release(idle)
+            await pool.drain()
+            assert closed == [idle]  # awaited before drain returned
+            fresh = await pool.acquire()
+            assert fresh not in (idle, lent)
+            await pool.release(lent)
+            await until(lambda: closed == [idle, lent])
+            await pool.release(fresh)
+            again = [await pool.acquire() for _ in range(3)]
+            assert lent not in again and idle not in again
+            for thing in again:
+                await pool.release(thing)
+            assert_balanced(pool)
+
+    run(scenario())
+
+
+def test_a_waiter_gets_the_place_of_a_drained_resource() -> None:
+    async def scenario() -> None:
+        async with aio.Pool(make_thing, 1) as pool:
+            old = await pool.acquire()
+            await pool.drain()
+            waiter = asyncio.create_task(pool.acquire(timeout=30))
+            await until(lambda: waiting(pool) == 1)
+            await pool.release(old)  # closes it: its place goes to the waiter
+            new = await waiter
+            assert old.closed and new is not old and not new.closed
+
+    run(scenario())
+
+
+def test_drain_lets_upkeep_refill_min_size_with_new_resources() -> None:
+    async def scenario() -> None:
+        async with aio.Pool(make_thing, 4, min_size=2) as pool:
+            await pool.wait(timeout=10)
+            before = []
+            while pool.get_stats()["pool_available"]:
+                before.append(await pool.acquire())
+            for thing in before:
+                await pool.release(thing)
+            await pool.drain()
+            assert all(thing.closed for thing in before)
+            await pool.wait(timeout=10)
+            assert pool.get_stats()["pool_available"] == 2
+            now = [await pool.acquire(), await pool.acquire()]
+            assert not set(map(id, now)) & set(map(id, before))
+
+    run(scenario())
+
+
+def test_drain_on_a_closed_pool_is_a_clear_error() -> None:
+    async def scenario() -> None:
+        pool = aio.Pool(make_thing, 2)
+        await pool.close()
+        with pytest.raises(greenpools.PoolClosed, match="drain on closed pool"):
+            await pool.drain()
+
+    run(scenario())
+
+
 # -- statistics, listeners and metrics -----------------------------------------------
 
 

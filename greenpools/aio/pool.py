@@ -366,6 +366,18 @@ class Pool(generic.Pool[T]):
             self._upkeep.stop()
         await self._closings_done()
 
+    async def drain(self) -> None:  # type: ignore[override]
+        """Replace every resource: idle ones close now, lent ones when they
+        come back; later acquires get new ones, and upkeep refills
+        ``min_size``.
+
+        Awaits the closes it started; errors from closing are logged at
+        ``DEBUG``, never raised.  Raises :class:`PoolClosed` on a closed
+        pool.
+        """
+        resource.Resource.drain(self)
+        await self._closings_done()
+
     async def resize(self, limit: int | None) -> None:  # type: ignore[override]
         """Change ``limit``; shrinking closes idle resources over it now and
         lent ones as they come back.
