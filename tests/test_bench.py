@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import sys
+import time
 from typing import Any
 
 import pytest
@@ -143,3 +144,24 @@ def test_a_table_too_wide_is_cut_into_pieces_that_repeat_the_first_column() -> N
 
 def test_output_width_is_100_when_not_a_terminal() -> None:
     assert bench.output_width(io.StringIO()) == 100
+
+
+# -- S2's clock ----------------------------------------------------------------------------
+
+
+def test_s2_times_its_tasks_not_the_joining_of_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Joining is not the pool's work: under eventlet each join scans every
+    # live thread, and a FIFO pool's tasks end in the order they are joined.
+    slow_joins = 0.5
+
+    def join_slowly(tasks: Any, timeout: float) -> bool:
+        time.sleep(slow_joins)
+        return real_join(tasks, timeout)
+
+    real_join = bench.scenarios.join_tasks
+    monkeypatch.setattr(bench.scenarios, "join_tasks", join_slowly)
+    generic = next(c for c in bench.CONTENDERS if c.id == "gp-generic")
+    settings = {**bench.PRESETS["quick"], "s2_threads": 4, "s2_tasks": 4, "s2_cycles": 50}
+    result = bench.run_s2(generic, settings)
+    assert result["grants"] == 200
+    assert result["cycles_per_s"] > 200 / slow_joins
