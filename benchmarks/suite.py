@@ -68,6 +68,7 @@ SCENARIOS: dict[str, bench.ScenarioFunc] = {
 }
 for _preset in PRESETS.values():
     _preset["sweep_backends"] = ("threading",)  # the sweep is of OS threads
+    _preset["sweep_parts"] = bench.sweep.PARTS  # both sides of a point seconds apart
 
 COLUMN_GROUPS: list[list[bench.Column]] = [bench.COLUMNS, [
     bench.Column("s4", "hub_ran", "S4 hub ran", ratio=False),

@@ -146,6 +146,54 @@ def test_output_width_is_100_when_not_a_terminal() -> None:
     assert bench.output_width(io.StringIO()) == 100
 
 
+# -- planning: a scenario measured in parts ------------------------------------------------
+
+
+def _contender(cid: str, scenarios: tuple[str, ...]) -> bench.Contender:
+    return bench.Contender(cid, cid, "greenpools", "connection", lambda: None,
+                           backends=("threading",), scenarios=scenarios)
+
+
+PAIR = [_contender("ours", ("s1", "sweep")), _contender("theirs", ("s1", "sweep"))]
+
+
+def test_parts_are_measured_side_by_side_with_the_order_alternating() -> None:
+    settings = {"reps": 2, "sweep_parts": ("a", "b")}
+    steps = bench.plan("threading", ["sweep"], settings, PAIR)
+    assert [(s.rep, s.part, s.contender) for s in steps] == [
+        (0, "a", "ours"), (0, "a", "theirs"), (0, "b", "theirs"), (0, "b", "ours"),
+        (1, "a", "theirs"), (1, "a", "ours"), (1, "b", "ours"), (1, "b", "theirs"),
+    ]
+    assert steps[2].label == "SWEEP b theirs #1"
+
+
+def test_a_scenario_without_parts_runs_whole_in_contender_order() -> None:
+    steps = bench.plan("threading", ["s1"], {"reps": 2}, PAIR)
+    assert [(s.rep, s.part, s.contender) for s in steps] == [
+        (0, "", "ours"), (0, "", "theirs"), (1, "", "ours"), (1, "", "theirs")]
+
+
+def test_the_parts_of_a_round_merge_into_one_result() -> None:
+    rounds_of: dict[str, int] = {}
+
+    def measure(contender: bench.Contender, settings: dict[str, Any]) -> dict[str, Any]:
+        part = settings["sweep_part"]
+        seen = rounds_of[contender.id + part] = rounds_of.get(contender.id + part, -1) + 1
+        return {part: f"{contender.id} round {seen}"}
+
+    settings = {"reps": 2, "sweep_parts": ("a", "b")}
+    steps = bench.plan("threading", ["sweep"], settings, PAIR)
+    result = bench.run_steps("threading", steps, settings, PAIR, {"sweep": measure},
+                             lambda message: None)
+    assert result["errors"] == {}
+    assert result["raw"]["sweep"] == {
+        "ours": [{"a": "ours round 0", "b": "ours round 0"},
+                 {"a": "ours round 1", "b": "ours round 1"}],
+        "theirs": [{"a": "theirs round 0", "b": "theirs round 0"},
+                   {"a": "theirs round 1", "b": "theirs round 1"}],
+    }
+
+
 # -- S2's clock ----------------------------------------------------------------------------
 
 

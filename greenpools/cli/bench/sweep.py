@@ -33,10 +33,18 @@ def point_key(threads: int, limit: int) -> str:
     return f"{threads}t/{limit}"
 
 
+#: The sweep's parts, for :func:`greenpools.cli.bench.plan`: one per point.
+PARTS: tuple[str, ...] = tuple(point_key(t, limit) for t, limit in POINTS)
+
+
 def run_sweep(contender: Contender, settings: Settings) -> dict[str, Any]:
-    """Every point once: ``"<threads>t/<limit> cycles_per_s"`` and ``"... wait_max_ms"``."""
+    """Every point once, or only ``settings["sweep_part"]`` if given:
+    ``"<threads>t/<limit> cycles_per_s"`` and ``"... wait_max_ms"``."""
+    only = settings.get("sweep_part")
     results = {}
     for threads, limit in POINTS:
+        if only and point_key(threads, limit) != only:
+            continue
         point = {**settings, "s2_threads": threads, "s2_limit": limit,
                  "s2_cycles": max(2, settings["sweep_cycles"] // threads)}
         measured = run_s2(contender, point)
