@@ -213,3 +213,27 @@ def test_s2_times_its_tasks_not_the_joining_of_them(monkeypatch: pytest.MonkeyPa
     result = bench.run_s2(generic, settings)
     assert result["grants"] == 200
     assert result["cycles_per_s"] > 200 / slow_joins
+
+
+@pytest.mark.parametrize("failing_round", [0, 1])
+def test_a_round_whose_part_fails_is_dropped_whole_and_the_error_names_the_part(
+    failing_round: int
+) -> None:
+    rounds_of_b = [0]
+
+    def measure(contender: bench.Contender, settings: dict[str, Any]) -> dict[str, Any]:
+        part = settings["sweep_part"]
+        if contender.id == "ours" and part == "b":
+            if rounds_of_b[0] == failing_round:  # after part "a" of the round
+                raise RuntimeError("S2 failed")
+            rounds_of_b[0] += 1
+        return {part: contender.id}
+
+    settings = {"reps": 2, "sweep_parts": ("a", "b")}
+    steps = bench.plan("threading", ["sweep"], settings, PAIR)
+    result = bench.run_steps("threading", steps, settings, PAIR, {"sweep": measure},
+                             lambda message: None)
+    assert result["errors"] == {"sweep/ours": "b: RuntimeError: S2 failed"}
+    ours = result["raw"]["sweep"].get("ours", [])
+    assert ours == [{"a": "ours", "b": "ours"}] * failing_round  # whole rounds only
+    assert result["raw"]["sweep"]["theirs"] == [{"a": "theirs", "b": "theirs"}] * 2

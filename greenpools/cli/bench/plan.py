@@ -74,7 +74,9 @@ def run_steps(backend: str, steps: Sequence[Step], settings: Settings,
         try:
             value = funcs[step.scenario](by_id[step.contender], {**settings, **part})
         except Exception as exc:
-            errors[key] = f"{type(exc).__name__}: {exc}"
+            where = f"{step.part}: " if step.part else ""
+            errors[key] = f"{where}{type(exc).__name__}: {exc}"
+            _drop_round(raw, step)  # its other parts alone would not be a round
             continue
         rounds = raw.setdefault(step.scenario, {}).setdefault(step.contender, [])
         if step.part and len(rounds) > step.rep:
@@ -83,3 +85,15 @@ def run_steps(backend: str, steps: Sequence[Step], settings: Settings,
             rounds.append(value)
     emit({"event": "step", "backend": backend, "label": "done", "done": len(steps)})
     return {"backend": backend, "raw": raw, "errors": errors, "versions": versions()}
+
+
+def _drop_round(raw: dict[str, dict[str, list[Any]]], step: Step) -> None:
+    """Forget the parts of ``step``'s round measured before it failed."""
+    by_contender = raw.get(step.scenario, {})
+    rounds = by_contender.get(step.contender, [])
+    if step.part and len(rounds) > step.rep:
+        del rounds[step.rep]
+        if not rounds:
+            del by_contender[step.contender]
+            if not by_contender:
+                del raw[step.scenario]
