@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 from helpers import BACKEND, hiding, require_amqp, require_redis
 
-from greenpools.cli.brokercheck import BrokerProblem, check_broker, masked_url
+from greenpools.cli.brokercheck import BrokerProblem, check_broker, failure_in_use, masked_url
 
 pytestmark = pytest.mark.skipif(
     BACKEND != "threading", reason="starts its own processes: runs once, in the threading run"
@@ -270,6 +270,7 @@ def test_a_redis_url_without_the_redis_client_says_so_and_how_to_install_it(
 
 
 def test_a_transport_missing_its_database_driver_in_use_says_so(tmp_path: Path) -> None:
+    pytest.importorskip("sqlalchemy", reason="kombu's sqla transport needs it (the test extra)")
     # The SQLAlchemy transport loads, and the broker check passes: the
     # driver is imported only when the demo's first channel needs it.
     result = greenpools_cli("demo", "--backend", "threading",
@@ -283,10 +284,23 @@ def test_a_transport_missing_its_database_driver_in_use_says_so(tmp_path: Path) 
 def test_a_broker_failing_in_use_with_its_own_error_is_reported_not_raised(
     tmp_path: Path
 ) -> None:
+    pytest.importorskip("sqlalchemy", reason="kombu's sqla transport needs it (the test extra)")
     database = tmp_path / "no-such-folder" / "broker.db"
     result = greenpools_cli("demo", "--backend", "threading", "--broker", f"sqla+sqlite:///{database}")
     assert_user_error(result, f"the broker sqla+sqlite:///{database} failed: OperationalError: ",
                       code=1)
+
+
+def test_an_error_the_transport_does_not_declare_is_a_bug_not_the_brokers() -> None:
+    # A TypeError raised inside kombu's virtual transport (here: a bad
+    # argument) must keep its traceback, not read as "the broker failed".
+    from kombu import Connection
+
+    with Connection("memory://") as connection:
+        with pytest.raises(TypeError) as raised:
+            connection.default_channel.basic_publish(object(), "exchange", "key")
+    assert failure_in_use("memory://", raised.value) is None
+    assert failure_in_use("memory://", ConnectionRefusedError()) is not None
 
 
 @pytest.fixture

@@ -215,23 +215,36 @@ def failure_in_use(url: str, exc: BaseException) -> BrokerProblem | None:
     """What to tell the user when using ``url`` raised ``exc``, or None when
     ``exc`` is not the broker's or its transport's (a bug to show as is).
 
-    Transports open their server or client library lazily: kombu's
-    SQLAlchemy one imports the database driver, and connects, only when a
-    channel first needs it, after :func:`check_broker` passed.
+    The broker's are kombu's and py-amqp's errors, ``OSError``, the errors
+    the transport declares (``connection_errors``, ``channel_errors``), and
+    an ``ImportError`` raised inside the transport: transports open their
+    server or client library lazily (kombu's SQLAlchemy one imports the
+    database driver, and connects, only when a channel first needs it,
+    after :func:`check_broker` passed).
     """
     from amqp.exceptions import AMQPError
     from kombu.exceptions import KombuError
 
-    from_transport = _raised_in_transport(exc)
-    if not (from_transport or isinstance(exc, (KombuError, AMQPError, OSError))):
-        return None
     shown = masked_url(url)
-    if from_transport and isinstance(exc, ImportError):
+    if isinstance(exc, ImportError) and _raised_in_transport(exc):
         transport = url.partition("://")[0].partition("+")[0]
         return BrokerProblem(
             f"kombu's {transport} transport, which {shown} needs, could not load a library "
             f"it uses ({_describe(exc)}); is it installed?")
-    return BrokerProblem(f"the broker {shown} failed: {_describe(_root(exc))}")
+    if isinstance(exc, (KombuError, AMQPError, OSError, *_declared_errors(url))):
+        return BrokerProblem(f"the broker {shown} failed: {_describe(_root(exc))}")
+    return None
+
+
+def _declared_errors(url: str) -> tuple[type[BaseException], ...]:
+    """The errors kombu's transport for ``url`` says its broker raises."""
+    from kombu.connection import Connection
+
+    try:
+        connection = Connection(url)
+        return (*connection.connection_errors, *connection.channel_errors)
+    except Exception:
+        return ()
 
 
 def _address(connection: Any) -> str:
