@@ -481,6 +481,28 @@ def test_drain_lets_upkeep_refill_min_size_with_new_resources() -> None:
     run(scenario())
 
 
+@pytest.mark.parametrize("method", ["drain", "close"])
+def test_cancelling_a_caller_of_awaited_closes_does_not_cancel_the_closes(method: str) -> None:
+    async def scenario() -> None:
+        closed: list[Thing] = []
+        may_finish = asyncio.Event()
+
+        async def close(r: Thing) -> None:
+            await may_finish.wait()
+            closed.append(r)
+
+        pool = aio.Pool(make_thing, 2, close=close)
+        thing = await pool.acquire()
+        await pool.release(thing)
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(getattr(pool, method)(), 0.01)
+        may_finish.set()
+        await until(lambda: closed == [thing], "the close to finish")
+        await pool.close()
+
+    run(scenario())
+
+
 def test_drain_on_a_closed_pool_is_a_clear_error() -> None:
     async def scenario() -> None:
         pool = aio.Pool(make_thing, 2)

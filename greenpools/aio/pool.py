@@ -350,9 +350,11 @@ class Pool(generic.Pool[T]):
                          exc_info=future.exception())
 
     async def _closings_done(self) -> None:
-        """Await the closes scheduled so far."""
+        """Await the closes scheduled so far.  A caller cancelled meanwhile
+        stops waiting; the closes go on (``gather`` would cancel them, and
+        leave the resources open)."""
         while self._closing:
-            await asyncio.gather(*self._closing, return_exceptions=True)
+            await asyncio.wait(set(self._closing))
 
     async def close(self) -> None:  # type: ignore[override]
         """Close the pool: idle resources now, lent ones when returned; stop
