@@ -113,8 +113,8 @@ def run_s2(contender: Contender, settings: Settings) -> dict[str, Any]:
         acquire, release = subject.acquire, subject.release
         clock, pause = time.perf_counter, time.sleep
         mine = []
-        go.wait()
         try:
+            go.wait()
             for _ in range(cycles):
                 requested = clock()
                 resource = acquire()
