@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -89,6 +90,36 @@ def test_demo_delivers_every_message_exactly_once(backend: str) -> None:
     assert re.search(r"producer wait time +p50 [0-9.]+ +p90 [0-9.]+ +p99 [0-9.]+ +max [0-9.]+ "
                      r"ms \(200 leases\)", result.stdout), result.stdout
     assert re.search(r"connection use time +p50 ", result.stdout), result.stdout
+
+
+@pytest.mark.parametrize("broker", ["memory", "amqp"])
+@pytest.mark.parametrize("backend", ["threading", "gevent", "eventlet"])
+def test_ctrl_c_stops_the_demo_at_once_and_deletes_its_queue(backend: str, broker: str) -> None:
+    url = require_amqp() if broker == "amqp" else "memory://"
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "greenpools", "demo", "--backend", backend, "--broker", url,
+         "--tasks", "20", "--messages", "1000000"],  # hours of work, unless stopped
+        env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        started = demo.stdout.readline() if demo.stdout else ""
+        assert "(Ctrl-C stops them)" in started, started  # the demo handles it from here
+        demo.send_signal(signal.SIGINT)
+        stdout, stderr = demo.communicate(timeout=60)
+    finally:
+        demo.kill()
+    output = started + stdout + stderr
+    assert demo.returncode == 130, output
+    assert "Traceback" not in output, output
+    assert "greenpools demo: interrupted; stopping the tasks" in stderr, output
+    assert "INTERRUPTED: stopped after " in stdout, output
+    if broker == "amqp":
+        queue = re.search(r"queue +(greenpools-demo-\w+) ", stdout)
+        assert queue, stdout
+        from amqp.exceptions import NotFound
+        from kombu import Connection
+
+        with Connection(url) as connection, pytest.raises(NotFound):
+            connection.default_channel.queue_declare(queue.group(1), passive=True)
 
 
 def test_demo_help_shows_the_default_load() -> None:

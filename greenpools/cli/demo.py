@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -178,6 +179,8 @@ class DemoResult:
     timings: dict[str, list[float]] = field(default_factory=dict)
     elapsed: float = 0.0
     queue: str = ""
+    #: Ctrl-C stopped the tasks before they were done.
+    interrupted: bool = False
 
     @property
     def expected(self) -> int:
@@ -187,10 +190,39 @@ class DemoResult:
     def ok(self) -> bool:
         return (
             not self.errors
+            and not self.interrupted
             and self.lost == 0
             and self.duplicated == 0
             and self.published == self.consumed == self.expected
         )
+
+
+class Stop:
+    """Ctrl-C, while entered (in the main thread): the demo's tasks stop at
+    their next message and the demo cleans up; a second Ctrl-C quits at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def __enter__(self) -> Stop:
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._interrupted)
+        except ValueError:  # not the main thread: Ctrl-C is not for us
+            pass
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _interrupted(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            print("greenpools demo: interrupted again, quitting", file=sys.stderr, flush=True)
+            os._exit(130)
+        self.requested = True
+        print("greenpools demo: interrupted; stopping the tasks and deleting the demo queue "
+              "(Ctrl-C again to quit at once)", file=sys.stderr, flush=True)
 
 
 def run(
@@ -199,6 +231,7 @@ def run(
     messages: int = 20,
     limit: int = 5,
     timeout: float = 60.0,
+    stop: Stop | None = None,
 ) -> DemoResult:
     """Publish ``tasks * messages`` messages from ``tasks`` tasks and consume them.
 
@@ -207,7 +240,8 @@ def run(
     application would, and closes every pool at the end.  ``timeout``
     bounds each wait for a pool, and the consumer stops once no message
     has come for ``timeout`` seconds after publishing ended (it never
-    stops while messages still arrive).
+    stops while messages still arrive).  Once ``stop.requested``, tasks
+    publish no more and the consumer stops; the queue is deleted as ever.
     """
     from kombu.connection import Connection
     from kombu.entity import Exchange, Queue
@@ -215,6 +249,7 @@ def run(
 
     from ..kombu import pools
 
+    stop = stop or Stop()
     result = DemoResult(
         backend=backends.get_backend().name,
         broker=broker,
@@ -275,7 +310,7 @@ def run(
             with pools.connections[connection].acquire(block=True, timeout=timeout) as conn:
                 with Consumer(conn, queues=[queue], callbacks=[on_message], accept=["json"]):
                     consumer_ready.set()
-                    while not all_received() and not quiet_too_long():
+                    while not (all_received() or quiet_too_long() or stop.requested):
                         try:
                             conn.drain_events(timeout=0.2)
                         except TimeoutError:
@@ -288,6 +323,8 @@ def run(
     def publish(task: int) -> None:
         try:
             for seq in range(messages):
+                if stop.requested:
+                    break
                 with pools.producers[connection].acquire(block=True, timeout=timeout) as producer:
                     with producers_held:
                         producer.publish(
@@ -320,6 +357,7 @@ def run(
     publishers_done.set()
     consumer.join()
     result.elapsed = time.monotonic() - started
+    result.interrupted = stop.requested
 
     result.duplicated = sum(count - 1 for count in received.values() if count > 1)
     result.lost = result.expected - len(received)
@@ -413,6 +451,9 @@ def report(result: DemoResult, patched: bool) -> str:
         lines.append(f"  ... and {len(result.errors) - 10} more errors")
     if result.ok:
         lines.append("OK: every message arrived exactly once")
+    elif result.interrupted:
+        lines.append(f"INTERRUPTED: stopped after {result.published} of {result.expected} "
+                     "messages; the demo queue was deleted")
     else:
         lines.append("FAILED: messages were lost or duplicated, or a task failed")
     return "\n".join(lines)
@@ -503,18 +544,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if backends.get_backend().name != backend:
         backends.use_backend(backend)
-    try:
-        check_broker(args.broker, min(BROKER_CHECK_SECONDS, args.timeout))
-    except BrokerProblem as problem:
-        print(f"greenpools demo: {problem}", file=sys.stderr)
-        return 1
-    try:
-        result = run(args.broker, args.tasks, args.messages, args.limit, args.timeout)
-    except Exception as exc:
-        failure = failure_in_use(args.broker, exc)
-        if failure is None:
-            raise
-        print(f"greenpools demo: during the demo, {failure}", file=sys.stderr)
-        return 1
+    with Stop() as stop:  # from here on Ctrl-C stops the demo cleanly
+        kind = "threads" if backend == "threading" else "green threads"
+        print(f"greenpools demo: {args.tasks} {kind} publish {args.tasks * args.messages} "
+              f"messages through {masked_url(args.broker)} (Ctrl-C stops them)", flush=True)
+        try:
+            check_broker(args.broker, min(BROKER_CHECK_SECONDS, args.timeout))
+        except BrokerProblem as problem:
+            print(f"greenpools demo: {problem}", file=sys.stderr)
+            return 1
+        try:
+            result = run(args.broker, args.tasks, args.messages, args.limit, args.timeout, stop)
+        except Exception as exc:
+            failure = failure_in_use(args.broker, exc)
+            if failure is None:
+                raise
+            print(f"greenpools demo: during the demo, {failure}", file=sys.stderr)
+            return 1
     print(report(result, patched))
+    if result.interrupted:
+        return 130
     return 0 if result.ok else 1
