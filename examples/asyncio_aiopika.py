@@ -1,6 +1,6 @@
 """asyncio tasks publishing with confirms through a greenpools.aio.Pool of aio-pika channels.
 
-    pip install 'greenpools[aio-pika]'
+    pip install -e '.[aio-pika]'   # in the checkout
     BROKER_URL=amqp://guest:guest@127.0.0.1:5672/ QUEUE=orders MESSAGES=1000 \\
         python examples/asyncio_aiopika.py
 

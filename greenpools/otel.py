@@ -25,7 +25,7 @@ and ``Histogram.record()`` from inside a callback takes no lock that
 ``collect`` holds (``consume_measurement`` reads ``_reader_storages``
 unlocked), so a collection reports every sample taken before it began.
 
-Needs ``opentelemetry-api``: ``pip install 'greenpools[otel]'``.
+Needs ``opentelemetry-api``: ``pip install opentelemetry-api`` (the ``otel`` extra).
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ class _Metrics:
         except ImportError as exc:
             raise ImportError(
                 "greenpools.instrument() needs OpenTelemetry: "
-                "pip install 'greenpools[otel]'"
+                "pip install opentelemetry-api"
             ) from exc
         from . import __version__
 

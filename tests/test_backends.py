@@ -179,7 +179,7 @@ def test_missing_library_names_the_extra(library: str) -> None:
             greenpools.use_backend({library!r})
         except greenpools.BackendUnavailable as exc:
             assert isinstance(exc, ImportError)
-            assert "pip install 'greenpools[{library}]'" in str(exc), str(exc)
+            assert "pip install {library}" in str(exc), str(exc)
         else:
             raise AssertionError("no error")
         assert greenpools.get_backend().name == "threading"
@@ -193,7 +193,7 @@ def test_missing_library_from_env_var() -> None:
         sys.modules["gevent"] = None
         import greenpools
     """, GREENPOOLS_BACKEND="gevent")
-    assert "BackendUnavailable" in stderr and "pip install 'greenpools[gevent]'" in stderr
+    assert "BackendUnavailable" in stderr and "pip install gevent" in stderr
 
 
 def test_backend_unavailable_is_an_import_error() -> None:

@@ -58,6 +58,16 @@ def detect() -> str:
     return "threading"
 
 
+def needs_library(name: str) -> str:
+    """What to tell a user whose ``name`` backend's library is missing.
+
+    The library's own name, not the extra: greenpools is installed from a
+    checkout (``pip install -e '.[gevent]'`` there does the same), and
+    ``greenpools[gevent]`` is no package on PyPI yet.
+    """
+    return f"the {name} backend needs the {name} library: pip install {name}"
+
+
 def load(name: str) -> Backend:
     """The backend called ``name``, importing its library."""
     if name not in BACKEND_NAMES:
@@ -68,10 +78,7 @@ def load(name: str) -> Backend:
     try:
         module = importlib.import_module(f"{__name__}.{name}")
     except ImportError as exc:
-        raise BackendUnavailable(
-            f"the {name} backend needs the {name} library: "
-            f"pip install 'greenpools[{name}]' ({exc})"
-        ) from exc
+        raise BackendUnavailable(f"{needs_library(name)} ({exc})") from exc
     backend: Backend = module.backend
     return backend
 

@@ -69,10 +69,7 @@ def restart_patched(backend: str, argv: Sequence[str]) -> int:
     if os.environ.get(_BOOTSTRAPPED_ENV):
         raise RuntimeError(f"the demo could not monkey-patch the process for {backend}")
     if importlib.util.find_spec(backend) is None:
-        raise backends.BackendUnavailable(
-            f"the {backend} backend needs the {backend} library: "
-            f"pip install 'greenpools[{backend}]'"
-        )
+        raise backends.BackendUnavailable(backends.needs_library(backend))
     command = [sys.executable, "-c", _BOOTSTRAP, backend, *argv]
     env = {**os.environ, _BOOTSTRAPPED_ENV: "1"}
     sys.stdout.flush()
