@@ -179,6 +179,18 @@ def test_demo_says_the_broker_refused_the_credentials() -> None:
     assert "wrong-pw" not in output
 
 
+@pytest.mark.parametrize("command", ["doctor", "demo"])
+def test_an_unknown_virtual_host_is_named_as_such(command: str) -> None:
+    url = require_amqp()
+    parts = urlsplit(url)
+    wrong = f"amqp://guest:guest@{parts.hostname}:{parts.port or 5672}/no-such-vhost-greenpools"
+    options = ["--backend", "threading"] if command == "demo" else []
+    output = assert_user_error(greenpools_cli(command, *options, "--broker", wrong),
+                               "refused the virtual host", "no-such-vhost-greenpools",
+                               "check the virtual host in the URL", code=1)
+    assert "did not answer" not in output
+
+
 def test_doctor_says_the_broker_refused_the_credentials() -> None:
     url = require_amqp()
     parts = urlsplit(url)

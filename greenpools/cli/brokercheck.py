@@ -126,6 +126,12 @@ def check_broker(url: str, timeout: float) -> str:
                     f"{_describe(_root(exc))}; check the user name and password in the URL"
                 ) from None
             root = _root(exc)
+            if _refused_vhost(root):
+                raise BrokerProblem(
+                    f"the broker at {address} ({shown}) refused the virtual host: "
+                    f"{_describe(root)}; check the virtual host in the URL, the path after "
+                    f"host:port (// is the default one, /)"
+                ) from None
             waited = f" in {timeout:g} s" if isinstance(root, (TimeoutError, _NoReply)) else ""
             raise BrokerProblem(
                 f"the broker at {address} ({shown}) did not answer{waited}: "
@@ -266,6 +272,12 @@ def _refused_credentials(exc: BaseException) -> bool:
         for error in (exc, exc.__cause__) if error is not None
         for cls in type(error).__mro__
     )
+
+
+def _refused_vhost(exc: BaseException) -> bool:
+    """py-amqp's NotAllowed (530) for a virtual host that does not exist or
+    that the user may not use."""
+    return type(exc).__name__ == "NotAllowed" and "vhost" in str(exc)
 
 
 def _describe(exc: BaseException) -> str:
