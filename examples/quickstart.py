@@ -82,7 +82,8 @@ def main() -> int:
         exchange(conn.default_channel).delete()
 
     print(f"backend:   {greenpools.get_backend().name}")
-    print(f"broker:    {connection.as_uri()}")  # the password masked
+    # as_uri() masks the password, and shows ":**" even where there is none.
+    print(f"broker:    {connection.as_uri() if connection.password else args.broker}")
     print(f"queue:     {name} (deleted)")
     print(f"published: {expected} messages from {TASKS} tasks")
     print(f"consumed:  {len(received)}")

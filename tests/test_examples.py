@@ -155,6 +155,8 @@ def test_quickstart_masks_the_password_it_prints() -> None:
     assert "s3cret" not in result.stdout + result.stderr
     assert printed(result, "broker") == "memory://guest:**@localhost//"
     assert printed(result, "consumed") == "500"
+    without_password = run_example("quickstart.py", "--broker", "memory://")
+    assert printed(without_password, "broker") == "memory://"  # no ":**" for a password
 
 
 @once_per_suite(pytest.mark.broker)
