@@ -196,3 +196,21 @@ def test_gunicorn_example_answers_503_while_the_broker_blocks_publishers(
     # Every request answered 200 has its message in the queue; a blocked one
     # may have arrived after the clear (it was never confirmed).
     assert set(published) <= {json.loads(body)["id"] for body in in_queue}
+
+
+@pytest.mark.parametrize(("variable", "value", "says"), [
+    ("BROKER_URL", "amqp://guest:guest@127.0.0.1:1//", "OperationalError: "),
+    ("BROKER_URL", "amqqp://127.0.0.1//", "No such transport: amqqp"),
+    ("PUBLISH_TIMEOUT", "5s", "PUBLISH_TIMEOUT must be a number of seconds, got '5s'"),
+])
+def test_gunicorn_example_refuses_a_bad_setting_in_one_line(
+    tmp_path: Any, variable: str, value: str, says: str
+) -> None:
+    example = Example(tmp_path, **{variable: value})
+    try:
+        returncode = example.proc.wait(START_TIMEOUT)
+    finally:
+        example.cleanup()
+    assert returncode != 0, example.log_text
+    assert says in example.log_text, example.log_text
+    assert "Traceback" not in example.log_text, example.log_text

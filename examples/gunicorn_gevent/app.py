@@ -21,30 +21,43 @@ request may wait for a producer, and then for the confirm; default 5).
 
 import json
 import os
+import sys
 import uuid
 
+from amqp.exceptions import AMQPError
 from kombu import Connection, Queue
+from kombu.exceptions import KombuError
+from kombu.utils.url import maybe_sanitize_url
 
 import greenpools
 from greenpools.pools import connections, producers
 
 BROKER_URL = os.environ.get("BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
 QUEUE = os.environ.get("QUEUE", "greenpools-example")
-PUBLISH_TIMEOUT = float(os.environ.get("PUBLISH_TIMEOUT", "5"))
+try:
+    PUBLISH_TIMEOUT = float(os.environ.get("PUBLISH_TIMEOUT", "5"))
+except ValueError:
+    sys.exit(f"app.py: PUBLISH_TIMEOUT must be a number of seconds, "
+             f"got {os.environ['PUBLISH_TIMEOUT']!r}")
 #: What a 503 asks the client to wait before it tries again, in seconds.
 RETRY_AFTER = "5"
 
-# confirm_publish: publish() returns only once the broker has confirmed the
-# message, and raises if it refuses it.  Every pool for this broker is found
-# through this connection (connections with equal parameters share a pool).
-connection = Connection(BROKER_URL, transport_options={"confirm_publish": True})
 queue = Queue(QUEUE, durable=True)
 
 # Declare the queue once, at start-up.  With gunicorn's preload_app this runs
 # in the master, before it forks the workers: the master's pooled connection
-# stays the master's, and each worker opens connections of its own.
-with connections[connection].acquire(block=True, timeout=10) as conn:
-    queue(conn.default_channel).declare()
+# stays the master's, and each worker opens connections of its own.  A broker
+# that cannot be used ends the start-up in one line, not a traceback.
+try:
+    # confirm_publish: publish() returns only once the broker has confirmed
+    # the message, and raises if it refuses it.  Every pool for this broker is
+    # found through this connection (equal parameters share a pool).
+    connection = Connection(BROKER_URL, transport_options={"confirm_publish": True})
+    with connections[connection].acquire(block=True, timeout=10) as conn:
+        queue(conn.default_channel).declare()
+except (KeyError, KombuError, AMQPError, OSError) as exc:  # KeyError: an unknown transport
+    sys.exit(f"app.py: cannot declare the queue {QUEUE!r} on {maybe_sanitize_url(BROKER_URL)}: "
+             f"{type(exc).__name__}: {exc}")
 
 
 def app(environ, start_response):
