@@ -100,7 +100,12 @@ def pool_label(connection: Any) -> str:
 
 
 def is_connection_error(connection: Any, exc: BaseException) -> bool:
-    """Whether ``exc`` means ``connection`` (or its channel) is broken."""
+    """Whether ``exc`` means ``connection`` (or its channel) is broken, or
+    may be: an interruption that is not an ``Exception`` (``gevent.Timeout``,
+    ``GreenletExit``, ``KeyboardInterrupt``) can stop a write mid-frame, and
+    the next publish on that socket would then be lost."""
+    if not isinstance(exc, Exception):
+        return True
     try:
         errors = _errors_of(connection)
     except Exception:  # the transport cannot even say: do not trust it

@@ -55,7 +55,8 @@ class _PooledChannelMixin(SelfLeasing):
         pool = self._greenpools_pool
         if pool._ended_in_with and self._released_in_block(pool):
             return
-        if exc_type is None or not isinstance(exc, pool.connection_errors):
+        if exc_type is None or (  # an interruption may have cut a frame: replace
+                isinstance(exc, Exception) and not isinstance(exc, pool.connection_errors)):
             pool.release(self)
         else:
             pool.replace(self)

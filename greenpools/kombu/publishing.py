@@ -3,7 +3,7 @@ the connection.
 
 Every channel a :class:`~greenpools.kombu.connections.PooledConnection`
 opens on py-amqp has its ``basic_publish`` guarded by :func:`guard_publish`
-(kombu's ``Producer.publish`` ends there, ``retry=True`` or not).  Three
+(kombu's ``Producer.publish`` ends there, ``retry=True`` or not).  Four
 outcomes leave the connection in a state nobody knows, so it is retired:
 never lent again, closed when its holder gives it back (or, while the
 broker blocks it, kept open only to hear the unblock):
@@ -12,6 +12,9 @@ broker blocks it, kept open only to hear the unblock):
   :class:`greenpools.ConnectionBlocked`, at once; a confirm may still come;
 - the confirm wait ran out: ``TimeoutError``, or ``ConnectionBlocked``
   with it as the cause if the connection was blocked;
+- an interruption that is not an ``Exception`` (``gevent.Timeout``,
+  ``GreenletExit``, ``KeyboardInterrupt``) stopped the write, maybe
+  mid-frame: raised as it is;
 - the node refused the publish as it shut down, with 541 INTERNAL_ERROR
   (kombu counts it as irrecoverable, so ``retry=True`` would not retry it)
   or 320 CONNECTION_FORCED: :class:`NodeShuttingDown`, a recoverable
@@ -63,6 +66,13 @@ def guard_publish(conn: Any, publish: Callable[..., Any]) -> Callable[..., Any]:
         except (InternalError, ConnectionForced) as exc:
             conn._pool._retire_lent_resource(conn)
             raise _refusal(conn._pool, exc) from exc
+        except BaseException as exc:
+            # gevent.Timeout, GreenletExit, KeyboardInterrupt: the write may
+            # have stopped mid-frame, and the broker would read the next
+            # publish on this socket as the rest of this one.
+            if not isinstance(exc, Exception):
+                conn._pool._retire_lent_resource(conn)
+            raise
         finally:
             conn._publishing -= 1
 

@@ -1,0 +1,123 @@
+"""A publish interrupted mid-write (``gevent.Timeout``, ``eventlet.Timeout``,
+a killed green thread) must not leave its connection in the pool.
+
+The interruption is not an ``Exception``, so it is none of the
+connection's ``connection_errors``; but it can stop py-amqp's write in the
+middle of a frame, and the broker then reads the next publish on that
+socket as the rest of this one: the next publishes "succeed" and are lost
+(and, with confirms, their confirm never comes).  Real RabbitMQ, real
+green threads; a 64 MiB body fills the socket buffers, so the write has to
+wait, and a 1 ms timeout fires in the middle of it.
+"""
+
+# ruff: noqa: F811  (pytest fixtures imported from brokers are redefined as arguments)
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from brokers import amqp_url, clean_global_pools  # noqa: F401  (fixtures)
+from e2e import support
+from helpers import BACKEND
+from kombu import Connection, Producer
+
+from greenpools import pools
+
+pytestmark = pytest.mark.broker
+
+BIG = b"x" * (64 << 20)
+AFTER = 10
+
+
+@pytest.fixture
+def interruption() -> type[BaseException]:
+    """The backend's own timeout, an interruption that is not an Exception."""
+    if BACKEND == "threading":
+        pytest.skip("interrupting a write takes a green timeout: the gevent and eventlet runs")
+    timeout: type[BaseException] = importlib.import_module(BACKEND).Timeout
+    assert not issubclass(timeout, Exception)
+    return timeout
+
+
+@pytest.fixture
+def queue(amqp_url: str) -> Iterator[str]:
+    name = support.unique_queue_name("interrupted-publish")
+    with Connection(amqp_url) as admin:
+        admin.default_channel.queue_declare(name, durable=False, auto_delete=False)
+    try:
+        yield name
+    finally:
+        support.delete_queue(name)
+
+
+def publish_big(producer: Any, queue: str) -> None:
+    producer.publish(BIG, routing_key=queue, exchange="", serializer=None,
+                     content_type="application/octet-stream", content_encoding="binary",
+                     timeout=5)
+
+
+def publish_after(connection: Connection, queue: str) -> None:
+    """``AFTER`` confirmed publishes through the pool, each within 5 s."""
+    for number in range(AFTER):
+        with pools.producers[connection].acquire(block=True, timeout=5) as producer:
+            producer.publish({"n": number}, routing_key=queue, exchange="", timeout=5)
+
+
+def assert_all_arrived(amqp_url: str, queue: str) -> None:
+    """The ``AFTER`` publishes are queued, and the big one too if the timeout
+    came only after its write (while it waited for the confirm)."""
+    with Connection(amqp_url) as admin:
+        queued = int(admin.default_channel.queue_declare(queue, passive=True).message_count)
+    assert queued in (AFTER, AFTER + 1)
+
+
+def connected(amqp_url: str) -> Connection:
+    """A confirming connection whose pooled AMQP connection is open (so that
+    the timeout fires in the write, not in the connect)."""
+    connection = Connection(amqp_url, transport_options={"confirm_publish": True})
+    pools.set_limit(1)  # one connection: the next publishes would get the cut one
+    with pools.connections[connection].acquire(block=True, timeout=5) as conn:
+        conn.ensure_connection(max_retries=1)
+        conn.default_channel  # noqa: B018  (opens it)
+    return connection
+
+
+def test_a_publish_interrupted_inside_with_replaces_the_connection(
+    amqp_url: str, queue: str, interruption: type[BaseException], clean_global_pools: None
+) -> None:
+    connection = connected(amqp_url)
+    with pytest.raises(interruption):
+        with interruption(0.001):
+            with pools.producers[connection].acquire(block=True, timeout=5) as producer:
+                publish_big(producer, queue)
+    publish_after(connection, queue)
+    assert_all_arrived(amqp_url, queue)
+
+
+def test_a_connection_cut_mid_publish_inside_with_is_replaced(
+    amqp_url: str, queue: str, interruption: type[BaseException], clean_global_pools: None
+) -> None:
+    connection = connected(amqp_url)
+    with pytest.raises(interruption):
+        with interruption(0.001):
+            with pools.connections[connection].acquire(block=True, timeout=5) as conn:
+                publish_big(Producer(conn), queue)
+    publish_after(connection, queue)
+    assert_all_arrived(amqp_url, queue)
+
+
+def test_a_producer_released_after_an_interrupted_publish_takes_its_connection_out(
+    amqp_url: str, queue: str, interruption: type[BaseException], clean_global_pools: None
+) -> None:
+    connection = connected(amqp_url)
+    producer = pools.producers[connection].acquire(block=True, timeout=5)
+    try:
+        with pytest.raises(interruption):
+            with interruption(0.001):
+                publish_big(producer, queue)
+    finally:
+        producer.release()  # no with: the publish itself retired the connection
+    publish_after(connection, queue)
+    assert_all_arrived(amqp_url, queue)
