@@ -237,6 +237,33 @@ def test_failing_reset_passes_the_slot_to_a_waiter(make_pool: Any) -> None:
     assert fresh is not thing and thing.closed == 1
 
 
+class Interruption(BaseException):
+    """Stands for gevent.Timeout, GreenletExit or KeyboardInterrupt."""
+
+
+def test_a_reset_interrupted_discards_the_resource_frees_its_place_and_goes_on_up(
+    make_pool: Any
+) -> None:
+    factory = Factory()
+
+    def reset(thing: Thing) -> None:
+        if thing is factory.made[0]:
+            raise Interruption
+
+    pool = make_pool(factory, 1, reset=reset)
+    thing = pool.acquire()
+    with pytest.raises(Interruption):
+        pool.release(thing)
+    stats = pool.get_stats()
+    assert stats["returns_bad"] == 1 and stats["pool_size"] == 0
+    fresh = pool.acquire(block=True, timeout=5)  # its place was freed
+    assert fresh is not thing and thing.closed == 1  # closed by the next caller
+    with pytest.raises(ValueError):
+        pool.release(thing)  # gone from the pool, not lent
+    pool.release(fresh)
+    assert pool.get_stats()["pool_available"] == 1
+
+
 def test_configure_runs_once_per_creation(make_pool: Any) -> None:
     configured: list[Thing] = []
     factory = Factory()

@@ -772,13 +772,21 @@ class SlotPool:
                 self._release_hook(resource)
             if self.reset is not None:
                 self.reset(resource)
-        except Exception:
-            logger.warning("greenpools: pool %r discards a resource whose reset failed",
-                           self.name, exc_info=True)
+        except BaseException as exc:
+            # Interrupted (gevent.Timeout, KeyboardInterrupt...) or failed, the
+            # reset left the resource in a state nobody knows: discard it and
+            # free its place either way; only an interruption goes on up, and
+            # the next caller closes the resource.
+            interrupted: cython.bint = not isinstance(exc, Exception)
+            if not interrupted:
+                logger.warning("greenpools: pool %r discards a resource whose reset failed",
+                               self.name, exc_info=True)
             with self._mutex:
                 self._n_returns_bad += 1
                 self._pending_close.append(slot)
                 SlotPool._drop_capacity_locked(self)
+            if interrupted:
+                raise
             SlotPool._emit(self, "invalidate", resource, None)
         else:
             with self._mutex:
