@@ -186,6 +186,8 @@ def test_replace_foreign_object(make_pool: Any) -> None:
         ({"limit": True}, TypeError, ["limit", "True"]),
         ({"limit": "3"}, TypeError, ["limit", "'3'"]),
         ({"limit": 2.5}, TypeError, ["limit", "2.5"]),
+        ({"limit": 2**70}, ValueError, ["limit", str(2**70)]),
+        ({"max_waiting": 2**70}, ValueError, ["max_waiting", str(2**70)]),
         ({"timeout": -1}, ValueError, ["timeout", "-1"]),
         ({"timeout": "soon"}, TypeError, ["timeout", "'soon'"]),
         ({"timeout": float("nan")}, ValueError, ["timeout", "nan"]),
@@ -235,6 +237,12 @@ def test_create_must_be_callable() -> None:
         greenpools.Pool(3, 1)  # type: ignore[arg-type]
 
 
+def test_a_timeout_past_any_float_means_forever_not_an_overflow() -> None:
+    from greenpools.core.slotpool import check_seconds
+
+    assert check_seconds("timeout", 10**400) == float("inf")
+
+
 def test_bad_arguments_to_methods_change_nothing(make_pool: Any) -> None:
     pool = make_pool(Factory(), 1)
     held = pool.acquire()
@@ -245,6 +253,8 @@ def test_bad_arguments_to_methods_change_nothing(make_pool: Any) -> None:
         pool.resize(-3)
     with pytest.raises(TypeError, match=r"limit.*False"):
         pool.resize(False)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=rf"limit must be at most .*{2**70}"):
+        pool.resize(2**70)
     after = pool.get_stats()
     assert pool.limit == 1
     assert {k: v for k, v in after.items() if not k.startswith("requests")} == {

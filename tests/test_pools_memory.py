@@ -517,6 +517,9 @@ def test_set_limit_refuses_before_changing_anything() -> None:
             pools.set_limit(True)  # type: ignore[arg-type]
         with pytest.raises(ValueError, match="limit"):
             pools.set_limit(-1)
+        with pytest.raises(ValueError, match=f"limit must be at most .*{2**70}"):
+            pools.set_limit(2**70)
+        assert pools.get_limit() == 10 and pool.limit == 10
     finally:
         pools._groups.remove(group)
         pool.close()

@@ -9,6 +9,7 @@ same wherever an option is given.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +25,8 @@ def check_limit(name: str, value: Any, *, allow_none: bool = True) -> int:
         raise TypeError(f"{name} must be {kind}, got {value!r}")
     if value < 0:
         raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+    if value > sys.maxsize:  # the pool counts in C integers when compiled
+        raise ValueError(f"{name} must be at most {sys.maxsize}, got {value!r}")
     return value
 
 

@@ -140,7 +140,10 @@ def check_seconds(name: str, value: Any) -> float | None:
         raise TypeError(f"{name} must be a number of seconds or None, got {value!r}")
     if not value >= 0:  # also refuses NaN
         raise ValueError(f"{name} must be a non-negative number of seconds, got {value!r}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an int past any float: longer than forever needs
+        return _INF
 
 
 #: Modules whose frames sit between a caller and the hand-out: a leak
