@@ -14,7 +14,7 @@ wait, and a 1 ms timeout fires in the middle of it.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -25,17 +25,20 @@ from kombu import Connection, Producer
 
 from greenpools import pools
 
-pytestmark = pytest.mark.broker
+# A thread's write cannot be interrupted: the green runs only (a skip of a
+# broker-marked test would fail under CI=true, so the threading run's carries none).
+pytestmark = (pytest.mark.skip(reason="interrupting a write takes a green timeout: "
+                               "the gevent and eventlet runs") if BACKEND == "threading"
+              else pytest.mark.broker)
 
 BIG = b"x" * (64 << 20)
 AFTER = 10
+TRIES = 5
 
 
 @pytest.fixture
 def interruption() -> type[BaseException]:
     """The backend's own timeout, an interruption that is not an Exception."""
-    if BACKEND == "threading":
-        pytest.skip("interrupting a write takes a green timeout: the gevent and eventlet runs")
     timeout: type[BaseException] = importlib.import_module(BACKEND).Timeout
     assert not issubclass(timeout, Exception)
     return timeout
@@ -65,12 +68,26 @@ def publish_after(connection: Connection, queue: str) -> None:
             producer.publish({"n": number}, routing_key=queue, exchange="", timeout=5)
 
 
-def assert_all_arrived(amqp_url: str, queue: str) -> None:
-    """The ``AFTER`` publishes are queued, and the big one too if the timeout
-    came only after its write (while it waited for the confirm)."""
+def interrupt_one(publish: Callable[[], None], interruption: type[BaseException]) -> int:
+    """Run ``publish`` under a 1 ms timeout until the timeout cuts it (on a
+    loaded machine a write can end before the timer fires); how many of the
+    tries completed first."""
+    for completed in range(TRIES):
+        try:
+            with interruption(0.001):
+                publish()
+        except interruption:
+            return completed
+    pytest.fail(f"none of {TRIES} publishes of {len(BIG) >> 20} MiB outlasted a 1 ms timeout")
+
+
+def assert_all_arrived(amqp_url: str, queue: str, completed: int) -> None:
+    """The ``AFTER`` publishes are queued, after the big ones that completed,
+    and the cut one too if the timeout came only after its write (while it
+    waited for the confirm)."""
     with Connection(amqp_url) as admin:
         queued = int(admin.default_channel.queue_declare(queue, passive=True).message_count)
-    assert queued in (AFTER, AFTER + 1)
+    assert queued in (AFTER + completed, AFTER + completed + 1)
 
 
 def connected(amqp_url: str) -> Connection:
@@ -88,24 +105,28 @@ def test_a_publish_interrupted_inside_with_replaces_the_connection(
     amqp_url: str, queue: str, interruption: type[BaseException], clean_global_pools: None
 ) -> None:
     connection = connected(amqp_url)
-    with pytest.raises(interruption):
-        with interruption(0.001):
-            with pools.producers[connection].acquire(block=True, timeout=5) as producer:
-                publish_big(producer, queue)
+
+    def publish() -> None:
+        with pools.producers[connection].acquire(block=True, timeout=5) as producer:
+            publish_big(producer, queue)
+
+    completed = interrupt_one(publish, interruption)
     publish_after(connection, queue)
-    assert_all_arrived(amqp_url, queue)
+    assert_all_arrived(amqp_url, queue, completed)
 
 
 def test_a_connection_cut_mid_publish_inside_with_is_replaced(
     amqp_url: str, queue: str, interruption: type[BaseException], clean_global_pools: None
 ) -> None:
     connection = connected(amqp_url)
-    with pytest.raises(interruption):
-        with interruption(0.001):
-            with pools.connections[connection].acquire(block=True, timeout=5) as conn:
-                publish_big(Producer(conn), queue)
+
+    def publish() -> None:
+        with pools.connections[connection].acquire(block=True, timeout=5) as conn:
+            publish_big(Producer(conn), queue)
+
+    completed = interrupt_one(publish, interruption)
     publish_after(connection, queue)
-    assert_all_arrived(amqp_url, queue)
+    assert_all_arrived(amqp_url, queue, completed)
 
 
 def test_a_producer_released_after_an_interrupted_publish_takes_its_connection_out(
@@ -114,10 +135,8 @@ def test_a_producer_released_after_an_interrupted_publish_takes_its_connection_o
     connection = connected(amqp_url)
     producer = pools.producers[connection].acquire(block=True, timeout=5)
     try:
-        with pytest.raises(interruption):
-            with interruption(0.001):
-                publish_big(producer, queue)
+        completed = interrupt_one(lambda: publish_big(producer, queue), interruption)
     finally:
         producer.release()  # no with: the publish itself retired the connection
     publish_after(connection, queue)
-    assert_all_arrived(amqp_url, queue)
+    assert_all_arrived(amqp_url, queue, completed)
