@@ -99,12 +99,19 @@ def pool_label(connection: Any) -> str:
         return type(connection).__name__
 
 
+def is_interruption(exc: BaseException) -> bool:
+    """Whether ``exc`` interrupted the task rather than failed: not an
+    ``Exception`` (``gevent.Timeout``, ``GreenletExit``, ``KeyboardInterrupt``).
+    It can stop a write mid-frame, and the broker would then read the next
+    publish on that socket as the rest of the cut one: the connection it
+    hit cannot be trusted again."""
+    return not isinstance(exc, Exception)
+
+
 def is_connection_error(connection: Any, exc: BaseException) -> bool:
     """Whether ``exc`` means ``connection`` (or its channel) is broken, or
-    may be: an interruption that is not an ``Exception`` (``gevent.Timeout``,
-    ``GreenletExit``, ``KeyboardInterrupt``) can stop a write mid-frame, and
-    the next publish on that socket would then be lost."""
-    if not isinstance(exc, Exception):
+    may be (:func:`is_interruption`)."""
+    if is_interruption(exc):
         return True
     try:
         errors = _errors_of(connection)

@@ -24,6 +24,7 @@ from .base import (
     SelfLeasing,
     as_connection,
     errors_of_template,
+    is_interruption,
     pool_label,
 )
 from .fork import forget_connection
@@ -55,8 +56,8 @@ class _PooledChannelMixin(SelfLeasing):
         pool = self._greenpools_pool
         if pool._ended_in_with and self._released_in_block(pool):
             return
-        if exc_type is None or (  # an interruption may have cut a frame: replace
-                isinstance(exc, Exception) and not isinstance(exc, pool.connection_errors)):
+        if exc_type is None or not (is_interruption(exc)
+                                    or isinstance(exc, pool.connection_errors)):
             pool.release(self)
         else:
             pool.replace(self)

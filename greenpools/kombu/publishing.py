@@ -33,6 +33,7 @@ from typing import Any
 from amqp.exceptions import ConnectionForced, InternalError
 
 from ..exceptions import ConnectionBlocked, NodeShuttingDown
+from .base import is_interruption
 
 __all__ = ["guard_publish"]
 
@@ -67,10 +68,7 @@ def guard_publish(conn: Any, publish: Callable[..., Any]) -> Callable[..., Any]:
             conn._pool._retire_lent_resource(conn)
             raise _refusal(conn._pool, exc) from exc
         except BaseException as exc:
-            # gevent.Timeout, GreenletExit, KeyboardInterrupt: the write may
-            # have stopped mid-frame, and the broker would read the next
-            # publish on this socket as the rest of this one.
-            if not isinstance(exc, Exception):
+            if is_interruption(exc):
                 conn._pool._retire_lent_resource(conn)
             raise
         finally:
