@@ -105,8 +105,7 @@ def run_s2(contender: Contender, settings: Settings) -> dict[str, Any]:
     # joins would cost (and count) O(tasks) each, most for a pool whose
     # tasks end in the order they started.
     ended: list[float] = []
-    running = [tasks]
-    counting = threading.Lock()
+    ending = threading.Lock()
     all_ended = threading.Event()
 
     def task(index: int) -> None:
@@ -132,10 +131,9 @@ def run_s2(contender: Contender, settings: Settings) -> dict[str, Any]:
         except BaseException as exc:  # reported, never hangs the others silently
             failures.append(exc)
         records.extend(mine)
-        ended.append(clock())
-        with counting:
-            running[0] -= 1
-            if not running[0]:
+        with ending:
+            ended.append(clock())
+            if len(ended) == tasks:
                 all_ended.set()
 
     try:
