@@ -53,6 +53,18 @@ class Thing:
         return f"<Thing {self.id}>"
 
 
+class RecordedCloses:
+    """An awaitable ``close`` hook: closes after one loop turn, as a real
+    client's would, and records in ``closed`` what it closed, in order."""
+
+    def __init__(self) -> None:
+        self.closed: list[Thing] = []
+
+    async def __call__(self, thing: Thing) -> None:
+        await asyncio.sleep(0)
+        self.closed.append(thing)
+
+
 def waiting(pool: Any) -> int:
     return int(pool.get_stats()["requests_waiting"])
 

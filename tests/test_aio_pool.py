@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from aiohelpers import Thing, assert_balanced, run, settle, until, waiting
+from aiohelpers import RecordedCloses, Thing, assert_balanced, run, settle, until, waiting
 from helpers import passed_over_past_the_bound
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from test_observability import reader  # noqa: F401  (fixture)
@@ -371,13 +371,10 @@ def test_resize_grows_for_the_waiters_and_shrinks_as_resources_return() -> None:
 
 def test_close_refuses_waiters_and_closes_lent_resources_on_return() -> None:
     async def scenario() -> None:
-        closed: list[Thing] = []
+        closes = RecordedCloses()
+        closed = closes.closed
 
-        async def close(r: Thing) -> None:
-            await asyncio.sleep(0)
-            closed.append(r)
-
-        pool = aio.Pool(make_thing, 2, close=close)
+        pool = aio.Pool(make_thing, 2, close=closes)
         idle, lent = await pool.acquire(), await pool.acquire()
         await pool.release(idle)
         second = await pool.acquire()  # the idle one
@@ -405,13 +402,10 @@ def test_close_refuses_waiters_and_closes_lent_resources_on_return() -> None:
 
 def test_close_closes_idle_resources_and_awaits_their_close() -> None:
     async def scenario() -> None:
-        closed: list[Thing] = []
+        closes = RecordedCloses()
+        closed = closes.closed
 
-        async def close(r: Thing) -> None:
-            await asyncio.sleep(0)
-            closed.append(r)
-
-        async with aio.Pool(make_thing, 2, close=close) as pool:
+        async with aio.Pool(make_thing, 2, close=closes) as pool:
             things = [await pool.acquire(), await pool.acquire()]
             for thing in things:
                 await pool.release(thing)
@@ -423,13 +417,10 @@ def test_close_closes_idle_resources_and_awaits_their_close() -> None:
 
 def test_drain_closes_idle_resources_now_and_lent_ones_on_return() -> None:
     async def scenario() -> None:
-        closed: list[Thing] = []
+        closes = RecordedCloses()
+        closed = closes.closed
 
-        async def close(r: Thing) -> None:
-            await asyncio.sleep(0)
-            closed.append(r)
-
-        async with aio.Pool(make_thing, 3, close=close) as pool:
+        async with aio.Pool(make_thing, 3, close=closes) as pool:
             idle, lent = await pool.acquire(), await pool.acquire()
             await pool.release(idle)
             await pool.drain()

@@ -101,28 +101,20 @@ def connected(amqp_url: str) -> Connection:
     return connection
 
 
+@pytest.mark.parametrize("through", ["producers", "connections"])
 def test_a_publish_interrupted_inside_with_replaces_the_connection(
-    amqp_url: str, queue: str, interruption: type[BaseException], clean_global_pools: None
+    amqp_url: str, queue: str, interruption: type[BaseException], clean_global_pools: None,
+    through: str
 ) -> None:
     connection = connected(amqp_url)
 
     def publish() -> None:
-        with pools.producers[connection].acquire(block=True, timeout=5) as producer:
-            publish_big(producer, queue)
-
-    completed = interrupt_one(publish, interruption)
-    publish_after(connection, queue)
-    assert_all_arrived(amqp_url, queue, completed)
-
-
-def test_a_connection_cut_mid_publish_inside_with_is_replaced(
-    amqp_url: str, queue: str, interruption: type[BaseException], clean_global_pools: None
-) -> None:
-    connection = connected(amqp_url)
-
-    def publish() -> None:
-        with pools.connections[connection].acquire(block=True, timeout=5) as conn:
-            publish_big(Producer(conn), queue)
+        if through == "producers":
+            with pools.producers[connection].acquire(block=True, timeout=5) as producer:
+                publish_big(producer, queue)
+        else:
+            with pools.connections[connection].acquire(block=True, timeout=5) as conn:
+                publish_big(Producer(conn), queue)
 
     completed = interrupt_one(publish, interruption)
     publish_after(connection, queue)
