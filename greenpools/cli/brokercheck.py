@@ -246,10 +246,11 @@ def _declared_errors(url: str) -> tuple[type[BaseException], ...]:
     """The errors kombu's transport for ``url`` says its broker raises."""
     from kombu.connection import Connection
 
+    from ..kombu.base import errors_of
+
     try:
-        connection = Connection(url)
-        return (*connection.connection_errors, *connection.channel_errors)
-    except Exception:
+        return errors_of(Connection(url))
+    except Exception:  # kombu cannot even make the connection: nothing declared
         return ()
 
 

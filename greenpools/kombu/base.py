@@ -114,7 +114,7 @@ def is_connection_error(connection: Any, exc: BaseException) -> bool:
     if is_interruption(exc):
         return True
     try:
-        errors = _errors_of(connection)
+        errors = errors_of(connection)
     except Exception:  # the transport cannot even say: do not trust it
         return True
     return isinstance(exc, errors)
@@ -139,12 +139,14 @@ class LazyErrors:
         pool.__dict__["_connection_errors"] = tuple(errors)
 
 
-def _errors_of(connection: Any) -> tuple[type[BaseException], ...]:
+def errors_of(connection: Any) -> tuple[type[BaseException], ...]:
+    """The errors ``connection``'s transport declares: its connection and
+    channel errors (asking loads the transport)."""
     return tuple(connection.connection_errors) + tuple(connection.channel_errors)
 
 
 def errors_of_template(pool: Any) -> tuple[type[BaseException], ...]:
-    return _errors_of(pool.connection)
+    return errors_of(pool.connection)
 
 
 class KombuResource(Resource[T]):
