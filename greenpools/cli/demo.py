@@ -419,10 +419,15 @@ def _stats_of(pool: Any) -> dict[str, int]:
     return dict(get_stats()) if get_stats is not None else {}
 
 
+def tasks_on(backend: str) -> str:
+    """What the demo's tasks are on ``backend``."""
+    return "threads" if backend == "threading" else "green threads"
+
+
 def report(result: DemoResult, patched: bool) -> str:
     """The demo's printed summary."""
     how = "monkey-patched at start" if patched else "OS threads, nothing patched"
-    task_kind = "green threads" if result.backend != "threading" else "threads"
+    task_kind = tasks_on(result.backend)
     rate = result.consumed / result.elapsed if result.elapsed else 0.0
     lines = [
         "greenpools demo",
@@ -542,9 +547,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if backends.get_backend().name != backend:
         backends.use_backend(backend)
     with Stop() as stop:  # from here on Ctrl-C stops the demo cleanly
-        kind = "threads" if backend == "threading" else "green threads"
-        print(f"greenpools demo: {args.tasks} {kind} publish {args.tasks * args.messages} "
-              f"messages through {masked_url(args.broker)} (Ctrl-C stops them)", flush=True)
+        print(f"greenpools demo: {args.tasks} {tasks_on(backend)} publish "
+              f"{args.tasks * args.messages} messages through {masked_url(args.broker)} "
+              "(Ctrl-C stops them)", flush=True)
         try:
             check_broker(args.broker, min(BROKER_CHECK_SECONDS, args.timeout))
         except BrokerProblem as problem:
