@@ -38,14 +38,17 @@ RUNNER = os.path.join(TESTS, "runner.py")
 EXIT_TIMEOUT = 120.0  # for a terminated run to stop its passes and nodes
 
 #: A test that boots a one-node set, says which, and waits to be stopped.
+#: SIGUSR1 makes it print every thread's stack (see Holder.stop).
 HOLDER = """\
-import json, threading
+import faulthandler, json, os, signal, sys, threading
 from rabbit_cluster import session_nodes
 
 def test_holds_a_node():
+    faulthandler.register(signal.SIGUSR1, file=sys.__stdout__, all_threads=True)
     nodes = session_nodes("probe", 1)
     vm = nodes.vm_pid(nodes.nodes[0])
-    print("NODES " + json.dumps({"vm": vm, "base": nodes.base}), flush=True)
+    found = {"vm": vm, "base": nodes.base, "holder": os.getpid()}
+    print("NODES " + json.dumps(found), flush=True)
     threading.Event().wait(600)
 """
 
@@ -77,6 +80,7 @@ class Holder:
                 found = json.loads(line.removeprefix("NODES "))
                 self.vm = ProcessIdentity.of(int(found["vm"]))
                 self.base = str(found["base"])
+                self.holder = int(found["holder"])  # the process running HOLDER
                 break
         else:
             raise AssertionError("the run booted no node:\n" + "".join(self.output))
@@ -85,9 +89,28 @@ class Holder:
     def stop(self, signum: int) -> int:
         """Send ``signum``; return the run's exit status once it has exited."""
         self.proc.send_signal(signum)
-        rest, _ = self.proc.communicate(timeout=EXIT_TIMEOUT)
+        try:
+            rest, _ = self.proc.communicate(timeout=EXIT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"the run did not exit {EXIT_TIMEOUT:.0f}s after "
+                                 f"{signal.Signals(signum).name}\n{self._where()}") from None
         self.output.append(rest)
         return self.proc.returncode
+
+    def _where(self) -> str:
+        """What a run that will not exit is doing: its output, the holder's
+        stacks (faulthandler, on SIGUSR1), and its processes."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.holder, signal.SIGUSR1)
+        try:
+            rest, _ = self.proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired as exc:
+            rest = exc.output.decode(errors="replace") if isinstance(exc.output, bytes) else ""
+        self.output.append(rest or "")
+        processes = subprocess.run(
+            ["ps", "-o", "pid,ppid,stat,wchan:24,etime,args", "-g", str(self.proc.pid)],
+            capture_output=True, text=True).stdout
+        return "".join(self.output) + "\nits processes:\n" + processes
 
     def close(self) -> None:
         """Kill what is left of the run (its passes too, if the runner left
