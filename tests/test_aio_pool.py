@@ -271,6 +271,13 @@ def test_a_bad_timeout_is_refused() -> None:
         async with aio.Pool(make_thing, 1) as pool:
             with pytest.raises(ValueError, match=r"timeout must be a non-negative .* got -1"):
                 await pool.acquire(timeout=-1)
+            await pool.release(await pool.acquire())  # idle now: the lock-free path
+            with pytest.raises(ValueError, match=r"timeout must be a non-negative .* got -1"):
+                await pool.acquire(timeout=-1)
+            with pytest.raises(TypeError, match=r"timeout must be a number .* got '1'"):
+                await pool.acquire(timeout="1")  # type: ignore[arg-type]
+            await pool.release(await pool.acquire(timeout=1))
+            assert_balanced(pool)
 
     run(scenario())
 

@@ -243,6 +243,29 @@ def test_a_timeout_past_any_float_means_forever_not_an_overflow() -> None:
     assert check_seconds("timeout", 10**400) == float("inf")
 
 
+BAD_TIMEOUTS = [
+    (-1, ValueError, r"timeout must be a non-negative number of seconds, got -1"),
+    (-0.5, ValueError, r"timeout must be a non-negative number of seconds, got -0.5"),
+    (float("nan"), ValueError, r"timeout must be a non-negative .*, got nan"),
+    ("1", TypeError, r"timeout must be a number of seconds or None, got '1'"),
+    (True, TypeError, r"timeout must be a number of seconds or None, got True"),
+]
+
+
+@pytest.mark.parametrize(("timeout", "error", "message"), BAD_TIMEOUTS)
+def test_a_bad_timeout_is_refused_even_when_a_resource_is_free(
+    make_pool: Any, timeout: Any, error: type[Exception], message: str,
+) -> None:
+    """As ``queue.Queue.get`` does: not only once the caller would wait."""
+    pool = make_pool(Factory(), 2)
+    pool.release(pool.acquire())  # one idle: the lock-free path
+    with pytest.raises(error, match=message):
+        pool.acquire(block=True, timeout=timeout)
+    assert pool.get_stats()["pool_available"] == 1
+    pool.release(pool.acquire(block=False, timeout=timeout))  # not blocking: not read
+    assert_balanced(pool)
+
+
 def test_bad_arguments_to_methods_change_nothing(make_pool: Any) -> None:
     pool = make_pool(Factory(), 1)
     held = pool.acquire()

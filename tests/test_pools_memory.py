@@ -157,6 +157,21 @@ def test_acquire_returns_a_kombu_connection_released_exactly_once() -> None:
     assert_balanced(pool)
 
 
+@pytest.mark.parametrize("group", ["connections", "producers"])
+@pytest.mark.parametrize(("timeout", "error"), [(-1, ValueError), ("1", TypeError)])
+def test_a_bad_timeout_is_refused_even_when_one_is_idle(
+    group: str, timeout: Any, error: type[Exception],
+) -> None:
+    pool = getattr(pools, group)[URL]
+    with pool.acquire(block=True):
+        pass  # idle now
+    with pytest.raises(error, match=rf"timeout .*got {timeout!r}"):
+        pool.acquire(block=True, timeout=timeout)
+    with pool.acquire(block=True, timeout=1) as taken:  # nothing was taken
+        assert taken is not None
+    assert_balanced(pool)
+
+
 def test_release_is_a_method_nothing_is_set_per_acquire() -> None:
     pool = pools.ConnectionPool(URL, limit=1)
     conn = pool.acquire()

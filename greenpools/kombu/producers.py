@@ -152,7 +152,10 @@ class ProducerPool(KombuResource[Any]):
         ``timeout``), and what binding the producer to the connection
         raised; in every case nothing stays taken.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = None
+        if timeout is not None and block:  # without block, kombu ignores a timeout
+            timeout = check_seconds("timeout", timeout)
+            deadline = time.monotonic() + timeout  # type: ignore[operator]  # a number in, a number out
         try:
             producer = Resource.acquire(self, block, timeout)
         except PoolTimeout as exc:
