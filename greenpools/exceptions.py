@@ -9,6 +9,8 @@ py-amqp recoverable connection error, so kombu's retries retry it.
 
 from __future__ import annotations
 
+from typing import Any
+
 from amqp.exceptions import RecoverableConnectionError
 from kombu.exceptions import LimitExceeded as KombuLimitExceeded
 
@@ -24,6 +26,14 @@ class PoolError(Exception):
 
 class LimitExceeded(PoolError, KombuLimitExceeded):
     """Every resource is in use and the caller would not wait."""
+
+    def __reduce__(self) -> str | tuple[Any, ...]:
+        # A class made by specialise() cannot be pickled by name: the name
+        # finds its base.  Pickle how to make it again instead.
+        made_from = _made_from.get(type(self))
+        if made_from is None:
+            return super().__reduce__()
+        return _rebuild, (*made_from, self.args), self.__dict__ or None
 
 
 class PoolTimeout(LimitExceeded):
@@ -48,6 +58,12 @@ class NodeShuttingDown(RecoverableConnectionError):  # type: ignore[misc]
     connection.
     """
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # py-amqp's errors store their arguments in another order than
+        # __init__ takes them: unpickled as they are, ``args`` would shift.
+        return (type(self), (self.reply_text, self.method_sig, self.method_name,
+                             self.reply_code), self.__dict__)
+
 
 class TooManyRequests(LimitExceeded):
     """``max_waiting`` callers are already queued for this pool."""
@@ -58,6 +74,8 @@ class PoolClosed(PoolError, RuntimeError):
 
 
 _specialised: dict[tuple[type[LimitExceeded], type[BaseException]], type[LimitExceeded]] = {}
+#: What each class made by :func:`specialise` was made of, to pickle its errors.
+_made_from: dict[type[LimitExceeded], tuple[type[LimitExceeded], type[BaseException]]] = {}
 
 
 def specialise(error: type[LimitExceeded], kombu_class: type[BaseException]) -> type[LimitExceeded]:
@@ -75,4 +93,12 @@ def specialise(error: type[LimitExceeded], kombu_class: type[BaseException]) -> 
             error.__name__, (error, kombu_class), {"__module__": error.__module__}
         )
         _specialised[key] = made
+        _made_from[made] = key
     return _specialised[key]
+
+
+def _rebuild(
+    error: type[LimitExceeded], kombu_class: type[BaseException], args: tuple[Any, ...],
+) -> LimitExceeded:
+    """Unpickle an error of a class made by :func:`specialise` (pickles name this function)."""
+    return specialise(error, kombu_class)(*args)
