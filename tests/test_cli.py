@@ -122,6 +122,73 @@ def test_ctrl_c_stops_the_demo_at_once_and_deletes_its_queue(backend: str, broke
             connection.default_channel.queue_declare(queue.group(1), passive=True)
 
 
+# -- a reader that goes away early (| head -1): silence and 141, never a traceback ---
+
+BROKEN_PIPE_STATUS = 141  # 128 + SIGPIPE
+
+
+@pytest.mark.parametrize("args", [
+    ("doctor",),
+    ("--help",),
+    *(("demo", "--backend", backend, "--tasks", "5", "--messages", "5")
+      for backend in ("threading", "gevent", "eventlet")),
+], ids=["doctor", "help", "demo-threading", "demo-gevent", "demo-eventlet"])
+def test_a_command_whose_reader_is_gone_ends_quietly(args: tuple[str, ...]) -> None:
+    """``python -m greenpools ... | true``: the reader is gone before the first line."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        result = subprocess.run([sys.executable, "-m", "greenpools", *args], env=cli_env(),
+                                stdout=write, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write)
+    assert result.returncode == BROKEN_PIPE_STATUS, result.stderr
+    assert result.stderr == ""  # no traceback, not even at the interpreter's exit
+
+
+@pytest.mark.parametrize("backend", ["threading", "gevent", "eventlet"])
+def test_a_demo_whose_reader_stopped_after_a_line_still_stops_on_ctrl_c(backend: str) -> None:
+    """``python -m greenpools demo | head -1``, then Ctrl-C: the demo stops its
+    tasks and cleans up as ever; only its report finds no reader."""
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "greenpools", "demo", "--backend", backend,
+         "--tasks", "20", "--messages", "1000000"],  # hours of work, unless stopped
+        env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert demo.stdout is not None
+    try:
+        started = demo.stdout.readline()
+        assert "(Ctrl-C stops them)" in started, started
+        demo.stdout.close()  # as head -1 does
+        demo.send_signal(signal.SIGINT)
+        _, stderr = demo.communicate(timeout=60)
+    finally:
+        demo.kill()
+    assert demo.returncode == BROKEN_PIPE_STATUS, stderr
+    assert "greenpools demo: interrupted; stopping the tasks" in stderr, stderr
+    assert "Traceback" not in stderr, stderr
+
+
+def test_ctrl_c_while_stderr_is_gone_still_stops_the_demo(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``demo 2>&1 | head -1``, then Ctrl-C: the handler's message cannot be
+    written, and must not raise in the main thread before the demo has
+    stopped its tasks and deleted its queue."""
+    from greenpools.cli.demo import Stop
+
+    class Gone:
+        def write(self, text: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self) -> None:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stderr", Gone())
+    stop = Stop()
+    stop._interrupted(signal.SIGINT, None)
+    assert stop.requested
+
+
 def test_demo_help_shows_the_default_load() -> None:
     result = greenpools_cli("demo", "--help")
     assert result.returncode == 0, result.stderr

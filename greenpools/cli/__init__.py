@@ -8,6 +8,9 @@ the command runs, so importing one of them (a benchmark worker imports
 :mod:`greenpools.cli.bench` after patching) imports nothing else.  The
 functions here are named ``*_command`` so that no name of this package
 hides one of its modules (``from greenpools.cli import bench``).
+
+A command whose reader goes away early (``python -m greenpools doctor |
+head -1``) ends quietly with :data:`BROKEN_PIPE_STATUS`, not a traceback.
 """
 
 from __future__ import annotations
@@ -26,6 +29,23 @@ commands:
                           (python -m greenpools demo --help)
   bench [options]         a short benchmark against kombu's pools
 """
+
+#: The exit status when stdout's reader went away: 128 + SIGPIPE, what a
+#: shell reports for a program that SIGPIPE ended.
+BROKEN_PIPE_STATUS = 141
+
+
+def run_main(command: Callable[[Sequence[str]], int], argv: Sequence[str]) -> int:
+    """``command(argv)``'s exit status, or :data:`BROKEN_PIPE_STATUS`, quietly,
+    when the reader of stdout went away."""
+    try:
+        return command(argv)
+    except BrokenPipeError:
+        # https://docs.python.org/3/library/signal.html#note-on-sigpipe: the
+        # interpreter's last flush of stdout would raise again at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return BROKEN_PIPE_STATUS
 
 
 def doctor_command(argv: Sequence[str]) -> int:
@@ -58,11 +78,15 @@ COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Dispatch to a command; each parses its own options."""
+    return run_main(_dispatch, sys.argv[1:] if argv is None else argv)
+
+
+def _dispatch(argv: Sequence[str]) -> int:
     import greenpools
 
     from .. import backends
 
-    args = list(sys.argv[1:] if argv is None else argv)
+    args = list(argv)
     if not args or args[0] in ("-h", "--help", "help"):
         print(USAGE, end="")
         return 0 if args else 2

@@ -47,8 +47,9 @@ _BOOTSTRAP = """\
 import sys
 from greenpools.startup import patch_first
 patch_first(sys.argv[1])
+from greenpools.cli import run_main
 from greenpools.cli.demo import main
-sys.exit(main(sys.argv[2:]))
+sys.exit(run_main(main, sys.argv[2:]))
 """
 
 
@@ -215,11 +216,21 @@ class Stop:
 
     def _interrupted(self, signum: int, frame: Any) -> None:
         if self.requested:
-            print("greenpools demo: interrupted again, quitting", file=sys.stderr, flush=True)
+            _say("greenpools demo: interrupted again, quitting")
             os._exit(130)
         self.requested = True
-        print("greenpools demo: interrupted; stopping the tasks and deleting the demo queue "
-              "(Ctrl-C again to quit at once)", file=sys.stderr, flush=True)
+        _say("greenpools demo: interrupted; stopping the tasks and deleting the demo queue "
+             "(Ctrl-C again to quit at once)")
+
+
+def _say(message: str) -> None:
+    """``message`` on stderr, from the signal handler: raised there (stderr
+    piped to a reader that went away), an error would end the demo's main
+    thread mid-wait, before it joins its tasks and deletes its queue."""
+    try:
+        print(message, file=sys.stderr, flush=True)
+    except OSError:
+        pass
 
 
 def run(
