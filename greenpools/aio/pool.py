@@ -181,7 +181,8 @@ class Pool(generic.Pool[T]):
 
         Raises :class:`TooManyRequests` when ``max_waiting`` tasks wait
         already, :class:`PoolClosed` on a closed pool (also one closed
-        while this task waits), and what ``create`` raised (a resource whose
+        while this task waits), what ``create`` raised, and ``ValueError``
+        when it returned an object the pool holds already (a resource whose
         ``check`` raised is closed, and another one tried).
         A task cancelled while it waits takes nothing from the pool.
         """

@@ -26,8 +26,12 @@ class Pool(Resource[T]):
     and ``preload`` (resources made in ``__init__``) are
     :class:`Resource`'s, as is every keyword option.  Raises
     ``TypeError`` when ``create`` or ``close`` is not callable, and the
-    errors of :class:`Resource` for a bad option.
+    errors of :class:`Resource` for a bad option.  ``create`` must return
+    a new object each call: one the pool holds already is refused, with a
+    ``ValueError`` from the acquire that made it.
     """
+
+    _creator = "create"
 
     def __init__(
         self,

@@ -95,6 +95,10 @@ class Resource(SlotPool, Counters, Generic[T]):
     #: forked child.
     close_after_fork = True
 
+    #: What makes the resources, as the error of one that returned a
+    #: resource the pool holds already names it (see :meth:`_not_new`).
+    _creator = "new()"
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         for name in HOOK_NAMES:
@@ -344,6 +348,14 @@ class Resource(SlotPool, Counters, Generic[T]):
             self._drop_inherited(resource)
             raise AcquireAgain
         return slot
+
+    def _not_new(self, resource: T) -> Exception:
+        """The error of a creation that returned ``resource``, which the pool
+        holds already (the core refused it, and passed its place on)."""
+        return ValueError(
+            f"{self._creator} returned {resource!r}, which pool {self.name!r} already "
+            f"holds: {self._creator} must return a new object each call"
+        )
 
     def _drop_inherited(self, resource: T) -> None:
         """Let go of a resource the parent process may be using too.  Runs in

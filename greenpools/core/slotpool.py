@@ -22,7 +22,9 @@ leak reports' frames) is handed in, so it imports none of them.
   slot's ``lent`` flag says whether a caller has it.  So any object can be
   pooled (nothing is set on it, it need not be hashable), a double or
   foreign release is caught, and lending and returning only flip a flag:
-  the map changes only when resources are made and closed.
+  the map changes only when resources are made and closed.  One object
+  has one slot: a creation that returns an object the pool holds already
+  is refused (:meth:`SlotPool._created`).
 - ``_size`` counts every resource that exists or is being created, except
   lent ones a reset or force-close retired (``_retiring``, ``_retired``).
   It exceeds ``limit`` only after a shrink below the number lent:
@@ -1070,15 +1072,31 @@ class SlotPool:
     def _created(self, resource: Any, forks: int, started: float, expires: float,
                  pid: int) -> Slot | None:
         """Record a resource made for counted capacity: its new slot, or
-        None when the process forked meanwhile (the caller forgets it)."""
+        None when the process forked meanwhile (the caller forgets it).
+
+        A resource the pool holds already (lent, idle, or retired while
+        lent and not yet returned) is refused: slots are found by identity,
+        so a second slot for one object would take the first one's entry
+        and its place would be lost for good.  The place counted for this
+        creation is passed on, the object is left alone (it is the other
+        slot's), and the error of :meth:`_not_new` is raised.
+        """
         now = _now()
+        key = _identity(resource)
         with self._mutex:
             if forks != self._forks:
                 return None
-            self._n_connections += 1
-            self._connect_s += now - started
-            slot = Slot(resource, now, expires, self._generation, pid)
-            self._slots[_identity(resource)] = slot
+            held = key in self._slots or key in self._retiring or key in self._retired
+            if held:
+                self._n_connection_errors += 1
+                SlotPool._drop_capacity_locked(self)  # perhaps one a shrink counts
+            else:
+                self._n_connections += 1
+                self._connect_s += now - started
+                slot = Slot(resource, now, expires, self._generation, pid)
+                self._slots[key] = slot
+        if held:
+            raise self._not_new(resource)
         SlotPool._emit(self, "connect", resource, now - started)
         return slot
 
@@ -1458,6 +1476,10 @@ class SlotPool:
 
     def _close_quietly(self, resource: Any) -> None:
         """Close a resource, logging rather than raising."""
+        raise NotImplementedError
+
+    def _not_new(self, resource: Any) -> Exception:
+        """The error of a creation that returned ``resource``, which the pool holds already."""
         raise NotImplementedError
 
     def _start_upkeep(self) -> None:

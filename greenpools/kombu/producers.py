@@ -94,6 +94,7 @@ class ProducerPool(KombuResource[Any]):
 
     Producer: Callable[..., Any] = _KombuProducer
     close_after_fork = True
+    _creator = "Producer"
     connection_errors = LazyErrors(_errors_of_connections)  # type: ignore[assignment]
 
     def __init__(
