@@ -193,3 +193,76 @@ def test_producer_pool_names_producer() -> None:
     finally:
         producers.close()
         connections.close()
+
+
+def test_configure_never_runs_on_an_object_another_slot_holds(make_pool: Any) -> None:
+    """Refused before ``configure``: a failing one would close it under its holder."""
+    shared = Thing()
+    configured: list[Any] = []
+
+    def configure(thing: Thing) -> None:
+        configured.append(thing)
+        if len(configured) > 1:
+            raise RuntimeError("configured twice")
+
+    pool = make_pool(first_then_new(shared, shared), 2, name="dup", configure=configure)
+    assert pool.acquire() is shared
+    with pytest.raises(ValueError, match=NOT_NEW):
+        pool.acquire()
+    assert configured == [shared]
+    assert shared.closed == 0
+    pool.release(shared)
+    assert_balanced(pool)
+
+
+def test_configure_never_runs_on_it_in_the_asyncio_pool() -> None:
+    shared = Thing()
+    configured: list[Any] = []
+
+    async def scenario() -> None:
+        async with aio.Pool(first_then_new(shared, shared), 2, name="dup",
+                            configure=configured.append) as pool:
+            assert await pool.acquire() is shared
+            with pytest.raises(ValueError, match=NOT_NEW):
+                await pool.acquire()
+            await pool.release(shared)
+            assert_balanced(pool)
+
+    run(scenario())
+    assert configured == [shared]
+
+
+class Lazy(Resource[Any]):
+    """kombu's ChannelPool's pattern: ``new()`` makes a promise, ``prepare``
+    turns it into the object lent."""
+
+    def __init__(self, target: Callable[[], Any], limit: int) -> None:
+        self.target = target
+        super().__init__(limit=limit, name="lazy")
+
+    def new(self) -> Any:
+        return lambda: self.target()
+
+    def prepare(self, resource: Any) -> Any:
+        return resource() if callable(resource) else resource
+
+
+def test_a_prepare_that_returns_an_object_another_slot_holds_is_refused() -> None:
+    shared = Thing()
+    pool = Lazy(first_then_new(shared, shared), 2)
+    try:
+        first = pool.acquire()
+        assert first is shared
+        with pytest.raises(ValueError, match=r"^prepare returned <Thing #\d+>, which pool "
+                                             r"'lazy' already holds"):
+            pool.acquire()
+        assert len(pool._slots) == 2  # each object in its own slot still
+        pool.release(first)
+        assert_balanced(pool)
+        taken = [pool.acquire(block=True, timeout=1) for _ in range(2)]  # both places work
+        assert taken[0] is not taken[1]
+        for thing in taken:
+            pool.release(thing)
+        assert_balanced(pool)
+    finally:
+        pool.close()

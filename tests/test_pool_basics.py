@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any
 
 import kombu.exceptions
@@ -263,6 +264,36 @@ def test_a_bad_timeout_is_refused_even_when_a_resource_is_free(
         pool.acquire(block=True, timeout=timeout)
     assert pool.get_stats()["pool_available"] == 1
     pool.release(pool.acquire(block=False, timeout=timeout))  # not blocking: not read
+    assert_balanced(pool)
+
+
+@pytest.mark.parametrize("timeout", ["1", -1, float("nan"), 10**400, True],
+                         ids=["str", "negative", "nan", "past-any-float", "bool"])
+@pytest.mark.parametrize("state", ["empty", "full"])
+def test_a_timeout_is_ignored_without_block_as_kombu_does(
+    make_pool: Any, timeout: Any, state: str,
+) -> None:
+    """Whether the pool has to create one or is full, not only when one is idle."""
+    pool = make_pool(Factory(), 1)
+    if state == "empty":
+        pool.release(pool.acquire(block=False, timeout=timeout))
+    else:
+        held = pool.acquire()
+        with pytest.raises(LimitExceeded):
+            pool.acquire(block=False, timeout=timeout)
+        pool.release(held)
+    assert_balanced(pool)
+
+
+def test_any_real_number_of_seconds_is_a_timeout(make_pool: Any) -> None:
+    """As kombu takes them: a ``Fraction``, numpy's numbers (registered as
+    ``numbers.Real``); a ``bool`` stays refused, a mistake rather than a time."""
+    pool = make_pool(Factory(), 1)
+    pool.release(pool.acquire(block=True, timeout=Fraction(1, 20)))
+    held = pool.acquire()
+    with pytest.raises(PoolTimeout, match=r"within 0\.05 s"):
+        pool.acquire(block=True, timeout=Fraction(1, 20))
+    pool.release(held)
     assert_balanced(pool)
 
 

@@ -82,6 +82,7 @@ close or reset are caught by their ``generation``.
 from __future__ import annotations
 
 import logging
+import numbers
 import sys
 import time
 import traceback
@@ -138,7 +139,8 @@ def check_seconds(name: str, value: Any) -> float | None:
     """``value`` as a non-negative float or ``None``, or a clear error."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    # Any real number but a bool: numpy's, Fraction (kombu takes them too).
+    if isinstance(value, bool) or not isinstance(value, (int, float, numbers.Real)):
         raise TypeError(f"{name} must be a number of seconds or None, got {value!r}")
     if not value >= 0:  # also refuses NaN
         raise ValueError(f"{name} must be a non-negative number of seconds, got {value!r}")
@@ -382,9 +384,11 @@ class SlotPool:
     # -- acquire ----------------------------------------------------------
 
     def _acquire_slow(self, block: bool, timeout: float | None) -> Any:
-        if timeout is None:
+        if not block:
+            timeout = None  # never waits: a timeout is ignored, as kombu does
+        elif timeout is None:
             timeout = self.timeout
-        elif block:
+        else:
             timeout = check_seconds("timeout", timeout)
         asked = timeout  # what a timeout error reports, however much is left
         deadline: float = _INF if timeout is None else _now() + timeout
@@ -724,9 +728,16 @@ class SlotPool:
                 prepared = self._prepare_hook(resource)
                 if prepared is not resource:
                     with self._mutex:
-                        SlotPool._forget_slot_locked(self, slot)
-                        slot.resource = prepared
-                        self._slots[_identity(prepared)] = slot
+                        held = SlotPool._holds(self, prepared)
+                        if not held:
+                            SlotPool._forget_slot_locked(self, slot)
+                            slot.resource = prepared
+                            self._slots[_identity(prepared)] = slot
+                    if held:  # another slot's: this one goes back as it was
+                        raise ValueError(
+                            f"prepare returned {prepared!r}, which pool {self.name!r} already "
+                            f"holds: prepare must return the resource it is given or a new "
+                            f"object")
                     resource = prepared
         except AcquireAgain:
             raise
@@ -1086,7 +1097,7 @@ class SlotPool:
         with self._mutex:
             if forks != self._forks:
                 return None
-            held = key in self._slots or key in self._retiring or key in self._retired
+            held = SlotPool._holds(self, resource)
             if held:
                 self._n_connection_errors += 1
                 SlotPool._drop_capacity_locked(self)  # perhaps one a shrink counts
@@ -1099,6 +1110,12 @@ class SlotPool:
             raise self._not_new(resource)
         SlotPool._emit(self, "connect", resource, now - started)
         return slot
+
+    def _holds(self, resource: Any) -> bool:
+        """Whether ``resource`` has a slot here: lent, idle, or retired while
+        lent and not yet returned (one object can have only one slot)."""
+        key = _identity(resource)
+        return key in self._slots or key in self._retiring or key in self._retired
 
     def _create_failed(self, forks: int) -> bool:
         """A creation for counted capacity failed: free the place; whether
