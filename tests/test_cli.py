@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -166,6 +167,20 @@ def test_a_demo_whose_reader_stopped_after_a_line_still_stops_on_ctrl_c(backend:
     assert demo.returncode == BROKEN_PIPE_STATUS, stderr
     assert "greenpools demo: interrupted; stopping the tasks" in stderr, stderr
     assert "Traceback" not in stderr, stderr
+
+
+@pytest.mark.parametrize("backend", ["threading", "gevent", "eventlet"])
+def test_a_demo_started_with_stdout_closed_runs_quietly(backend: str) -> None:
+    """``python -m greenpools demo >&-``: Python gives it no ``sys.stdout``
+    (the green backends restart the demo in a patched interpreter, which
+    flushed the streams it did not have)."""
+    command = " ".join(shlex.quote(arg) for arg in (
+        sys.executable, "-m", "greenpools", "demo", "--backend", backend,
+        "--tasks", "5", "--messages", "5"))
+    result = subprocess.run(["sh", "-c", f"exec {command} >&-"], env=cli_env(),
+                            stderr=subprocess.PIPE, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
 
 
 def test_ctrl_c_while_stderr_is_gone_still_stops_the_demo(

@@ -73,8 +73,9 @@ def restart_patched(backend: str, argv: Sequence[str]) -> int:
         raise backends.BackendUnavailable(backends.needs_library(backend))
     command = [sys.executable, "-c", _BOOTSTRAP, backend, *argv]
     env = {**os.environ, _BOOTSTRAPPED_ENV: "1"}
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:  # None when started with that descriptor closed
+            stream.flush()
     if os.name == "posix":
         os.execve(sys.executable, command, env)
     return subprocess.call(command, env=env)
