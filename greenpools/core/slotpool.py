@@ -142,12 +142,13 @@ def check_seconds(name: str, value: Any) -> float | None:
     # Any real number but a bool: numpy's, Fraction (kombu takes them too).
     if isinstance(value, bool) or not isinstance(value, (int, float, numbers.Real)):
         raise TypeError(f"{name} must be a number of seconds or None, got {value!r}")
-    if not value >= 0:  # also refuses NaN
-        raise ValueError(f"{name} must be a non-negative number of seconds, got {value!r}")
     try:
-        return float(value)
+        seconds = float(value)
     except OverflowError:  # an int past any float: longer than forever needs
-        return _INF
+        seconds = _INF if int(value) > 0 else -_INF
+    if not seconds >= 0:  # also refuses NaN
+        raise ValueError(f"{name} must be a non-negative number of seconds, got {value!r}")
+    return seconds
 
 
 #: Modules whose frames sit between a caller and the hand-out: a leak
