@@ -140,12 +140,13 @@ def check_seconds(name: str, value: Any) -> float | None:
     if value is None:
         return None
     # Any real number but a bool: numpy's, Fraction (kombu takes them too).
-    if isinstance(value, bool) or not isinstance(value, (int, float, numbers.Real)):
+    real = isinstance(value, (int, float, numbers.Real)) and not isinstance(value, bool)
+    if not real:
         raise TypeError(f"{name} must be a number of seconds or None, got {value!r}")
     try:
         seconds = float(value)
     except OverflowError:  # an int past any float: longer than forever needs
-        seconds = _INF if int(value) > 0 else -_INF
+        seconds = _INF if value > 0 else -_INF
     if not seconds >= 0:  # also refuses NaN
         raise ValueError(f"{name} must be a non-negative number of seconds, got {value!r}")
     return seconds
