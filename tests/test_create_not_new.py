@@ -11,6 +11,7 @@ idle in the pool under its first slot.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -130,10 +131,15 @@ def test_min_size_upkeep_logs_it_backs_off_and_keeps_the_books(
         make_pool: Any, quick_upkeep: None, caplog: pytest.LogCaptureFixture) -> None:
     shared = Thing()
     calls: list[int] = []
+    making = threading.Lock()  # held by a creation in flight
+    closing = False
 
     def create() -> Thing:
-        calls.append(1)
-        return shared
+        with making:
+            if closing:  # after close, shared would be new again: closed as such
+                raise RuntimeError("the test is closing the pool")
+            calls.append(1)
+            return shared
 
     caplog.set_level(logging.WARNING, logger="greenpools")
     pool = make_pool(create, 3, min_size=2, name="dup")
@@ -144,6 +150,8 @@ def test_min_size_upkeep_logs_it_backs_off_and_keeps_the_books(
     assert len(pool._slots) == 1 and pool._idle[0].resource is shared
     # Backing off, as after any failed creation: not a loop at full speed.
     assert len(calls) < 50
+    with making:  # no creation in flight, none to come
+        closing = True
     pool.close()
     assert shared.closed == 1  # once, by the close of its own slot
 
