@@ -230,8 +230,7 @@ class Pool(generic.Pool[T]):
         started = _monotonic()
         try:
             made: T = await call_hook(self._create)
-            if self._holds(made):  # another slot's: not to be configured
-                raise self._not_new(made)
+            self._refuse_held(made)  # another slot's: not to be configured
             if self._configure_hook is not None:
                 try:
                     await call_hook(self._configure_hook, made)

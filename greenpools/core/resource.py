@@ -306,8 +306,7 @@ class Resource(SlotPool, Counters, Generic[T]):
         started = _monotonic()
         try:
             resource = self.new()
-            if self._holds(resource):  # another slot's: not to be configured or connected
-                raise self._not_new(resource)
+            self._refuse_held(resource)  # another slot's: not to be configured or connected
             if ready or self.configure is not None:
                 try:
                     if ready:

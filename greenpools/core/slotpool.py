@@ -1119,6 +1119,11 @@ class SlotPool:
         key = _identity(resource)
         return key in self._slots or key in self._retiring or key in self._retired
 
+    def _refuse_held(self, resource: Any) -> None:
+        """Raise the error of :meth:`_not_new` if ``resource`` has a slot here."""
+        if SlotPool._holds(self, resource):
+            raise self._not_new(resource)
+
     def _create_failed(self, forks: int) -> bool:
         """A creation for counted capacity failed: free the place; whether
         the process forked meanwhile (the child never counted it)."""
