@@ -17,6 +17,10 @@ open ones):
   connection, new or open, are read and dropped.
 
 ``cut`` resets every open connection (both sides) and keeps the mode.
+``stall SECONDS`` stops reading from the clients of the open connections
+for that long (the broker's side still flows), so that a client's large
+write fills the socket buffers and has to wait: a green thread then
+yields inside it, where a timeout can cut it.  Then reading resumes.
 ``close CODE`` plays a broker node that shuts down: every open connection
 gets an AMQP ``Connection.Close`` with reply code ``CODE`` (541
 INTERNAL_ERROR, 320 CONNECTION_FORCED) as if from the broker, and its
@@ -80,6 +84,8 @@ class _Proxy:
         self.accepted = 0
         self.port = 0
         self.listener: socket.socket | None = None
+        self.stalled: list[_Pair] = []
+        self.stall_ends = 0.0
         self._listen()
 
     def _listen(self) -> None:
@@ -155,6 +161,20 @@ class _Proxy:
         except OSError:
             self._drop(pair)
 
+    def _stall(self, seconds: float) -> None:
+        self._resume()
+        for pair in self.pairs:
+            if not pair.swallowed:
+                self.selector.unregister(pair.client)
+                self.stalled.append(pair)
+        self.stall_ends = time.monotonic() + seconds
+
+    def _resume(self) -> None:
+        for pair in self.stalled:
+            if pair in self.pairs:  # not dropped meanwhile
+                self.selector.register(pair.client, selectors.EVENT_READ, ("client", pair))
+        self.stalled = []
+
     def _close_as_broker(self, code: int) -> None:
         frame = _connection_close(code)
         for pair in list(self.pairs):
@@ -176,6 +196,13 @@ class _Proxy:
             if not argument.isdigit():
                 return f"error close needs a reply code, got {argument!r}"
             self._close_as_broker(int(argument))
+            return f"ok mode={self.mode} accepted={self.accepted} open={len(self.pairs)}"
+        if word == "stall":
+            try:
+                seconds = float(argument)
+            except ValueError:
+                return f"error stall needs seconds, got {argument!r}"
+            self._stall(seconds)
             return f"ok mode={self.mode} accepted={self.accepted} open={len(self.pairs)}"
         if word == "pass":
             for pair in [p for p in self.pairs if p.swallowed]:
@@ -205,7 +232,13 @@ class _Proxy:
         pending = b""
         print(f"port {self.port}", flush=True)
         while time.monotonic() < self.deadline:
-            for key, _ in self.selector.select(timeout=1.0):
+            wait = 1.0
+            if self.stalled:
+                wait = self.stall_ends - time.monotonic()
+                if wait <= 0:
+                    self._resume()
+                    wait = 1.0
+            for key, _ in self.selector.select(timeout=wait):
                 kind, pair = key.data
                 if kind == "accept":
                     self._accept()
@@ -307,6 +340,10 @@ class FaultProxy:
 
     def cut(self) -> dict[str, Any]:
         return self._send("cut")
+
+    def stall(self, seconds: float) -> dict[str, Any]:
+        """Stop reading from the open connections' clients for ``seconds`` (see ``stall``)."""
+        return self._send(f"stall {seconds}")
 
     def close_as_broker(self, code: int) -> dict[str, Any]:
         """Every open connection gets ``Connection.Close`` with ``code`` (see ``close``)."""

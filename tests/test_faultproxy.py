@@ -85,6 +85,22 @@ def test_blackhole_accepts_and_never_answers(proxy: FaultProxy) -> None:
         assert _broker_answers(sock)
 
 
+def test_stall_holds_what_open_clients_send_then_passes_it_on(proxy: FaultProxy) -> None:
+    with _connect(proxy) as sock:
+        proxy.stall(3.0)
+        sock.settimeout(0.5)
+        with pytest.raises(socket.timeout):  # the header waits in the proxy's buffers
+            _broker_answers(sock)
+        with pytest.raises(socket.timeout):  # a large write fills them and has to wait
+            sock.sendall(b"\0" * (64 << 20))
+    with _connect(proxy) as sock:  # a new connection is not stalled
+        assert _broker_answers(sock)
+    with _connect(proxy) as sock:
+        proxy.stall(0.2)
+        sock.settimeout(10)  # once the stall ends, what was held goes on
+        assert _broker_answers(sock)
+
+
 def test_url_points_at_the_proxy(proxy: FaultProxy) -> None:
     url = proxy.url("amqp://guest:secret@127.0.0.1:5672//")
     assert url == f"amqp://guest:secret@127.0.0.1:{proxy.port}//"

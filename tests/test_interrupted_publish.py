@@ -6,8 +6,11 @@ connection's ``connection_errors``; but it can stop py-amqp's write in the
 middle of a frame, and the broker then reads the next publish on that
 socket as the rest of this one: the next publishes "succeed" and are lost
 (and, with confirms, their confirm never comes).  Real RabbitMQ, real
-green threads; a 64 MiB body fills the socket buffers, so the write has to
-wait, and a 1 ms timeout fires in the middle of it.
+green threads; the connection goes through tests/faultproxy.py, which
+stalls (stops reading) while a 64 MiB body is written, so the write has
+to wait, and a 1 ms timeout fires in the middle of it.  (Straight to the
+broker, a loaded machine's broker could read fast enough that the write
+never waited: green threads yield only when it does.)
 """
 
 # ruff: noqa: F811  (pytest fixtures imported from brokers are redefined as arguments)
@@ -18,8 +21,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from brokers import amqp_url, clean_global_pools  # noqa: F401  (fixtures)
+from brokers import amqp_url, clean_global_pools, make_proxy  # noqa: F401  (fixtures)
 from e2e import support
+from faultproxy import FaultProxy
 from helpers import BACKEND
 from kombu import Connection, Producer
 
@@ -34,6 +38,9 @@ pytestmark = (pytest.mark.skip(reason="interrupting a write takes a green timeou
 BIG = b"x" * (64 << 20)
 AFTER = 10
 TRIES = 5
+#: How long the proxy stops reading while a big body is written: far
+#: longer than filling the socket buffers takes, however loaded the machine.
+STALL = 1.0
 
 
 @pytest.fixture
@@ -68,11 +75,18 @@ def publish_after(connection: Connection, queue: str) -> None:
             producer.publish({"n": number}, routing_key=queue, exchange="", timeout=5)
 
 
-def interrupt_one(publish: Callable[[], None], interruption: type[BaseException]) -> int:
-    """Run ``publish`` under a 1 ms timeout until the timeout cuts it (on a
-    loaded machine a write can end before the timer fires); how many of the
-    tries completed first."""
+@pytest.fixture
+def proxy(make_proxy: Callable[[], FaultProxy]) -> FaultProxy:
+    return make_proxy()
+
+
+def interrupt_one(
+    proxy: FaultProxy, publish: Callable[[], None], interruption: type[BaseException],
+) -> int:
+    """Run ``publish`` under a 1 ms timeout, the proxy stalled, until the
+    timeout cuts it; how many of the tries completed first."""
     for completed in range(TRIES):
+        proxy.stall(STALL)
         try:
             with interruption(0.001):
                 publish()
@@ -90,23 +104,24 @@ def assert_all_arrived(amqp_url: str, queue: str, completed: int) -> None:
     assert queued in (AFTER + completed, AFTER + completed + 1)
 
 
-def connected(amqp_url: str) -> Connection:
-    """A confirming connection whose pooled AMQP connection is open (so that
-    the timeout fires in the write, not in the connect)."""
-    connection = Connection(amqp_url, transport_options={"confirm_publish": True})
+def connected(amqp_url: str, proxy: FaultProxy) -> Connection:
+    """A confirming connection through ``proxy`` whose pooled AMQP connection
+    is open, its channel in confirm mode (so that the timeout fires in the
+    write, not in the connect or in the wait for ``Confirm.SelectOk``)."""
+    connection = Connection(proxy.url(amqp_url), transport_options={"confirm_publish": True})
     pools.set_limit(1)  # one connection: the next publishes would get the cut one
-    with pools.connections[connection].acquire(block=True, timeout=5) as conn:
-        conn.ensure_connection(max_retries=1)
-        conn.default_channel  # noqa: B018  (opens it)
+    with pools.producers[connection].acquire(block=True, timeout=5) as producer:
+        producer.publish(b"", routing_key=support.unique_queue_name("nowhere"), exchange="",
+                         timeout=5)  # unroutable: dropped by the broker, and confirmed
     return connection
 
 
 @pytest.mark.parametrize("through", ["producers", "connections"])
 def test_a_publish_interrupted_inside_with_replaces_the_connection(
     amqp_url: str, queue: str, interruption: type[BaseException], clean_global_pools: None,
-    through: str
+    through: str, proxy: FaultProxy,
 ) -> None:
-    connection = connected(amqp_url)
+    connection = connected(amqp_url, proxy)
 
     def publish() -> None:
         if through == "producers":
@@ -116,18 +131,19 @@ def test_a_publish_interrupted_inside_with_replaces_the_connection(
             with pools.connections[connection].acquire(block=True, timeout=5) as conn:
                 publish_big(Producer(conn), queue)
 
-    completed = interrupt_one(publish, interruption)
+    completed = interrupt_one(proxy, publish, interruption)
     publish_after(connection, queue)
     assert_all_arrived(amqp_url, queue, completed)
 
 
 def test_a_producer_released_after_an_interrupted_publish_takes_its_connection_out(
-    amqp_url: str, queue: str, interruption: type[BaseException], clean_global_pools: None
+    amqp_url: str, queue: str, interruption: type[BaseException], clean_global_pools: None,
+    proxy: FaultProxy,
 ) -> None:
-    connection = connected(amqp_url)
+    connection = connected(amqp_url, proxy)
     producer = pools.producers[connection].acquire(block=True, timeout=5)
     try:
-        completed = interrupt_one(lambda: publish_big(producer, queue), interruption)
+        completed = interrupt_one(proxy, lambda: publish_big(producer, queue), interruption)
     finally:
         producer.release()  # no with: the publish itself retired the connection
     publish_after(connection, queue)
