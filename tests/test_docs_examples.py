@@ -104,6 +104,18 @@ def all_blocks() -> list[Block]:
 BLOCKS = all_blocks()
 
 
+#: ``queue_declare("name"`` in an example: a queue it leaves on the broker.
+QUEUE_DECLARED = re.compile(r"""queue_declare\(\s*["']([^"']+)["']""")
+
+
+def queue_exists(name: str) -> bool:
+    try:
+        support.queue_count(name)
+    except Exception:  # NOT_FOUND (404) closes the channel: it is not there
+        return False
+    return True
+
+
 def run_block(code: str) -> subprocess.CompletedProcess[str]:
     """Run ``code`` as a script in a fresh interpreter at the checkout's top."""
     return subprocess.run(
@@ -125,10 +137,18 @@ def test_blocks_are_found() -> None:
 @pytest.mark.parametrize("block", [b for b in BLOCKS if not b.fragment], ids=lambda b: b.id)
 def test_block_runs(block: Block) -> None:
     code = block.code
+    made: list[str] = []
     if DEFAULT_AMQP_URL in code:
         require_amqp()
         code = code.replace(DEFAULT_AMQP_URL, support.AMQP_URL)
-    result = run_block(code)
+        # The queues the example makes go afterwards; one that was there
+        # before (a queue of someone else's on the broker) stays.
+        made = [name for name in QUEUE_DECLARED.findall(code) if not queue_exists(name)]
+    try:
+        result = run_block(code)
+    finally:
+        for name in made:
+            support.delete_queue(name)
     assert result.returncode == 0, (
         f"{block.id} exited {result.returncode}:\n{block.code}\n--- stdout\n{result.stdout}"
         f"\n--- stderr\n{result.stderr}"
