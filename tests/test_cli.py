@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -28,9 +28,11 @@ pytestmark = pytest.mark.skipif(
 
 
 def cli_env(**env: str) -> dict[str, str]:
+    """This environment as a user's shell would give it (stdout buffered: no
+    ``PYTHONUNBUFFERED``), without the suite's settings."""
     full_env = {k: v for k, v in os.environ.items()
                 if k not in ("GREENPOOLS_BACKEND", "GREENPOOLS_TEST_BACKEND",
-                             "GREENPOOLS_NO_SPEEDUPS")}
+                             "GREENPOOLS_NO_SPEEDUPS", "PYTHONUNBUFFERED")}
     full_env.update(env)
     return full_env
 
@@ -150,7 +152,7 @@ def test_a_command_whose_reader_is_gone_ends_quietly(args: tuple[str, ...]) -> N
 @pytest.mark.parametrize("backend", ["threading", "gevent", "eventlet"])
 def test_a_demo_whose_reader_stopped_after_a_line_still_stops_on_ctrl_c(backend: str) -> None:
     """``python -m greenpools demo | head -1``, then Ctrl-C: the demo stops its
-    tasks and cleans up as ever; only its report finds no reader."""
+    tasks (its handler says so, and it ends); only its report finds no reader."""
     demo = subprocess.Popen(
         [sys.executable, "-m", "greenpools", "demo", "--backend", backend,
          "--tasks", "20", "--messages", "1000000"],  # hours of work, unless stopped
@@ -181,6 +183,21 @@ def test_a_demo_started_with_stdout_closed_runs_quietly(backend: str) -> None:
                             stderr=subprocess.PIPE, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr, result.stderr
+
+
+def test_a_broken_pipe_that_is_not_stdouts_is_not_hidden(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    """A broker socket's ``BrokenPipeError`` is an error, not a reader gone."""
+    from greenpools.cli import run_main
+
+    def command(argv: Sequence[str]) -> int:
+        raise BrokenPipeError(32, "Broken pipe")  # as a socket's send would
+
+    with open(tmp_path / "out", "w") as stdout:  # stdout still fine
+        monkeypatch.setattr(sys, "stdout", stdout)
+        with pytest.raises(BrokenPipeError):
+            run_main(command, [])
 
 
 def test_ctrl_c_while_stderr_is_gone_still_stops_the_demo(

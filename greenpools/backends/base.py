@@ -55,17 +55,23 @@ class NativeLock(Protocol):
     def __exit__(self, *exc: object) -> None: ...
 
 
+def unpatched(module: str, name: str) -> Any:
+    """``<module>.<name>`` as it was before gevent or eventlet patched it
+    (``module``: ``"_thread"``, ``"select"``...)."""
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None and monkey.is_module_patched(module):
+        return monkey.get_original(module, name)
+    patcher = sys.modules.get("eventlet.patcher")
+    if patcher is not None and patcher.is_monkey_patched(module.lstrip("_")):
+        return getattr(patcher.original(module), name)
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
+
 def _unpatched_thread_function(name: str) -> Any:
     """``_thread.<name>`` as it was before gevent or eventlet patched it."""
-    monkey = sys.modules.get("gevent.monkey")
-    if monkey is not None and monkey.is_module_patched("_thread"):
-        return monkey.get_original("_thread", name)
-    patcher = sys.modules.get("eventlet.patcher")
-    if patcher is not None and patcher.is_monkey_patched("thread"):
-        return getattr(patcher.original("_thread"), name)
-    import _thread
-
-    return getattr(_thread, name)
+    return unpatched("_thread", name)
 
 
 _monotonic = time.monotonic

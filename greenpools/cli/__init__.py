@@ -39,13 +39,39 @@ def run_main(command: Callable[[Sequence[str]], int], argv: Sequence[str]) -> in
     """``command(argv)``'s exit status, or :data:`BROKEN_PIPE_STATUS`, quietly,
     when the reader of stdout went away."""
     try:
-        return command(argv)
+        status = command(argv)
+        if sys.stdout is not None:
+            # Here, not at the interpreter's exit, where a closed pipe would
+            # print "Exception ignored" and exit 120 (stdout is buffered
+            # unless PYTHONUNBUFFERED is set).
+            sys.stdout.flush()
+        return status
     except BrokenPipeError:
+        if not _stdout_gone():
+            raise  # a socket's (a broker's), not the reader's: not to be hidden
         # https://docs.python.org/3/library/signal.html#note-on-sigpipe: the
         # interpreter's last flush of stdout would raise again at exit.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return BROKEN_PIPE_STATUS
+
+
+def _stdout_gone() -> bool:
+    """Whether stdout's reader went away: its pipe polls as in error (the
+    system's poll: gevent's does not say so).  Where that cannot be asked
+    (Windows), a broken pipe is taken to be stdout's."""
+    import select
+
+    from ..backends.base import unpatched
+
+    if sys.stdout is None:
+        return False
+    try:
+        poller = unpatched("select", "poll")()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+    except (AttributeError, OSError, ValueError):
+        return True
+    return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
 
 
 def doctor_command(argv: Sequence[str]) -> int:

@@ -230,7 +230,7 @@ def _say(message: str) -> None:
     thread mid-wait, before it joins its tasks and deletes its queue."""
     try:
         print(message, file=sys.stderr, flush=True)
-    except OSError:
+    except (OSError, RuntimeError):  # RuntimeError: the main thread was writing to it
         pass
 
 
