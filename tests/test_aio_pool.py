@@ -277,6 +277,9 @@ def test_a_bad_timeout_is_refused() -> None:
             with pytest.raises(TypeError, match=r"timeout must be a number .* got '1'"):
                 await pool.acquire(timeout="1")  # type: ignore[arg-type]
             await pool.release(await pool.acquire(timeout=1))
+            with pytest.raises(ValueError, match=r"timeout must be a non-negative .* got -1"):
+                async with pool.acquired(timeout=-1):  # the lease's own lock-free enter
+                    pass
             assert_balanced(pool)
 
     run(scenario())

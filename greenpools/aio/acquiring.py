@@ -100,7 +100,8 @@ class AsyncLease:
 
     def __init__(self, pool: Any, timeout: float | None) -> None:
         self._pool = pool
-        self._timeout = timeout
+        # Checked here, once a lease: the lock-free enter would not.
+        self._timeout = check_seconds("timeout", timeout)
         self._resource: Any = None
         self._slot: Slot | None = None
         self._lease = -1

@@ -190,7 +190,7 @@ class Pool(generic.Pool[T]):
         # resource is idle.  Another loop of this thread (the bound one ended)
         # may take an idle resource here; it binds the pool at its first wait.
         if self._lock_free and self._idle and self._lock_free_thread == native_thread_ident():
-            if timeout is not None and not (type(timeout) is float and timeout >= 0.0):
+            if timeout is not None:
                 check_seconds("timeout", timeout)  # refused whether or not one is idle
             return SlotPool.acquire(self, False)  # type: ignore[no-any-return]
         return await acquire_queued(self, timeout)  # type: ignore[no-any-return]

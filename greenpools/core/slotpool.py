@@ -324,9 +324,10 @@ class SlotPool:
         pool (or one closed while waiting), and whatever creating a
         resource raised (its place is passed on first).
         """
-        # A bad timeout is refused whether or not a resource is free, as
-        # ``queue.Queue.get`` does; the common float is checked inline.
-        if timeout is not None and block and not (type(timeout) is float and timeout >= 0.0):
+        # A bad timeout is refused whether or not a resource is free (not
+        # only once the caller would wait); the common float and int inline.
+        if timeout is not None and block and not (
+                (type(timeout) is float or type(timeout) is int) and timeout >= 0):
             check_seconds("timeout", timeout)
         self._n_requests += 1
         if self._lock_free:
