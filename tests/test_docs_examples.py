@@ -20,6 +20,7 @@ import subprocess
 import textwrap
 from dataclasses import dataclass
 
+import amqp.exceptions
 import pytest
 from e2e import support
 from helpers import DEFAULT_AMQP_URL, require_amqp
@@ -111,7 +112,7 @@ QUEUE_DECLARED = re.compile(r"""queue_declare\(\s*["']([^"']+)["']""")
 def queue_exists(name: str) -> bool:
     try:
         support.queue_count(name)
-    except Exception:  # NOT_FOUND (404) closes the channel: it is not there
+    except amqp.exceptions.NotFound:
         return False
     return True
 

@@ -286,8 +286,8 @@ def test_a_timeout_is_ignored_without_block_as_kombu_does(
 
 
 def test_any_real_number_of_seconds_is_a_timeout(make_pool: Any) -> None:
-    """As kombu takes them: a ``Fraction``, numpy's numbers (registered as
-    ``numbers.Real``); a ``bool`` stays refused, a mistake rather than a time."""
+    """As kombu takes them: any ``numbers.Real`` (here a ``Fraction``; numpy's
+    register as such); a ``bool`` stays refused, a mistake rather than a time."""
     pool = make_pool(Factory(), 1)
     pool.release(pool.acquire(block=True, timeout=Fraction(1, 20)))
     held = pool.acquire()
