@@ -20,6 +20,13 @@ __all__ = [
 ]
 
 
+def is_interruption(exc: BaseException) -> bool:
+    """Whether ``exc`` interrupted the task rather than failed: not an
+    ``Exception`` (``gevent.Timeout``, ``GreenletExit``, ``KeyboardInterrupt``).
+    What it stopped may be half done, and it must go on up."""
+    return not isinstance(exc, Exception)
+
+
 class PoolError(Exception):
     """Base class of every greenpools error."""
 

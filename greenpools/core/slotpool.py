@@ -94,7 +94,7 @@ except ImportError:  # Cython is needed to build greenpools, not to run it
     from .. import _nocython as cython  # type: ignore[no-redef]
 
 from ..backends.base import Mutex
-from ..exceptions import ConnectionBlocked, PoolClosed, PoolTimeout
+from ..exceptions import ConnectionBlocked, PoolClosed, PoolTimeout, is_interruption
 from .waiting import WaitQueue
 
 if not cython.compiled:  # compiled, slotpool.pxd cimports them (a C enum, a C type)
@@ -800,7 +800,7 @@ class SlotPool:
             # reset left the resource in a state nobody knows: discard it and
             # free its place either way; only an interruption goes on up, and
             # the next caller closes the resource.
-            interrupted: cython.bint = not isinstance(exc, Exception)
+            interrupted: cython.bint = is_interruption(exc)
             if not interrupted:
                 logger.warning("greenpools: pool %r discards a resource whose reset failed",
                                self.name, exc_info=True)

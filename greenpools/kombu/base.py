@@ -25,6 +25,7 @@ from kombu.connection import Connection
 from ..core.options import check_limit
 from ..core.resource import Resource
 from ..core.slotpool import skip_frames_of
+from ..exceptions import is_interruption
 
 T = TypeVar("T")
 
@@ -99,18 +100,11 @@ def pool_label(connection: Any) -> str:
         return type(connection).__name__
 
 
-def is_interruption(exc: BaseException) -> bool:
-    """Whether ``exc`` interrupted the task rather than failed: not an
-    ``Exception`` (``gevent.Timeout``, ``GreenletExit``, ``KeyboardInterrupt``).
-    It can stop a write mid-frame, and the broker would then read the next
-    publish on that socket as the rest of the cut one: the connection it
-    hit cannot be trusted again."""
-    return not isinstance(exc, Exception)
-
-
 def is_connection_error(connection: Any, exc: BaseException) -> bool:
     """Whether ``exc`` means ``connection`` (or its channel) is broken, or
-    may be (:func:`is_interruption`)."""
+    may be: an interruption (``greenpools.exceptions.is_interruption``)
+    can stop a write mid-frame, and the broker would then read the next
+    publish on that socket as the rest of the cut one."""
     if is_interruption(exc):
         return True
     try:

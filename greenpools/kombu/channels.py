@@ -18,13 +18,13 @@ from typing import Any
 
 from kombu.exceptions import ChannelLimitExceeded
 
+from ..exceptions import is_interruption
 from .base import (
     KombuResource,
     LazyErrors,
     SelfLeasing,
     as_connection,
     errors_of_template,
-    is_interruption,
     pool_label,
 )
 from .fork import forget_connection

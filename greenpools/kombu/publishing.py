@@ -32,8 +32,7 @@ from typing import Any
 
 from amqp.exceptions import ConnectionForced, InternalError
 
-from ..exceptions import ConnectionBlocked, NodeShuttingDown
-from .base import is_interruption
+from ..exceptions import ConnectionBlocked, NodeShuttingDown, is_interruption
 
 __all__ = ["guard_publish"]
 
