@@ -11,7 +11,7 @@ from aiohelpers import Thing, assert_balanced, run, until
 
 from greenpools import aio
 from greenpools.aio.upkeep import AsyncUpkeep
-from greenpools.backends.base import _unpatched_thread_function
+from greenpools.backends.base import unpatched
 
 
 async def make_thing() -> Thing:
@@ -58,7 +58,7 @@ def test_a_pool_serves_a_new_loop_once_the_first_has_ended() -> None:
 
 def test_a_second_loop_at_the_same_time_gets_a_clear_runtime_error() -> None:
     pool = aio.Pool(make_thing, 1)
-    start_new_thread = _unpatched_thread_function("start_new_thread")
+    start_new_thread = unpatched("_thread", "start_new_thread")
 
     async def scenario() -> None:
         async with pool.acquired():  # bound to this loop, which runs

@@ -69,16 +69,11 @@ def unpatched(module: str, name: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-def _unpatched_thread_function(name: str) -> Any:
-    """``_thread.<name>`` as it was before gevent or eventlet patched it."""
-    return unpatched("_thread", name)
-
-
 _monotonic = time.monotonic
 
 #: ``_thread.allocate_lock`` as it was before any patching (looked up once:
 #: a waiter of the threading backend makes a lock per wait).
-_allocate_lock: Callable[[], NativeLock] = _unpatched_thread_function("allocate_lock")
+_allocate_lock: Callable[[], NativeLock] = unpatched("_thread", "allocate_lock")
 
 
 def native_lock() -> NativeLock:
@@ -180,7 +175,7 @@ if not cython.compiled:
 
 #: Identity of the running native thread, ignoring monkey patching (the
 #: builtin itself: it is called on hot paths).
-native_thread_ident: Callable[[], int] = _unpatched_thread_function("get_ident")
+native_thread_ident: Callable[[], int] = unpatched("_thread", "get_ident")
 
 
 if not cython.compiled:  # compiled, base.pxd declares them as a C enum
