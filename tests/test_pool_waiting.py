@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import threading
 import time
@@ -11,6 +13,7 @@ import kombu.exceptions
 import pytest
 from helpers import (
     BACKEND,
+    HANG_TIMEOUT,
     Factory,
     assert_balanced,
     assert_can_take_limit,
@@ -19,6 +22,7 @@ from helpers import (
     queue_acquirers,
     spawn,
     start_acquirer,
+    wait_for_child,
     wait_until,
     waiting,
 )
@@ -190,6 +194,22 @@ def test_the_barger_gives_back_without_waking_the_client_it_beat(make_pool: Any)
     assert isinstance(won, Slot) and won.resource is held
     assert pool._waiting.length == 0
     pool.release(held)
+    assert_balanced(pool)
+
+
+@pytest.mark.skipif(get_backend().barging_bound == 0, reason="the backend hands off strictly")
+def test_the_end_of_the_bargers_task_wakes_the_client_it_beat(make_pool: Any) -> None:
+    pool = make_pool(Factory(), 1)
+    held = pool.acquire()
+    successor = _lost_a_contest(pool, held)
+    pool.release(held)
+    assert successor.state == WAITING
+    pool._task_ended()  # what the backend calls when the releaser's task ends
+    assert successor.state == WOKEN
+    won = SlotPool._compete(pool, successor, True, INF, None)
+    assert isinstance(won, Slot) and won.resource is held
+    pool.release(held)
+    pool._task_ended()  # nothing idle, nobody waits: nothing to do
     assert_balanced(pool)
 
 
@@ -589,3 +609,103 @@ def test_a_waiter_the_barger_left_behind_takes_the_resource_by_itself(make_pool:
     assert task.join() is held  # it looked again by itself
     pool.release(held)
     assert_balanced(pool)
+
+
+def _beat_and_hold(pool: Any, held: Any, bound: float) -> Any:
+    """In the calling thread, which holds ``held`` with a waiting thread
+    queued behind it: give it back and take it again before the woken
+    waiter can (the pool's bound then ``bound``), and return the waiter's
+    successor once it has lost the contest, waiting on, first."""
+    first = pool._waiting.oldest()
+    pool._barging_bound = bound
+    switching = sys.getswitchinterval()
+    sys.setswitchinterval(60.0)  # the woken thread runs only once this one blocks
+    try:
+        pool.release(held)
+        assert pool.acquire(block=False) is held
+    finally:
+        sys.setswitchinterval(switching)
+    wait_until(lambda: pool._waiting.oldest() is not first)  # it ran, lost, waits on
+    lost = pool._waiting.oldest()
+    assert lost.state == WAITING and lost.recheck_at > time.monotonic() + bound / 4
+    return lost
+
+
+@pytest.mark.skipif(get_backend().barging_bound == 0, reason="the backend hands off strictly")
+def test_a_barger_whose_thread_ends_wakes_the_waiter_it_left_behind(make_pool: Any) -> None:
+    pool = make_pool(Factory(), 1)
+    held = spawn(pool.acquire).join()  # lent to a thread that has ended: now this one's
+    waiter = start_acquirer(pool, timeout=HANG_TIMEOUT / 2)
+
+    def barge_then_end() -> None:
+        lost = _beat_and_hold(pool, held, 3600.0)  # it would look again in half an hour
+        pool.release(held)  # likely to ask again, so the waiter is left asleep...
+        assert lost.state == WAITING and pool.get_stats()["pool_available"] == 1
+
+    spawn(barge_then_end).join()  # ...but this thread ends instead, and its end wakes it
+    assert waiter.join() is held
+    pool.release(held)
+    assert_balanced(pool)
+
+
+@pytest.mark.skipif(get_backend().barging_bound == 0, reason="the backend hands off strictly")
+def test_a_forked_child_leaves_alone_the_pools_of_the_parents_other_threads(
+        make_pool: Any) -> None:
+    """A forked child ends its copies of the parent's other threads before
+    its resets run: a watch copied with one of them must not take the
+    pool's lock, which the thread that forked holds there for good."""
+    pool = make_pool(Factory(), 1)
+    held = spawn(pool.acquire).join()
+    waiter = start_acquirer(pool, timeout=HANG_TIMEOUT)
+    barged, end = threading.Event(), threading.Event()
+
+    def barge_then_wait() -> None:
+        _beat_and_hold(pool, held, 3600.0)
+        pool.release(held)  # its end is to wake the waiter: watched from now on
+        barged.set()
+        assert end.wait(HANG_TIMEOUT)
+
+    barger = spawn(barge_then_wait)
+    assert barged.wait(HANG_TIMEOUT)
+    with pool._mutex:  # held at the fork: the child's copy stays locked
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)  # reached only if the child did not block on the copy
+    try:
+        status = wait_for_child(pid, 20.0)
+    except AssertionError:
+        os.kill(pid, signal.SIGKILL)
+        wait_for_child(pid)
+        raise
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+    end.set()
+    barger.join()
+    assert waiter.join() is held  # in the parent, its end still wakes the waiter
+    pool.release(held)
+    assert_balanced(pool)
+
+
+@pytest.mark.skipif(get_backend().barging_bound == 0, reason="the backend hands off strictly")
+def test_a_thread_that_forked_watches_for_the_child(make_pool: Any) -> None:
+    """The thread that forks goes on in the child: its watch is the child's,
+    without the parent's pools."""
+    from greenpools.backends import threading as threading_backend
+
+    pool = make_pool(Factory(), 1)
+
+    def fork_in_a_thread() -> tuple[int, int, int]:
+        threading_backend.backend.watch_task_end(pool)
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            watch = threading_backend._thread_end.watch
+            os.write(write_fd, b"%d %d" % (watch.pid, len(watch.pools)))
+            os._exit(0)
+        os.close(write_fd)
+        with os.fdopen(read_fd, "rb") as inp:
+            child_pid, watched = map(int, inp.read().split())
+        assert os.WIFEXITED(wait_for_child(pid))
+        return pid, child_pid, watched
+
+    pid, child_pid, watched = spawn(fork_in_a_thread).join()
+    assert (child_pid, watched) == (pid, 0)

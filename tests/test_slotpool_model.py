@@ -25,7 +25,8 @@ rule ages clients past it): a caller may then take an idle resource
 ahead of the queue, a release leaves it idle and wakes the first client,
 which competes for it; if it loses it waits on, first, and looks again by
 itself later (a rule plays that), and the release of a resource taken
-ahead of the queue does not wake it.
+ahead of the queue does not wake it, but the end of its releaser's task
+does (another rule).
 There, also, while resources are idle and clients wait, the first client
 is woken or is one that looks again by itself.
 """
@@ -81,9 +82,17 @@ class Client(Waiter):
 
 
 class BargingBackend:
-    """All the pool asks of a backend here: how long callers may barge."""
+    """All the pool asks of a backend here: how long callers may barge, and
+    to hear when a releaser's task ends (the model says when it does)."""
 
     barging_bound = BOUND
+
+    def __init__(self) -> None:
+        self.watched: list[Any] = []
+
+    def watch_task_end(self, pool: Any) -> None:
+        if pool not in self.watched:  # once per task, as the threading backend does
+            self.watched.append(pool)
 
 
 class BarePool(SlotPool):
@@ -126,6 +135,7 @@ class Model:
         self.rechecks: set[Client] = set()  # lost a contest: look again by themselves
         self.barged: set[Thing] = set()  # lent ahead of queued clients
         self.woken: Client | None = None  # woken to compete for an idle resource
+        self.watched = False  # a releaser's task is to wake the first when it ends
         self.size = 0
         self.excess = 0
         self.closed = False
@@ -206,7 +216,10 @@ class Model:
             self.idle.append(thing)  # left for whoever comes first
             first = self.queue[0]
             if first in self.rechecks and self.woken is None and barged:
-                return  # its holder is likely to ask again; the first looks by itself
+                # Its holder is likely to ask again; the first looks by itself,
+                # or the holder's task ends and wakes it.
+                self.watched = True
+                return
             self.wake_oldest()
         elif self.queue:
             self.granted[self.pop_oldest()] = thing
@@ -633,16 +646,36 @@ class BargingSlotPoolMachine(SlotPoolMachine):
 
     @precondition(lambda self: self._barged_lent() and self.model.queue
                   and self.model.woken is None and self.model.queue[0] in self.model.rechecks)
-    @rule(data=st.data())
-    def barger_gives_back(self, data: st.DataObject) -> None:
+    @rule(data=st.data(), ends=st.booleans())
+    def barger_gives_back(self, data: st.DataObject, ends: bool) -> None:
         """A caller that beat the first client gives its resource back and goes
-        away: the client, not woken, looks again by itself and takes it."""
+        away: the client, not woken, looks again by itself (or the caller's
+        task ``ends``, which wakes it) and takes it."""
         model = self.model
         self._release(data.draw(st.sampled_from(self._barged_lent())))
+        if ends and model.watched:
+            self.barger_task_ends()
         if model.queue and model.queue[0] in model.rechecks and model.woken is None:
             self.client_looks_again()
         if model.woken is not None:
             self.woken_client_competes(True)
+
+    @invariant()
+    def a_releaser_is_watched_when_it_left_the_first_asleep(self) -> None:
+        watched = self.pool._backend.watched
+        assert watched in ([], [self.pool]) and bool(watched) == self.model.watched
+
+    @precondition(lambda self: self.model.watched)
+    @rule()
+    def barger_task_ends(self) -> None:
+        """The task of a caller that beat the first client gave its resource
+        back, not woken the client, and ended: its end wakes the client."""
+        self.pool._backend.watched.clear()
+        self.model.watched = False
+        self.pool._task_ended()
+        self.model.wake_oldest()
+        if self.model.woken is not None:
+            assert self.model.woken.state == WOKEN, "the task's end left the first asleep"
 
     @invariant()
     def the_first_is_woken_or_looks_again_while_resources_are_idle(self) -> None:

@@ -333,6 +333,12 @@ class HubOperations(abc.ABC):
         """Stop a :meth:`call_later` that has not run (harmless if it has)."""
 
 
+class TaskEndListener(Protocol):
+    """What :meth:`Backend.watch_task_end` calls back: a pool."""
+
+    def _task_ended(self) -> None: ...
+
+
 class Backend(abc.ABC):
     """A concurrency library as the pools see it."""
 
@@ -371,6 +377,15 @@ class Backend(abc.ABC):
     #: A callable returning an identity for the running task (thread or
     #: green thread); backends set it to a builtin for speed.
     current_task: Callable[[], Hashable]
+
+    def watch_task_end(self, pool: TaskEndListener) -> None:
+        """Call ``pool._task_ended()`` when the running task ends, once
+        however often asked meanwhile; ``pool`` is held weakly.  A barging
+        pool asks when it leaves a resource idle for its releaser to take
+        back: if the releaser ends instead, the pool wakes its first
+        caller.  Nothing by default (a backend that does not barge never
+        leaves one so)."""
+        return
 
     def __repr__(self) -> str:
         return f"<greenpools backend {self.name!r}>"

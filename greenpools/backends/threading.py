@@ -41,8 +41,11 @@ and ``doctor`` reports when the GIL is disabled
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -51,7 +54,8 @@ try:
 except ImportError:  # Cython is needed to build greenpools, not to run it
     from .. import _nocython as cython  # type: ignore[no-redef]
 
-from .base import Backend, Mutex, Waiter, native_thread_ident
+from ..forking import fork_guard
+from .base import Backend, Mutex, TaskEndListener, Waiter, native_thread_ident, unpatched
 
 _TIMEOUT_MAX = threading.TIMEOUT_MAX
 
@@ -80,6 +84,58 @@ class ThreadWaiter(Waiter):
             self._lock.release()
 
 
+class _ThreadEnd:
+    """The pools to call back when the thread that owns this object ends.
+
+    Kept in a ``_thread._local``: CPython drops a thread's values there when
+    it clears the ending thread's state, in that thread, after its last
+    Python frame, so ``__del__`` runs there and then."""
+
+    __slots__ = ("pid", "pools")
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.pools: dict[int, weakref.ref[TaskEndListener]] = {}
+
+    def watch(self, pool: TaskEndListener) -> None:
+        pools = self.pools
+        ref = pools.get(id(pool))
+        if ref is not None and ref() is pool:
+            return
+        if len(pools) >= 8:  # the ids of pools that are gone may be reused
+            for key in [key for key, ref in pools.items() if ref() is None]:
+                del pools[key]
+        pools[id(pool)] = weakref.ref(pool)
+
+    def __del__(self, _finalizing: Callable[[], bool] = sys.is_finalizing,
+                _getpid: Callable[[], int] = os.getpid) -> None:
+        # A forked child clears its copies of the parent's other threads
+        # before its own resets run, and their pools' locks may be held
+        # there for good: only the process that watched calls back.  At
+        # interpreter exit nobody is left to serve.
+        if _finalizing() or _getpid() != self.pid:
+            return
+        for ref in list(self.pools.values()):
+            pool = ref()
+            if pool is not None:
+                pool._task_ended()
+
+
+#: Per thread, its :class:`_ThreadEnd`: ``_thread``'s own local even under
+#: gevent's patching (whose local is per greenlet).
+_thread_end = unpatched("_thread", "_local")()
+
+
+@fork_guard.after_fork_in_child
+def _adopt_thread_end() -> None:
+    """The thread that forked goes on in the child: its watch is the child's now,
+    with the pools' parent-side idle resources forgotten."""
+    watch: _ThreadEnd | None = getattr(_thread_end, "watch", None)
+    if watch is not None:
+        watch.pid = os.getpid()
+        watch.pools.clear()
+
+
 class ThreadingBackend(Backend):
     name = "threading"
 
@@ -93,6 +149,13 @@ class ThreadingBackend(Backend):
 
     def waiter_factory(self) -> Callable[[], Waiter]:
         return ThreadWaiter
+
+    def watch_task_end(self, pool: TaskEndListener) -> None:
+        try:
+            watch: _ThreadEnd = _thread_end.watch
+        except AttributeError:
+            watch = _thread_end.watch = _ThreadEnd()
+        watch.watch(pool)
 
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds)

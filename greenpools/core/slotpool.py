@@ -55,7 +55,8 @@ leak reports' frames) is handed in, so it imports none of them.
   runs out); meanwhile the release of a resource that was taken
   ahead of the queue does not wake it, since its holder is most likely
   about to ask again (a wake that would lose again costs a context
-  switch per cycle).  Once the bound has run out, nobody barges:
+  switch per cycle); if that holder's task ends instead, its end wakes
+  the client (``Backend.watch_task_end``).  Once the bound has run out, nobody barges:
   each resource goes straight to the first client, and the next in line
   starts its own count when a resource first comes free for it.  Queued
   clients are served in their order either way, so a client's wait is
@@ -633,8 +634,18 @@ class SlotPool:
         slot.idle_since = now
         self._idle.append(slot)
         if barged and oldest.recheck_at and oldest.state == WAITING:
-            return  # it looks again by itself; the releaser is likely to ask again
+            # It looks again by itself, and the releaser is likely to ask
+            # again; if the releaser's task ends instead, the end wakes it.
+            self._backend.watch_task_end(self)
+            return
         oldest.wake_to_compete()  # nothing if it is awake already
+
+    def _task_ended(self) -> None:
+        """A task that gave back a resource ahead of the queue, leaving it
+        idle for itself to take again, ended (``Backend.watch_task_end``):
+        the first client must be awake to take what is idle."""
+        with self._mutex:
+            SlotPool._wake_oldest_locked(self)
 
     def _recheck(self, client: WaitingClient) -> bool:
         """A client that lost a contest waited until its ``recheck_at``: it
