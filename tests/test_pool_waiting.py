@@ -698,7 +698,7 @@ def test_a_thread_that_forked_watches_for_the_child(make_pool: Any) -> None:
         read_fd, write_fd = os.pipe()
         pid = os.fork()
         if pid == 0:
-            watch = threading_backend._thread_end.watch
+            watch = threading_backend._thread_end.end
             os.write(write_fd, b"%d %d" % (watch.pid, len(watch.pools)))
             os._exit(0)
         os.close(write_fd)

@@ -85,7 +85,8 @@ class ThreadWaiter(Waiter):
 
 
 class _ThreadEnd:
-    """The pools to call back when the thread that owns this object ends.
+    """Calls back the pools in ``pools`` when the thread that owns this
+    object ends.
 
     Kept in a ``_thread._local``: CPython drops a thread's values there when
     it clears the ending thread's state, in that thread, after its last
@@ -93,19 +94,9 @@ class _ThreadEnd:
 
     __slots__ = ("pid", "pools")
 
-    def __init__(self) -> None:
+    def __init__(self, pools: dict[int, weakref.ref[TaskEndListener]]) -> None:
         self.pid = os.getpid()
-        self.pools: dict[int, weakref.ref[TaskEndListener]] = {}
-
-    def watch(self, pool: TaskEndListener) -> None:
-        pools = self.pools
-        ref = pools.get(id(pool))
-        if ref is not None and ref() is pool:
-            return
-        if len(pools) >= 8:  # the ids of pools that are gone may be reused
-            for key in [key for key, ref in pools.items() if ref() is None]:
-                del pools[key]
-        pools[id(pool)] = weakref.ref(pool)
+        self.pools = pools
 
     def __del__(self, _finalizing: Callable[[], bool] = sys.is_finalizing,
                 _getpid: Callable[[], int] = os.getpid) -> None:
@@ -121,19 +112,35 @@ class _ThreadEnd:
                 pool._task_ended()
 
 
-#: Per thread, its :class:`_ThreadEnd`: ``_thread``'s own local even under
-#: gevent's patching (whose local is per greenlet).
+#: Per thread: ``pools``, the pools its end is to call back (by id, held
+#: weakly), and ``end``, the :class:`_ThreadEnd` that calls them.
+#: ``_thread``'s own local even under gevent's patching (whose local is
+#: per greenlet).
 _thread_end = unpatched("_thread", "_local")()
+
+
+def _watch(pool: TaskEndListener) -> None:
+    """The slow part of ``ThreadingBackend.watch_task_end``: a pool new to
+    this thread, or a thread new to watching."""
+    try:
+        pools: dict[int, weakref.ref[TaskEndListener]] = _thread_end.pools
+    except AttributeError:
+        pools = _thread_end.pools = {}
+        _thread_end.end = _ThreadEnd(pools)
+    if len(pools) >= 8:  # the ids of pools that are gone may be reused
+        for key in [key for key, ref in pools.items() if ref() is None]:
+            del pools[key]
+    pools[id(pool)] = weakref.ref(pool)
 
 
 @fork_guard.after_fork_in_child
 def _adopt_thread_end() -> None:
     """The thread that forked goes on in the child: its watch is the child's now,
     with the pools' parent-side idle resources forgotten."""
-    watch: _ThreadEnd | None = getattr(_thread_end, "watch", None)
-    if watch is not None:
-        watch.pid = os.getpid()
-        watch.pools.clear()
+    end: _ThreadEnd | None = getattr(_thread_end, "end", None)
+    if end is not None:
+        end.pid = os.getpid()
+        end.pools.clear()
 
 
 class ThreadingBackend(Backend):
@@ -151,11 +158,13 @@ class ThreadingBackend(Backend):
         return ThreadWaiter
 
     def watch_task_end(self, pool: TaskEndListener) -> None:
+        # Asked on nearly every contended release: a hit is a lookup or two.
         try:
-            watch: _ThreadEnd = _thread_end.watch
+            ref = _thread_end.pools.get(id(pool))
         except AttributeError:
-            watch = _thread_end.watch = _ThreadEnd()
-        watch.watch(pool)
+            ref = None
+        if ref is None or ref() is not pool:
+            _watch(pool)
 
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds)
