@@ -2,6 +2,7 @@
 
     python benchmarks/run.py [--quick] [--backend NAME]... [--scenario NAME]...
     python benchmarks/run.py --baseline DIR [--rounds N] [--quick] [...]
+    python benchmarks/run.py --busy N [...]     # N cores kept busy, as on a loaded server
 
 Each backend (threading; gevent and eventlet, monkey-patched) runs in its
 own freshly started process (benchmarks/worker.py); S4 runs in unpatched
@@ -35,6 +36,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import baseline  # noqa: E402
+import busy  # noqa: E402
 import cooperative  # noqa: E402
 import suite  # noqa: E402
 
@@ -60,7 +62,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
                         help="compare with the greenpools checkout in DIR, round by round")
     parser.add_argument("--rounds", type=int, default=3, metavar="N",
                         help="rounds of the --baseline comparison (default: 3)")
-    return parser.parse_args(argv)
+    parser.add_argument("--busy", type=int, default=0, metavar="N",
+                        help="keep N cores busy with spinners at the lowest priority, so that "
+                             "no core idles, as on a loaded server (default: 0)")
+    args = parser.parse_args(argv)
+    if args.busy < 0:
+        parser.error(f"--busy: must be 0 or more, not {args.busy}")
+    return args
 
 
 def s4_jobs(backends: list[str]) -> list[tuple[str, str]]:
@@ -75,6 +83,11 @@ def s4_jobs(backends: list[str]) -> list[tuple[str, str]]:
 
 def main(argv: list[str]) -> int:
     args = parse(argv)
+    with busy.busy_cores(args.busy):
+        return run(args, argv)
+
+
+def run(args: argparse.Namespace, argv: list[str]) -> int:
     preset = "quick" if args.quick else "full"
     settings = suite.PRESETS[preset]
     named = bool(args.backend)
@@ -130,12 +143,14 @@ def main(argv: list[str]) -> int:
 
     report = bench.build_report(results, suite.TARGETS, preset, settings)
     report["command"] = " ".join(["python benchmarks/run.py", *argv])
+    report["busy_cores"] = args.busy
     report["elapsed_s"] = round(time.monotonic() - started, 1)
     print(bench.render_report(report, suite.CONTENDERS, suite.COLUMN_GROUPS, pairs=suite.PAIRS))
     sweep = sweep_tables(report)
     if sweep:
         print("\n" + sweep)
-    print(f"\n{preset} run, {report['elapsed_s']} s; medians over repetitions; "
+    busy_note = f"; {args.busy} cores kept busy at nice 19" if args.busy else ""
+    print(f"\n{preset} run, {report['elapsed_s']} s{busy_note}; medians over repetitions; "
           f"ratios are greenpools/kombu.")
     path = args.json or os.path.join(RESULTS_DIR, time.strftime("%Y%m%d-%H%M%S") + ".json")
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

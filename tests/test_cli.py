@@ -555,6 +555,60 @@ def test_the_benchmark_run_refuses_a_backend_it_cannot_import(
     assert_user_error(result, "--backend eventlet: cannot run here", "hidden by the test", code=2)
 
 
+def test_the_benchmark_run_refuses_a_negative_number_of_busy_cores() -> None:
+    script = str(Path(__file__).resolve().parent.parent / "benchmarks" / "run.py")
+    result = subprocess.run([sys.executable, script, "--busy", "-1"], env=cli_env(),
+                            capture_output=True, text=True, timeout=120)
+    assert_user_error(result, "--busy: must be 0 or more, not -1", code=2)
+
+
+def _process_state(pid: int) -> str:
+    """A process's state letter ("R", "S", "Z"...), or "" once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return ""
+
+
+def test_busy_cores_spin_at_the_lowest_priority_and_end_with_their_run() -> None:
+    """``benchmarks/run.py --busy``: the spinners end with the block, and by
+    themselves when the run that started them is killed."""
+    run = subprocess.Popen(
+        [sys.executable, "-c", "import busy, sys, time\n"
+         "with busy.busy_cores(2) as pids:\n"
+         "    print(*pids, flush=True)\n"
+         "    sys.stdin.readline()\n"
+         "print('ended', flush=True)\n"
+         "with busy.busy_cores(1) as pids:\n"
+         "    print(*pids, flush=True)\n"
+         "    time.sleep(600)\n"],
+        cwd=Path(__file__).resolve().parent.parent / "benchmarks", env=cli_env(),
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert run.stdin is not None and run.stdout is not None
+    try:
+        first = [int(pid) for pid in run.stdout.readline().split()]
+        assert len(first) == 2
+        for pid in first:
+            assert _process_state(pid) == "R"
+            with open(f"/proc/{pid}/stat") as stat:
+                assert stat.read().rsplit(")", 1)[1].split()[16] == "19"  # nice
+        run.stdin.write("\n")
+        run.stdin.flush()
+        assert run.stdout.readline() == "ended\n"
+        assert [_process_state(pid) for pid in first] == ["", ""]  # reaped by the run
+        (orphan,) = (int(pid) for pid in run.stdout.readline().split())
+        run.kill()
+        run.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while _process_state(orphan) not in ("", "Z") and time.monotonic() < deadline:
+            time.sleep(0.05)  # polls: nothing signals the end of a process not our child
+        assert _process_state(orphan) in ("", "Z"), "the spinner outlived its run"
+    finally:
+        run.kill()
+        run.wait(timeout=30)
+
+
 def test_the_benchmark_summary_explains_itself_and_refuses_a_missing_run() -> None:
     script = str(Path(__file__).resolve().parent.parent / "benchmarks" / "summary.py")
     shown = subprocess.run([sys.executable, script, "--help"], env=cli_env(),

@@ -1,0 +1,49 @@
+"""Cores kept busy during a run: ``python benchmarks/run.py --busy N``.
+
+Each busy core is a spinning process at the lowest priority (nice 19): it
+takes only CPU time nothing else wants, so the cores never go idle.  That
+is the machine of a loaded service, and it matters at limit 1, where a
+cycle is mostly the holder's ``sleep(0)``: on an idle virtual machine a
+core that has nothing to run halts, and waking it from there lengthens
+the sleep by several microseconds (see docs/performance.rst).  A spinner
+ends with the run, and by itself within a second if the run is killed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+
+#: Spins; every few million turns (well under a second) it checks that the
+#: run that started it is still its parent, and ends if not.
+_SPIN = """\
+import os, sys
+parent = int(sys.argv[1])
+while os.getppid() == parent:
+    for _ in range(2_000_000):
+        pass
+"""
+
+
+def _lowest_priority() -> None:
+    os.nice(19)
+
+
+@contextlib.contextmanager
+def busy_cores(count: int) -> Iterator[list[int]]:
+    """``count`` cores kept busy at the lowest priority while the block runs
+    (it gets the spinners' process ids)."""
+    spinners: list[subprocess.Popen[bytes]] = []
+    try:
+        for _ in range(count):
+            spinners.append(subprocess.Popen([sys.executable, "-c", _SPIN, str(os.getpid())],
+                                             preexec_fn=_lowest_priority))
+        yield [spinner.pid for spinner in spinners]
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+        for spinner in spinners:
+            spinner.wait()
