@@ -103,8 +103,11 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
             print(f"run.py: skipping {name}: {problem}", file=sys.stderr)
     scenarios = args.scenario or list(suite.ALL_SCENARIOS)
     if args.baseline:
-        return baseline.compare(args.baseline, backends, scenarios, preset, args.rounds,
-                                open(os.devnull, "w") if args.no_progress else None)
+        status = baseline.compare(args.baseline, backends, scenarios, preset, args.rounds,
+                                  open(os.devnull, "w") if args.no_progress else None)
+        if args.busy:
+            print(f"({args.busy} cores kept busy at nice 19)")
+        return status
     in_workers = [s for s in suite.WORKER_SCENARIOS if s in scenarios]
     # The broker scenario last, for every backend: the broker shares the
     # machine's cores and stays busy a while after it (confirms, queue

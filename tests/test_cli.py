@@ -589,7 +589,10 @@ def test_busy_cores_spin_at_the_lowest_priority_and_end_with_their_run() -> None
     try:
         first = [int(pid) for pid in run.stdout.readline().split()]
         assert len(first) == 2
-        for pid in first:
+        for pid in first:  # running once started (polled: nothing signals it)
+            deadline = time.monotonic() + 30
+            while _process_state(pid) != "R" and time.monotonic() < deadline:
+                time.sleep(0.01)
             assert _process_state(pid) == "R"
             with open(f"/proc/{pid}/stat") as stat:
                 assert stat.read().rsplit(")", 1)[1].split()[16] == "19"  # nice

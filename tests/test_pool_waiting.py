@@ -685,6 +685,75 @@ def test_a_forked_child_leaves_alone_the_pools_of_the_parents_other_threads(
     assert_balanced(pool)
 
 
+_EXIT_WITH_A_WATCHED_DAEMON = """
+import sys, threading
+sys.path.insert(0, sys.argv[1])
+from helpers import Factory
+from greenpools import Pool, use_backend
+use_backend("threading")
+pool = Pool(Factory(), 1)
+watched, holding = threading.Event(), threading.Event()
+
+def barge():
+    pool._backend.watch_task_end(pool)  # as a barged release does
+    watched.set()
+    threading.Event().wait()
+
+def hold():
+    pool._mutex.acquire()  # frozen with it at exit
+    holding.set()
+    threading.Event().wait()
+
+threading.Thread(target=barge, daemon=True).start()
+threading.Thread(target=hold, daemon=True).start()
+assert watched.wait(30) and holding.wait(30)
+print("exiting", flush=True)
+"""
+
+
+@pytest.mark.skipif(get_backend().barging_bound == 0, reason="the backend hands off strictly")
+def test_the_interpreter_exits_past_a_watched_daemon_thread() -> None:
+    """At exit the main thread clears the daemon threads' values: a watch
+    there must not call its pool, whose lock a frozen thread may hold."""
+    import subprocess
+
+    tests = os.path.dirname(os.path.abspath(__file__))
+    result = subprocess.run([sys.executable, "-c", _EXIT_WITH_A_WATCHED_DAEMON, tests],
+                            capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout) == (0, "exiting\n"), result.stderr
+
+
+@pytest.mark.skipif(get_backend().barging_bound == 0, reason="the backend hands off strictly")
+def test_a_thread_watches_a_pool_once_and_forgets_the_pools_that_are_gone() -> None:
+    import gc
+    import weakref
+
+    from greenpools import Pool
+    from greenpools.backends import threading as threading_backend
+
+    def in_a_thread() -> None:
+        backend = threading_backend.backend
+        kept = Pool(Factory(), 1)
+        backend.watch_task_end(kept)
+        pools = threading_backend._thread_end.pools
+        ref = pools[id(kept)]
+        backend.watch_task_end(kept)
+        assert pools[id(kept)] is ref  # once
+        gone = [Pool(Factory(), 1) for _ in range(8)]
+        for pool in gone:
+            backend.watch_task_end(pool)
+        del gone, pool
+        gc.collect()
+        fresh = Pool(Factory(), 1)
+        # A pool at the id of one that is gone is watched anew.
+        pools[id(fresh)] = weakref.ref(Factory())  # dead at once: stands for a gone pool
+        backend.watch_task_end(fresh)
+        assert pools[id(fresh)]() is fresh
+        assert set(pools) == {id(kept), id(fresh)}, "gone pools were not forgotten"
+
+    spawn(in_a_thread).join()
+
+
 @pytest.mark.skipif(get_backend().barging_bound == 0, reason="the backend hands off strictly")
 def test_a_thread_that_forked_watches_for_the_child(make_pool: Any) -> None:
     """The thread that forks goes on in the child: its watch is the child's,

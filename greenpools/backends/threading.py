@@ -89,8 +89,11 @@ class _ThreadEnd:
     object ends.
 
     Kept in a ``_thread._local``: CPython drops a thread's values there when
-    it clears the ending thread's state, in that thread, after its last
-    Python frame, so ``__del__`` runs there and then."""
+    it clears the thread's state, after its last Python frame, so
+    ``__del__`` runs then, in the ending thread; or in another one, for
+    the copies of other threads in a forked child and for daemon threads
+    at interpreter exit, which ``__del__`` leaves alone.  (A thread that C
+    code lends to Python ends each time it gives the interpreter back.)"""
 
     __slots__ = ("pid", "pools")
 

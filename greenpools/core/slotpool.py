@@ -56,7 +56,8 @@ leak reports' frames) is handed in, so it imports none of them.
   ahead of the queue does not wake it, since its holder is most likely
   about to ask again (a wake that would lose again costs a context
   switch per cycle); if that holder's task ends instead, its end wakes
-  the client (``Backend.watch_task_end``).  Once the bound has run out, nobody barges:
+  the client, where the backend hears of task ends (threads:
+  ``Backend.watch_task_end``).  Once the bound has run out, nobody barges:
   each resource goes straight to the first client, and the next in line
   starts its own count when a resource first comes free for it.  Queued
   clients are served in their order either way, so a client's wait is
