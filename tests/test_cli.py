@@ -571,6 +571,11 @@ def _process_state(pid: int) -> str:
         return ""
 
 
+def _process_nice(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as stat:
+        return int(stat.read().rsplit(")", 1)[1].split()[16])
+
+
 def test_busy_cores_spin_at_the_lowest_priority_and_end_with_their_run() -> None:
     """``benchmarks/run.py --busy``: the spinners end with the block, and by
     themselves when the run that started them is killed."""
@@ -589,13 +594,12 @@ def test_busy_cores_spin_at_the_lowest_priority_and_end_with_their_run() -> None
     try:
         first = [int(pid) for pid in run.stdout.readline().split()]
         assert len(first) == 2
-        for pid in first:  # running once started (polled: nothing signals it)
+        for pid in first:  # niced and running once started (polled: nothing signals it)
             deadline = time.monotonic() + 30
-            while _process_state(pid) != "R" and time.monotonic() < deadline:
+            while _process_nice(pid) != 19 and time.monotonic() < deadline:
                 time.sleep(0.01)
+            assert _process_nice(pid) == 19
             assert _process_state(pid) == "R"
-            with open(f"/proc/{pid}/stat") as stat:
-                assert stat.read().rsplit(")", 1)[1].split()[16] == "19"  # nice
         run.stdin.write("\n")
         run.stdin.flush()
         assert run.stdout.readline() == "ended\n"

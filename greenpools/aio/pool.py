@@ -77,9 +77,11 @@ class _AsyncioTasks:
     #: 10 ms at the longest (1 ms gave 40 ms).
     barging_bound = 0.0001
 
-    def watch_task_end(self, pool: object) -> None:
+    @staticmethod
+    def watch_task_end(pool: object) -> None:
         """Nothing: a task first in the queue that lost a contest looks again
-        within 0.05 ms, the next turn of the loop or so."""
+        within 0.05 ms, the next turn of the loop or so.  (The pool holds
+        this class itself as its backend, hence a static method.)"""
 
 
 def _unbound() -> NoReturn:
