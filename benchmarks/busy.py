@@ -1,9 +1,10 @@
 """Cores kept busy during a run: ``python benchmarks/run.py --busy N``.
 
 Each busy core is a spinning process at the lowest priority (nice 19): it
-takes only CPU time nothing else wants, so the cores never go idle.  That
-is the machine of a loaded service, and it matters at limit 1, where a
-cycle is mostly the holder's ``sleep(0)``: on an idle virtual machine a
+takes little CPU time from anything else (Linux still gives it a small
+share of a contended core), and the cores never go idle.  That is the
+machine of a loaded service, and it matters at limit 1 with many threads,
+where a cycle is mostly the holder's ``sleep(0)``: on an idle virtual machine a
 core that has nothing to run goes idle, and waking it from there lengthens
 the sleep by several microseconds (see docs/performance.rst).  A spinner
 ends with the run, and by itself soon after if the run is killed (as soon

@@ -580,14 +580,14 @@ def test_busy_cores_spin_at_the_lowest_priority_and_end_with_their_run() -> None
     """``benchmarks/run.py --busy``: the spinners end with the block, and by
     themselves when the run that started them is killed."""
     run = subprocess.Popen(
-        [sys.executable, "-c", "import busy, sys, time\n"
+        [sys.executable, "-c", "import busy, sys\n"
          "with busy.busy_cores(2) as pids:\n"
          "    print(*pids, flush=True)\n"
          "    sys.stdin.readline()\n"
          "print('ended', flush=True)\n"
          "with busy.busy_cores(1) as pids:\n"
          "    print(*pids, flush=True)\n"
-         "    time.sleep(600)\n"],
+         "    sys.stdin.readline()\n"],  # ends with the test's pipe, however the test ends
         cwd=Path(__file__).resolve().parent.parent / "benchmarks", env=cli_env(),
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert run.stdin is not None and run.stdout is not None

@@ -699,7 +699,7 @@ def barge():
     watched.set()
     threading.Event().wait()
 
-def hold():
+def hold(pool=pool):  # the frozen frame keeps the pool alive through exit
     pool._mutex.acquire()  # frozen with it at exit
     holding.set()
     threading.Event().wait()
@@ -735,10 +735,11 @@ def test_a_thread_watches_a_pool_once_and_forgets_the_pools_that_are_gone() -> N
         backend = threading_backend.backend
         kept = Pool(Factory(), 1)
         backend.watch_task_end(kept)
-        pools = threading_backend._thread_end.pools
-        ref = pools[id(kept)]
+        pools, end = threading_backend._thread_end.pools, threading_backend._thread_end.end
+        # A reference with a callback is never shared, so it tells a new watch apart.
+        pools[id(kept)] = marker = weakref.ref(kept, lambda _ref: None)
         backend.watch_task_end(kept)
-        assert pools[id(kept)] is ref  # once
+        assert pools[id(kept)] is marker and threading_backend._thread_end.end is end  # once
         gone = [Pool(Factory(), 1) for _ in range(8)]
         for pool in gone:
             backend.watch_task_end(pool)
