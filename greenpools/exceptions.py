@@ -9,7 +9,8 @@ py-amqp recoverable connection error, so kombu's retries retry it.
 
 from __future__ import annotations
 
-from typing import Any
+import copyreg
+from typing import Any, cast
 
 from amqp.exceptions import RecoverableConnectionError
 from kombu.exceptions import LimitExceeded as KombuLimitExceeded
@@ -33,14 +34,6 @@ class PoolError(Exception):
 
 class LimitExceeded(PoolError, KombuLimitExceeded):
     """Every resource is in use and the caller would not wait."""
-
-    def __reduce__(self) -> str | tuple[Any, ...]:
-        # A class made by specialise() cannot be pickled by name: the name
-        # finds its base.  Pickle how to make it again instead.
-        made_from = _made_from.get(type(self))
-        if made_from is None:
-            return super().__reduce__()
-        return _rebuild, (*made_from, self.args), self.__dict__ or None
 
 
 class PoolTimeout(LimitExceeded):
@@ -80,9 +73,25 @@ class PoolClosed(PoolError, RuntimeError):
     """The pool was closed; it hands out nothing more."""
 
 
+class _Specialised(type):
+    """The metaclass of the classes :func:`specialise` makes.
+
+    Such a class cannot be pickled by name (its name finds its base), so
+    it pickles as the call that makes it again: Celery keeps an error's
+    class only if the class pickles (``get_pickleable_etype``), and
+    multiprocessing pickles the errors its workers raise.
+    """
+
+
+def _reduce_specialised(made: _Specialised) -> tuple[Any, ...]:
+    return specialise, _made_from[made]
+
+
+copyreg.pickle(_Specialised, _reduce_specialised)
+
 _specialised: dict[tuple[type[LimitExceeded], type[BaseException]], type[LimitExceeded]] = {}
-#: What each class made by :func:`specialise` was made of, to pickle its errors.
-_made_from: dict[type[LimitExceeded], tuple[type[LimitExceeded], type[BaseException]]] = {}
+#: What each class made by :func:`specialise` was made of, to pickle it.
+_made_from: dict[type, tuple[type[LimitExceeded], type[BaseException]]] = {}
 
 
 def specialise(error: type[LimitExceeded], kombu_class: type[BaseException]) -> type[LimitExceeded]:
@@ -96,16 +105,9 @@ def specialise(error: type[LimitExceeded], kombu_class: type[BaseException]) -> 
         return error
     key = (error, kombu_class)
     if key not in _specialised:
-        made: type[LimitExceeded] = type(
+        made = cast("type[LimitExceeded]", _Specialised(
             error.__name__, (error, kombu_class), {"__module__": error.__module__}
-        )
+        ))
         _specialised[key] = made
         _made_from[made] = key
     return _specialised[key]
-
-
-def _rebuild(
-    error: type[LimitExceeded], kombu_class: type[BaseException], args: tuple[Any, ...],
-) -> LimitExceeded:
-    """Unpickle an error of a class made by :func:`specialise` (pickles name this function)."""
-    return specialise(error, kombu_class)(*args)

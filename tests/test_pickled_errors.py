@@ -5,13 +5,15 @@ pools) and multiprocessing pickles what its workers raise; kombu's own
 errors pickle.  The kombu pools' errors are of classes made at run time
 (greenpools' class and the pool's kombu class in one), which pickle cannot
 find by name: each scenario here raises a real error from a real pool
-(kombu's ``memory://`` transport), then pickles it in every protocol and
-through a spawned worker process.
+(kombu's ``memory://`` transport), then pickles it, and its class, in every
+protocol and through a spawned worker process.  Celery keeps a failed
+task's error class only if the class itself pickles.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import multiprocessing
 import pickle
 from collections.abc import Callable, Iterator
@@ -20,6 +22,7 @@ from typing import Any
 import kombu.exceptions
 import pytest
 from amqp.exceptions import InternalError, RecoverableConnectionError
+from celery.utils.serialization import get_pickleable_etype
 from helpers import BACKEND, start_acquirer
 
 import greenpools
@@ -238,6 +241,29 @@ def test_the_error_round_trips_through_pickle_in_every_protocol(scenario: str) -
         assert_same_error(pickle.loads(pickle.dumps(error, protocol)), error, scenario)
 
 
+def round_trip(obj: object, protocol: int, pickler: type[pickle.Pickler]) -> object:
+    buffer = io.BytesIO()
+    pickler(buffer, protocol).dump(obj)
+    return pickle.loads(buffer.getvalue())
+
+
+@pytest.mark.parametrize("pickler", [pickle.Pickler, pickle._Pickler], ids=["C", "Python"])
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_the_error_class_round_trips_through_pickle_as_itself(
+    scenario: str, pickler: type[pickle.Pickler],
+) -> None:
+    cls = type(raised(scenario))
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+        assert round_trip(cls, protocol, pickler) is cls
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_celery_keeps_the_error_class_of_a_failed_task(scenario: str) -> None:
+    """What Celery's tracer does before it logs and stores a task's failure."""
+    cls = type(raised(scenario))
+    assert get_pickleable_etype(cls) is cls
+
+
 def test_node_shutting_down_keeps_its_arguments_in_order() -> None:
     """py-amqp's errors store ``args`` in another order than ``__init__`` takes them."""
     error = raised("node-shutting-down")
@@ -264,3 +290,18 @@ def test_the_error_raised_in_a_worker_process_reaches_the_parent_as_itself(
     with pytest.raises(BaseException) as info:
         worker.apply(raise_error, (scenario,))
     assert_same_error(info.value, error, scenario)
+
+
+def class_of_error(scenario: str) -> type[BaseException]:
+    """The class of ``scenario``'s error, made in a worker process."""
+    return type(raised(scenario))
+
+
+@pytest.mark.skipif(
+    BACKEND != "threading", reason="starts its own processes: runs once, in the threading run"
+)
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_the_error_class_made_in_a_worker_process_reaches_the_parent_as_itself(
+    scenario: str, worker: Any,
+) -> None:
+    assert worker.apply(class_of_error, (scenario,)) is type(raised(scenario))
