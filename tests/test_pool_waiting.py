@@ -189,7 +189,8 @@ def test_the_barger_gives_back_without_waking_the_client_it_beat(make_pool: Any)
     pool.release(held)  # the thread that beat it: it is likely to ask again
     assert successor.state == WAITING and [s.resource for s in pool._idle] == [held]
     # Nobody asked: the client looks again by itself and takes it.
-    assert SlotPool._recheck(pool, successor) and successor.state == WOKEN
+    SlotPool._recheck(pool, successor)
+    assert successor.state == WOKEN
     won = SlotPool._compete(pool, successor, True, INF, None)
     assert isinstance(won, Slot) and won.resource is held
     assert pool._waiting.length == 0

@@ -139,7 +139,7 @@ cdef class SlotPool:
     cpdef _wake_oldest_locked(self)
     @cython.locals(oldest=WaitingClient, now=double)
     cpdef _pass_on_locked(self, Slot slot, bint barged=*)
-    cpdef bint _recheck(self, WaitingClient client) except -1
+    cpdef _recheck(self, WaitingClient client)
     @cython.locals(slot=Slot, successor=WaitingClient, now=double, recheck_at=double)
     cpdef object _compete(self, WaitingClient client, bint woken, double deadline, object asked)
     @cython.locals(idle=list, slot=Slot)

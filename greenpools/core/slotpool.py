@@ -529,7 +529,8 @@ class SlotPool:
         slot; a successor to wait on, first in the queue (it lost a contest);
         or, once served, what :meth:`_outcome` says."""
         if not woken and rechecking:
-            woken = SlotPool._recheck(self, client)
+            SlotPool._recheck(self, client)
+            woken = True
         if client.state == WOKEN:
             contest = SlotPool._compete(self, client, woken, deadline, asked)
             if contest is not None:  # None: served meanwhile
@@ -604,7 +605,7 @@ class SlotPool:
         is free) at ``now``: the first client (``oldest``) has been passed
         over for less than the barging bound, counted from now if this is its
         first chance."""
-        if oldest is None:
+        if oldest is None:  # an empty queue: nobody to pass over
             return True
         if not oldest.passed_since:
             oldest.passed_since = now
@@ -648,12 +649,11 @@ class SlotPool:
         with self._mutex:
             SlotPool._wake_oldest_locked(self)
 
-    def _recheck(self, client: WaitingClient) -> bool:
+    def _recheck(self, client: WaitingClient) -> None:
         """A client that lost a contest waited until its ``recheck_at``: it
         is to compete again, unless it was served meanwhile."""
         with self._mutex:
             client.wake_to_compete()  # nothing if it was served
-        return True
 
     def _compete(
         self, client: WaitingClient, woken: bool, deadline: float, asked: float | None
