@@ -16,8 +16,8 @@ from amqp.exceptions import RecoverableConnectionError
 from kombu.exceptions import LimitExceeded as KombuLimitExceeded
 
 __all__ = [
-    "ConnectionBlocked", "LimitExceeded", "NodeShuttingDown", "PoolClosed", "PoolError",
-    "PoolTimeout", "TooManyRequests",
+    "ConnectionBlocked", "LimitExceeded", "NodeShuttingDown", "NotCheckedOut", "PoolClosed",
+    "PoolError", "PoolTimeout", "TooManyRequests",
 ]
 
 
@@ -71,6 +71,11 @@ class TooManyRequests(LimitExceeded):
 
 class PoolClosed(PoolError, RuntimeError):
     """The pool was closed; it hands out nothing more."""
+
+
+class NotCheckedOut(PoolError, ValueError):
+    """A release or replace of a resource the pool does not lend now:
+    released twice, or never acquired from it (a ``ValueError``)."""
 
 
 class _Specialised(type):

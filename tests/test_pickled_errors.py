@@ -30,6 +30,7 @@ from greenpools import (
     ConnectionBlocked,
     LimitExceeded,
     NodeShuttingDown,
+    NotCheckedOut,
     PoolClosed,
     PoolError,
     PoolTimeout,
@@ -162,6 +163,21 @@ def producers_blocked() -> None:
         producers.acquire(block=True, timeout=0.01)
 
 
+class NamedResource:
+    """A resource whose repr, and so the error's message, is the same in every process."""
+
+    def __repr__(self) -> str:
+        return "<the resource>"
+
+
+def released_twice() -> None:
+    pool = greenpools.Pool(NamedResource, 1, name="app")
+    with closing(pool):
+        resource = pool.acquire()
+        pool.release(resource)
+        pool.release(resource)
+
+
 def closed_pool() -> None:
     pool = ConnectionPool(URL, limit=1, name="connections")
     pool.close()
@@ -208,6 +224,7 @@ SCENARIOS: dict[str, tuple[Callable[[], None], tuple[type[BaseException], ...]]]
     "producers-blocked": (
         producers_blocked, (ConnectionBlocked, kombu.exceptions.LimitExceeded)),
     "closed-pool": (closed_pool, (PoolClosed, PoolError, RuntimeError)),
+    "released-twice": (released_twice, (NotCheckedOut, PoolError, ValueError)),
     "app-pool-limit-exceeded": (app_pool_limit_exceeded, (LimitExceeded, AppLimitExceeded)),
     "app-pool-timeout": (app_pool_timeout, (PoolTimeout, AppLimitExceeded)),
 }

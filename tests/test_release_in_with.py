@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from brokers import clean_global_pools, unique_name  # noqa: F401  (autouse)
 from helpers import Factory, join_all, spawn, wait_until
-from kombu import Connection
+from kombu import Connection, Producer
 
 import greenpools
 from greenpools import LimitExceeded, pools
@@ -155,3 +155,50 @@ def test_a_global_producer_released_inside_with_returns_its_connection_once() ->
     for group in (pools.producers, pools.connections):
         stats = group[Connection(url)].get_stats()
         assert stats["pool_size"] == stats["pool_available"] == 1
+
+
+@pytest.mark.parametrize("ending", ["release", "replace"])
+def test_the_pool_ending_the_lease_inside_with_leaves_the_exit_nothing_to_do(
+        kind: Kind, made: list[Any], ending: str) -> None:
+    """``pool.release(obj)`` or ``pool.replace(obj)`` in the block, as kombu allows."""
+    pool = kind.make(2)
+    made.append(pool)
+    with kind.lease(pool) as held:
+        getattr(pool, ending)(held)
+    with pytest.raises(KeyError), kind.lease(pool) as held:  # the block's own error comes out
+        getattr(pool, ending)(held)
+        raise KeyError("the block's own")
+    stats = pool.get_stats()
+    assert stats["pool_size"] == stats["pool_available"] == (1 if ending == "release" else 0)
+    with kind.lease(pool), kind.lease(pool):  # both places still there
+        pass
+
+
+def _publish_fails(conn: Any) -> None:
+    raise OSError("the socket went away")
+
+
+@pytest.mark.parametrize("make_producer", [
+    lambda conn: conn.Producer(), lambda conn: Producer(conn),
+], ids=["conn.Producer()", "Producer(conn)"])
+def test_a_kombu_producer_failing_on_a_pooled_connection_raises_its_own_error(
+        made: list[Any], make_producer: Callable[[Any], Any]) -> None:
+    """kombu's ``Producer.__exit__`` replaces a pooled connection on any error;
+    the connection's own exit, or a release in ``finally``, must not then
+    hide that error with a ``NotCheckedOut``."""
+    pool = _connections(2)
+    made.append(pool)
+    with pytest.raises(OSError, match="went away"), pool.acquire(block=True) as conn:
+        with make_producer(conn):
+            _publish_fails(conn)
+    conn = pool.acquire(block=True)
+    with pytest.raises(OSError, match="went away"):
+        try:
+            with make_producer(conn):
+                _publish_fails(conn)
+        finally:
+            conn.release()
+    stats = pool.get_stats()
+    assert (stats["pool_size"], stats["connections_lost"]) == (0, 2)  # both replaced
+    with pool.acquire(block=True), pool.acquire(block=True):  # both places free again
+        pass

@@ -96,7 +96,13 @@ except ImportError:  # Cython is needed to build greenpools, not to run it
     from .. import _nocython as cython  # type: ignore[no-redef]
 
 from ..backends.base import Mutex
-from ..exceptions import ConnectionBlocked, PoolClosed, PoolTimeout, is_interruption
+from ..exceptions import (
+    ConnectionBlocked,
+    NotCheckedOut,
+    PoolClosed,
+    PoolTimeout,
+    is_interruption,
+)
 from .waiting import WaitQueue
 
 if not cython.compiled:  # compiled, slotpool.pxd cimports them (a C enum, a C type)
@@ -1274,7 +1280,7 @@ class SlotPool:
         if slot is None or not slot.lent or slot.resource is not resource:
             if SlotPool._drop_retired(self, resource, lost):
                 return
-            raise ValueError(
+            raise NotCheckedOut(
                 f"resource {resource!r} is not checked out of pool {self.name!r}: "
                 f"it cannot be replaced"
             )
@@ -1305,7 +1311,7 @@ class SlotPool:
         """A release of something this pool does not lend now."""
         if SlotPool._drop_retired(self, resource, False):
             return
-        raise ValueError(
+        raise NotCheckedOut(
             f"resource {resource!r} is not checked out of pool {self.name!r}: "
             f"released twice, or never acquired from it"
         )

@@ -25,7 +25,7 @@ from kombu.connection import Connection
 from ..core.options import check_limit
 from ..core.resource import Resource
 from ..core.slotpool import skip_frames_of
-from ..exceptions import is_interruption
+from ..exceptions import NotCheckedOut, is_interruption
 
 T = TypeVar("T")
 
@@ -39,6 +39,10 @@ class SelfLeasing:
     again meanwhile, to another task.  So the object counts the blocks open
     on it, a release by hand inside one is noted on the pool for the task
     that made it, and that task's exit finds the note and does nothing.
+    An exit that finds the object no longer lent (``pool.release(conn)`` or
+    ``pool.replace(conn)`` inside the block; kombu's ``Producer.__exit__``
+    replaces its pooled connection on any error) ends nothing either: it
+    must not hide the error it is unwinding with a ``NotCheckedOut``.
     Blocks without such a release pay a counter and one test, written
     into each ``__exit__`` (``_open_withs -= 1``, then
     :meth:`_released_in_block` only while the pool holds notes): a method
@@ -58,9 +62,19 @@ class SelfLeasing:
         return self._pool  # type: ignore[attr-defined, no-any-return]
 
     def release(self) -> None:
-        """Return it to its pool (once: a second time is a ``ValueError``)."""
+        """Return it to its pool (once: a second time is a ``ValueError``,
+        unless a pooling pool has dropped it since, as after ``replace``)."""
         pool = self._lending_pool()
-        pool.release(self)
+        try:
+            pool.release(self)
+        except NotCheckedOut:
+            # Replaced or closed meanwhile: kombu's Producer replaces its
+            # pooled connection on any error, and kombu code then releases
+            # it.  Without pooling every release drops the object, so there
+            # a second one cannot be told from that and is refused.
+            if not pool._limit or _in_pool(pool, self):
+                raise
+            return
         if self._open_withs > 0:  # inside a block: its exit must end nothing
             pool._ended_in_with.add((id(self), pool._backend.current_task()))
 
@@ -76,6 +90,12 @@ class SelfLeasing:
             pool._ended_in_with.discard(key)
             return True
         return False
+
+
+def _in_pool(pool: KombuResource[Any], resource: Any) -> bool:
+    """Whether ``pool`` still holds ``resource``, lent or idle."""
+    slot = pool._slots.get(id(resource))
+    return slot is not None and slot.resource is resource
 
 
 def as_connection(connection: Any) -> Any:
@@ -170,8 +190,8 @@ class KombuResource(Resource[T]):
     def _release_unpooled(self, resource: T) -> None:
         try:
             self._discard_lent_resource(resource, False)  # done with, not broken
-        except ValueError:
-            raise ValueError(
+        except NotCheckedOut:
+            raise NotCheckedOut(
                 f"resource {resource!r} is not checked out of pool {self.name!r}: "
                 f"released twice, or never acquired from it"
             ) from None

@@ -18,7 +18,7 @@ from typing import Any
 
 from kombu.exceptions import ChannelLimitExceeded
 
-from ..exceptions import is_interruption
+from ..exceptions import NotCheckedOut, is_interruption
 from .base import (
     KombuResource,
     LazyErrors,
@@ -56,11 +56,14 @@ class _PooledChannelMixin(SelfLeasing):
         pool = self._greenpools_pool
         if pool._ended_in_with and self._released_in_block(pool):
             return
-        if exc_type is None or not (is_interruption(exc)
-                                    or isinstance(exc, pool.connection_errors)):
-            pool.release(self)
-        else:
-            pool.replace(self)
+        try:
+            if exc_type is None or not (is_interruption(exc)
+                                        or isinstance(exc, pool.connection_errors)):
+                pool.release(self)
+            else:
+                pool.replace(self)
+        except NotCheckedOut:
+            pass  # ended inside the block (SelfLeasing): nothing to end
 
 
 class ChannelPool(KombuResource[Any]):

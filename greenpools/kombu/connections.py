@@ -24,6 +24,7 @@ from typing import Any
 from kombu.connection import PooledConnection as _KombuPooledConnection
 from kombu.exceptions import ConnectionLimitExceeded
 
+from ..exceptions import NotCheckedOut
 from .base import (
     KombuResource,
     LazyErrors,
@@ -63,12 +64,15 @@ class PooledConnection(SelfLeasing, HearsBlocks, _KombuPooledConnection):  # typ
         pool = self._pool
         if pool._ended_in_with and self._released_in_block(pool):
             return
-        if exc_type is None:  # the common case first: it is on the hot path
-            pool.release(self)
-        elif is_connection_error(self, exc):
-            pool.replace(self)
-        else:
-            pool.release(self)
+        try:
+            if exc_type is None:  # the common case first: it is on the hot path
+                pool.release(self)
+            elif is_connection_error(self, exc):
+                pool.replace(self)
+            else:
+                pool.release(self)
+        except NotCheckedOut:
+            pass  # ended inside the block (SelfLeasing): nothing to end
 
 
 def _bound_close_waits(conn: Any) -> None:

@@ -22,7 +22,7 @@ from kombu.messaging import Producer as _KombuProducer
 from kombu.utils.functional import ChannelPromise
 
 from ..core.resource import Resource, check_seconds
-from ..exceptions import ConnectionBlocked, PoolTimeout
+from ..exceptions import ConnectionBlocked, NotCheckedOut, PoolTimeout
 from .base import KombuResource, LazyErrors, SelfLeasing, is_connection_error, pool_label
 
 
@@ -42,10 +42,13 @@ class _PooledProducerMixin(SelfLeasing):
         pool = self._pool
         if pool._ended_in_with and self._released_in_block(pool):
             return
-        if exc_type is None:
-            pool.release(self)
-        else:
-            pool._release_after_error(self, exc)
+        try:
+            if exc_type is None:
+                pool.release(self)
+            else:
+                pool._release_after_error(self, exc)
+        except NotCheckedOut:
+            pass  # ended inside the block (SelfLeasing): nothing to end
 
 
 class PooledProducer(_PooledProducerMixin, _KombuProducer):  # type: ignore[misc]
