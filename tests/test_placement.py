@@ -53,6 +53,22 @@ def test_a_groups_pools_spread_unless_the_group_says_first() -> None:
         first.clear()
 
 
+def test_a_placed_connection_finds_its_own_pool_in_the_groups() -> None:
+    """kombu's idiom ``producers[conn]`` on a pooled connection: one pool per
+    group whatever host the connection was placed on, so the limit holds."""
+    pool = pools.connections[Connection(THREE)]
+    taken = [pool.acquire() for _ in range(3)]
+    try:
+        assert sorted(conn.port for conn in taken) == [5701, 5702, 5703]
+        assert all(pools.connections[conn] is pool for conn in taken)
+        producers = pools.producers[Connection(THREE)]
+        assert all(pools.producers[conn] is producers for conn in taken)
+        assert len(pools.connections) == len(pools.producers) == 1
+    finally:
+        for conn in taken:
+            conn.release()
+
+
 def test_placement_first_keeps_kombus_first_host() -> None:
     pool = pools.ConnectionPool(THREE, limit=4, placement="first")
     try:

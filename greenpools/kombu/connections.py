@@ -59,6 +59,12 @@ class PooledConnection(SelfLeasing, HearsBlocks, _KombuPooledConnection):  # typ
     (see :mod:`~greenpools.kombu.blocking`).
     """
 
+    def __eqhash__(self) -> Any:
+        # A pool group keys it as the connection its pool was made from,
+        # whatever host it was placed on (HostSpread) or failed over to:
+        # ``producers[conn]`` and ``connections[conn]`` must find that pool.
+        return self._pool.connection.__eqhash__()
+
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         self._open_withs -= 1
         pool = self._pool
