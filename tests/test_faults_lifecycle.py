@@ -110,6 +110,19 @@ def test_min_size_with_nothing_listening_fails_and_reports(
     assert stats["pool_available"] == 0 and stats["connections_num"] == 0, stats
 
 
+def test_a_refused_first_use_counts_as_a_connection_error(closing: list[Any]) -> None:
+    """Without min_size a connection connects in its holder's hands: a broker
+    that refuses must still show in the pool's statistics."""
+    dead = f"amqp://guest:guest@127.0.0.1:{free_port()}//"
+    pool = pools.ConnectionPool(Connection(f"{dead};{dead}", connect_timeout=1), limit=2)
+    closing.append(pool)
+    with pytest.raises(OperationalError), pool.acquire(block=True) as conn:
+        conn.default_channel  # noqa: B018  (connects)
+    stats = pool.get_stats()
+    assert stats["connections_errors"] == 1, stats  # one use, whatever its tries
+    assert (stats["pool_size"], stats["pool_available"]) == (1, 1), stats
+
+
 def test_plain_acquire_still_connects_lazily(proxy: FaultProxy, amqp_url: str,
                                              closing: list[Any]) -> None:
     pool = pools.ConnectionPool(proxy.url(amqp_url), limit=2)

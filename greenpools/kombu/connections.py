@@ -59,6 +59,21 @@ class PooledConnection(SelfLeasing, HearsBlocks, _KombuPooledConnection):  # typ
     (see :mod:`~greenpools.kombu.blocking`).
     """
 
+    #: True while the pool's upkeep connects it: the pool counts that itself.
+    _readying = False
+
+    def _ensure_connection(self, *args: Any, **kwargs: Any) -> Any:
+        # kombu connects on first use, in the holder's hands: a broker that
+        # refuses would never show in the pool's statistics without min_size.
+        try:
+            return super()._ensure_connection(*args, **kwargs)
+        except Exception:
+            if not self._readying:
+                pool = self._pool
+                with pool._mutex:
+                    pool._n_connection_errors += 1
+            raise
+
     def __eqhash__(self) -> Any:
         # A pool group keys it as the connection its pool was made from,
         # whatever host it was placed on (HostSpread) or failed over to:
@@ -208,7 +223,11 @@ class ConnectionPool(KombuResource[PooledConnection]):
     def _make_ready(self, resource: PooledConnection) -> None:
         # One attempt per host (failover URLs), no sleeps: upkeep backs off.
         hosts = len(getattr(resource, "alt", None) or ()) or 1
-        resource.ensure_connection(max_retries=hosts - 1)
+        resource._readying = True
+        try:
+            resource.ensure_connection(max_retries=hosts - 1)
+        finally:
+            resource._readying = False
 
     def _is_ready(self, resource: PooledConnection) -> bool:
         return bool(resource.connected)
