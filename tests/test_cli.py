@@ -493,6 +493,86 @@ def test_demo_reports_a_refused_connection_promptly_with_what_it_tried() -> None
     assert elapsed < 10, elapsed  # kombu's retries took 12 s before a word was printed
 
 
+def refused_ports(count: int) -> list[int]:
+    """``count`` distinct loopback ports that nothing listens on (bound together,
+    then freed)."""
+    probes = [socket.socket() for _ in range(count)]
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
+
+
+def broker_row(stdout: str) -> list[str]:
+    """Doctor's broker row (its last) and its continuation lines, stripped."""
+    return [line.strip() for line in stdout.split("\nbroker ", 1)[1].splitlines()]
+
+
+def test_doctor_fails_over_to_the_next_host_of_a_failover_list() -> None:
+    url = require_amqp()
+    parts = urlsplit(url)
+    (port,) = refused_ports(1)
+    failover = f"amqp://guest:s3cret@127.0.0.1:{port}//;{url}"
+    result = greenpools_cli("doctor", "--broker", failover, "--timeout", "3")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "s3cret" not in result.stdout
+    down, answer = broker_row(result.stdout)
+    assert down.startswith(f"the broker at 127.0.0.1:{port} (amqp://guest:**@127.0.0.1:{port}//) "
+                           "did not answer: ConnectionRefusedError: "), result.stdout
+    assert answer.endswith(" answers (amqp transport), host 2 of 2 in the failover list"), answer
+    assert f"@{parts.hostname}:{parts.port or 5672}/" in answer, answer
+
+
+@pytest.mark.parametrize("command", ["doctor", "demo"])
+def test_a_failover_list_of_which_no_host_answers_names_every_host(command: str) -> None:
+    ports = refused_ports(2)
+    failover = ";".join(f"amqp://guest:guest@127.0.0.1:{port}//" for port in ports)
+    options = ["--backend", "threading"] if command == "demo" else ["--timeout", "3"]
+    result = greenpools_cli(command, *options, "--broker", failover)
+    output = assert_user_error(result, "none of the 2 hosts of the failover list answered",
+                               code=1)
+    lines = broker_row(result.stdout) if command == "doctor" else [
+        line.removeprefix("greenpools demo: ") for line in result.stderr.splitlines()]
+    assert [line.split(") did not answer: ")[0] for line in lines[:-1]] == [
+        f"the broker at 127.0.0.1:{port} (amqp://guest:**@127.0.0.1:{port}//" for port in ports
+    ], output
+    assert lines[-1] == "none of the 2 hosts of the failover list answered", output
+
+
+def test_a_failover_list_stops_at_a_host_that_refuses_the_credentials_as_kombu_does() -> None:
+    url = require_amqp()
+    parts = urlsplit(url)
+    (port,) = refused_ports(1)
+    failover = (f"amqp://guest:guest@127.0.0.1:{port}//;"
+                f"amqp://guest:wrong-pw@{parts.hostname}:{parts.port or 5672}//;{url}")
+    result = greenpools_cli("doctor", "--broker", failover, "--timeout", "3")
+    output = assert_user_error(result, code=1)
+    down, refused = broker_row(result.stdout)
+    assert down.startswith(f"the broker at 127.0.0.1:{port} "), output
+    assert "did not answer" in down and "refused the credentials" in refused, output
+    assert "wrong-pw" not in output
+
+
+@pytest.mark.parametrize("backend", ["threading", "gevent", "eventlet"])
+def test_demo_runs_on_the_host_of_a_failover_list_that_answers(backend: str) -> None:
+    url = require_amqp()
+    (port,) = refused_ports(1)
+    result = greenpools_cli("demo", "--backend", backend, "--tasks", "20", "--messages", "10",
+                            "--broker", f"amqp://guest:guest@127.0.0.1:{port}//;{url}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "consumed             200 (lost 0, duplicated 0)" in result.stdout, result.stdout
+    broker = next(line for line in result.stdout.splitlines() if line.startswith("  broker "))
+    assert broker.split()[1] == masked_url(url), broker  # the host that answered, alone
+    down, answer = result.stderr.splitlines()
+    assert down.startswith(f"greenpools demo: the broker at 127.0.0.1:{port} "), result.stderr
+    assert "did not answer" in down, result.stderr
+    assert answer.startswith("greenpools demo: "), result.stderr
+    assert answer.endswith(" answers (amqp transport), host 2 of 2 in the failover list"), answer
+
+
 def test_doctor_masks_only_a_password_that_is_there() -> None:
     url = require_redis()
     result = greenpools_cli("doctor", "--broker", url)

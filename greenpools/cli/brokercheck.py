@@ -2,11 +2,13 @@
 
 The command line (``doctor``, ``demo``) checks a broker before using it:
 the URL names a kombu transport, something answers at its address within
-a few seconds, and it accepts the credentials.  Each failure is one
-paragraph that says what was tried (the address, the error), and URLs are
-printed with :func:`masked_url`.  Before that, every ``--broker`` option
-parses its value with :func:`broker_url`, so that an empty or scheme-less
-URL is a usage error instead of kombu's default or a host name.
+a few seconds, and it accepts the credentials.  The hosts of a ``;``
+failover list are tried in order, as kombu does, until one answers.  Each
+failure is one paragraph that says what was tried (the address, the
+error; a line for each host), and URLs are printed with
+:func:`masked_url`.  Before that, every ``--broker`` option parses its
+value with :func:`broker_url`, so that an empty or scheme-less URL is a
+usage error instead of kombu's default or a host name.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ import argparse
 import importlib
 import threading
 import urllib.parse
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["BrokerProblem", "broker_url", "check_broker", "failure_in_use", "masked_url"]
+__all__ = ["BrokerAnswer", "BrokerProblem", "broker_url", "check_broker", "failure_in_use",
+           "masked_url"]
 
 #: Exception class names that mean "the broker refused these credentials"
 #: (amqp's AccessRefused, redis-py's AuthenticationError and its variants).
@@ -76,16 +80,57 @@ def broker_url(text: str) -> str:
 
 
 class BrokerProblem(Exception):
-    """The broker cannot be used; the message says why, in one paragraph."""
+    """The broker cannot be used; the message says why, in one paragraph
+    (for a failover list, a line for each host tried)."""
 
 
-def check_broker(url: str, timeout: float) -> str:
-    """Connect to ``url`` once, waiting at most about ``timeout`` seconds.
+class _NoAnswer(BrokerProblem):
+    """Nothing answered at one host's address: kombu goes on to the next
+    host of a failover list, so the check does too."""
 
-    Returns a one-line description of what answered; raises
-    :class:`BrokerProblem` for an unknown transport, a broker that does
-    not answer, or refused credentials.  Never retries.
+
+@dataclass(frozen=True)
+class BrokerAnswer:
+    """The host of a broker URL that answered, and what was seen on the way."""
+
+    #: The URL of that host alone (one of a failover list): the one to use.
+    url: str
+    #: A line for each host tried before it that did not answer, then one
+    #: saying that this one answers.
+    lines: tuple[str, ...]
+
+
+def check_broker(url: str, timeout: float) -> BrokerAnswer:
+    """Connect to each host of ``url`` in turn, until one answers.
+
+    ``url`` may be a ``;``-separated failover list; each host gets about
+    ``timeout`` seconds.  As kombu does, a host that does not answer is
+    passed over, but one that answers and refuses (the credentials, the
+    virtual host) ends the check.  Raises :class:`BrokerProblem` for an
+    unknown transport, refused credentials, or when no host answers.
+    Never retries a host.
     """
+    hosts = [part.strip() for part in url.split(";")]
+    tried: list[str] = []
+    for number, host_url in enumerate(hosts, 1):
+        try:
+            answers = _check_one(host_url, timeout)
+        except _NoAnswer as problem:
+            tried.append(str(problem))
+            continue
+        except BrokerProblem as problem:
+            raise BrokerProblem("\n".join([*tried, str(problem)])) from None
+        if len(hosts) > 1:
+            answers += f", host {number} of {len(hosts)} in the failover list"
+        return BrokerAnswer(host_url, (*tried, answers))
+    if len(hosts) > 1:
+        tried.append(f"none of the {len(hosts)} hosts of the failover list answered")
+    raise BrokerProblem("\n".join(tried))
+
+
+def _check_one(url: str, timeout: float) -> str:
+    """Connect to the one host of ``url``: a line saying what answered, or
+    :class:`BrokerProblem` (:class:`_NoAnswer` when nothing answered)."""
     from kombu.connection import Connection
 
     shown = masked_url(url)
@@ -133,7 +178,7 @@ def check_broker(url: str, timeout: float) -> str:
                     f"host:port (// is the default one, /)"
                 ) from None
             waited = f" in {timeout:g} s" if isinstance(root, (TimeoutError, _NoReply)) else ""
-            raise BrokerProblem(
+            raise _NoAnswer(
                 f"the broker at {address} ({shown}) did not answer{waited}: "
                 f"{_describe(root)}; is it running, and are the host and port right?"
             ) from None

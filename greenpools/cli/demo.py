@@ -234,6 +234,11 @@ def _say(message: str) -> None:
         pass
 
 
+def _say_lines(lines: Sequence[str]) -> None:
+    for line in lines:
+        print(f"greenpools demo: {line}", file=sys.stderr)
+
+
 def run(
     broker: str = DEFAULT_BROKER,
     tasks: int = 100,
@@ -563,14 +568,16 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{args.tasks * args.messages} messages through {masked_url(args.broker)} "
               "(Ctrl-C stops them)", flush=True)
         try:
-            check_broker(args.broker, min(BROKER_CHECK_SECONDS, args.timeout))
+            answer = check_broker(args.broker, min(BROKER_CHECK_SECONDS, args.timeout))
         except BrokerProblem as problem:
-            print(f"greenpools demo: {problem}", file=sys.stderr)
+            _say_lines(str(problem).splitlines())
             return 1
+        if ";" in args.broker:
+            _say_lines(answer.lines)  # which host of the failover list runs the demo, and why
         try:
-            result = run(args.broker, args.tasks, args.messages, args.limit, args.timeout, stop)
+            result = run(answer.url, args.tasks, args.messages, args.limit, args.timeout, stop)
         except Exception as exc:
-            failure = failure_in_use(args.broker, exc)
+            failure = failure_in_use(answer.url, exc)
             if failure is None:
                 raise
             print(f"greenpools demo: during the demo, {failure}", file=sys.stderr)

@@ -75,14 +75,15 @@ def gevent_entry_point() -> tuple[bool, str]:
     )
 
 
-def broker_answers(url: str, timeout: float) -> tuple[bool, str]:
-    """Whether the broker at ``url`` accepts a connection, and what was seen."""
+def broker_answers(url: str, timeout: float) -> tuple[bool, list[str]]:
+    """Whether the broker at ``url`` accepts a connection, and what was seen
+    (a line for each host tried, for a failover list)."""
     from .brokercheck import BrokerProblem, check_broker
 
     try:
-        return True, check_broker(url, timeout)
+        return True, list(check_broker(url, timeout).lines)
     except BrokerProblem as problem:
-        return False, str(problem)
+        return False, str(problem).splitlines()
 
 
 def speedups_state() -> str:
@@ -107,7 +108,8 @@ def doctor(argv: Sequence[str]) -> int:
     )
     parser.add_argument("--broker", type=broker_url, help="kombu broker URL to try, e.g. amqp://guest:guest@127.0.0.1:5672//")
     parser.add_argument("--timeout", type=positive_seconds, default=5.0,
-                        help="seconds to wait for the broker (default: %(default)s)")
+                        help="seconds to wait for the broker, for each host of a failover "
+                        "list (default: %(default)s)")
     args = parser.parse_args(argv)
 
     width = max(map(len, DOCTOR_LABELS))
@@ -133,5 +135,7 @@ def doctor(argv: Sequence[str]) -> int:
     if args.broker is not None:
         answers, about_broker = broker_answers(args.broker, args.timeout)
         healthy = healthy and answers
-        row("broker", about_broker)
+        row("broker", about_broker[0])
+        for line in about_broker[1:]:  # the other hosts of a failover list
+            row("", line)
     return 0 if healthy else 1
