@@ -1,7 +1,8 @@
 """Run the test suite once per concurrency backend, each in a fresh process.
 
     python tests/runner.py [--backend threading|gevent|eventlet|all]
-                           [--build compiled|pure|both] [--jobs N] [pytest args...]
+                           [--build compiled|pure|both] [--jobs N]
+                           [--allow-all-skipped] [--] [pytest args...]
 
 Each backend gets its own interpreter with ``GREENPOOLS_TEST_BACKEND`` set,
 monkey-patched *first*, the way production servers do it (gunicorn's gevent
@@ -339,9 +340,13 @@ def main(argv: list[str]) -> int:
 
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0] if __doc__ else None,
-        usage="%(prog)s [--backend threading|gevent|eventlet|all] [pytest args...]",
+        epilog="Every other argument, and everything after --, goes to pytest.",
         allow_abbrev=False,  # every other option belongs to pytest
     )
+    backend_choices, build_choices = "|".join((*BACKENDS, "all")), "|".join((*BUILDS, "both"))
+    indent = " " * len(f"usage: {parser.prog} ")
+    parser.usage = (f"%(prog)s [--backend {backend_choices}] [--build {build_choices}]\n"
+                    f"{indent}[--jobs N] [--allow-all-skipped] [--] [pytest args...]")
     parser.add_argument("--backend", choices=(*BACKENDS, "all"), default="all")
     parser.add_argument("--build", choices=(*BUILDS, "both"), default="both",
                         help="which build of the pool core to test (default: both)")

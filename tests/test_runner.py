@@ -7,6 +7,7 @@ Runs the runner on a small test file of its own, once, in the threading run.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -97,6 +98,18 @@ def test_passes_side_by_side_print_their_output_whole_under_their_own_header(
                and line.endswith(" - ok")]
     assert summary == ["threading", "gevent", "eventlet",
                        "threading (pure)", "gevent (pure)", "eventlet (pure)"]
+
+
+def test_the_usage_line_shows_every_option_and_the_pytest_separator() -> None:
+    result = run_runner("--help")
+    assert result.returncode == 0, result.stderr
+    usage, _, rest = result.stdout.partition("\n\n")
+    options = set(re.findall(r"^  (--[a-z-]+)", rest, re.MULTILINE)) - {"--help"}
+    assert options == {"--backend", "--build", "--jobs", "--allow-all-skipped"}, rest
+    for option in options:
+        assert f"[{option}" in usage, usage
+    assert "[--build compiled|pure|both]" in usage, usage
+    assert usage.endswith(" [--] [pytest args...]"), usage
 
 
 def test_the_shared_cluster_is_held_by_one_process_at_a_time(tmp_path: Path) -> None:
