@@ -178,7 +178,7 @@ class Pass:
         self.build = build
         self.log = log
         self.name = backend if build == "compiled" else f"{backend} ({build})"
-        self.header = f"==== greenpools tests on the {self.name} build/backend ===="
+        self.header = f"==== greenpools tests: {backend} backend, {build} build ===="
         self.report = ""
         self.started = 0.0
         self.proc: Any = None

@@ -76,13 +76,9 @@ def test_passes_side_by_side_print_their_output_whole_under_their_own_header(
     )
     assert result.returncode == 0, result.stdout + result.stderr
     headers = {
-        f"==== greenpools tests on the {backend} build/backend ====": (backend, "compiled")
-        for backend in ("threading", "gevent", "eventlet")
+        f"==== greenpools tests: {backend} backend, {build} build ====": (backend, build)
+        for build in ("compiled", "pure") for backend in ("threading", "gevent", "eventlet")
     }
-    headers.update({
-        f"==== greenpools tests on the {backend} (pure) build/backend ====": (backend, "pure")
-        for backend in ("threading", "gevent", "eventlet")
-    })
     under: tuple[str, str] | None = None
     seen: dict[tuple[str, str], int] = {}
     for line in result.stdout.splitlines():
