@@ -170,7 +170,7 @@ def test_use_backend_rejects_non_strings() -> None:
 
 
 @pytest.mark.parametrize("library", ["gevent", "eventlet"])
-def test_missing_library_names_the_extra(library: str) -> None:
+def test_missing_library_names_the_library_to_install(library: str) -> None:
     run_scenario(f"""
         import sys
         sys.modules[{library!r}] = None  # as if not installed
