@@ -4,16 +4,25 @@ one pool may override.
 Every option error names the option and the value it got
 (``limit must be a non-negative int, got -1``); the pool classes and the
 kombu layer's ``set_limit`` share these checks, so the messages are the
-same wherever an option is given.
+same wherever an option is given.  :func:`check_options` runs all of a
+pool's checks on a mapping of options, so that a pool group can refuse a
+bad option when it is given, not at the first pool it makes.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Generic, TypeVar
 
-__all__ = ["HOOK_NAMES", "Hook", "check_callable", "check_error_classes", "check_limit"]
+from .slotpool import check_seconds
+
+__all__ = [
+    "HOOK_NAMES", "Hook", "PoolOptions", "check_callable", "check_error_classes", "check_limit",
+    "check_options",
+]
+
+T = TypeVar("T")
 
 
 def check_limit(name: str, value: Any, *, allow_none: bool = True) -> int:
@@ -49,6 +58,82 @@ def check_callable(name: str, value: Any) -> Any:
     if value is not None and not callable(value):
         raise TypeError(f"{name} must be callable or None, got {value!r}")
     return value
+
+
+def check_name(name: str, value: Any) -> Any:
+    """``value`` if it is a str or None (a pool's ``name``), or a clear error."""
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{name} must be a str or None, got {value!r}")
+    return value
+
+
+def _check_count(name: str, value: Any) -> int:
+    return check_limit(name, value, allow_none=False)
+
+
+def _check_errors(name: str, value: Any) -> Any:
+    return None if value is None else check_error_classes(value)
+
+
+#: How each keyword option of :class:`greenpools.Resource` is checked: each
+#: check returns the value converted, or raises naming the option.
+_CHECKS: dict[str, Callable[[str, Any], Any]] = {
+    "name": check_name,
+    "limit": check_limit,
+    "preload": check_limit,
+    "min_size": _check_count,
+    "max_idle": check_seconds,
+    "max_lifetime": check_seconds,
+    "timeout": check_seconds,
+    "max_waiting": _check_count,
+    "check": check_callable,
+    "reset": check_callable,
+    "configure": check_callable,
+    "reconnect_timeout": check_seconds,
+    "reconnect_failed": check_callable,
+    "leak_timeout": check_seconds,
+    "keepalive": check_seconds,
+    "connection_errors": _check_errors,
+}
+
+
+def check_options(options: Mapping[str, Any], *, keeps_alive: bool = False) -> dict[str, Any]:
+    """The pool options among ``options`` checked and converted (the others,
+    such as ``placement``, are left to their owners and out of the result),
+    or the ``TypeError`` or ``ValueError`` a pool raises for them.
+
+    ``keeps_alive``: the pool class keeps idle resources alive without a
+    ``check`` (kombu connection pools), so ``keepalive`` alone is allowed.
+    ``preload`` and ``min_size`` are held to ``limit`` when ``options``
+    has a non-zero one.
+    """
+    checked = {name: _CHECKS[name](name, value)
+               for name, value in options.items() if name in _CHECKS}
+    limit = checked.get("limit")
+    for name in ("preload", "min_size"):
+        if limit and checked.get(name, 0) > limit:
+            raise ValueError(f"{name} must not exceed limit {limit}, got {options[name]!r}")
+    keepalive = checked.get("keepalive")
+    if keepalive == 0:
+        raise ValueError(
+            f"keepalive must be a positive number of seconds, got {options['keepalive']!r}")
+    if keepalive is not None and checked.get("check") is None and not keeps_alive:
+        raise ValueError(
+            f"keepalive={options['keepalive']!r} runs the pool's check on idle resources: "
+            f"pass check too"
+        )
+    return checked
+
+
+class PoolOptions(Generic[T]):
+    """A base of :class:`greenpools.Resource`: the options it sets from
+    :func:`check_options` that the pool core does not declare itself."""
+
+    preload: int
+    configure: Callable[[T], object] | None
+    reconnect_timeout: float | None
+    reconnect_failed: Callable[[Any], object] | None
+    keepalive: float | None
 
 
 _MISSING = object()

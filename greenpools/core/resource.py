@@ -29,7 +29,7 @@ from ..exceptions import (
 )
 from . import events, lifecycle, registry
 from .leases import Lease
-from .options import HOOK_NAMES, Hook, check_callable, check_error_classes, check_limit
+from .options import HOOK_NAMES, Hook, PoolOptions, check_limit, check_options
 from .slotpool import AcquireAgain, Slot, SlotPool, acquirer_stack, check_seconds
 from .stats import Counters
 
@@ -44,7 +44,7 @@ _monotonic = time.monotonic  # every backend's clock (Backend.monotonic)
 _pool_names = itertools.count(1)
 
 
-class Resource(SlotPool, Counters, Generic[T]):
+class Resource(PoolOptions[T], SlotPool, Counters, Generic[T]):
     """A pool of resources, compatible with ``kombu.resource.Resource``.
 
     Subclasses implement ``new()``; the other hooks are optional:
@@ -99,6 +99,12 @@ class Resource(SlotPool, Counters, Generic[T]):
     #: resource the pool holds already names it (see :meth:`_not_new`).
     _creator = "new()"
 
+    @classmethod
+    def _check_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """``options`` checked and converted as this class's constructor does
+        (:func:`~greenpools.core.options.check_options`): the groups use it."""
+        return check_options(options, keeps_alive=cls._keep_alive is not Resource._keep_alive)
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         for name in HOOK_NAMES:
@@ -128,37 +134,20 @@ class Resource(SlotPool, Counters, Generic[T]):
         name: str | None = None,
         connection_errors: tuple[type[BaseException], ...] | None = None,
     ) -> None:
-        if name is not None and not isinstance(name, str):
-            raise TypeError(f"name must be a str or None, got {name!r}")
-        SlotPool.__init__(self, name or f"pool-{next(_pool_names)}", check_limit("limit", limit))
-        self.preload = check_limit("preload", preload)
-        self.min_size = check_limit("min_size", min_size, allow_none=False)
-        if self._limit and self.preload > self._limit:
-            raise ValueError(f"preload must not exceed limit {self._limit}, got {preload!r}")
-        if self._limit and self.min_size > self._limit:
-            raise ValueError(f"min_size must not exceed limit {self._limit}, got {min_size!r}")
-        self.max_idle = check_seconds("max_idle", max_idle)
-        self.max_lifetime = check_seconds("max_lifetime", max_lifetime)
-        self.timeout = check_seconds("timeout", timeout)
-        self.max_waiting = check_limit("max_waiting", max_waiting, allow_none=False)
-        self.check = check_callable("check", check)
-        self.reset = check_callable("reset", reset)
-        self.configure = check_callable("configure", configure)
-        self.reconnect_timeout = check_seconds("reconnect_timeout", reconnect_timeout)
-        self.reconnect_failed = check_callable("reconnect_failed", reconnect_failed)
-        self.leak_timeout = check_seconds("leak_timeout", leak_timeout)
-        self.keepalive = check_seconds("keepalive", keepalive)
-        if self.keepalive == 0:
-            raise ValueError(f"keepalive must be a positive number of seconds, got {keepalive!r}")
-        if self.keepalive is not None and self.check is None and (
-            type(self)._keep_alive is Resource._keep_alive
-        ):
-            raise ValueError(
-                f"keepalive={keepalive!r} runs the pool's check on idle resources: "
-                f"pass check too"
-            )
-        if connection_errors is not None:
-            self.connection_errors = check_error_classes(connection_errors)
+        options = type(self)._check_options({
+            "name": name, "limit": limit, "preload": preload, "min_size": min_size,
+            "max_idle": max_idle, "max_lifetime": max_lifetime, "timeout": timeout,
+            "max_waiting": max_waiting, "check": check, "reset": reset, "configure": configure,
+            "reconnect_timeout": reconnect_timeout, "reconnect_failed": reconnect_failed,
+            "leak_timeout": leak_timeout, "keepalive": keepalive,
+            "connection_errors": connection_errors,
+        })
+        SlotPool.__init__(self, options.pop("name") or f"pool-{next(_pool_names)}",
+                          options.pop("limit"))
+        if options["connection_errors"] is None:
+            del options["connection_errors"]  # the class's own
+        for option, value in options.items():
+            setattr(self, option, value)
         if close_after_fork is not None:
             self.close_after_fork = bool(close_after_fork)
 
