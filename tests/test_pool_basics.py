@@ -223,6 +223,53 @@ def test_options_that_refuse_none_do_not_suggest_it() -> None:
     assert str(info.value) == "max_waiting must be a non-negative int, got None"
 
 
+class NamedPool(greenpools.Pool[Any]):
+    """A user's subclass with no ``__init__`` of its own."""
+
+
+class TaggedPool(greenpools.Pool[Any]):
+    """A user's subclass that takes a keyword of its own out of ``**options``."""
+
+    def __init__(self, create: Any, **options: Any) -> None:
+        self.tag = options.pop("tag", None)
+        super().__init__(create, **options)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: greenpools.Pool(Thing, limt=5),
+         "Pool() got an unexpected keyword argument 'limt'. Did you mean 'limit'?"),
+        (lambda: greenpools.Pool(Thing, 2, max_wait=3),
+         "Pool() got an unexpected keyword argument 'max_wait'. Did you mean 'max_waiting'?"),
+        (lambda: greenpools.Pool(Thing, 2, frobnicate=True),
+         "Pool() got an unexpected keyword argument 'frobnicate'"),
+        (lambda: Resource(limt=1),
+         "Resource() got an unexpected keyword argument 'limt'. Did you mean 'limit'?"),
+    ],
+)
+def test_an_unknown_keyword_names_the_class_called_and_the_nearest_option(
+    make: Any, message: str,
+) -> None:
+    with pytest.raises(TypeError) as info:
+        make()
+    assert str(info.value) == message
+
+
+def test_a_subclass_is_named_and_keeps_the_keywords_it_takes_itself() -> None:
+    with pytest.raises(TypeError) as info:
+        NamedPool(Thing, 2, min_sise=1)
+    assert str(info.value) == (
+        "NamedPool() got an unexpected keyword argument 'min_sise'. Did you mean 'min_size'?")
+    # A class outside greenpools that takes **options may use some itself:
+    # it is not second-guessed (Python still refuses what nobody takes).
+    pool = TaggedPool(Thing, tag="mine", limit=2)
+    assert (pool.tag, pool.limit) == ("mine", 2)
+    pool.close()
+    with pytest.raises(TypeError, match="unexpected keyword argument 'limt'"):
+        TaggedPool(Thing, limt=2)
+
+
 def test_connection_errors_option_forms(make_pool: Any) -> None:
     single = make_pool(Factory(), 1, connection_errors=OSError)
     assert single.connection_errors == (OSError,)

@@ -432,6 +432,23 @@ def test_producer_pool_refuses_what_is_not_a_pool() -> None:
         pools.ProducerPool(Connection(URL))
 
 
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: pools.ConnectionPool(URL, limt=5),
+         "ConnectionPool() got an unexpected keyword argument 'limt'. Did you mean 'limit'?"),
+        (lambda: pools.ChannelPool(URL, 2, max_idel=1),
+         "ChannelPool() got an unexpected keyword argument 'max_idel'. Did you mean 'max_idle'?"),
+        (lambda: pools.ProducerPool(pools.connections[URL], 2, producer=kombu.Producer),
+         "ProducerPool() got an unexpected keyword argument 'producer'. Did you mean 'Producer'?"),
+    ],
+)
+def test_an_unknown_keyword_names_the_pool_class_called(make: Any, message: str) -> None:
+    with pytest.raises(TypeError) as info:
+        make()
+    assert str(info.value) == message
+
+
 # -- set_limit and reset ---------------------------------------------------------------
 
 

@@ -6,20 +6,25 @@ Every option error names the option and the value it got
 kombu layer's ``set_limit`` share these checks, so the messages are the
 same wherever an option is given.  :func:`check_options` runs all of a
 pool's checks on a mapping of options, so that a pool group can refuse a
-bad option when it is given, not at the first pool it makes.
+bad option when it is given, not at the first pool it makes.  An unknown
+keyword is refused naming the class called, with the nearest valid name
+(:func:`check_names`), not ``Resource.__init__``, which Python would name.
 """
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import sys
-from collections.abc import Callable, Mapping
+import weakref
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any, Generic, TypeVar
 
 from .slotpool import check_seconds
 
 __all__ = [
     "HOOK_NAMES", "Hook", "PoolOptions", "check_callable", "check_error_classes", "check_limit",
-    "check_options",
+    "check_names", "check_options", "option_names",
 ]
 
 T = TypeVar("T")
@@ -127,13 +132,71 @@ def check_options(options: Mapping[str, Any], *, keeps_alive: bool = False) -> d
 
 class PoolOptions(Generic[T]):
     """A base of :class:`greenpools.Resource`: the options it sets from
-    :func:`check_options` that the pool core does not declare itself."""
+    :func:`check_options` that the pool core does not declare itself, and
+    the refusal of an unknown keyword naming the class called
+    (``ConnectionPool() got an unexpected keyword argument 'limt'. Did you
+    mean 'limit'?``).  It costs construction only."""
 
     preload: int
     configure: Callable[[T], object] | None
     reconnect_timeout: float | None
     reconnect_failed: Callable[[Any], object] | None
     keepalive: float | None
+
+    def __new__(cls, *args: Any, **options: Any) -> Any:
+        names = option_names(cls) if options else None
+        if names is not None:
+            check_names(f"{cls.__name__}()", options, names)
+        return super().__new__(cls)
+
+
+_option_names: weakref.WeakKeyDictionary[type, frozenset[str] | None] = (
+    weakref.WeakKeyDictionary())
+_GREENPOOLS = __name__.partition(".")[0] + "."
+
+
+def option_names(cls: type) -> frozenset[str] | None:
+    """Every keyword ``cls(...)`` accepts: the parameters of its ``__init__``
+    and, while an ``__init__`` passes ``**options`` on (greenpools' own pass
+    them all, unchanged), those of the next one in the MRO.
+
+    ``None`` when a class outside greenpools takes ``**kwargs`` (it may use
+    some itself: only Python can tell then).  Worked out once per class.
+    """
+    try:
+        return _option_names[cls]
+    except KeyError:
+        pass
+    names: set[str] = set()
+    found: frozenset[str] | None = None
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        try:
+            parameters = list(inspect.signature(init).parameters.values())[1:]  # not self
+        except (TypeError, ValueError):
+            break
+        names.update(p.name for p in parameters
+                     if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            found = frozenset(names)
+            break
+        if not klass.__module__.startswith(_GREENPOOLS):
+            break
+    _option_names[cls] = found
+    return found
+
+
+def check_names(caller: str, given: Iterable[str], valid: Collection[str]) -> None:
+    """Raise ``TypeError`` for the first of ``given`` not in ``valid``, as
+    Python would but naming ``caller`` (``"ConnectionPool()"``), with the
+    nearest valid name when one is close."""
+    for name in given:
+        if name not in valid:
+            near = difflib.get_close_matches(name, sorted(valid), n=1)
+            hint = f". Did you mean {near[0]!r}?" if near else ""
+            raise TypeError(f"{caller} got an unexpected keyword argument {name!r}{hint}")
 
 
 _MISSING = object()

@@ -80,7 +80,8 @@ class Resource(PoolOptions[T], SlotPool, Counters, Generic[T]):
 
     A bad option raises ``TypeError`` or ``ValueError`` naming the option
     and the value (``limit must be a non-negative int, got -1``),
-    as does a ``min_size`` or ``preload`` above ``limit``.
+    as does a ``min_size`` or ``preload`` above ``limit``; an unknown
+    keyword, a ``TypeError`` naming the class called and the option meant.
     """
 
     #: Raised, specialised, when no resource is free and the caller would
