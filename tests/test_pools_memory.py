@@ -77,6 +77,101 @@ def test_groups_follow_the_global_state_set_on_the_pools_module(
     assert pools.Connections(limit=marker)[URL].limit == 5
 
 
+def pool_error(group_class: type[pools.PoolGroup], **options: Any) -> BaseException:
+    """What the group's pool class raises for ``options`` (with the limit a
+    group passes on), which is what the group made its first pool raise."""
+    limit = options.pop("limit", None)
+    with pytest.raises((TypeError, ValueError)) as info:
+        if group_class is pools.Producers:
+            pools.ProducerPool(pools.ConnectionPool(URL), limit, **options)
+        else:
+            pools.ConnectionPool(URL, limit, **options)
+    return info.value
+
+
+@pytest.mark.parametrize(
+    ("group_class", "options"),
+    [
+        (pools.Connections, {"limit": -1}),
+        (pools.Connections, {"limit": "3"}),
+        (pools.Connections, {"timeout": "x"}),
+        (pools.Connections, {"limit": 2, "min_size": 3}),
+        (pools.Connections, {"placement": "nearest"}),
+        (pools.Connections, {"check": 1}),
+        (pools.Producers, {"max_waiting": -1}),
+        (pools.Producers, {"keepalive": 5}),  # runs check: a producer pool has none
+        (pools.Producers, {"Producer": 42}),
+    ],
+)
+def test_a_group_refuses_a_bad_option_when_made_as_its_pools_would_naming_it(
+    group_class: type[pools.PoolGroup], options: dict[str, Any],
+) -> None:
+    expected = pool_error(group_class, **options)
+    with pytest.raises(type(expected)) as info:
+        group_class(**options)
+    assert str(info.value) == f"{group_class.__name__}(): {expected}"
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: pools.Connections(limt=3),
+         "Connections() got an unexpected keyword argument 'limt'. Did you mean 'limit'?"),
+        (lambda: pools.Producers(limit=2, connection=pools.connections),
+         "Producers() got an unexpected keyword argument 'connection'. "
+         "Did you mean 'connections'?"),
+        (lambda: pools.Connections(time_out=3),
+         "Connections() got an unexpected keyword argument 'time_out'. "
+         "Did you mean 'timeout'?"),
+    ],
+)
+def test_a_group_refuses_an_unknown_option_when_made(make: Any, message: str) -> None:
+    with pytest.raises(TypeError) as info:
+        make()
+    assert str(info.value) == message
+
+
+def test_a_groups_options_and_limit_are_checked_when_they_change() -> None:
+    group = pools.Connections(limit=2, timeout=1)
+    refusals: list[tuple[Any, type[Exception], str]] = [
+        (lambda: group.options.update(timeout="x"), TypeError,
+         "Connections.options: timeout must be a number of seconds or None, got 'x'"),
+        (lambda: group.options.__setitem__("min_size", 3), ValueError,
+         "Connections.options: min_size must not exceed limit 2, got 3"),
+        (lambda: group.options.update(timout=5), TypeError,
+         "Connections.options got an unexpected keyword argument 'timout'. "
+         "Did you mean 'timeout'?"),
+        (lambda: group.options.update(limit=5), TypeError,
+         "Connections.options: limit is the group's own, not an option it passes on: "
+         "set Connections.limit"),
+        (lambda: setattr(group, "options", {"max_idle": -1}), ValueError,
+         "Connections.options: max_idle must be a non-negative number of seconds, got -1"),
+        (lambda: setattr(group, "limit", -1), ValueError,
+         "Connections.limit: limit must be a non-negative int, got -1"),
+        (lambda: pools.connections.options.update(max_waiting="many"), TypeError,
+         "Connections.options: max_waiting must be a non-negative int, got 'many'"),
+    ]
+    for change, error, message in refusals:
+        with pytest.raises(error) as info:
+            change()
+        assert str(info.value) == message
+    # Each refused change was refused whole: nothing of it stayed.
+    assert dict(group.options) == {"timeout": 1} and group.limit == 2
+    assert dict(pools.connections.options) == {}
+    # Changes are checked as a whole: keepalive needs check, given together.
+    producers = pools.Producers(limit=2, connections=group)
+    producers.options.update(keepalive=5, check=lambda producer: None)
+    group.options["min_size"] = 1
+    group.limit = 3
+    url = memory_url()
+    producer_pool = producers[url]
+    pool = group[url]
+    assert producer_pool.connections is pool and producer_pool.keepalive == 5
+    assert (pool.limit, pool.timeout, pool.min_size) == (3, 1, 1)
+    producer_pool.close()
+    pool.close()
+
+
 def test_pool_group_without_create_says_so() -> None:
     with pytest.raises(NotImplementedError, match="create"):
         pools.PoolGroup()[URL]

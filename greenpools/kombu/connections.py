@@ -36,7 +36,7 @@ from .base import (
 )
 from .blocking import HearsBlocks, read_waiting_frames
 from .fork import forget_connection
-from .placement import HostSpread, hosts_of
+from .placement import HostSpread, check_placement, hosts_of
 
 #: Heartbeat checks per heartbeat interval, as kombu's ``heartbeat_check``
 #: and Celery's worker (``broker_heartbeat_checkrate``) do it.
@@ -172,6 +172,13 @@ class ConnectionPool(KombuResource[PooledConnection]):
         #: short), kept open and unlent only to hear the unblock, by id.
         self._blocked_watch: dict[int, PooledConnection] = {}
         super().__init__(limit, preload, **options)
+
+    @classmethod
+    def _check_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        checked = super()._check_options(options)
+        if options.get("placement") is not None:  # None: the class's
+            checked["placement"] = check_placement(options["placement"])
+        return checked
 
     def new(self) -> PooledConnection:
         """A new :class:`PooledConnection` with the template's parameters, on

@@ -14,6 +14,11 @@ each time they make a pool: a group whose ``limit`` is ``use_global_limit`` take
 own takes them from the global ``connections``.  So whatever is set on
 that module, through either name, applies here.  In a forked child every
 group with ``close_after_fork`` starts empty.
+
+A group checks its ``limit`` and ``options`` as its pools would, when they
+are given and whenever they change (:class:`GroupOptions`), so that a bad
+option fails where it is set, naming the group, and not at the first pool
+the group makes (in a service: at the first publish of a request).
 """
 
 # kombu's functions are mostly untyped.
@@ -21,7 +26,9 @@ group with ``close_after_fork`` starts empty.
 
 from __future__ import annotations
 
+import inspect
 import weakref
+from collections.abc import Collection, Iterator, Mapping, MutableMapping
 from typing import Any, Protocol
 
 from kombu.connection import Connection
@@ -30,6 +37,7 @@ from kombu.utils.collections import EqualityDict, eqhash
 from .. import backends
 from ..backends.base import native_lock
 from ..core import events
+from ..core.options import check_names, option_names
 from ..exceptions import PoolClosed
 from ..forking import fork_guard
 from .connections import ConnectionPool
@@ -55,17 +63,81 @@ class PoolGroup(EqualityDict):  # type: ignore[misc]
     :data:`use_global_limit`; the other keyword options go to every pool
     the group creates.  With ``close_after_fork`` (the default) a forked
     child starts with the group empty.
+
+    A group whose :attr:`pool_class` is set (:class:`Connections`,
+    :class:`Producers`) checks ``limit`` and ``options`` as that class
+    does, when they are given and whenever they change, and raises its
+    ``TypeError`` or ``ValueError`` naming the group
+    (``Connections(): timeout must be a number of seconds or None, got
+    'x'``); an unknown option is a ``TypeError`` too.
     """
+
+    #: The class of the pools the group makes, whose checks its ``limit`` and
+    #: ``options`` pass; ``None`` (a group whose ``create`` makes something
+    #: else): they are not checked.
+    pool_class: type[Any] | None = None
 
     def __init__(self, limit: Any = None, close_after_fork: bool = True, **options: Any) -> None:
         super().__init__()
-        self.limit = limit
+        # Its own parameters too, for the nearest name to a misspelt one.
+        own = inspect.signature(type(self).__init__).parameters.values()
+        self._check(f"{type(self).__name__}()", limit, options, {
+            p.name for p in own if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)})
+        self._limit = limit
         self.close_after_fork = close_after_fork
-        self.options = options
+        self._options = GroupOptions(self, options)
         self._mutex = native_lock()
         self._creating: dict[Any, list[backends.Waiter]] = {}
         self._url_keys: dict[str, tuple[Any, Any]] = {}
         _live_groups.append(weakref.ref(self, _forget_group_ref))
+
+    @property
+    def limit(self) -> Any:
+        """The limit of the pools the group makes from now on (the pools it
+        made keep theirs): an int, ``None`` or :data:`use_global_limit`."""
+        return self._limit
+
+    @limit.setter
+    def limit(self, limit: Any) -> None:
+        self._check(f"{type(self).__name__}.limit", limit, self._options)
+        self._limit = limit
+
+    @property
+    def options(self) -> GroupOptions:
+        """The keyword options the group passes to each pool it makes from
+        now on: a mapping that checks every change (see :class:`GroupOptions`);
+        setting it to another mapping checks that one."""
+        return self._options
+
+    @options.setter
+    def options(self, options: Mapping[str, Any]) -> None:
+        self._check(f"{type(self).__name__}.options", self._limit, options)
+        self._options = GroupOptions(self, options)
+
+    def _check(
+        self, where: str, limit: Any, options: Mapping[str, Any], own: Collection[str] = (),
+    ) -> None:
+        """Refuse ``limit`` and ``options`` as :attr:`pool_class` would, the
+        error naming ``where`` (``"Connections()"``); ``own``: the names the
+        group's constructor takes itself."""
+        pool_class = self.pool_class
+        if pool_class is None:
+            return
+        if "limit" in options:
+            raise TypeError(
+                f"{where}: limit is the group's own, not an option it passes on: "
+                f"set {type(self).__name__}.limit")
+        names = option_names(pool_class)
+        if names is not None:  # the group passes the connection and the limit itself
+            check_names(where, options,
+                        (names - {"connection", "connections", "limit"}) | set(own))
+        given = dict(options)
+        if limit is not _global_state.use_global_limit:  # that one is read at each creation
+            given["limit"] = limit
+        try:
+            pool_class._check_options(given)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"{where}: {exc}") from None
 
     # A group is a registry, not a value: two groups are never equal just
     # because both are empty (``_groups.remove(group)`` must remove that one).
@@ -175,13 +247,67 @@ class PoolGroup(EqualityDict):  # type: ignore[misc]
 events.accept_group_type(PoolGroup)
 
 
+class GroupOptions(MutableMapping[str, Any]):
+    """A group's ``options``: a mapping whose every change is checked first,
+    as a whole and as the group's constructor checks them, and refused
+    whole: ``connections.options.update(timeout="x")`` raises there and
+    changes nothing."""
+
+    __slots__ = ("_group", "_options")
+
+    def __init__(self, group: PoolGroup, options: Mapping[str, Any]) -> None:
+        self._group = weakref.ref(group)  # no cycle: the group's collection stays prompt
+        self._options = dict(options)
+
+    def _change(self, options: dict[str, Any]) -> None:
+        group = self._group()
+        if group is not None:
+            group._check(f"{type(group).__name__}.options", group.limit, options)
+        self._options = options
+
+    def __getitem__(self, name: str) -> Any:
+        return self._options[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._options)
+
+    def __len__(self) -> int:
+        return len(self._options)
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        self._change({**self._options, name: value})
+
+    def __delitem__(self, name: str) -> None:
+        options = dict(self._options)
+        del options[name]
+        self._change(options)
+
+    def update(self, other: Any = (), /, **more: Any) -> None:
+        """Set several options at once: checked together, applied together."""
+        options = dict(self._options)
+        options.update(other, **more)
+        self._change(options)
+
+    def clear(self) -> None:
+        self._change({})
+
+    def copy(self) -> dict[str, Any]:
+        """The options as a plain dict."""
+        return dict(self._options)
+
+    def __repr__(self) -> str:
+        return repr(self._options)
+
+
 class Connections(PoolGroup):
     """A group of :class:`ConnectionPool`, one per connection parameters."""
 
+    pool_class: type[ConnectionPool] = ConnectionPool
+
     def create(self, connection: Any, limit: int | None) -> ConnectionPool:
-        """A :class:`ConnectionPool` of ``connection`` with ``limit`` and the
-        group's options; raises what :class:`ConnectionPool` raises."""
-        return ConnectionPool(connection, limit, **self.options)
+        """A :attr:`pool_class` (:class:`ConnectionPool`) of ``connection``
+        with ``limit`` and the group's options; raises what it raises."""
+        return self.pool_class(connection, limit, **self.options)
 
 
 class Producers(PoolGroup):
@@ -191,6 +317,8 @@ class Producers(PoolGroup):
     :class:`Connections` group; default: the global :data:`connections`).
     """
 
+    pool_class: type[ProducerPool] = ProducerPool
+
     def __init__(
         self, limit: Any = None, close_after_fork: bool = True,
         connections: Connections | None = None, **options: Any,
@@ -199,11 +327,11 @@ class Producers(PoolGroup):
         self.connections = connections
 
     def create(self, connection: Any, limit: int | None) -> ProducerPool:
-        """A :class:`ProducerPool` with ``limit`` and the group's options, on
-        the pool of ``connection`` in the group's ``connections`` (made
-        there if need be); raises what :class:`ProducerPool` raises."""
+        """A :attr:`pool_class` (:class:`ProducerPool`) with ``limit`` and the
+        group's options, on the pool of ``connection`` in the group's
+        ``connections`` (made there if need be); raises what it raises."""
         group = self.connections if self.connections is not None else _global_state.connections
-        return ProducerPool(group[connection], limit=limit, **self.options)
+        return self.pool_class(group[connection], limit=limit, **self.options)
 
 
 class GlobalState(Protocol):

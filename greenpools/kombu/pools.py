@@ -85,8 +85,8 @@ def register_group(group: G) -> G:
     return group
 
 
-connections = register_group(Connections(limit=use_global_limit))
 groups.follow(sys.modules[__name__])  # the groups read this module's globals afresh
+connections = register_group(Connections(limit=use_global_limit))
 producers = register_group(Producers(limit=use_global_limit))
 
 

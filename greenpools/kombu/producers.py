@@ -30,6 +30,13 @@ def _errors_of_connections(pool: Any) -> tuple[type[BaseException], ...]:
     return tuple(getattr(pool.connections, "connection_errors", ()))
 
 
+def _check_producer(factory: Any) -> Any:
+    """``factory`` if it can make producers (is callable), or a clear error."""
+    if not callable(factory):
+        raise TypeError(f"Producer must be callable, got {factory!r}")
+    return factory
+
+
 class _PooledProducerMixin(SelfLeasing):
     """``release()`` and ``__exit__`` for pooled producers: back to the pool,
     or replaced after a connection error; after a ``release()`` inside the
@@ -111,13 +118,18 @@ class ProducerPool(KombuResource[Any]):
             raise TypeError(f"connections must be a connection pool, got {connections!r}")
         self.connections = connections
         if Producer is not None:
-            if not callable(Producer):
-                raise TypeError(f"Producer must be callable, got {Producer!r}")
-            self.Producer = Producer
+            self.Producer = _check_producer(Producer)
         template = getattr(connections, "connection", None)
         if template is not None:
             options.setdefault("name", f"producers {pool_label(template)}")
         super().__init__(limit, preload, close_after_fork, **options)
+
+    @classmethod
+    def _check_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        checked = super()._check_options(options)
+        if options.get("Producer") is not None:
+            checked["Producer"] = _check_producer(options["Producer"])
+        return checked
 
     def create_producer(self) -> Any:
         """A new producer, not bound to any connection yet.
