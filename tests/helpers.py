@@ -10,6 +10,7 @@ are green under gevent and eventlet.  Import it as ``helpers``
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import socket
 import subprocess
@@ -137,6 +138,35 @@ def wait_until(predicate: Callable[[], object], timeout: float = HANG_TIMEOUT,
 
 
 # -- waiting on pools ------------------------------------------------------
+
+
+class RecordsSeen(logging.Handler):
+    """``with RecordsSeen(wanted, count, event):`` sets ``event`` (a
+    ``threading.Event``, or an ``asyncio.Event`` of a loop that logs) once
+    ``count`` log records that ``wanted(record)`` picks have arrived: a test
+    waits on that, never for a time.
+
+    It sits on the root logger after pytest's ``caplog`` handler, so each
+    record is in ``caplog.records`` before it counts here.
+    """
+
+    def __init__(self, wanted: Callable[[logging.LogRecord], bool], count: int,
+                 event: Any) -> None:
+        super().__init__(logging.DEBUG)
+        self.wanted, self.left, self.event = wanted, count, event
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.wanted(record):
+            self.left -= 1
+            if self.left <= 0:
+                self.event.set()
+
+    def __enter__(self) -> RecordsSeen:
+        logging.getLogger().addHandler(self)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        logging.getLogger().removeHandler(self)
 
 
 def waiting(pool: Any) -> int:

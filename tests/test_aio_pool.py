@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import pytest
 from aiohelpers import RecordedCloses, Thing, assert_balanced, run, settle, until, waiting
-from helpers import passed_over_past_the_bound
+from helpers import RecordsSeen, passed_over_past_the_bound
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from test_lifecycle import attempt_traceback, failed_attempt
 from test_observability import reader  # noqa: F401  (fixture)
 
 import greenpools
 from greenpools import aio
+from greenpools.core import lifecycle
 from greenpools.core.slotpool import SlotPool
 
 
@@ -480,6 +483,36 @@ def test_drain_lets_upkeep_refill_min_size_with_new_resources() -> None:
             assert not set(map(id, now)) & set(map(id, before))
 
     run(scenario())
+
+
+def test_a_failed_creation_for_min_size_is_one_warning_line_with_its_cause(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(lifecycle, "MAX_INTERVAL", 0.01)  # back off from 10 ms
+    caplog.set_level(logging.DEBUG, logger="greenpools")
+
+    async def connect() -> asyncio.StreamWriter:
+        _, writer = await asyncio.open_connection("127.0.0.1", 1)  # nothing listens there
+        return writer
+
+    async def scenario() -> None:
+        seen = asyncio.Event()
+        with RecordsSeen(failed_attempt, 3, seen):  # and two tracebacks before the third
+            async with aio.Pool(connect, 2, min_size=1, name="refused") as pool:
+                with pytest.raises(greenpools.PoolTimeout):  # it binds the pool to this
+                    await pool.wait(timeout=0)                # loop: upkeep starts
+                await seen.wait()
+
+    run(scenario())
+    warnings = [r for r in caplog.records if failed_attempt(r)]
+    assert len(warnings) >= 2
+    for record in warnings:
+        message = record.getMessage()
+        assert record.exc_info is None and "\n" not in message, message
+        assert message.startswith(
+            "greenpools: pool 'refused' could not reach min_size 1: ConnectionRefusedError: "
+        ) and "127.0.0.1" in message and "; next attempt in " in message, message
+    assert len([r for r in caplog.records if attempt_traceback(r)]) >= 2
 
 
 @pytest.mark.parametrize("method", ["drain", "close"])

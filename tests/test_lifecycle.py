@@ -23,6 +23,7 @@ import pytest
 from helpers import (
     HANG_TIMEOUT,
     Factory,
+    RecordsSeen,
     Thing,
     assert_balanced,
     join_all,
@@ -30,8 +31,9 @@ from helpers import (
     start_acquirer,
     wait_until,
 )
+from kombu import Connection
 
-from greenpools import Pool, PoolClosed, PoolTimeout
+from greenpools import Pool, PoolClosed, PoolTimeout, pools
 from greenpools.core import lifecycle
 
 
@@ -75,6 +77,56 @@ def test_min_size_retries_failed_creations(make_pool: Any, quick_upkeep: None) -
     pool = make_pool(factory, 5, min_size=1)
     wait_until(lambda: pool.get_stats()["pool_available"] == 1)
     assert pool.get_stats()["connections_errors"] == 3
+
+
+#: A broker that is down: nothing listens on port 1 of the loopback.
+REFUSED_URL = "amqp://guest:guest@127.0.0.1:1//"
+
+
+def failed_attempt(record: logging.LogRecord) -> bool:
+    """A record of upkeep's: an attempt to reach min_size failed."""
+    return record.levelno == logging.WARNING and "could not reach min_size" in record.getMessage()
+
+
+def attempt_traceback(record: logging.LogRecord) -> bool:
+    """A record of upkeep's: the traceback of an attempt that failed."""
+    return record.levelno == logging.DEBUG and record.exc_info is not None and (
+        "attempt to reach min_size failed" in record.getMessage())
+
+
+def test_a_failed_reconnect_is_one_warning_line_with_its_cause_its_traceback_at_debug(
+        caplog: pytest.LogCaptureFixture, quick_upkeep: None) -> None:
+    caplog.set_level(logging.DEBUG, logger="greenpools")
+    seen = threading.Event()
+    pool = pools.ConnectionPool(Connection(REFUSED_URL, connect_timeout=1), limit=5, min_size=2)
+    try:
+        # Each attempt's traceback comes right after its warning line, so
+        # three are logged once the fourth warning is.
+        with RecordsSeen(failed_attempt, 4, seen):
+            assert seen.wait(HANG_TIMEOUT)
+    finally:
+        pool.close()
+    records = list(caplog.records)
+    warnings = [r for r in records if failed_attempt(r)]
+    assert len(warnings) >= 3
+    for record, backing_off in zip(warnings[:3], (1, 2, 4), strict=True):
+        message = record.getMessage()
+        assert record.exc_info is None and "\n" not in message, message
+        # The pool (which names the broker), the cause, when the next attempt is.
+        assert message.startswith(
+            "greenpools: pool 'connections amqp://127.0.0.1:1//' could not reach min_size 2: "
+        ), message
+        assert "OperationalError: [Errno 111]" in message, message  # kombu's, and its cause:
+        assert "(from ConnectionRefusedError)" in message, message
+        found = re.search(r"; next attempt in ([0-9.e-]+) s$", message)
+        assert found, message
+        delay = lifecycle.MAX_INTERVAL * backing_off  # with up to 10% of jitter either way
+        assert 0.89 * delay <= float(found.group(1)) <= 1.11 * delay, message
+    tracebacks = [r for r in records if attempt_traceback(r)]
+    assert len(tracebacks) >= 3 and all(
+        "ConnectionRefusedError" in logging.Formatter().formatException(r.exc_info)
+        for r in tracebacks if r.exc_info)
+    assert [r.levelno for r in records if r.exc_info] == [logging.DEBUG] * len(tracebacks)
 
 
 # -- max_idle and max_lifetime ----------------------------------------------------------

@@ -39,8 +39,8 @@ class FillToMinSize(lifecycle.FillToMinSize):
             try:
                 if not await pool._add_ready_async():
                     break
-            except Exception:
-                return self._failed(pool, now)
+            except Exception as error:
+                return self._failed(pool, now, error)
             self._added(pool)
         pool._wake_ready_waiters()  # some may have become ready outside upkeep
         return MAX_INTERVAL

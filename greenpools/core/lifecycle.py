@@ -138,8 +138,8 @@ class FillToMinSize(UpkeepTask):
             try:
                 if not pool._add_ready():
                     break
-            except Exception:
-                return self._failed(pool, now)
+            except Exception as error:
+                return self._failed(pool, now, error)
             self._added(pool)
         # Resources may also have become ready outside upkeep (kombu: an
         # acquire connected one): let the callers of wait() count again.
@@ -152,12 +152,22 @@ class FillToMinSize(UpkeepTask):
         self._delay = MAX_INTERVAL
         pool._wake_ready_waiters()
 
-    def _failed(self, pool: UpkeepPool, now: float) -> float:
-        logger.warning("greenpools: pool %r could not reach min_size", pool.name, exc_info=True)
+    def _failed(self, pool: UpkeepPool, now: float, error: BaseException) -> float:
+        """An attempt raised ``error``: log it in one line at ``WARNING`` (its
+        traceback at ``DEBUG``), back off, and call ``reconnect_failed`` if
+        it is due; returns the seconds until the next attempt."""
         if self._failing_since is None:
             self._failing_since = now
         retry_in = self._delay * (0.9 + 0.2 * random.random())
         self._delay = min(self._delay * 2, MAX_BACKOFF)
+        # One line per attempt, as psycopg_pool and SQLAlchemy do: a broker
+        # that stays down must not fill the log with tracebacks.
+        logger.warning(
+            "greenpools: pool %r could not reach min_size %d: %s; next attempt in %.3g s",
+            pool.name, pool.min_size, _describe_error(error), retry_in,
+        )
+        logger.debug("greenpools: pool %r: the attempt to reach min_size failed",
+                     pool.name, exc_info=error)
         limit = pool.reconnect_timeout
         if limit is not None and now - self._failing_since >= limit:
             self._failing_since = None
@@ -168,6 +178,19 @@ class FillToMinSize(UpkeepTask):
                 except Exception:
                     logger.exception("greenpools: reconnect_failed of %r raised", pool.name)
         return retry_in
+
+
+def _describe_error(error: BaseException) -> str:
+    """``error`` in one line, with its class and what caused it:
+    ``OperationalError: [Errno 111] Connection refused (from
+    ConnectionRefusedError)``."""
+    said = " ".join(str(error).split())
+    text = f"{type(error).__name__}: {said}" if said else type(error).__name__
+    cause = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
+    if cause is not None:
+        why = " ".join(str(cause).split())
+        text += f" (from {type(cause).__name__}{'' if why in text else f': {why}'})"
+    return text
 
 
 class RetireIdle(UpkeepTask):
