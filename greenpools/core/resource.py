@@ -180,20 +180,12 @@ class Resource(PoolOptions[T], SlotPool, Counters, Generic[T]):
 
     def _set_hook_flags(self) -> None:
         """Which hooks run, and whether leases are bare (none at all)."""
-        cls = type(self)
         # A watched pool emits events (greenpools.core.events) from the slow paths only.
         self._event_listeners = events.listeners_for(self)
         self._watched = bool(self._event_listeners) or events.metrics_on()
         self._track_lending = self._track_usage or self._watched
-        # Hooks left at their defaults cost nothing on the hot path.
-        self._prepare_hook = (
-            None if cls.prepare is Resource.prepare and "prepare" not in self.__dict__
-            else self.prepare
-        )
-        self._release_hook = (
-            None if cls.release_resource is Resource.release_resource
-            and "release_resource" not in self.__dict__ else self.release_resource
-        )
+        self._prepare_hook = self._core_hook("prepare")
+        self._release_hook = self._core_hook("release_resource")
         self._bare_hand_out = (
             self.check is None and self._prepare_hook is None and not self._track_lending
         )
@@ -201,6 +193,13 @@ class Resource(PoolOptions[T], SlotPool, Counters, Generic[T]):
             self._release_hook is None and self.reset is None
             and self.max_lifetime is None and self.max_idle is None
         ))
+
+    def _core_hook(self, name: str) -> Callable[[T], Any] | None:
+        """The hook ``name`` the core runs; None, which costs nothing on the
+        hot path, for one left at the default."""
+        if getattr(type(self), name) is getattr(Resource, name) and name not in self.__dict__:
+            return None
+        return getattr(self, name)  # type: ignore[no-any-return]
 
     def _hooks_changed(self) -> None:
         """A hook was set or deleted on this pool: route calls accordingly."""

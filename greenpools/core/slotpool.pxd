@@ -146,6 +146,8 @@ cdef class SlotPool:
     cpdef Slot _pop_idle_locked(self)
     @cython.locals(fresh=bint)
     cpdef _hand_out(self, Slot slot)
+    @cython.locals(held=bint)
+    cpdef _adopt_prepared(self, Slot slot, object prepared)
     cpdef _discard_failed_check(self, Slot slot)
     @cython.locals(slot=Slot)
     cpdef Py_ssize_t _lease_of(self, object resource) except? -2

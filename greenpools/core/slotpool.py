@@ -748,17 +748,7 @@ class SlotPool:
             if self._prepare_hook is not None:
                 prepared = self._prepare_hook(resource)
                 if prepared is not resource:
-                    with self._mutex:
-                        held = SlotPool._holds(self, prepared)
-                        if not held:
-                            SlotPool._forget_slot_locked(self, slot)
-                            slot.resource = prepared
-                            self._slots[_identity(prepared)] = slot
-                    if held:  # another slot's: this one goes back as it was
-                        raise ValueError(
-                            f"prepare returned {prepared!r}, which pool {self.name!r} already "
-                            f"holds: prepare must return the resource it is given or a new "
-                            f"object")
+                    SlotPool._adopt_prepared(self, slot, prepared)
                     resource = prepared
         except AcquireAgain:
             raise
@@ -766,6 +756,23 @@ class SlotPool:
             SlotPool._give_back(self, slot)
             raise
         return resource
+
+    def _adopt_prepared(self, slot: Slot, prepared: Any) -> None:
+        """``prepare`` handed out ``prepared`` for the resource of the lent
+        ``slot``: the slot holds ``prepared`` from now on.  Raises
+        ``ValueError`` (and changes nothing) when another slot holds it.
+        Also for pools that run ``prepare`` themselves (kombu's producers)."""
+        with self._mutex:
+            held = SlotPool._holds(self, prepared)
+            if not held:
+                SlotPool._forget_slot_locked(self, slot)
+                slot.resource = prepared
+                self._slots[_identity(prepared)] = slot
+        if held:  # another slot's: this one stays as it was
+            raise ValueError(
+                f"prepare returned {prepared!r}, which pool {self.name!r} already "
+                f"holds: prepare must return the resource it is given or a new "
+                f"object")
 
     def _discard_failed_check(self, slot: Slot) -> None:
         """A lent slot's resource failed its check (called from the ``except``):
