@@ -17,7 +17,7 @@ from unittest import mock
 import pytest
 from brokers import clean_global_pools, unique_name  # noqa: F401  (autouse)
 from helpers import Factory, Thing, assert_balanced
-from kombu import Connection, Producer
+from kombu import Connection, Exchange, Producer
 
 import greenpools
 from greenpools import pools
@@ -80,6 +80,149 @@ def test_producer_set_after_construction_makes_the_next_producers(connections: A
 def test_producer_that_is_not_callable_is_refused(connections: Any) -> None:
     with pytest.raises(TypeError, match="Producer must be callable, got 42"):
         pools.ProducerPool(connections, Producer=42)
+
+
+# -- ProducerPool.prepare: after the binding ---------------------------------------------
+
+
+def declaring(base: type, seen: list[Any]) -> type:
+    """A subclass of ``base`` (kombu's ProducerPool or ours) whose prepare
+    uses the producer ``super().prepare`` returns, as kombu code does."""
+
+    class Declaring(base):  # type: ignore[valid-type, misc]
+        def prepare(self, p: Any) -> Any:
+            p = super().prepare(p)
+            seen.append(p.__connection__)
+            p.maybe_declare(Exchange(unique_name("x"), "direct"))  # needs a channel
+            return p
+
+    return Declaring
+
+
+def lent_count(pool: Any) -> int:
+    return len(pool._lent_slots())
+
+
+def test_a_subclass_prepare_finds_the_producer_bound_as_in_kombu(connections: Any) -> None:
+    import kombu.pools
+
+    for base in (kombu.pools.ProducerPool, pools.ProducerPool):
+        seen: list[Any] = []
+        pool = declaring(base, seen)(connections, limit=2)
+        for _ in range(2):  # made, then reused
+            with pool.acquire(block=True) as producer:
+                assert seen[-1] is producer.__connection__ is not None, base
+                assert lent_count(connections) == 1
+        assert len(seen) == 2, base
+        assert_balanced(connections)
+    assert_balanced(pool)
+
+
+def test_prepare_set_on_a_producer_pool_finds_the_producer_bound(connections: Any) -> None:
+    pool = pools.ProducerPool(connections, limit=2)
+    seen: list[Any] = []
+
+    def prepare(producer: Any) -> Any:
+        seen.append(producer.__connection__)
+        return producer
+
+    with mock.patch.object(pool, "prepare", side_effect=prepare):  # as kombu's tests do
+        with pool.acquire() as producer:
+            assert seen == [producer.__connection__] and seen[0] is not None
+    assert "acquire" not in pool.__dict__ and pool._bare_leases  # the plain path again
+    with pool.acquire() as producer:
+        assert len(seen) == 1
+    assert_balanced(pool)
+    assert_balanced(connections)
+
+
+def test_a_subclass_acquire_runs_and_its_prepare_after_it(connections: Any) -> None:
+    calls: list[str] = []
+
+    class Both(pools.ProducerPool):
+        def acquire(self, block: bool = False, timeout: float | None = None) -> Any:
+            calls.append("acquire")
+            return super().acquire(block, timeout)
+
+        def prepare(self, p: Any) -> Any:
+            p = super().prepare(p)
+            calls.append("prepare" if p.__connection__ is not None else "unbound")
+            return p
+
+    pool = Both(connections, limit=2)
+    with pool.acquire(block=True, timeout=5):
+        assert calls == ["acquire", "prepare"]
+    assert_balanced(pool)
+
+
+def test_a_failing_prepare_gives_back_the_producer_and_its_connection(
+    connections: Any,
+) -> None:
+    seen: list[Any] = []
+    errors = [ValueError("not declared"), connections.connection.connection_errors[0]("gone")]
+
+    class Failing(pools.ProducerPool):
+        def prepare(self, p: Any) -> Any:
+            p = super().prepare(p)
+            seen.append(p.__connection__)
+            raise errors.pop(0)
+
+    pool = Failing(connections, limit=2)
+    with pytest.raises(ValueError, match="not declared"):
+        pool.acquire()
+    assert seen[0] is not None
+    assert_balanced(pool)
+    assert_balanced(connections)
+    assert connections.get_stats()["connections_lost"] == 0
+    with pytest.raises(connections.connection.connection_errors[0], match="gone"):
+        pool.acquire()
+    assert seen[1] is seen[0]  # the same connection: it went back
+    assert_balanced(pool)
+    assert_balanced(connections)
+    # A connection error: the connection is replaced, and the producer with it.
+    assert connections.get_stats()["connections_lost"] == 1
+    assert pool.get_stats()["connections_lost"] == 1
+    with pytest.raises(IndexError):
+        pool.acquire()  # prepare runs again: the pool is still usable
+    assert len(seen) == 3 and seen[2] is not seen[0]
+    assert_balanced(connections)
+
+
+def test_what_a_producer_pools_prepare_returns_is_lent_in_its_place(connections: Any) -> None:
+    class Swapping(pools.ProducerPool):
+        def prepare(self, p: Any) -> Any:
+            p = super().prepare(p)
+            if self.swap_for is None:
+                conn = p.__connection__
+                assert conn is not None
+                return Producer(conn)  # bound to the same connection
+            return self.swap_for
+
+    pool = Swapping(connections, limit=2)
+    pool.swap_for = None
+    swapped = pool.acquire()
+    assert type(swapped) is Producer and swapped.__connection__ is not None
+    pool.swap_for = swapped  # lent: not to be lent twice
+    with pytest.raises(ValueError, match=r"prepare returned .* which pool .* already holds"):
+        pool.acquire()
+    assert lent_count(pool) == lent_count(connections) == 1  # the other went back
+    pool.release(swapped)  # its slot now
+    assert_balanced(pool)
+    assert_balanced(connections)
+    assert pool.get_stats()["pool_size"] == 2
+
+
+def test_prepare_binds_a_producer_bound_to_nothing_as_kombus_does(connections: Any) -> None:
+    import kombu.pools
+
+    for base in (kombu.pools.ProducerPool, pools.ProducerPool):
+        pool = base(connections, limit=2)
+        producer = Producer(None)
+        assert pool.prepare(producer) is producer
+        assert producer.__connection__ is not None, base
+        assert producer.channel is producer.__connection__.default_channel
+        producer.__connection__.release()
+        assert_balanced(connections)
 
 
 # -- hooks set on an instance ------------------------------------------------------------

@@ -12,14 +12,17 @@ from typing import Any
 
 import pytest
 from brokers import (  # noqa: F401  (fixtures)
+    QUEUE_EXPIRES_MS,
     amqp_url,
     clean_global_pools,
+    delete_queue,
     drain,
     make_queue,
     run_in_child,
+    unique_name,
 )
 from helpers import BACKEND, assert_balanced, join_all, spawn
-from kombu import Connection, Queue
+from kombu import Connection, Exchange, Queue
 
 from greenpools import pools
 
@@ -168,6 +171,31 @@ def test_broken_producer_connection_is_replaced(amqp_url: str, make_queue: Any) 
     assert_balanced(pools.producers[connection])
     assert_balanced(pools.connections[connection])
     assert sorted(m["id"] for m in drain(amqp_url, queue, 2)) == ["first", "second"]
+
+
+def test_a_subclass_prepare_declares_on_the_producers_connection(amqp_url: str) -> None:
+    """kombu code declares its queue in ``prepare`` once ``super().prepare``
+    has bound the producer: the queue exists on the broker before the publish."""
+    name = unique_name()
+    queue = Queue(name, Exchange(name, type="direct"), routing_key=name,
+                  queue_arguments={"x-expires": QUEUE_EXPIRES_MS})
+
+    class Declaring(pools.ProducerPool):
+        def prepare(self, p: Any) -> Any:
+            p = super().prepare(p)
+            p.maybe_declare(queue)  # the exchange, the queue and the binding
+            return p
+
+    pool = Declaring(pools.connections[confirming(amqp_url)], limit=2)
+    try:
+        with pool.acquire(block=True, timeout=10) as producer:
+            producer.publish({"id": "declared"}, exchange=queue.exchange,
+                             routing_key=queue.routing_key, serializer="json")
+        assert [m["id"] for m in drain(amqp_url, queue, 1)] == ["declared"]
+        assert_balanced(pool)
+        assert_balanced(pool.connections)
+    finally:
+        delete_queue(amqp_url, queue)
 
 
 def test_forked_child_forgets_inherited_connections_and_parent_keeps_them(

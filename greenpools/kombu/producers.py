@@ -22,6 +22,7 @@ from kombu.messaging import Producer as _KombuProducer
 from kombu.utils.functional import ChannelPromise
 
 from ..core.resource import Resource, check_seconds
+from ..core.slotpool import SlotPool
 from ..exceptions import ConnectionBlocked, NotCheckedOut, PoolTimeout
 from .base import KombuResource, LazyErrors, SelfLeasing, is_connection_error, pool_label
 
@@ -131,6 +132,44 @@ class ProducerPool(KombuResource[Any]):
             checked["Producer"] = _check_producer(options["Producer"])
         return checked
 
+    def prepare(self, p: Any) -> Any:
+        """Called by :meth:`acquire` once ``p`` holds the connection it took;
+        returns what ``acquire`` hands out.
+
+        As in kombu, a subclass may override it, call ``p =
+        super().prepare(p)`` and then use the bound producer (declare an
+        exchange, say); the producer holds the connection by then.  Here it
+        returns ``p`` as it is, bound by ``acquire`` (with its ``block``
+        and ``timeout``); a producer bound to no channel is bound to a
+        connection from ``connections`` first, waiting as long as it takes,
+        as kombu's does.  If an override raises, or returns an object the
+        pool holds already (``ValueError``), the producer and its
+        connection go back (both replaced after a connection error).
+        """
+        if p._channel is None:
+            conn = self.connections.acquire(block=True)
+            try:
+                p.revive(conn)
+            except BaseException:
+                conn.release()
+                raise
+        return p
+
+    def _set_hook_flags(self) -> None:
+        # The core hands a producer out before acquire binds it to a
+        # connection, so the core runs no prepare (_core_hook): an overridden
+        # one (on the class or on the pool) runs after the binding, in
+        # _acquire_prepared, which is then this pool's acquire.  A pool
+        # without one keeps the plain acquire: not even a test on its path.
+        super()._set_hook_flags()
+        if type(self).prepare is ProducerPool.prepare and "prepare" not in self.__dict__:
+            self.__dict__.pop("acquire", None)
+        else:
+            self.acquire = self._acquire_prepared  # type: ignore[method-assign]
+
+    def _core_hook(self, name: str) -> Any:
+        return None if name == "prepare" else super()._core_hook(name)
+
     def create_producer(self) -> Any:
         """A new producer, not bound to any connection yet.
 
@@ -163,10 +202,14 @@ class ProducerPool(KombuResource[Any]):
         broker blocks the connections, either wait that runs out raises
         :class:`greenpools.ConnectionBlocked`.
 
+        A :meth:`prepare` overridden by a subclass or on the pool runs
+        last, on the bound producer, as kombu's does.
+
         Raises what :meth:`greenpools.Resource.acquire` raises, for either
         wait (a connection wait that runs out names the caller's whole
-        ``timeout``), and what binding the producer to the connection
-        raised; in every case nothing stays taken.
+        ``timeout``), what binding the producer to the connection raised,
+        and what an overridden :meth:`prepare` raised; in every case
+        nothing stays taken.
         """
         deadline = None
         if timeout is not None and block:  # without block, kombu ignores a timeout
@@ -208,6 +251,20 @@ class ProducerPool(KombuResource[Any]):
                 Resource.replace(self, producer)  # half revived: not to be reused
                 raise
         return producer
+
+    def _acquire_prepared(self, block: bool = False, timeout: float | None = None) -> Any:
+        """:meth:`acquire` (a subclass's, if it has one), then an overridden
+        :meth:`prepare` on the producer bound to its connection: what that
+        returns takes the producer's place."""
+        producer = type(self).acquire(self, block, timeout)
+        try:
+            prepared = self.prepare(producer)
+            if prepared is not producer:
+                SlotPool._adopt_prepared(self, self._slots[id(producer)], prepared)
+        except BaseException as exc:
+            self._release_after_error(producer, exc)
+            raise
+        return prepared
 
     def release(self, resource: Any, /) -> None:
         """Return a producer and the connection it holds.
