@@ -15,7 +15,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from brokers import clean_global_pools, unique_name  # noqa: F401  (autouse)
+from brokers import clean_global_pools, run_in_child, unique_name  # noqa: F401  (autouse)
 from helpers import Factory, Thing, assert_balanced
 from kombu import Connection, Exchange, Producer
 
@@ -412,3 +412,83 @@ def test_a_publish_retry_policy_stays_on_its_own_connection() -> None:
     finally:
         pool.force_close_all()
         pool.connections.force_close_all()
+
+
+# -- PoolGroup: whatever create returns ------------------------------------------------
+
+
+def both_groups(create: Any) -> list[Any]:
+    """A group of kombu's PoolGroup and one of ours, each with ``create``."""
+    import kombu.pools
+
+    return [type("G", (base,), {"create": create})(limit=2)
+            for base in (kombu.pools.PoolGroup, pools.PoolGroup)]
+
+
+def test_a_group_stores_what_a_kombu_style_create_returns() -> None:
+    made: list[Any] = []
+
+    def create(group: Any, connection: Any, limit: Any) -> Any:
+        made.append(connection.Pool(limit=limit))  # kombu's Connections.create
+        return made[-1]
+
+    url = memory_url()
+    for group in both_groups(create):
+        pool = group[Connection(url)]
+        assert not isinstance(pool, greenpools.Resource)  # kombu's own pool
+        assert group[Connection(url)] is pool, group
+        assert len(group) == 1 and made[-1] is pool, group
+        pool.release(pool.acquire())
+        pool.force_close_all()
+    assert len(made) == 2
+    group.drain()  # ours passes over what cannot drain
+
+
+@pytest.mark.parametrize("made", [("any", "thing"), None, 0])
+def test_a_group_stores_any_object_create_returns_as_kombus_does(made: Any) -> None:
+    calls: list[Any] = []
+
+    def create(group: Any, connection: Any, limit: Any) -> Any:
+        calls.append(connection)
+        return made
+
+    conn = Connection(memory_url())
+    for group in both_groups(create):
+        assert group[conn] is made and group[conn] is made, group
+        assert calls == [conn] and len(group) == 1, group
+        calls.clear()
+    greenpools.listen(group, "checkout", lambda *args: None)  # ours: no pool to watch
+    assert group[conn] is made and calls == []
+
+
+def test_create_gets_a_url_key_as_given_as_in_kombu() -> None:
+    given: list[Any] = []
+
+    def create(group: Any, resource: Any, limit: Any) -> Any:
+        given.append(resource)
+        return pools.ConnectionPool(resource, limit=limit)
+
+    url = memory_url()
+    for group in both_groups(create):
+        group[url].close()
+        assert given == [url], group
+        given.clear()
+    # greenpools' own groups take URLs too, and equal parameters share a pool.
+    assert pools.connections[url] is pools.connections[Connection(url)]
+    assert pools.producers[url].connections is pools.connections[url]
+
+
+def test_a_forked_child_starts_with_a_kombu_style_group_empty() -> None:
+    def create(group: Any, connection: Any, limit: Any) -> Any:
+        return connection.Pool(limit=limit)
+
+    group = both_groups(create)[1]
+    conn = Connection(memory_url())
+    pool = group[conn]
+
+    def check() -> None:
+        assert len(group) == 0
+        assert group[conn] is not pool
+
+    run_in_child(check)
+    assert group[conn] is pool

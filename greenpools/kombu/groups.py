@@ -38,12 +38,14 @@ from .. import backends
 from ..backends.base import native_lock
 from ..core import events
 from ..core.options import check_names, option_names
+from ..core.resource import Resource
 from ..exceptions import PoolClosed
 from ..forking import fork_guard
 from .connections import ConnectionPool
 from .producers import ProducerPool
 
 _live_groups: list[weakref.ref[PoolGroup]] = []
+_MISSING = object()
 
 
 def _forget_group_ref(ref: weakref.ref[PoolGroup]) -> None:
@@ -70,6 +72,13 @@ class PoolGroup(EqualityDict):  # type: ignore[misc]
     ``TypeError`` or ``ValueError`` naming the group
     (``Connections(): timeout must be a number of seconds or None, got
     'x'``); an unknown option is a ``TypeError`` too.
+
+    As in kombu, the group stores and returns whatever :meth:`create`
+    returns.  What only greenpools pools have (listeners and metrics
+    through the group, :meth:`drain`, the ``force`` and ``reset_after`` of
+    :func:`~greenpools.pools.set_limit`) applies to those; anything else
+    a subclass's ``create`` returns (kombu's own pools, say) is left to
+    kombu's ways.
     """
 
     #: The class of the pools the group makes, whose checks its ``limit`` and
@@ -88,7 +97,7 @@ class PoolGroup(EqualityDict):  # type: ignore[misc]
         self._options = GroupOptions(self, options)
         self._mutex = native_lock()
         self._creating: dict[Any, list[backends.Waiter]] = {}
-        self._url_keys: dict[str, tuple[Any, Any]] = {}
+        self._url_keys: dict[str, Any] = {}  # URL -> its key
         _live_groups.append(weakref.ref(self, _forget_group_ref))
 
     @property
@@ -146,48 +155,53 @@ class PoolGroup(EqualityDict):  # type: ignore[misc]
     __hash__ = object.__hash__  # type: ignore[assignment]
 
     def create(self, resource: Any, limit: int | None) -> Any:
-        """Make the pool for ``resource`` (a ``kombu.Connection``) with
-        ``limit``; the group calls it once per connection parameters.
-        Subclasses implement it: here it raises ``NotImplementedError``."""
+        """Make the pool for ``resource`` with ``limit``; the group calls it
+        once per connection parameters and stores what it returns.
+
+        ``resource`` is the key as given, as kombu passes it: a
+        ``kombu.Connection``, or a URL string when the first lookup of those
+        parameters was by URL.  Subclasses implement it: here it raises
+        ``NotImplementedError``.
+        """
         raise NotImplementedError("PoolGroup subclasses must implement create(resource, limit)")
 
-    def _key(self, resource: Any) -> tuple[Any, Any]:
-        """The dictionary key for ``resource``, and ``resource`` as a connection."""
+    def _key(self, resource: Any) -> Any:
+        """The dictionary key for ``resource``: a URL's is its connection's."""
         if isinstance(resource, str):
-            known = self._url_keys.get(resource)
-            if known is None:
-                conn = Connection(resource)
-                known = self._url_keys[resource] = (eqhash(conn), conn)
-            return known
-        return eqhash(resource), resource
+            key = self._url_keys.get(resource, _MISSING)
+            if key is _MISSING:
+                key = self._url_keys[resource] = eqhash(Connection(resource))
+            return key
+        return eqhash(resource)
 
     def __getitem__(self, resource: Any) -> Any:
-        key, resource = self._key(resource)
-        pool = dict.get(self, key)  # not dict.__getitem__: it calls __missing__(key)
-        if pool is None:
+        # Not dict.__getitem__, which calls __missing__(key); a pool stored
+        # as None (a subclass's create may return anything) is a pool too.
+        pool = dict.get(self, self._key(resource), _MISSING)
+        if pool is _MISSING:
             return self.__missing__(resource)
         return pool
 
     def __setitem__(self, resource: Any, pool: Any) -> None:
-        dict.__setitem__(self, self._key(resource)[0], pool)
+        dict.__setitem__(self, self._key(resource), pool)
 
     def __delitem__(self, resource: Any) -> None:
-        dict.__delitem__(self, self._key(resource)[0])
+        dict.__delitem__(self, self._key(resource))
 
     def __contains__(self, resource: object) -> bool:
-        return dict.__contains__(self, self._key(resource)[0])
+        return dict.__contains__(self, self._key(resource))
 
     def get(self, resource: Any, default: Any = None) -> Any:
         """The pool for ``resource`` (a ``kombu.Connection`` or a URL) if the
         group made one already, else ``default``; makes none."""
-        return dict.get(self, self._key(resource)[0], default)
+        return dict.get(self, self._key(resource), default)
 
     def __missing__(self, resource: Any) -> Any:
-        key, resource = self._key(resource)
+        key = self._key(resource)
         while True:
             with self._mutex:
-                pool = dict.get(self, key)
-                if pool is not None:
+                pool = dict.get(self, key, _MISSING)
+                if pool is not _MISSING:
                     return pool
                 waiters = self._creating.get(key)
                 if waiters is None:
@@ -201,7 +215,8 @@ class PoolGroup(EqualityDict):  # type: ignore[misc]
             if limit is _global_state.use_global_limit:
                 limit = _global_state.get_limit()
             pool = self.create(resource, limit)
-            events.joined_group(pool, self)
+            if isinstance(pool, Resource):  # the group's listeners apply to it
+                events.joined_group(pool, self)
             with self._mutex:
                 dict.__setitem__(self, key, pool)
         finally:
@@ -220,9 +235,12 @@ class PoolGroup(EqualityDict):  # type: ignore[misc]
         rotating credentials or moving the broker); producers follow on
         their next acquire, bound to a new connection.  Draining a
         :class:`Producers` group alone replaces the producer objects, not
-        the sockets.  Raises nothing for a closed pool.
+        the sockets.  Raises nothing for a closed pool, and passes over
+        what is not a greenpools pool (kombu's pools cannot drain).
         """
         for pool in list(dict.values(self)):
+            if not isinstance(pool, Resource):
+                continue
             try:
                 pool.drain()
             except PoolClosed:
