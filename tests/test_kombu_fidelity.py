@@ -478,6 +478,31 @@ def test_create_gets_a_url_key_as_given_as_in_kombu() -> None:
     assert pools.producers[url].connections is pools.connections[url]
 
 
+def test_the_global_functions_treat_kombus_pools_in_a_group_as_kombu_does() -> None:
+    import kombu.pools
+
+    class KombuProducers(pools.PoolGroup):
+        def create(self, connection: Any, limit: Any) -> Any:
+            return kombu.pools.ProducerPool(connection.Pool(limit=limit), limit=limit)
+
+    group = pools.register_group(KombuProducers(limit=pools.use_global_limit))
+    try:
+        pool = group[Connection(memory_url())]
+        assert isinstance(pool, kombu.pools.ProducerPool) and pool.limit == 10
+        idle = pool._resource.qsize()
+        pools.set_limit(10, force=True)  # the same limit: kombu's set_limit leaves it
+        assert pool._resource.qsize() == idle  # kombu's resize would add 10 producers
+        pools.set_limit(3)
+        assert pool.limit == 3
+        pool.release(pool.acquire())
+        with mock.patch.object(pool, "force_close_all", wraps=pool.force_close_all) as close:
+            pools.reset()
+        close.assert_called_once_with()
+        assert len(group) == 0
+    finally:
+        pools._groups.remove(group)
+
+
 def test_a_forked_child_starts_with_a_kombu_style_group_empty() -> None:
     def create(group: Any, connection: Any, limit: Any) -> Any:
         return connection.Pool(limit=limit)

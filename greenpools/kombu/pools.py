@@ -37,6 +37,7 @@ from typing import Any, TypeVar
 from kombu.pools import use_global_limit
 
 from ..core.options import check_limit
+from ..core.resource import Resource
 from . import groups
 from .channels import ChannelPool
 from .connections import HEARTBEAT_RATE as HEARTBEAT_RATE
@@ -115,7 +116,10 @@ def set_limit(
     (idle ones close now, busy ones on return) so that all are made anew;
     ``ignore_errors`` swallows errors from closing.  Every pool gets the new
     limit before any error is raised, so the pools and the global limit
-    never disagree.  Returns the limit.
+    never disagree.  A pool of a registered group that is not a greenpools
+    pool (a subclass's ``create`` may return kombu's own) is resized as
+    kombu's ``set_limit`` does it: ``resize(limit)`` when the limit
+    changes, nothing else.  Returns the limit.
 
     Raises ``TypeError`` or ``ValueError`` for a ``limit`` that is not a
     non-negative int or ``None``, ``ValueError`` (before anything changes)
@@ -133,11 +137,16 @@ def set_limit(
             raise ValueError(
                 f"limit must not be below min_size {min_size} of pool {pool!r}, got {limit!r}"
             )
-    _limit = new_limit
+    old_limit, _limit = _limit, new_limit
     errors: list[Exception] = []
     for pool in pools:
         try:
-            pool.resize(new_limit, force=force, ignore_errors=ignore_errors, reset=reset_after)
+            if isinstance(pool, Resource):
+                pool.resize(new_limit, force=force, ignore_errors=ignore_errors,
+                            reset=reset_after)
+            elif new_limit != old_limit:
+                # kombu's way: its ProducerPool.resize adds producers at every call
+                pool.resize(new_limit)
         except Exception as exc:
             errors.append(exc)
     if errors and not ignore_errors:
