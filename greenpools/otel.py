@@ -150,11 +150,11 @@ class _Metrics:
         gauge("db.client.connection.count", [self._hand_over, self._count],
               unit="{connection}",
               description="Connections in the pool, by state (idle or used).")
-        gauge("db.client.connection.idle.max", [self._reading(lambda p: p.limit)],
+        gauge("db.client.connection.idle.max", [self._reading(lambda p: p._limit)],
               unit="{connection}", description="The most idle connections the pool keeps.")
         gauge("db.client.connection.idle.min", [self._reading(lambda p: p.min_size)],
               unit="{connection}", description="The fewest idle connections the pool keeps.")
-        gauge("db.client.connection.max", [self._reading(lambda p: p.limit)],
+        gauge("db.client.connection.max", [self._reading(lambda p: p._limit)],
               unit="{connection}", description="The most connections the pool allows.")
         gauge("db.client.connection.pending_requests",
               [self._reading(lambda p: len(p._waiting) + len(p._held))], unit="{request}",

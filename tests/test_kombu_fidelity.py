@@ -517,3 +517,30 @@ def test_a_forked_child_starts_with_a_kombu_style_group_empty() -> None:
 
     run_in_child(check)
     assert group[conn] is pool
+
+
+# -- limit None ------------------------------------------------------------------------
+
+
+def test_a_limit_given_as_none_reads_none_as_in_kombu() -> None:
+    import kombu.connection
+    import kombu.pools
+
+    url = memory_url()
+    ours = [pools.ConnectionPool(Connection(url), limit=None),
+            pools.ChannelPool(Connection(url), limit=None),
+            pools.ProducerPool(pools.ConnectionPool(Connection(url)), limit=None)]
+    theirs = [kombu.connection.ConnectionPool(Connection(url), limit=None),
+              kombu.connection.ChannelPool(Connection(url), limit=None),
+              kombu.pools.ProducerPool(None, limit=None)]
+    assert [p.limit for p in ours] == [p.limit for p in theirs] == [None, None, None]
+    assert pools.ConnectionPool(Connection(url), limit=0).limit == 0  # as given, as kombu
+    for pool in ours:
+        assert pool.get_stats()["pool_max"] == 0  # psycopg_pool's figure stays a number
+        pool.limit = 3
+        assert pool.limit == 3
+        pool.limit = 0
+        assert pool.limit == 0
+        pool.limit = None
+        assert pool.limit is None
+        pool.close()

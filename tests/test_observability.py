@@ -218,6 +218,18 @@ def test_metrics_follow_acquires_and_releases(reader: InMemoryMetricReader) -> N
     assert pts[("db.client.connection.count", "idle")].value == 3
 
 
+def test_a_kombu_pool_whose_limit_reads_none_reports_a_max_of_0(
+    reader: InMemoryMetricReader,
+) -> None:
+    pool = ConnectionPool("memory://", limit=None, name="metrics-no-limit")
+    assert pool.limit is None  # as given, as kombu's pools keep it
+    pool.release(pool.acquire())
+    pts = points(reader, "metrics-no-limit")
+    assert pts[("db.client.connection.max", "")].value == 0
+    assert pts[("db.client.connection.idle.max", "")].value == 0
+    pool.close()
+
+
 def test_blocked_connections_and_held_callers_are_shown(reader: InMemoryMetricReader) -> None:
     pool = Pool(Thing, 1, name="metrics-blocked")
     thing = pool.acquire()

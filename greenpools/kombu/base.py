@@ -170,15 +170,35 @@ class KombuResource(Resource[T]):
     acquire makes a resource and each release closes it (Celery's
     ``broker_pool_limit=None`` relies on it).  Here that is one instance
     attribute: ``release`` closes instead of returning, so the pooled fast
-    path is untouched.
+    path is untouched.  ``limit`` reads ``None`` when it was given as
+    ``None``, as kombu's pools keep it.
     """
+
+    #: Whether the limit was last given as None (``limit`` then reads None).
+    _limit_none = False
 
     def __init__(
         self, limit: int | None, preload: int | None, close_after_fork: bool | None = None,
         **options: Any,
     ) -> None:
         self._set_pooling(bool(limit))
+        self._limit_none = limit is None
         super().__init__(limit, preload, close_after_fork, **options)
+
+    @property  # type: ignore[override]  # kombu's: None as given, not only an int
+    def limit(self) -> int | None:
+        """How many resources may be lent and idle at once; 0, or ``None``
+        when given as ``None`` (kombu keeps the value given), means no limit
+        and no pooling.
+
+        Setting it is :meth:`resize` with the new limit, and raises what
+        that raises.
+        """
+        return None if self._limit_none and not self._limit else self._limit
+
+    @limit.setter
+    def limit(self, limit: int | None) -> None:
+        self.resize(limit)
 
 
     def _set_pooling(self, pooled: bool) -> None:
@@ -213,6 +233,7 @@ class KombuResource(Resource[T]):
             super().resize(new_limit, force, ignore_errors, reset)
         finally:
             self._set_pooling(bool(self._limit))
+            self._limit_none = limit is None
 
 
 # The kombu pools' own frames are left out of leak reports, as the core's are.
