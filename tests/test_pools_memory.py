@@ -751,3 +751,33 @@ def test_producer_pool_timeout_on_the_connection_says_the_whole_timeout() -> Non
         assert_balanced(pools.producers[url])
     finally:
         held.release()
+
+
+@pytest.mark.parametrize("end", ["release", "replace"])
+def test_a_producer_refuses_to_publish_once_it_is_back_in_its_pool(end: str) -> None:
+    """Its connection may be another task's by then (kombu sets the channel
+    to None); lent again, it publishes on the channel it had."""
+    url = f"memory://localhost/{unique_name('vhost')}"
+    connections = pools.ConnectionPool(Connection(url), limit=1)
+    producers = pools.ProducerPool(connections, limit=1)
+    try:
+        producer = producers.acquire(block=True)
+        channel = producer.channel
+        other = pools.ProducerPool(connections, limit=1)
+        with pytest.raises(greenpools.NotCheckedOut):  # not its pool's: changes nothing
+            other.release(producer)
+        producer.publish({"n": 0}, routing_key="q", declare=[Queue("q")])
+        getattr(producers, end)(producer)
+        with pytest.raises(greenpools.NotCheckedOut, match="released"):
+            producer.publish({"n": 1}, routing_key="q")
+        with pytest.raises(greenpools.NotCheckedOut):  # refused: changes nothing
+            producers.release(producer)
+        with producers.acquire(block=True) as again:
+            if end == "release":
+                assert again is producer and again.channel is channel  # not revived
+            again.publish({"n": 2}, routing_key="q", declare=[Queue("q")])
+        assert_balanced(producers)
+        assert_balanced(connections)
+    finally:
+        producers.force_close_all()
+        connections.force_close_all()

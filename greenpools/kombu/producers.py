@@ -45,6 +45,19 @@ class _PooledProducerMixin(SelfLeasing):
 
     _pool: ProducerPool
 
+    def publish(self, *args: Any, **kwargs: Any) -> Any:
+        """kombu's ``publish``, refused with :class:`~greenpools.NotCheckedOut`
+        once the producer is back in its pool: its connection may be another
+        task's by then, and the two tasks' frames would mix on one channel
+        (kombu's pool sets the channel to ``None``).  Checked here, once a
+        publish, so that the pool's acquire and release pay nothing."""
+        pool = self._pool
+        if pool._lease_of(self) < 0:
+            raise NotCheckedOut(
+                f"producer {self!r} is not checked out of pool {pool.name!r}: it was "
+                f"released, and its connection may be another task's now; acquire one again")
+        return super().publish(*args, **kwargs)  # type: ignore[misc]
+
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         self._open_withs -= 1
         pool = self._pool
