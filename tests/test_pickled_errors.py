@@ -289,6 +289,12 @@ def test_node_shutting_down_keeps_its_arguments_in_order() -> None:
     assert pickle.loads(pickle.dumps(error)).args == error.args
 
 
+#: Tests that start their own processes run once, in the threading run.
+starts_processes = pytest.mark.skipif(
+    BACKEND != "threading", reason="starts its own processes: runs once, in the threading run"
+)
+
+
 @pytest.fixture(scope="module")
 def worker() -> Iterator[Any]:
     """One spawned worker process, as a multiprocessing pool."""
@@ -296,9 +302,7 @@ def worker() -> Iterator[Any]:
         yield pool
 
 
-@pytest.mark.skipif(
-    BACKEND != "threading", reason="starts its own processes: runs once, in the threading run"
-)
+@starts_processes
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_the_error_raised_in_a_worker_process_reaches_the_parent_as_itself(
     scenario: str, worker: Any,
@@ -314,9 +318,7 @@ def class_of_error(scenario: str) -> type[BaseException]:
     return type(raised(scenario))
 
 
-@pytest.mark.skipif(
-    BACKEND != "threading", reason="starts its own processes: runs once, in the threading run"
-)
+@starts_processes
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_the_error_class_made_in_a_worker_process_reaches_the_parent_as_itself(
     scenario: str, worker: Any,
