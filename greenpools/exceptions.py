@@ -77,6 +77,20 @@ class NotCheckedOut(PoolError, ValueError):
     """A release or replace of a resource the pool does not lend now:
     released twice, or never acquired from it (a ``ValueError``)."""
 
+    #: ``id()`` of the object refused (in this process only: not pickled).
+    resource_id: int | None = None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        state = {k: v for k, v in self.__dict__.items() if k != "resource_id"}
+        return type(self), self.args, state or None
+
+
+def not_checked_out(resource: Any, pool_name: str, why: str) -> NotCheckedOut:
+    """The error refusing ``resource``, which pool ``pool_name`` does not lend now."""
+    error = NotCheckedOut(f"resource {resource!r} is not checked out of pool {pool_name!r}: {why}")
+    error.resource_id = id(resource)
+    return error
+
 
 class _Specialised(type):
     """The metaclass of the classes :func:`specialise` makes.
@@ -88,8 +102,11 @@ class _Specialised(type):
     """
 
 
-def _reduce_specialised(made: _Specialised) -> tuple[Any, ...]:
-    return specialise, _made_from[made]
+def _reduce_specialised(made: _Specialised) -> tuple[Any, ...] | str:
+    made_from = _made_from.get(made)
+    if made_from is None:  # a subclass of one, made elsewhere: by its name
+        return made.__qualname__
+    return specialise, made_from
 
 
 copyreg.pickle(_Specialised, _reduce_specialised)

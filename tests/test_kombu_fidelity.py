@@ -544,3 +544,28 @@ def test_a_limit_given_as_none_reads_none_as_in_kombu() -> None:
         pool.limit = None
         assert pool.limit is None
         pool.close()
+
+
+def test_a_group_of_kombus_own_pools_may_name_their_class() -> None:
+    """``pool_class`` set to a class without greenpools' checks: kombu's ways."""
+    import kombu.connection
+
+    class KombuConnections(pools.PoolGroup):
+        pool_class = kombu.connection.ConnectionPool
+
+        def create(self, connection: Any, limit: Any) -> Any:
+            return connection.Pool(limit=limit)
+
+    group = KombuConnections(limit=2)
+    pool = group[Connection(f"memory://localhost/{unique_name('vhost')}")]
+    assert type(pool) is kombu.connection.ConnectionPool and pool.limit == 2
+
+
+def test_a_refused_resize_leaves_a_limit_of_none_as_it_was() -> None:
+    pool = pools.ConnectionPool(Connection("memory://"), limit=None, min_size=2)
+    try:
+        with pytest.raises(ValueError, match="min_size"):
+            pool.resize(1)
+        assert pool.limit is None
+    finally:
+        pool.force_close_all()

@@ -781,3 +781,34 @@ def test_a_producer_refuses_to_publish_once_it_is_back_in_its_pool(end: str) -> 
     finally:
         producers.force_close_all()
         connections.force_close_all()
+
+
+def test_a_producer_held_across_a_reset_still_publishes() -> None:
+    """A reset retires lent producers; their holders keep them until they give them back."""
+    url = f"memory://localhost/{unique_name('vhost')}"
+    connections = pools.ConnectionPool(Connection(url), limit=2)
+    producers = pools.ProducerPool(connections, limit=2)
+    try:
+        with producers.acquire(block=True) as producer:
+            producers.resize(2, reset=True)
+            producer.publish({"n": 1}, routing_key="q", declare=[Queue("q")])
+        assert_balanced(producers)
+    finally:
+        producers.force_close_all()
+        connections.force_close_all()
+
+
+def test_the_exit_does_not_hide_a_release_refused_for_another_object() -> None:
+    """Only the block's own object, already back, is nothing to end."""
+    connections = pools.ConnectionPool(Connection(f"memory://localhost/{unique_name('vhost')}"),
+                                       limit=2)
+    producers = pools.ProducerPool(connections, limit=2)
+    try:
+        with pytest.raises(greenpools.NotCheckedOut, match="Connection"):
+            with producers.acquire(block=True) as producer:
+                producer.__connection__.release()  # the producer's, given back by hand
+        assert_balanced(producers)
+        assert_balanced(connections)
+    finally:
+        producers.force_close_all()
+        connections.force_close_all()

@@ -98,10 +98,10 @@ except ImportError:  # Cython is needed to build greenpools, not to run it
 from ..backends.base import Mutex
 from ..exceptions import (
     ConnectionBlocked,
-    NotCheckedOut,
     PoolClosed,
     PoolTimeout,
     is_interruption,
+    not_checked_out,
 )
 from .waiting import WaitQueue
 
@@ -1287,10 +1287,7 @@ class SlotPool:
         if slot is None or not slot.lent or slot.resource is not resource:
             if SlotPool._drop_retired(self, resource, lost):
                 return
-            raise NotCheckedOut(
-                f"resource {resource!r} is not checked out of pool {self.name!r}: "
-                f"it cannot be replaced"
-            )
+            raise not_checked_out(resource, self.name, "it cannot be replaced")
         if self._track_lending:
             self._usage_s += _now() - slot.lent_at
         SlotPool._discard_lent(self, slot, lost)
@@ -1318,10 +1315,7 @@ class SlotPool:
         """A release of something this pool does not lend now."""
         if SlotPool._drop_retired(self, resource, False):
             return
-        raise NotCheckedOut(
-            f"resource {resource!r} is not checked out of pool {self.name!r}: "
-            f"released twice, or never acquired from it"
-        )
+        raise not_checked_out(resource, self.name, "released twice, or never acquired from it")
 
     def _drop_retired(self, resource: Any, lost: bool = False) -> bool:
         """``resource`` was retired while lent and comes back: close it if a

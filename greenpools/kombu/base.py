@@ -25,7 +25,7 @@ from kombu.connection import Connection
 from ..core.options import check_limit
 from ..core.resource import Resource
 from ..core.slotpool import skip_frames_of
-from ..exceptions import NotCheckedOut, is_interruption
+from ..exceptions import NotCheckedOut, is_interruption, not_checked_out
 
 T = TypeVar("T")
 
@@ -42,7 +42,9 @@ class SelfLeasing:
     An exit that finds the object no longer lent (``pool.release(conn)`` or
     ``pool.replace(conn)`` inside the block; kombu's ``Producer.__exit__``
     replaces its pooled connection on any error) ends nothing either: it
-    must not hide the error it is unwinding with a ``NotCheckedOut``.
+    must not hide the error it is unwinding with a ``NotCheckedOut``.  If
+    the pool lent the object again meanwhile, that exit ends the other
+    task's lease: only a release by hand (``conn.release()``) is noted.
     Blocks without such a release pay a counter and one test, written
     into each ``__exit__`` (``_open_withs -= 1``, then
     :meth:`_released_in_block` only while the pool holds notes): a method
@@ -211,10 +213,8 @@ class KombuResource(Resource[T]):
         try:
             self._discard_lent_resource(resource, False)  # done with, not broken
         except NotCheckedOut:
-            raise NotCheckedOut(
-                f"resource {resource!r} is not checked out of pool {self.name!r}: "
-                f"released twice, or never acquired from it"
-            ) from None
+            raise not_checked_out(
+                resource, self.name, "released twice, or never acquired from it") from None
 
     def resize(
         self, limit: int | None, force: bool = False, ignore_errors: bool = False,
@@ -233,7 +233,8 @@ class KombuResource(Resource[T]):
             super().resize(new_limit, force, ignore_errors, reset)
         finally:
             self._set_pooling(bool(self._limit))
-            self._limit_none = limit is None
+            if self._limit == new_limit:  # it took: read back as it was given
+                self._limit_none = limit is None
 
 
 # The kombu pools' own frames are left out of leak reports, as the core's are.

@@ -62,8 +62,10 @@ class _PooledChannelMixin(SelfLeasing):
                 pool.release(self)
             else:
                 pool.replace(self)
-        except NotCheckedOut:
-            pass  # ended inside the block (SelfLeasing): nothing to end
+        except NotCheckedOut as refused:
+            if refused.resource_id != id(self):  # its connection's, say: a real mistake
+                raise
+            # ended inside the block (SelfLeasing): nothing to end
 
 
 class ChannelPool(KombuResource[Any]):

@@ -92,8 +92,10 @@ class PooledConnection(SelfLeasing, HearsBlocks, _KombuPooledConnection):  # typ
                 pool.replace(self)
             else:
                 pool.release(self)
-        except NotCheckedOut:
-            pass  # ended inside the block (SelfLeasing): nothing to end
+        except NotCheckedOut as refused:
+            if refused.resource_id != id(self):  # its connection's, say: a real mistake
+                raise
+            # ended inside the block (SelfLeasing): nothing to end
 
 
 def _bound_close_waits(conn: Any) -> None:

@@ -144,7 +144,9 @@ class PoolGroup(EqualityDict):  # type: ignore[misc]
         if limit is not _global_state.use_global_limit:  # that one is read at each creation
             given["limit"] = limit
         try:
-            pool_class._check_options(given)
+            check = getattr(pool_class, "_check_options", None)
+            if check is not None:  # not greenpools' (kombu's own pools): kombu's ways
+                check(given)
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"{where}: {exc}") from None
 

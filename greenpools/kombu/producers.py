@@ -52,7 +52,8 @@ class _PooledProducerMixin(SelfLeasing):
         (kombu's pool sets the channel to ``None``).  Checked here, once a
         publish, so that the pool's acquire and release pay nothing."""
         pool = self._pool
-        if pool._lease_of(self) < 0:
+        key = id(self)  # retired while lent (a reset, a force-close): still its holder's
+        if pool._lease_of(self) < 0 and key not in pool._retiring and key not in pool._retired:
             raise NotCheckedOut(
                 f"producer {self!r} is not checked out of pool {pool.name!r}: it was "
                 f"released, and its connection may be another task's now; acquire one again")
@@ -68,8 +69,10 @@ class _PooledProducerMixin(SelfLeasing):
                 pool.release(self)
             else:
                 pool._release_after_error(self, exc)
-        except NotCheckedOut:
-            pass  # ended inside the block (SelfLeasing): nothing to end
+        except NotCheckedOut as refused:
+            if refused.resource_id != id(self):  # its connection's, say: a real mistake
+                raise
+            # ended inside the block (SelfLeasing): nothing to end
 
 
 class PooledProducer(_PooledProducerMixin, _KombuProducer):  # type: ignore[misc]
