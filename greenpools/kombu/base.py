@@ -84,6 +84,14 @@ class SelfLeasing:
         self._open_withs += 1
         return self
 
+    def _refused_at_exit(self, refused: NotCheckedOut) -> None:
+        """An exit's release or replace was refused: nothing to end if this
+        very object is back already (ended inside the block); a refusal about
+        another object (the producer's connection, given back by hand) is a
+        real mistake, and raised."""
+        if refused.resource_id != id(self):
+            raise refused
+
     def _released_in_block(self, pool: KombuResource[Any]) -> bool:
         """At ``__exit__``, while the pool holds notes: whether this task
         released by hand inside the block (the note is used up)."""

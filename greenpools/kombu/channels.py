@@ -63,9 +63,7 @@ class _PooledChannelMixin(SelfLeasing):
             else:
                 pool.replace(self)
         except NotCheckedOut as refused:
-            if refused.resource_id != id(self):  # its connection's, say: a real mistake
-                raise
-            # ended inside the block (SelfLeasing): nothing to end
+            self._refused_at_exit(refused)
 
 
 class ChannelPool(KombuResource[Any]):

@@ -93,9 +93,7 @@ class PooledConnection(SelfLeasing, HearsBlocks, _KombuPooledConnection):  # typ
             else:
                 pool.release(self)
         except NotCheckedOut as refused:
-            if refused.resource_id != id(self):  # its connection's, say: a real mistake
-                raise
-            # ended inside the block (SelfLeasing): nothing to end
+            self._refused_at_exit(refused)
 
 
 def _bound_close_waits(conn: Any) -> None:

@@ -70,9 +70,7 @@ class _PooledProducerMixin(SelfLeasing):
             else:
                 pool._release_after_error(self, exc)
         except NotCheckedOut as refused:
-            if refused.resource_id != id(self):  # its connection's, say: a real mistake
-                raise
-            # ended inside the block (SelfLeasing): nothing to end
+            self._refused_at_exit(refused)
 
 
 class PooledProducer(_PooledProducerMixin, _KombuProducer):  # type: ignore[misc]
