@@ -74,7 +74,7 @@ class SelfLeasing:
             # pooled connection on any error, and kombu code then releases
             # it.  Without pooling every release drops the object, so there
             # a second one cannot be told from that and is refused.
-            if not pool._limit or _in_pool(pool, self):
+            if not pool._limit or pool._holds(self):
                 raise
             return
         if self._open_withs > 0:  # inside a block: its exit must end nothing
@@ -100,12 +100,6 @@ class SelfLeasing:
             pool._ended_in_with.discard(key)
             return True
         return False
-
-
-def _in_pool(pool: KombuResource[Any], resource: Any) -> bool:
-    """Whether ``pool`` still holds ``resource``, lent or idle."""
-    slot = pool._slots.get(id(resource))
-    return slot is not None and slot.resource is resource
 
 
 def as_connection(connection: Any) -> Any:
